@@ -1,0 +1,228 @@
+// muse-cli: the command-line face of libmuse. Uses only the public C++ API.
+#include "muse/muse.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace {
+
+const char *kUsage = R"(muse-cli — run and inspect GGUF models with muse
+
+usage:
+  muse-cli info MODEL [--json] [--mmproj FILE] [--no-mmap] [--tensors N]
+  muse-cli --version
+  muse-cli --help
+
+commands:
+  info     print the architecture, hyperparameters, tokenizer summary, file type
+           and tensor table of a GGUF model (loads metadata only; fast on huge files)
+
+options:
+  --json        machine-readable output (one JSON object on stdout)
+  --mmproj FILE also load and check a multimodal projector GGUF
+  --no-mmap     read the file instead of mapping it
+  --tensors N   show at most N tensors in the text table (default 40, 0 = all)
+
+exit status: 0 on success, 1 on a muse error (message on stderr), 2 on bad usage.
+)";
+
+// llama.cpp's llama_ftype values, as written to general.file_type.
+std::string file_type_name(int64_t ft) {
+    static const std::map<int64_t, const char *> names = {
+        {0, "F32"},      {1, "F16"},      {2, "Q4_0"},     {3, "Q4_1"},     {7, "Q8_0"},
+        {8, "Q5_0"},     {9, "Q5_1"},     {10, "Q2_K"},    {11, "Q3_K_S"},  {12, "Q3_K_M"},
+        {13, "Q3_K_L"},  {14, "Q4_K_S"},  {15, "Q4_K_M"},  {16, "Q5_K_S"},  {17, "Q5_K_M"},
+        {18, "Q6_K"},    {19, "IQ2_XXS"}, {20, "IQ2_XS"},  {21, "Q2_K_S"},  {22, "IQ3_XS"},
+        {23, "IQ3_XXS"}, {24, "IQ1_S"},   {25, "IQ4_NL"},  {26, "IQ3_S"},   {27, "IQ3_M"},
+        {28, "IQ2_S"},   {29, "IQ2_M"},   {30, "IQ4_XS"},  {31, "IQ1_M"},   {32, "BF16"},
+        {36, "TQ1_0"},   {37, "TQ2_0"},   {38, "MXFP4_MOE"}};
+    auto it = names.find(ft & ~int64_t(1024));  // 1024: "guessed" flag
+    return it == names.end() ? "unknown (" + std::to_string(ft) + ")" : it->second;
+}
+
+struct Args {
+    std::string command, model, mmproj;
+    bool json = false, no_mmap = false;
+    int64_t max_tensors = 40;
+};
+
+[[noreturn]] void usage_error(const std::string &msg) {
+    std::fprintf(stderr, "muse-cli: %s\n(see muse-cli --help)\n", msg.c_str());
+    std::exit(2);
+}
+
+Args parse_args(int argc, char **argv) {
+    Args a;
+    std::vector<std::string> positional;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        auto value = [&](const char *name) -> std::string {
+            if (i + 1 >= argc) usage_error(std::string(name) + " needs a value");
+            return argv[++i];
+        };
+        if (arg == "--help" || arg == "-h") {
+            std::fputs(kUsage, stdout);
+            std::exit(0);
+        } else if (arg == "--version") {
+            std::printf("muse %s (ABI %u)\n", muse_version(), muse_abi_version());
+            std::exit(0);
+        } else if (arg == "--json") {
+            a.json = true;
+        } else if (arg == "--no-mmap") {
+            a.no_mmap = true;
+        } else if (arg == "--mmproj") {
+            a.mmproj = value("--mmproj");
+        } else if (arg == "--tensors") {
+            try {
+                a.max_tensors = std::stoll(value("--tensors"));
+            } catch (...) {
+                usage_error("--tensors needs a number");
+            }
+        } else if (arg == "-m" || arg == "--model") {
+            a.model = value("--model");
+        } else if (!arg.empty() && arg[0] == '-') {
+            usage_error("unknown option " + arg);
+        } else {
+            positional.push_back(arg);
+        }
+    }
+    if (positional.empty()) usage_error("no command given");
+    a.command = positional[0];
+    if (positional.size() > 1 && a.model.empty()) a.model = positional[1];
+    if (positional.size() > 2) usage_error("too many arguments");
+    return a;
+}
+
+nlohmann::json tokenizer_summary(const muse::model &m) {
+    nlohmann::json t = nlohmann::json::object();
+    for (const char *k : {"tokenizer.ggml.model", "tokenizer.ggml.pre"})
+        if (auto s = m.meta_string_or_none(k)) t[std::strchr(k + 10, '.') + 1] = *s;
+    if (m.has_meta("tokenizer.ggml.tokens")) t["n_tokens"] = m.meta_array_length("tokenizer.ggml.tokens");
+    if (m.has_meta("tokenizer.ggml.merges")) t["n_merges"] = m.meta_array_length("tokenizer.ggml.merges");
+    nlohmann::json special = nlohmann::json::object();
+    for (const char *name : {"bos", "eos", "eot", "eom", "unknown", "padding", "separator", "mask"}) {
+        const std::string key = std::string("tokenizer.ggml.") + name + "_token_id";
+        if (!m.has_meta(key)) continue;
+        const int64_t id = m.meta_int(key);
+        nlohmann::json e = {{"id", id}};
+        uint64_t n_tok = m.has_meta("tokenizer.ggml.tokens") ? m.meta_array_length("tokenizer.ggml.tokens") : 0;
+        if (id >= 0 && static_cast<uint64_t>(id) < n_tok) {
+            const char *s = nullptr;
+            size_t len = 0;
+            if (muse_model_meta_array_get_string(m.get(), "tokenizer.ggml.tokens", static_cast<uint64_t>(id), &s, &len) == MUSE_OK)
+                e["text"] = std::string(s, len);
+        }
+        special[name] = e;
+    }
+    t["special"] = special;
+    for (const char *k : {"tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token"})
+        if (m.has_meta(k) && m.meta_type(k) == MUSE_META_BOOL) t[std::strrchr(k, '.') + 1] = m.meta_int(k) != 0;
+    t["has_chat_template"] = m.has_meta("tokenizer.chat_template");
+    return t;
+}
+
+nlohmann::json hyperparameters(const muse::model &m) {
+    nlohmann::json h = {{"n_vocab", m.n_vocab()}, {"n_ctx_train", m.n_ctx_train()},
+                        {"n_embd", m.n_embd()},   {"n_layer", m.n_layer()}};
+    const std::string prefix = m.arch() + ".";
+    for (const std::string &key : m.meta_keys()) {
+        if (key.rfind(prefix, 0) != 0) continue;
+        h[key.substr(prefix.size())] = nlohmann::json::parse(m.meta_json(key));
+    }
+    return h;
+}
+
+int cmd_info(const Args &a) {
+    if (a.model.empty()) usage_error("info needs a MODEL path");
+    muse::model_options opt;
+    opt.vocab_only(true).use_mmap(!a.no_mmap);
+    if (!a.mmproj.empty()) opt.mmproj(a.mmproj);
+    const muse::model m(a.model, opt);
+
+    nlohmann::json out;
+    out["file"] = a.model;
+    out["gguf_version"] = m.gguf_version();
+    out["file_size"] = muse_model_file_size(m.get());
+    out["architecture"] = m.arch();
+    out["name"] = m.name();
+    out["file_type"] = m.has_meta("general.file_type") ? file_type_name(m.meta_int("general.file_type")) : "unknown";
+    out["hyperparameters"] = hyperparameters(m);
+    out["tokenizer"] = tokenizer_summary(m);
+    out["n_metadata"] = m.meta_keys().size();
+    nlohmann::json tensors = nlohmann::json::array();
+    int64_t n_params = 0;
+    uint64_t n_bytes = 0;
+    std::map<std::string, int64_t> type_counts;
+    const auto infos = m.tensors();
+    for (const auto &t : infos) {
+        tensors.push_back({{"name", t.name}, {"type", t.type_name}, {"dims", t.dims}, {"bytes", t.n_bytes}});
+        n_params += t.n_elements;
+        n_bytes += t.n_bytes;
+        type_counts[t.type_name]++;
+    }
+    out["n_params"] = n_params;
+    out["tensor_bytes"] = n_bytes;
+    out["tensor_types"] = type_counts;
+    out["tensors"] = tensors;
+
+    if (a.json) {
+        std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+        return 0;
+    }
+    auto s = [](const nlohmann::json &j) { return j.is_string() ? j.get<std::string>() : j.dump(); };
+    std::printf("file          %s (GGUF v%u, %.2f MiB)\n", a.model.c_str(), m.gguf_version(),
+                static_cast<double>(muse_model_file_size(m.get())) / (1024.0 * 1024.0));
+    std::printf("architecture  %s\n", m.arch().c_str());
+    if (!m.name().empty()) std::printf("name          %s\n", m.name().c_str());
+    std::printf("file type     %s\n", out["file_type"].get<std::string>().c_str());
+    std::printf("parameters    %.3f M in %zu tensors (%.2f MiB)\n", static_cast<double>(n_params) / 1e6,
+                infos.size(), static_cast<double>(n_bytes) / (1024.0 * 1024.0));
+    std::printf("\nhyperparameters\n");
+    for (const auto &[k, v] : out["hyperparameters"].items()) {
+        std::string text = s(v);
+        if (text.size() > 80) text = text.substr(0, 77) + "...";
+        std::printf("  %-40s %s\n", k.c_str(), text.c_str());
+    }
+    std::printf("\ntokenizer\n");
+    for (const auto &[k, v] : out["tokenizer"].items()) {
+        if (k == "special") continue;
+        std::printf("  %-40s %s\n", k.c_str(), s(v).c_str());
+    }
+    for (const auto &[k, v] : out["tokenizer"]["special"].items())
+        std::printf("  %-40s %s\n", (k + " token").c_str(), v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    std::printf("\ntensors\n");
+    int64_t shown = 0;
+    for (const auto &t : infos) {
+        if (a.max_tensors > 0 && shown >= a.max_tensors) {
+            std::printf("  ... %zu more (use --tensors 0 to list all)\n", infos.size() - static_cast<size_t>(shown));
+            break;
+        }
+        std::string dims;
+        for (size_t d = 0; d < t.dims.size(); ++d) dims += (d ? " x " : "") + std::to_string(t.dims[d]);
+        std::printf("  %-40s %-6s [%s]\n", t.name.c_str(), t.type_name.c_str(), dims.c_str());
+        ++shown;
+    }
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    const Args a = parse_args(argc, argv);
+    try {
+        if (a.command == "info") return cmd_info(a);
+        usage_error("unknown command '" + a.command + "'");
+    } catch (const muse::error &e) {
+        std::fprintf(stderr, "muse-cli: %s\n", e.what());
+        return 1;
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "muse-cli: %s\n", e.what());
+        return 1;
+    }
+}

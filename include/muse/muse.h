@@ -1,0 +1,222 @@
+/*
+ * muse.h — the stable C ABI of muse, an embeddable inference library for
+ * native multimodal reasoning models (GGUF files, llama.cpp layout).
+ *
+ * Ten-line tour:
+ *
+ *     muse_model_params p;
+ *     muse_model_params_init(&p);             // defaults; p.struct_size is set
+ *     p.vocab_only = true;                    // metadata + tokenizer only
+ *     muse_model *m = NULL;
+ *     if (muse_model_load("model.gguf", &p, &m) != MUSE_OK) {
+ *         fprintf(stderr, "muse: %s\n", muse_last_error());
+ *         return 1;
+ *     }
+ *     printf("%s, %lld layers\n", muse_model_arch(m), (long long)muse_model_n_layer(m));
+ *     muse_model_free(m);
+ *
+ * Conventions (every function follows them):
+ *   - Fallible calls return muse_status (0 = MUSE_OK). On failure a thread-local
+ *     message is available from muse_last_error() until the next muse call on
+ *     that thread. No C++ exception ever crosses this boundary.
+ *   - Handles are opaque. muse_x_free(NULL) is a harmless no-op.
+ *   - Params structs start with `uint32_t struct_size` and are filled by their
+ *     _init() function. A caller built against an older header passes a smaller
+ *     size and gets defaults for the newer fields; a larger size is accepted only
+ *     if the bytes muse does not know are all zero.
+ *   - Strings are UTF-8, NUL-terminated, owned by muse unless a function says the
+ *     caller must release them with muse_string_free().
+ *   - Enums have explicit values that are only ever appended.
+ *
+ * Threads: a muse_model is immutable after loading and may be shared by any
+ * number of threads. Pointers returned by model getters stay valid until
+ * muse_model_free().
+ */
+#ifndef MUSE_H
+#define MUSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#  if defined(MUSE_BUILDING_LIBRARY)
+#    define MUSE_API __declspec(dllexport)
+#  elif defined(MUSE_SHARED)
+#    define MUSE_API __declspec(dllimport)
+#  else
+#    define MUSE_API
+#  endif
+#else
+#  define MUSE_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped whenever a function is added or a struct grows. Never decreases. */
+#define MUSE_ABI_VERSION 1
+
+/* ---------------------------------------------------------------- status */
+
+typedef enum muse_status {
+    MUSE_OK                   = 0,
+    MUSE_ERR_INVALID_ARGUMENT = 1,  /* NULL handle, bad struct size, bad value  */
+    MUSE_ERR_IO               = 2,  /* file cannot be opened, read or mapped    */
+    MUSE_ERR_FORMAT           = 3,  /* the file is malformed (message names the field) */
+    MUSE_ERR_UNSUPPORTED      = 4,  /* valid, but muse does not handle it (yet) */
+    MUSE_ERR_OUT_OF_MEMORY    = 5,
+    MUSE_ERR_NOT_FOUND        = 6,  /* no such key / tensor / index             */
+    MUSE_ERR_TYPE_MISMATCH    = 7,  /* the value exists but has another type    */
+    MUSE_ERR_OUT_OF_RANGE     = 8,  /* index or value outside the valid range   */
+    MUSE_ERR_CANCELLED        = 9,  /* a callback asked to stop                 */
+    MUSE_ERR_INTERNAL         = 10  /* a bug in muse; please report it          */
+} muse_status;
+
+/* Static English name of a status, e.g. "MUSE_ERR_FORMAT". Never NULL. */
+MUSE_API const char *muse_status_name(muse_status status);
+
+/* Thread-local message of the last failed call on this thread ("" if none). */
+MUSE_API const char *muse_last_error(void);
+
+/* Library version string ("0.1.0") and the ABI version the library implements. */
+MUSE_API const char *muse_version(void);
+MUSE_API uint32_t    muse_abi_version(void);
+
+/* Releases a string that a muse function documented as caller-owned. */
+MUSE_API void muse_string_free(char *str);
+
+/* ---------------------------------------------------------------- models */
+
+/* A loaded GGUF model (weights are mapped, not copied, where possible).
+ * Immutable after loading; share it freely across threads. */
+typedef struct muse_model muse_model;
+
+typedef enum muse_backend {
+    MUSE_BACKEND_AUTO   = 0,  /* the best available backend */
+    MUSE_BACKEND_CPU    = 1,
+    MUSE_BACKEND_VULKAN = 2   /* only if built with -DMUSE_VULKAN=ON */
+} muse_backend;
+
+/* Load progress in [0, 1]. Return false to cancel the load (MUSE_ERR_CANCELLED). */
+typedef bool (*muse_progress_cb)(float progress, void *user_data);
+
+typedef struct muse_model_params {
+    uint32_t         struct_size;   /* sizeof(muse_model_params), set by _init */
+    muse_backend     backend;       /* default MUSE_BACKEND_AUTO */
+    int32_t          n_threads;     /* <= 0: one per physical core (default 0) */
+    bool             use_mmap;      /* default true; false reads tensors into memory */
+    bool             vocab_only;    /* default false; metadata and tokenizer only */
+    const char      *mmproj_path;   /* optional multimodal projector GGUF, NULL if none */
+    muse_progress_cb progress;      /* optional */
+    void            *progress_user_data;
+} muse_model_params;
+
+MUSE_API void muse_model_params_init(muse_model_params *params);
+
+/* Loads a GGUF file. params may be NULL for defaults. On failure *out_model
+ * is set to NULL and muse_last_error() says what is wrong and where. */
+MUSE_API muse_status muse_model_load(const char *path, const muse_model_params *params,
+                                     muse_model **out_model);
+MUSE_API void muse_model_free(muse_model *model);
+
+/* Hyperparameters. Getters on a NULL model return NULL / -1. */
+MUSE_API const char *muse_model_arch(const muse_model *model);  /* general.architecture */
+MUSE_API const char *muse_model_name(const muse_model *model);  /* general.name or "" */
+MUSE_API int64_t muse_model_n_vocab(const muse_model *model);
+MUSE_API int64_t muse_model_n_ctx_train(const muse_model *model);
+MUSE_API int64_t muse_model_n_embd(const muse_model *model);
+MUSE_API int64_t muse_model_n_layer(const muse_model *model);
+MUSE_API uint32_t muse_model_gguf_version(const muse_model *model);
+MUSE_API uint64_t muse_model_file_size(const muse_model *model);
+
+/* ------------------------------------------------------------ metadata */
+
+/* GGUF value types (the ids of the GGUF format itself). */
+typedef enum muse_meta_type {
+    MUSE_META_UINT8   = 0,
+    MUSE_META_INT8    = 1,
+    MUSE_META_UINT16  = 2,
+    MUSE_META_INT16   = 3,
+    MUSE_META_UINT32  = 4,
+    MUSE_META_INT32   = 5,
+    MUSE_META_FLOAT32 = 6,
+    MUSE_META_BOOL    = 7,
+    MUSE_META_STRING  = 8,
+    MUSE_META_ARRAY   = 9,
+    MUSE_META_UINT64  = 10,
+    MUSE_META_INT64   = 11,
+    MUSE_META_FLOAT64 = 12
+} muse_meta_type;
+
+/* Number of key/value pairs and the key at an index (in file order). */
+MUSE_API int64_t muse_model_meta_count(const muse_model *model);
+MUSE_API muse_status muse_model_meta_key(const muse_model *model, int64_t index,
+                                         const char **out_key);
+
+/* Type of a value; for arrays also the element type and length (else 0). */
+MUSE_API muse_status muse_model_meta_type(const muse_model *model, const char *key,
+                                          muse_meta_type *out_type);
+MUSE_API muse_status muse_model_meta_array_info(const muse_model *model, const char *key,
+                                                muse_meta_type *out_elem_type,
+                                                uint64_t *out_length);
+
+/* Scalars. get_int accepts every integer type and bool (UINT64 above INT64_MAX
+ * is MUSE_ERR_OUT_OF_RANGE: use get_uint); get_float accepts float and integer
+ * types; get_string returns a pointer owned by the model (len may be NULL). */
+MUSE_API muse_status muse_model_meta_get_int(const muse_model *model, const char *key,
+                                             int64_t *out_value);
+MUSE_API muse_status muse_model_meta_get_uint(const muse_model *model, const char *key,
+                                              uint64_t *out_value);
+MUSE_API muse_status muse_model_meta_get_float(const muse_model *model, const char *key,
+                                               double *out_value);
+MUSE_API muse_status muse_model_meta_get_string(const muse_model *model, const char *key,
+                                                const char **out_str, size_t *out_len);
+
+/* Elements of a (non-nested) array, same conversion rules as the scalars. */
+MUSE_API muse_status muse_model_meta_array_get_int(const muse_model *model, const char *key,
+                                                   uint64_t index, int64_t *out_value);
+MUSE_API muse_status muse_model_meta_array_get_float(const muse_model *model, const char *key,
+                                                     uint64_t index, double *out_value);
+MUSE_API muse_status muse_model_meta_array_get_string(const muse_model *model, const char *key,
+                                                      uint64_t index, const char **out_str,
+                                                      size_t *out_len);
+
+/* Any value, nested arrays included, as JSON text (strings escaped, floats with
+ * round-trip precision, non-finite floats as null). Release with muse_string_free(). */
+MUSE_API muse_status muse_model_meta_to_json(const muse_model *model, const char *key,
+                                             char **out_json);
+
+/* ------------------------------------------------------------- tensors */
+
+#define MUSE_MAX_DIMS 4
+
+typedef struct muse_tensor_info {
+    uint32_t    struct_size;          /* set by the caller: sizeof(muse_tensor_info) */
+    const char *name;                 /* owned by the model */
+    uint32_t    type;                 /* ggml type id (0 = F32, 1 = F16, 8 = Q8_0 ...) */
+    const char *type_name;            /* "F32", "Q4_K" ... */
+    uint32_t    n_dims;
+    int64_t     dims[MUSE_MAX_DIMS];  /* ggml order: dims[0] is the contiguous one; unused = 1 */
+    int64_t     n_elements;
+    uint64_t    n_bytes;
+    uint64_t    offset;               /* from the start of the file */
+} muse_tensor_info;
+
+MUSE_API int64_t muse_model_tensor_count(const muse_model *model);
+MUSE_API muse_status muse_model_tensor_info(const muse_model *model, int64_t index,
+                                            muse_tensor_info *out_info);
+MUSE_API muse_status muse_model_tensor_find(const muse_model *model, const char *name,
+                                            int64_t *out_index);
+
+/* Dequantizes a whole tensor to float32 (dst must hold n_elements floats;
+ * capacity is dst's size in floats). Not available on vocab_only models. */
+MUSE_API muse_status muse_model_tensor_read_f32(const muse_model *model, int64_t index,
+                                                float *dst, size_t capacity);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MUSE_H */

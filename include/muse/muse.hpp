@@ -1,0 +1,212 @@
+// muse.hpp — header-only C++17 wrapper over the C ABI in muse.h (and nothing
+// else): RAII owners, exceptions (muse::error), std::string_view in, std types out.
+//
+//     muse::model m("model.gguf", muse::model_options{}.vocab_only(true));
+//     std::cout << m.arch() << " " << m.n_layer() << " layers\n";
+//     for (const auto &t : m.tensors()) std::cout << t.name << " " << t.type_name << "\n";
+//
+// Thread rules are those of the C handles: a muse::model may be shared by threads.
+#ifndef MUSE_HPP
+#define MUSE_HPP
+
+#include "muse/muse.h"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace muse {
+
+class error : public std::runtime_error {
+public:
+    error(muse_status code, const std::string &message) : std::runtime_error(message), code_(code) {}
+    muse_status code() const noexcept { return code_; }
+
+private:
+    muse_status code_;
+};
+
+// Throws muse::error with the thread's last message when status is not MUSE_OK.
+inline void check(muse_status status) {
+    if (status != MUSE_OK) {
+        const char *msg = muse_last_error();
+        throw error(status, std::string(muse_status_name(status)) + ": " + (msg && *msg ? msg : "(no message)"));
+    }
+}
+
+// One move-only owner for every handle type: unique_ptr over the C free function.
+template <class T, void (*Free)(T *)>
+struct handle_deleter {
+    void operator()(T *p) const noexcept { Free(p); }
+};
+template <class T, void (*Free)(T *)>
+using unique_handle = std::unique_ptr<T, handle_deleter<T, Free>>;
+
+inline std::string version() { return muse_version(); }
+
+class model_options {
+public:
+    model_options() { muse_model_params_init(&p_); }
+    model_options &backend(muse_backend b) { p_.backend = b; return *this; }
+    model_options &threads(int32_t n) { p_.n_threads = n; return *this; }
+    model_options &use_mmap(bool on) { p_.use_mmap = on; return *this; }
+    model_options &vocab_only(bool on) { p_.vocab_only = on; return *this; }
+    model_options &mmproj(std::string path) { mmproj_ = std::move(path); return *this; }
+    // Return false from the callback to cancel the load.
+    model_options &progress(std::function<bool(float)> cb) { progress_ = std::move(cb); return *this; }
+
+    // The C struct, valid while this object lives and is not modified.
+    const muse_model_params *c_params() {
+        p_.mmproj_path = mmproj_.empty() ? nullptr : mmproj_.c_str();
+        if (progress_) {
+            p_.progress = [](float f, void *user) -> bool {
+                try {
+                    return (*static_cast<std::function<bool(float)> *>(user))(f);
+                } catch (...) {
+                    return false;  // never let an exception unwind through C
+                }
+            };
+            p_.progress_user_data = &progress_;
+        } else {
+            p_.progress = nullptr;
+            p_.progress_user_data = nullptr;
+        }
+        return &p_;
+    }
+
+private:
+    muse_model_params p_{};
+    std::string mmproj_;
+    std::function<bool(float)> progress_;
+};
+
+struct tensor_info {
+    std::string name;
+    uint32_t type = 0;
+    std::string type_name;
+    std::vector<int64_t> dims;  // ggml order, n_dims entries
+    int64_t n_elements = 0;
+    uint64_t n_bytes = 0;
+    uint64_t offset = 0;
+};
+
+class model {
+public:
+    explicit model(const std::string &path, model_options options = {}) {
+        muse_model *m = nullptr;
+        check(muse_model_load(path.c_str(), options.c_params(), &m));
+        handle_.reset(m);
+    }
+
+    const muse_model *get() const noexcept { return handle_.get(); }
+
+    std::string arch() const { return muse_model_arch(get()); }
+    std::string name() const { return muse_model_name(get()); }
+    int64_t n_vocab() const { return muse_model_n_vocab(get()); }
+    int64_t n_ctx_train() const { return muse_model_n_ctx_train(get()); }
+    int64_t n_embd() const { return muse_model_n_embd(get()); }
+    int64_t n_layer() const { return muse_model_n_layer(get()); }
+    uint32_t gguf_version() const { return muse_model_gguf_version(get()); }
+
+    // ---- metadata
+    std::vector<std::string> meta_keys() const {
+        std::vector<std::string> keys;
+        const int64_t n = muse_model_meta_count(get());
+        for (int64_t i = 0; i < n; ++i) {
+            const char *k = nullptr;
+            check(muse_model_meta_key(get(), i, &k));
+            keys.emplace_back(k);
+        }
+        return keys;
+    }
+    bool has_meta(std::string_view key) const {
+        muse_meta_type t;
+        return muse_model_meta_type(get(), std::string(key).c_str(), &t) == MUSE_OK;
+    }
+    muse_meta_type meta_type(std::string_view key) const {
+        muse_meta_type t;
+        check(muse_model_meta_type(get(), std::string(key).c_str(), &t));
+        return t;
+    }
+    int64_t meta_int(std::string_view key) const {
+        int64_t v = 0;
+        check(muse_model_meta_get_int(get(), std::string(key).c_str(), &v));
+        return v;
+    }
+    double meta_float(std::string_view key) const {
+        double v = 0;
+        check(muse_model_meta_get_float(get(), std::string(key).c_str(), &v));
+        return v;
+    }
+    std::string meta_string(std::string_view key) const {
+        const char *s = nullptr;
+        size_t n = 0;
+        check(muse_model_meta_get_string(get(), std::string(key).c_str(), &s, &n));
+        return std::string(s, n);
+    }
+    std::optional<std::string> meta_string_or_none(std::string_view key) const {
+        if (!has_meta(key) || meta_type(key) != MUSE_META_STRING) return std::nullopt;
+        return meta_string(key);
+    }
+    uint64_t meta_array_length(std::string_view key) const {
+        uint64_t n = 0;
+        check(muse_model_meta_array_info(get(), std::string(key).c_str(), nullptr, &n));
+        return n;
+    }
+    // Any value as JSON text (nested arrays included).
+    std::string meta_json(std::string_view key) const {
+        char *s = nullptr;
+        check(muse_model_meta_to_json(get(), std::string(key).c_str(), &s));
+        std::string out(s);
+        muse_string_free(s);
+        return out;
+    }
+
+    // ---- tensors
+    int64_t tensor_count() const { return muse_model_tensor_count(get()); }
+    tensor_info tensor(int64_t index) const {
+        muse_tensor_info c{};
+        c.struct_size = sizeof(c);
+        check(muse_model_tensor_info(get(), index, &c));
+        tensor_info t;
+        t.name = c.name;
+        t.type = c.type;
+        t.type_name = c.type_name;
+        t.dims.assign(c.dims, c.dims + c.n_dims);
+        t.n_elements = c.n_elements;
+        t.n_bytes = c.n_bytes;
+        t.offset = c.offset;
+        return t;
+    }
+    std::vector<tensor_info> tensors() const {
+        std::vector<tensor_info> out;
+        const int64_t n = tensor_count();
+        out.reserve(static_cast<size_t>(n > 0 ? n : 0));
+        for (int64_t i = 0; i < n; ++i) out.push_back(tensor(i));
+        return out;
+    }
+    std::optional<int64_t> find_tensor(std::string_view name) const {
+        int64_t i = -1;
+        if (muse_model_tensor_find(get(), std::string(name).c_str(), &i) != MUSE_OK) return std::nullopt;
+        return i;
+    }
+    std::vector<float> tensor_f32(int64_t index) const {
+        const tensor_info t = tensor(index);
+        std::vector<float> out(static_cast<size_t>(t.n_elements));
+        check(muse_model_tensor_read_f32(get(), index, out.data(), out.size()));
+        return out;
+    }
+
+private:
+    unique_handle<muse_model, muse_model_free> handle_;
+};
+
+} // namespace muse
+
+#endif // MUSE_HPP

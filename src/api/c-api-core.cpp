@@ -1,0 +1,57 @@
+// Library-wide entry points: versions, status names, thread-local errors.
+#include "api/api-guard.h"
+
+#include <cstdlib>
+
+#ifndef MUSE_VERSION_STRING
+#define MUSE_VERSION_STRING "0.0.0"
+#endif
+
+namespace muse::api {
+namespace {
+thread_local std::string g_last_error;
+}
+
+muse_status set_error(muse_status status, const char *message) noexcept {
+    try {
+        g_last_error = message ? message : "";
+    } catch (...) {
+        g_last_error.clear();  // out of memory while reporting: keep the status at least
+    }
+    return status;
+}
+
+void clear_error() noexcept { g_last_error.clear(); }
+
+const char *last_error() noexcept { return g_last_error.c_str(); }
+
+} // namespace muse::api
+
+extern "C" {
+
+MUSE_API const char *muse_status_name(muse_status status) {
+    switch (status) {
+    case MUSE_OK: return "MUSE_OK";
+    case MUSE_ERR_INVALID_ARGUMENT: return "MUSE_ERR_INVALID_ARGUMENT";
+    case MUSE_ERR_IO: return "MUSE_ERR_IO";
+    case MUSE_ERR_FORMAT: return "MUSE_ERR_FORMAT";
+    case MUSE_ERR_UNSUPPORTED: return "MUSE_ERR_UNSUPPORTED";
+    case MUSE_ERR_OUT_OF_MEMORY: return "MUSE_ERR_OUT_OF_MEMORY";
+    case MUSE_ERR_NOT_FOUND: return "MUSE_ERR_NOT_FOUND";
+    case MUSE_ERR_TYPE_MISMATCH: return "MUSE_ERR_TYPE_MISMATCH";
+    case MUSE_ERR_OUT_OF_RANGE: return "MUSE_ERR_OUT_OF_RANGE";
+    case MUSE_ERR_CANCELLED: return "MUSE_ERR_CANCELLED";
+    case MUSE_ERR_INTERNAL: return "MUSE_ERR_INTERNAL";
+    }
+    return "MUSE_ERR_UNKNOWN_STATUS";
+}
+
+MUSE_API const char *muse_last_error(void) { return muse::api::last_error(); }
+
+MUSE_API const char *muse_version(void) { return MUSE_VERSION_STRING; }
+
+MUSE_API uint32_t muse_abi_version(void) { return MUSE_ABI_VERSION; }
+
+MUSE_API void muse_string_free(char *str) { std::free(str); }
+
+} // extern "C"

@@ -1,0 +1,77 @@
+#include "model/model.h"
+
+#include "core/error.h"
+
+namespace muse {
+namespace {
+
+gguf::OpenOptions open_options(const ModelLoadOptions &o) {
+    gguf::OpenOptions g;
+    g.use_mmap = o.use_mmap;
+    g.load_tensor_data = !o.vocab_only;
+    g.progress = o.progress;
+    return g;
+}
+
+void check_options(const ModelLoadOptions &o) {
+    if (o.backend == MUSE_BACKEND_VULKAN) {
+#ifndef MUSE_HAVE_VULKAN
+        fail(MUSE_ERR_UNSUPPORTED, "this muse was built without the Vulkan backend (-DMUSE_VULKAN=ON)");
+#endif
+    } else if (o.backend != MUSE_BACKEND_AUTO && o.backend != MUSE_BACKEND_CPU) {
+        fail(MUSE_ERR_INVALID_ARGUMENT, "unknown backend id ", static_cast<int>(o.backend));
+    }
+    if (o.n_threads > 1024) fail(MUSE_ERR_INVALID_ARGUMENT, "n_threads ", o.n_threads, " is absurd (max 1024)");
+}
+
+} // namespace
+
+std::unique_ptr<Model> Model::load(const std::string &path, const ModelLoadOptions &options) {
+    check_options(options);
+    std::unique_ptr<Model> m(new Model());
+    m->file_ = gguf::File::open(path, open_options(options));
+    if (!options.mmproj_path.empty()) {
+        m->mmproj_ = gguf::File::open(options.mmproj_path, open_options(options));
+        const auto arch = m->mmproj_->get_string("general.architecture");
+        if (arch != "clip")
+            fail(MUSE_ERR_FORMAT, options.mmproj_path, ": not a multimodal projector (general.architecture is '",
+                 arch.value_or(""), "', expected 'clip')");
+    }
+    m->init(options);
+    return m;
+}
+
+std::unique_ptr<Model> Model::load_from_memory(const void *data, size_t size, const ModelLoadOptions &options) {
+    check_options(options);
+    std::unique_ptr<Model> m(new Model());
+    m->file_ = gguf::File::from_memory(data, size, open_options(options));
+    m->init(options);
+    return m;
+}
+
+void Model::init(const ModelLoadOptions &options) {
+    options_ = options;
+    const auto arch = file_->get_string("general.architecture");
+    if (!arch || arch->empty())
+        fail(MUSE_ERR_FORMAT, file_->description(), ": general.architecture is missing; not a model file");
+    arch_ = *arch;
+    name_ = file_->get_string("general.name").value_or("");
+    auto non_negative = [&](const char *suffix) -> int64_t {
+        const std::string key = arch_key(suffix);
+        const int64_t v = file_->get_int(key).value_or(0);
+        if (v < 0) fail(MUSE_ERR_FORMAT, "metadata '", key, "' is negative (", v, ")");
+        return v;
+    };
+    n_ctx_train_ = non_negative("context_length");
+    n_embd_ = non_negative("embedding_length");
+    n_layer_ = non_negative("block_count");
+    if (const gguf::Value *tokens = file_->find("tokenizer.ggml.tokens")) {
+        if (tokens->type != gguf::ValueType::ARRAY || tokens->elem_type != gguf::ValueType::STRING)
+            fail(MUSE_ERR_FORMAT, "metadata 'tokenizer.ggml.tokens' should be an array of strings");
+        n_vocab_ = static_cast<int64_t>(tokens->length);
+    } else if (const gguf::TensorInfo *emb = file_->find_tensor("token_embd.weight")) {
+        n_vocab_ = emb->ne[1];
+    }
+}
+
+} // namespace muse

@@ -1,0 +1,54 @@
+// muse::Model: a loaded GGUF (and optional mmproj) plus the hyperparameters
+// every family shares. Immutable after construction; shared by all sessions.
+#pragma once
+
+#include "gguf/gguf-file.h"
+
+#include "muse/muse.h"
+
+#include <memory>
+#include <string>
+
+namespace muse {
+
+struct ModelLoadOptions {
+    muse_backend backend = MUSE_BACKEND_AUTO;
+    int32_t n_threads = 0;
+    bool use_mmap = true;
+    bool vocab_only = false;
+    std::string mmproj_path;  // empty: none
+    std::function<bool(float)> progress;
+};
+
+class Model {
+public:
+    static std::unique_ptr<Model> load(const std::string &path, const ModelLoadOptions &options);
+    // For fuzzing and tests: parse a GGUF held in memory (must outlive the Model).
+    static std::unique_ptr<Model> load_from_memory(const void *data, size_t size, const ModelLoadOptions &options);
+
+    const gguf::File &file() const { return *file_; }
+    const gguf::File *mmproj() const { return mmproj_.get(); }
+    const ModelLoadOptions &options() const { return options_; }
+
+    const std::string &arch() const { return arch_; }
+    const std::string &name() const { return name_; }
+    int64_t n_vocab() const { return n_vocab_; }
+    int64_t n_ctx_train() const { return n_ctx_train_; }
+    int64_t n_embd() const { return n_embd_; }
+    int64_t n_layer() const { return n_layer_; }
+
+    // "{arch}.{suffix}", the per-architecture metadata key.
+    std::string arch_key(const char *suffix) const { return arch_ + "." + suffix; }
+
+private:
+    Model() = default;
+    void init(const ModelLoadOptions &options);
+
+    std::unique_ptr<gguf::File> file_;
+    std::unique_ptr<gguf::File> mmproj_;
+    ModelLoadOptions options_;
+    std::string arch_, name_;
+    int64_t n_vocab_ = 0, n_ctx_train_ = 0, n_embd_ = 0, n_layer_ = 0;
+};
+
+} // namespace muse

@@ -1,0 +1,41 @@
+// The header-only C++ wrapper: RAII, exceptions, value types.
+#include "muse/muse.hpp"
+#include "test-helpers.h"
+
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+TEST_CASE("muse::model wraps loading, metadata and tensors", "[cpp-api]") {
+    const std::string path = "/tmp/muse-cpp-" + std::to_string(::getpid()) + ".gguf";
+    muse::test::tiny_model_writer().write_file(path);
+    float last = -1;
+    muse::model m(path, muse::model_options{}.progress([&](float p) {
+        last = p;
+        return true;
+    }));
+    CHECK(last == 1.0f);
+    CHECK(m.arch() == "llama");
+    CHECK(m.n_vocab() == 16);
+    CHECK(m.meta_int("llama.block_count") == 2);
+    CHECK(m.meta_string("general.name") == "tiny test model");
+    CHECK(m.meta_json("test.i8") == "-7");
+    CHECK_FALSE(m.meta_string_or_none("llama.block_count").has_value());
+    const auto tensors = m.tensors();
+    REQUIRE(tensors.size() == 3);
+    CHECK(tensors[2].type_name == "Q8_0");
+    CHECK(tensors[0].dims == std::vector<int64_t>{64, 16});
+    CHECK(m.tensor_f32(*m.find_tensor("output_norm.weight")).size() == 64);
+    CHECK_FALSE(m.find_tensor("nope").has_value());
+    try {
+        (void)m.meta_int("general.name");
+        FAIL("expected muse::error");
+    } catch (const muse::error &e) {
+        CHECK(e.code() == MUSE_ERR_TYPE_MISMATCH);
+        CHECK(std::string(e.what()).find("general.name") != std::string::npos);
+    }
+    CHECK_THROWS_AS(muse::model("/nonexistent.gguf"), muse::error);
+    // An exception thrown by the progress callback cancels the load instead of unwinding through C.
+    CHECK_THROWS_AS(muse::model(path, muse::model_options{}.progress([](float) -> bool { throw 1; })), muse::error);
+    std::remove(path.c_str());
+}
