@@ -1,0 +1,21 @@
+"""Python binding of muse (ctypes over the C ABI in include/muse/muse.h).
+
+    import muse
+    m = muse.Model("model.gguf", vocab_only=True)
+    print(m.arch, m.n_layer, m.metadata["tokenizer.ggml.model"])
+"""
+from ._ffi import lib as _lib
+from .errors import Error
+from .model import Model, TensorInfo
+
+__all__ = ["Error", "Model", "TensorInfo", "version", "abi_version"]
+
+
+def version() -> str:
+    """The library's version string."""
+    return _lib.muse_version().decode()
+
+
+def abi_version() -> int:
+    """The C ABI version the loaded library implements."""
+    return int(_lib.muse_abi_version())

@@ -1,0 +1,161 @@
+"""ctypes declarations of every C function in include/muse/muse.h.
+
+Each declaration sits next to its C prototype so the two are easy to compare.
+The library is found through, in order: the MUSE_LIBRARY environment variable,
+a build tree next to this package (build/src/libmuse.so), then the system's
+library search path.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from pathlib import Path
+
+c_int64_p = ctypes.POINTER(ctypes.c_int64)
+c_uint64_p = ctypes.POINTER(ctypes.c_uint64)
+c_double_p = ctypes.POINTER(ctypes.c_double)
+c_size_t_p = ctypes.POINTER(ctypes.c_size_t)
+c_char_pp = ctypes.POINTER(ctypes.c_char_p)
+c_void_pp = ctypes.POINTER(ctypes.c_void_p)
+
+MAX_DIMS = 4
+
+# muse_progress_cb: bool (*)(float progress, void *user_data)
+PROGRESS_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_float, ctypes.c_void_p)
+
+
+class ModelParams(ctypes.Structure):
+    """struct muse_model_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("backend", ctypes.c_int),
+        ("n_threads", ctypes.c_int32),
+        ("use_mmap", ctypes.c_bool),
+        ("vocab_only", ctypes.c_bool),
+        ("mmproj_path", ctypes.c_char_p),
+        ("progress", PROGRESS_CB),
+        ("progress_user_data", ctypes.c_void_p),
+    ]
+
+
+class TensorInfo(ctypes.Structure):
+    """struct muse_tensor_info"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("name", ctypes.c_char_p),
+        ("type", ctypes.c_uint32),
+        ("type_name", ctypes.c_char_p),
+        ("n_dims", ctypes.c_uint32),
+        ("dims", ctypes.c_int64 * MAX_DIMS),
+        ("n_elements", ctypes.c_int64),
+        ("n_bytes", ctypes.c_uint64),
+        ("offset", ctypes.c_uint64),
+    ]
+
+
+def _candidates():
+    env = os.environ.get("MUSE_LIBRARY")
+    if env:
+        yield env
+        return
+    here = Path(__file__).resolve()
+    root = here.parents[3]  # bindings/python/muse/_ffi.py -> repository root
+    for build in sorted(root.glob("build*")):
+        for name in ("libmuse.so", "libmuse.dylib"):
+            p = build / "src" / name
+            if p.exists():
+                yield str(p)
+    found = ctypes.util.find_library("muse")
+    if found:
+        yield found
+
+
+def _load():
+    errors = []
+    for path in _candidates():
+        try:
+            return ctypes.CDLL(path)
+        except OSError as e:  # try the next candidate
+            errors.append(f"{path}: {e}")
+    raise OSError("cannot load libmuse (set MUSE_LIBRARY to its path); tried: " + "; ".join(errors or ["nothing found"]))
+
+
+lib = _load()
+
+
+def _declare(name, restype, *argtypes):
+    fn = getattr(lib, name)
+    fn.restype = restype
+    fn.argtypes = list(argtypes)
+    return fn
+
+
+ST = ctypes.c_int  # muse_status
+M = ctypes.c_void_p  # muse_model *
+
+# const char *muse_status_name(muse_status status);
+_declare("muse_status_name", ctypes.c_char_p, ST)
+# const char *muse_last_error(void);
+_declare("muse_last_error", ctypes.c_char_p)
+# const char *muse_version(void);
+_declare("muse_version", ctypes.c_char_p)
+# uint32_t muse_abi_version(void);
+_declare("muse_abi_version", ctypes.c_uint32)
+# void muse_string_free(char *str);
+_declare("muse_string_free", None, ctypes.c_void_p)
+
+# void muse_model_params_init(muse_model_params *params);
+_declare("muse_model_params_init", None, ctypes.POINTER(ModelParams))
+# muse_status muse_model_load(const char *path, const muse_model_params *params, muse_model **out_model);
+_declare("muse_model_load", ST, ctypes.c_char_p, ctypes.POINTER(ModelParams), c_void_pp)
+# void muse_model_free(muse_model *model);
+_declare("muse_model_free", None, M)
+# const char *muse_model_arch(const muse_model *model);
+_declare("muse_model_arch", ctypes.c_char_p, M)
+# const char *muse_model_name(const muse_model *model);
+_declare("muse_model_name", ctypes.c_char_p, M)
+# int64_t muse_model_n_vocab / n_ctx_train / n_embd / n_layer(const muse_model *model);
+_declare("muse_model_n_vocab", ctypes.c_int64, M)
+_declare("muse_model_n_ctx_train", ctypes.c_int64, M)
+_declare("muse_model_n_embd", ctypes.c_int64, M)
+_declare("muse_model_n_layer", ctypes.c_int64, M)
+# uint32_t muse_model_gguf_version(const muse_model *model);
+_declare("muse_model_gguf_version", ctypes.c_uint32, M)
+# uint64_t muse_model_file_size(const muse_model *model);
+_declare("muse_model_file_size", ctypes.c_uint64, M)
+
+# int64_t muse_model_meta_count(const muse_model *model);
+_declare("muse_model_meta_count", ctypes.c_int64, M)
+# muse_status muse_model_meta_key(const muse_model *model, int64_t index, const char **out_key);
+_declare("muse_model_meta_key", ST, M, ctypes.c_int64, c_char_pp)
+# muse_status muse_model_meta_type(const muse_model *model, const char *key, muse_meta_type *out_type);
+_declare("muse_model_meta_type", ST, M, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int))
+# muse_status muse_model_meta_array_info(const muse_model *, const char *key, muse_meta_type *out_elem_type, uint64_t *out_length);
+_declare("muse_model_meta_array_info", ST, M, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), c_uint64_p)
+# muse_status muse_model_meta_get_int(const muse_model *, const char *key, int64_t *out_value);
+_declare("muse_model_meta_get_int", ST, M, ctypes.c_char_p, c_int64_p)
+# muse_status muse_model_meta_get_uint(const muse_model *, const char *key, uint64_t *out_value);
+_declare("muse_model_meta_get_uint", ST, M, ctypes.c_char_p, c_uint64_p)
+# muse_status muse_model_meta_get_float(const muse_model *, const char *key, double *out_value);
+_declare("muse_model_meta_get_float", ST, M, ctypes.c_char_p, c_double_p)
+# muse_status muse_model_meta_get_string(const muse_model *, const char *key, const char **out_str, size_t *out_len);
+_declare("muse_model_meta_get_string", ST, M, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p), c_size_t_p)
+# muse_status muse_model_meta_array_get_int(const muse_model *, const char *key, uint64_t index, int64_t *out_value);
+_declare("muse_model_meta_array_get_int", ST, M, ctypes.c_char_p, ctypes.c_uint64, c_int64_p)
+# muse_status muse_model_meta_array_get_float(const muse_model *, const char *key, uint64_t index, double *out_value);
+_declare("muse_model_meta_array_get_float", ST, M, ctypes.c_char_p, ctypes.c_uint64, c_double_p)
+# muse_status muse_model_meta_array_get_string(const muse_model *, const char *key, uint64_t index, const char **out_str, size_t *out_len);
+_declare("muse_model_meta_array_get_string", ST, M, ctypes.c_char_p, ctypes.c_uint64,
+         ctypes.POINTER(ctypes.c_void_p), c_size_t_p)
+# muse_status muse_model_meta_to_json(const muse_model *, const char *key, char **out_json);
+_declare("muse_model_meta_to_json", ST, M, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p))
+
+# int64_t muse_model_tensor_count(const muse_model *model);
+_declare("muse_model_tensor_count", ctypes.c_int64, M)
+# muse_status muse_model_tensor_info(const muse_model *, int64_t index, muse_tensor_info *out_info);
+_declare("muse_model_tensor_info", ST, M, ctypes.c_int64, ctypes.POINTER(TensorInfo))
+# muse_status muse_model_tensor_find(const muse_model *, const char *name, int64_t *out_index);
+_declare("muse_model_tensor_find", ST, M, ctypes.c_char_p, c_int64_p)
+# muse_status muse_model_tensor_read_f32(const muse_model *, int64_t index, float *dst, size_t capacity);
+_declare("muse_model_tensor_read_f32", ST, M, ctypes.c_int64, ctypes.POINTER(ctypes.c_float), ctypes.c_size_t)
