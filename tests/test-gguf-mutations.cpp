@@ -34,6 +34,16 @@ void *operator new(size_t n) {
 }
 void operator delete(void *p) noexcept { std::free(p); }
 void operator delete(void *p, size_t) noexcept { std::free(p); }
+void *operator new(size_t n, const std::nothrow_t &) noexcept {
+    try {
+        return operator new(n);
+    } catch (...) {
+        return nullptr;
+    }
+}
+void operator delete(void *p, const std::nothrow_t &) noexcept { std::free(p); }
+void *operator new[](size_t n, const std::nothrow_t &t) noexcept { return operator new(n, t); }
+void operator delete[](void *p, const std::nothrow_t &) noexcept { std::free(p); }
 void *operator new[](size_t n) { return operator new(n); }
 void operator delete[](void *p) noexcept { std::free(p); }
 void operator delete[](void *p, size_t) noexcept { std::free(p); }

@@ -42,6 +42,16 @@ R guard_value(R on_error, F &&body) noexcept {
     return result;
 }
 
+// Reads an enum field of a caller's struct as a plain int: a C caller may store
+// any value there, and loading an out-of-range value as the enum type is UB in C++.
+template <class E>
+int enum_value(const E &e) {
+    static_assert(sizeof(E) == sizeof(int), "C enums are int-sized on supported ABIs");
+    int v;
+    std::memcpy(&v, &e, sizeof v);
+    return v;
+}
+
 template <class T>
 T *require(T *p, const char *what) {
     if (!p) fail(MUSE_ERR_INVALID_ARGUMENT, what, " is NULL");

@@ -114,7 +114,7 @@ MUSE_API muse_status muse_model_load(const char *path, const muse_model_params *
         require(out_model, "out_model");
         const muse_model_params p = read_params(params, muse_model_params_init, kModelParamsSizes, "muse_model_params");
         ModelLoadOptions o;
-        o.backend = p.backend;
+        o.backend = enum_value(p.backend);
         o.n_threads = p.n_threads;
         o.use_mmap = p.use_mmap;
         o.vocab_only = p.vocab_only;

@@ -245,6 +245,7 @@ void dequantize(GgmlType type, const void *src_v, float *dst, int64_t n) {
     if (n < 0 || n % tt.block_size != 0)
         fail(MUSE_ERR_INVALID_ARGUMENT, "dequantize: ", n, " is not a multiple of the ", tt.name,
              " block size ", tt.block_size);
+    if (n == 0) return;  // empty tensors: src/dst may legitimately be null
     const auto *src = static_cast<const uint8_t *>(src_v);
     switch (type) {
     case GgmlType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;

@@ -27,6 +27,7 @@ public:
         if (n > remaining())
             fail(MUSE_ERR_FORMAT, "unexpected end of file at offset ", pos_, " while reading ", what,
                  " (", n, " bytes needed, ", remaining(), " left)");
+        if (n == 0) return;  // dst may be null for empty strings/arrays
         if (mapped_) {
             std::memcpy(dst, mapped_ + pos_, n);
         } else {

@@ -19,7 +19,7 @@ void check_options(const ModelLoadOptions &o) {
         fail(MUSE_ERR_UNSUPPORTED, "this muse was built without the Vulkan backend (-DMUSE_VULKAN=ON)");
 #endif
     } else if (o.backend != MUSE_BACKEND_AUTO && o.backend != MUSE_BACKEND_CPU) {
-        fail(MUSE_ERR_INVALID_ARGUMENT, "unknown backend id ", static_cast<int>(o.backend));
+        fail(MUSE_ERR_INVALID_ARGUMENT, "unknown backend id ", o.backend);
     }
     if (o.n_threads > 1024) fail(MUSE_ERR_INVALID_ARGUMENT, "n_threads ", o.n_threads, " is absurd (max 1024)");
 }

@@ -12,7 +12,7 @@
 namespace muse {
 
 struct ModelLoadOptions {
-    muse_backend backend = MUSE_BACKEND_AUTO;
+    int backend = MUSE_BACKEND_AUTO;  // a muse_backend value, validated on load
     int32_t n_threads = 0;
     bool use_mmap = true;
     bool vocab_only = false;

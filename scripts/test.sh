@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# README command 2 (and CI's .ci/run): install what is missing, then run the
+# whole test suite: ASan+UBSan build and tests, the fuzzers (corpus replay plus
+# a bounded fresh run), and finally the normal build's full ctest suite, whose
+# summary is the last line printed.
+#   MUSE_FUZZ_SECONDS=60   seconds of fresh fuzzing (0 skips it)
+#   MUSE_TEST_QUICK=1      only the normal build's suite
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+"$root/scripts/install-deps.sh"
+jobs="${MUSE_JOBS:-$(nproc)}"
+fuzz_seconds="${MUSE_FUZZ_SECONDS:-60}"
+
+if [ "${MUSE_TEST_QUICK:-0}" != "1" ]; then
+  echo "== ASan + UBSan build and tests =="
+  "$root/scripts/build.sh" "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DMUSE_SANITIZE=address,undefined \
+      -DMUSE_BUILD_BENCHMARKS=OFF
+  (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1 ctest -j "$jobs" --output-on-failure)
+
+  echo "== libFuzzer targets (clang): corpus replay + ${fuzz_seconds}s of fuzzing =="
+  CC=clang CXX=clang++ "$root/scripts/build.sh" "$root/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DMUSE_FUZZ=ON -DMUSE_SANITIZE=address,undefined -DMUSE_BUILD_EXAMPLES=OFF \
+      -DMUSE_BUILD_BENCHMARKS=OFF -DMUSE_FUZZ_SECONDS="$fuzz_seconds"
+  if [ "$fuzz_seconds" -gt 0 ]; then
+    (cd "$root/build-fuzz" && ctest -R '^fuzz-' --output-on-failure)
+  else
+    (cd "$root/build-fuzz" && ctest -R 'corpus' --output-on-failure)
+  fi
+fi
+
+echo "== Release build: full test suite =="
+"$root/scripts/build.sh" "$root/build"
+cd "$root/build" && ctest -j "$jobs" --output-on-failure
