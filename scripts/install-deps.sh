@@ -12,8 +12,11 @@ packages=(
   catch2 nlohmann-json3-dev
   python3 python3-venv
   clang libclang-rt-14-dev   # libFuzzer and sanitizer runtimes for the fuzz targets
-  nodejs npm                 # runs llama.cpp (../shared/peers/llamacpp) as a reference
 )
+# node + npm run llama.cpp (../shared/peers/llamacpp) as a reference; any install will do
+# (a machine may already have them from elsewhere, which Debian's npm would conflict with).
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 if [ "${MUSE_SKIP_APT:-0}" != "1" ]; then
   missing=()
