@@ -19,9 +19,10 @@ if [ "${MUSE_TEST_QUICK:-0}" != "1" ]; then
   (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1 ctest -j "$jobs" --output-on-failure)
 
   echo "== libFuzzer targets (clang): corpus replay + ${fuzz_seconds}s of fuzzing =="
-  CC=clang CXX=clang++ "$root/scripts/build.sh" "$root/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DMUSE_FUZZ=ON -DMUSE_SANITIZE=address,undefined -DMUSE_BUILD_EXAMPLES=OFF \
-      -DMUSE_BUILD_BENCHMARKS=OFF -DMUSE_FUZZ_SECONDS="$fuzz_seconds"
+  CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DMUSE_FUZZ=ON -DMUSE_SANITIZE=address,undefined -DMUSE_BUILD_EXAMPLES=OFF -DMUSE_BUILD_SHARED=OFF \
+      -DMUSE_BUILD_STATIC=ON -DMUSE_BUILD_BENCHMARKS=OFF -DMUSE_FUZZ_SECONDS="$fuzz_seconds" >/dev/null
+  cmake --build "$root/build-fuzz" -j "$jobs" --target fuzz-gguf
   if [ "$fuzz_seconds" -gt 0 ]; then
     (cd "$root/build-fuzz" && ctest -R '^fuzz-' --output-on-failure)
   else

@@ -56,7 +56,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a function is added or a struct grows. Never decreases. */
-#define MUSE_ABI_VERSION 1
+#define MUSE_ABI_VERSION 2
 
 /* ---------------------------------------------------------------- status */
 
@@ -214,6 +214,47 @@ MUSE_API muse_status muse_model_tensor_find(const muse_model *model, const char 
  * capacity is dst's size in floats). Not available on vocab_only models. */
 MUSE_API muse_status muse_model_tensor_read_f32(const muse_model *model, int64_t index,
                                                 float *dst, size_t capacity);
+
+/* ------------------------------------------------------------ sessions */
+
+/* A session: a KV cache with one or more sequences over a model, plus the
+ * logits of its last evaluation. Use it from one thread at a time; several
+ * sessions may share one model. */
+typedef struct muse_session muse_session;
+
+typedef enum muse_kv_type {
+    MUSE_KV_F16 = 0,  /* default, as llama.cpp */
+    MUSE_KV_F32 = 1   /* exact: for reference comparisons */
+} muse_kv_type;
+
+typedef struct muse_session_params {
+    uint32_t     struct_size;  /* sizeof(muse_session_params), set by _init */
+    int32_t      n_ctx;        /* KV cache cells shared by all sequences (default 4096) */
+    int32_t      n_seq_max;    /* sequences (1..64, default 1) */
+    int32_t      n_batch;      /* tokens per forward pass for long prompts (default 512) */
+    uint64_t     seed;         /* sampling seed (default 0) */
+    muse_kv_type kv_type;      /* default MUSE_KV_F16 */
+} muse_session_params;
+
+MUSE_API void muse_session_params_init(muse_session_params *params);
+/* params may be NULL for defaults. Fails on vocab-only models. */
+MUSE_API muse_status muse_session_create(const muse_model *model, const muse_session_params *params,
+                                         muse_session **out_session);
+MUSE_API void muse_session_free(muse_session *session);
+
+/* Appends tokens to sequence seq_id (at its next positions) and computes the
+ * logits of the last token. *out_logits (n_vocab floats) stays valid until the
+ * next call on this session; it may be NULL. On error the session is unchanged. */
+MUSE_API muse_status muse_session_eval(muse_session *session, int32_t seq_id, const int32_t *tokens,
+                                       size_t n_tokens, const float **out_logits);
+
+/* Number of tokens in a sequence (-1 on error). */
+MUSE_API int64_t muse_session_seq_length(const muse_session *session, int32_t seq_id);
+/* Removes positions [p0, p1) of a sequence (p1 < 0: to the end; seq_id < 0: all sequences). */
+MUSE_API muse_status muse_session_seq_remove(muse_session *session, int32_t seq_id, int32_t p0, int32_t p1);
+/* Makes positions [p0, p1) of src also part of dst, sharing the cached keys/values (a fork). */
+MUSE_API muse_status muse_session_seq_copy(muse_session *session, int32_t src_seq, int32_t dst_seq, int32_t p0,
+                                           int32_t p1);
 
 #ifdef __cplusplus
 }

@@ -1,16 +1,12 @@
 // C entry points for models: loading, hyperparameters, metadata, tensors.
 #include "api/api-guard.h"
 #include "core/dequant.h"
-#include "model/model.h"
+#include "api/handles.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <limits>
-
-struct muse_model {
-    std::unique_ptr<muse::Model> impl;
-};
 
 namespace muse::api {
 namespace {

@@ -72,6 +72,19 @@ void Model::init(const ModelLoadOptions &options) {
     } else if (const gguf::TensorInfo *emb = file_->find_tensor("token_embd.weight")) {
         n_vocab_ = emb->ne[1];
     }
+    if (!options.vocab_only && arch_ != "clip") {
+        backend_ = make_backend(options.backend, options.n_threads);
+        decoder_ = make_decoder(*file_, *backend_);
+        if (n_vocab_ != 0 && n_vocab_ != decoder_->hparams().n_vocab && file_->find("tokenizer.ggml.tokens"))
+            fail(MUSE_ERR_FORMAT, "the tokenizer has ", n_vocab_, " tokens but token_embd.weight has ",
+                 decoder_->hparams().n_vocab, " rows");
+        n_vocab_ = decoder_->hparams().n_vocab;
+    }
+}
+
+const Decoder &Model::require_decoder() const {
+    if (!decoder_) fail(MUSE_ERR_INVALID_ARGUMENT, "this model was loaded vocab-only (or is a projector): no decoder");
+    return *decoder_;
 }
 
 } // namespace muse

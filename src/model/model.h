@@ -2,6 +2,8 @@
 // every family shares. Immutable after construction; shared by all sessions.
 #pragma once
 
+#include "backends/backend.h"
+#include "decoder/decoder.h"
 #include "gguf/gguf-file.h"
 
 #include "muse/muse.h"
@@ -37,6 +39,10 @@ public:
     int64_t n_embd() const { return n_embd_; }
     int64_t n_layer() const { return n_layer_; }
 
+    // The token decoder (nullptr for vocab-only models).
+    const Decoder *decoder() const { return decoder_.get(); }
+    const Decoder &require_decoder() const;
+
     // "{arch}.{suffix}", the per-architecture metadata key.
     std::string arch_key(const char *suffix) const { return arch_ + "." + suffix; }
 
@@ -47,6 +53,8 @@ private:
     std::unique_ptr<gguf::File> file_;
     std::unique_ptr<gguf::File> mmproj_;
     ModelLoadOptions options_;
+    std::unique_ptr<Backend> backend_;
+    std::unique_ptr<Decoder> decoder_;  // destroyed before backend_ and file_
     std::string arch_, name_;
     int64_t n_vocab_ = 0, n_ctx_train_ = 0, n_embd_ = 0, n_layer_ = 0;
 };

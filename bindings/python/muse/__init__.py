@@ -7,8 +7,9 @@
 from ._ffi import lib as _lib
 from .errors import Error
 from .model import Model, TensorInfo
+from .session import Session
 
-__all__ = ["Error", "Model", "TensorInfo", "version", "abi_version"]
+__all__ = ["Error", "Model", "Session", "TensorInfo", "version", "abi_version"]
 
 
 def version() -> str:

@@ -159,3 +159,34 @@ _declare("muse_model_tensor_info", ST, M, ctypes.c_int64, ctypes.POINTER(TensorI
 _declare("muse_model_tensor_find", ST, M, ctypes.c_char_p, c_int64_p)
 # muse_status muse_model_tensor_read_f32(const muse_model *, int64_t index, float *dst, size_t capacity);
 _declare("muse_model_tensor_read_f32", ST, M, ctypes.c_int64, ctypes.POINTER(ctypes.c_float), ctypes.c_size_t)
+
+
+class SessionParams(ctypes.Structure):
+    """struct muse_session_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("n_ctx", ctypes.c_int32),
+        ("n_seq_max", ctypes.c_int32),
+        ("n_batch", ctypes.c_int32),
+        ("seed", ctypes.c_uint64),
+        ("kv_type", ctypes.c_int),
+    ]
+
+
+S = ctypes.c_void_p  # muse_session *
+c_float_pp = ctypes.POINTER(ctypes.POINTER(ctypes.c_float))
+
+# void muse_session_params_init(muse_session_params *params);
+_declare("muse_session_params_init", None, ctypes.POINTER(SessionParams))
+# muse_status muse_session_create(const muse_model *, const muse_session_params *, muse_session **out_session);
+_declare("muse_session_create", ST, M, ctypes.POINTER(SessionParams), c_void_pp)
+# void muse_session_free(muse_session *session);
+_declare("muse_session_free", None, S)
+# muse_status muse_session_eval(muse_session *, int32_t seq_id, const int32_t *tokens, size_t n_tokens, const float **out_logits);
+_declare("muse_session_eval", ST, S, ctypes.c_int32, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t, c_float_pp)
+# int64_t muse_session_seq_length(const muse_session *, int32_t seq_id);
+_declare("muse_session_seq_length", ctypes.c_int64, S, ctypes.c_int32)
+# muse_status muse_session_seq_remove(muse_session *, int32_t seq_id, int32_t p0, int32_t p1);
+_declare("muse_session_seq_remove", ST, S, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32)
+# muse_status muse_session_seq_copy(muse_session *, int32_t src_seq, int32_t dst_seq, int32_t p0, int32_t p1);
+_declare("muse_session_seq_copy", ST, S, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32)

@@ -232,6 +232,12 @@ class Model:
         check(lib.muse_model_tensor_read_f32(h, idx.value, buf, info.n_elements))
         return array.array("f", buf)
 
+    def session(self, n_ctx: int = 4096, n_seq_max: int = 1, seed: int = 0, *, n_batch: int = 512,
+                kv_type: str = "f16") -> "Session":
+        """A new inference session (KV cache) over this model."""
+        from .session import Session
+        return Session(self, n_ctx=n_ctx, n_seq_max=n_seq_max, seed=seed, n_batch=n_batch, kv_type=kv_type)
+
     def __repr__(self) -> str:
         if not self._handle:
             return "<muse.Model (closed)>"

@@ -1,0 +1,71 @@
+"""muse.Session: a KV cache over a model; evaluate tokens, read logits."""
+from __future__ import annotations
+
+import ctypes
+from typing import List, Sequence
+
+from . import _ffi
+from ._ffi import lib
+from .errors import Error, check
+
+_KV_TYPES = {"f16": 0, "f32": 1}
+
+
+class Session:
+    """Create with Model.session(n_ctx=4096, n_seq_max=1, seed=0, n_batch=512, kv_type="f16").
+    Use from one thread at a time. The model stays alive while the session does."""
+
+    def __init__(self, model, *, n_ctx: int, n_seq_max: int, seed: int, n_batch: int, kv_type: str):
+        self._handle = None
+        if kv_type not in _KV_TYPES:
+            raise ValueError(f"kv_type must be one of {sorted(_KV_TYPES)}, not {kv_type!r}")
+        self.model = model
+        p = _ffi.SessionParams()
+        lib.muse_session_params_init(ctypes.byref(p))
+        p.n_ctx, p.n_seq_max, p.n_batch, p.seed = int(n_ctx), int(n_seq_max), int(n_batch), int(seed)
+        p.kv_type = _KV_TYPES[kv_type]
+        h = ctypes.c_void_p()
+        check(lib.muse_session_create(model._h(), ctypes.byref(p), ctypes.byref(h)))
+        self._handle = h
+        self.n_vocab = model.n_vocab
+
+    def close(self) -> None:
+        if self._handle:
+            lib.muse_session_free(self._handle)
+            self._handle = None
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _h(self):
+        if not self._handle:
+            raise Error(1, "the session is closed")
+        return self._handle
+
+    def eval(self, tokens: Sequence[int], *, seq_id: int = 0) -> List[float]:
+        """Appends tokens to a sequence and returns the logits of the last one."""
+        arr = (ctypes.c_int32 * len(tokens))(*[int(t) for t in tokens])
+        out = ctypes.POINTER(ctypes.c_float)()
+        check(lib.muse_session_eval(self._h(), int(seq_id), arr, len(tokens), ctypes.byref(out)))
+        return out[: self.n_vocab]
+
+    def seq_length(self, seq_id: int = 0) -> int:
+        n = lib.muse_session_seq_length(self._h(), int(seq_id))
+        if n < 0:
+            check(1)
+        return int(n)
+
+    def seq_remove(self, seq_id: int = 0, p0: int = 0, p1: int = -1) -> None:
+        check(lib.muse_session_seq_remove(self._h(), int(seq_id), int(p0), int(p1)))
+
+    def seq_copy(self, src: int, dst: int, p0: int = 0, p1: int = -1) -> None:
+        check(lib.muse_session_seq_copy(self._h(), int(src), int(dst), int(p0), int(p1)))

@@ -1,0 +1,15 @@
+// Definitions of the opaque C handles (one place, shared by the c-api-*.cpp files).
+#pragma once
+
+#include "decoder/session.h"
+#include "model/model.h"
+
+#include <memory>
+
+struct muse_model {
+    std::unique_ptr<muse::Model> impl;
+};
+
+struct muse_session {
+    std::unique_ptr<muse::Session> impl;
+};

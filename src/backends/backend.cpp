@@ -1,0 +1,53 @@
+#include "backends/backend.h"
+
+#include "backends/cpu/cpu-backend.h"
+#include "core/dequant.h"
+#include "core/error.h"
+
+#include "muse/muse.h"
+
+namespace muse {
+
+size_t Tensor::row_bytes() const {
+    const TypeTraits &tt = type_traits(type);
+    return static_cast<size_t>(ne[0] / tt.block_size) * tt.type_size;
+}
+
+float *Tensor::f32() const {
+    if (type != GgmlType::F32 || !buffer) fail(MUSE_ERR_INTERNAL, "tensor is not a writable F32 host tensor");
+    return reinterpret_cast<float *>(static_cast<uint8_t *>(buffer->host()) + offset);
+}
+
+const void *Tensor::raw() const {
+    if (mapped) return static_cast<const uint8_t *>(mapped) + offset;
+    if (buffer && buffer->host()) return static_cast<const uint8_t *>(buffer->host()) + offset;
+    fail(MUSE_ERR_INTERNAL, "tensor has no host storage");
+}
+
+Tensor Tensor::rows(int64_t row0, int64_t n) const {
+    Tensor t = *this;
+    t.offset += row_bytes() * static_cast<size_t>(row0);
+    t.ne[1] = n;
+    t.ne[2] = t.ne[3] = 1;
+    return t;
+}
+
+Tensor Tensor::reshape(int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3) const {
+    if (ne0 * ne1 * ne2 * ne3 != n_elements()) fail(MUSE_ERR_INTERNAL, "reshape changes the element count");
+    Tensor t = *this;
+    t.ne[0] = ne0;
+    t.ne[1] = ne1;
+    t.ne[2] = ne2;
+    t.ne[3] = ne3;
+    return t;
+}
+
+std::unique_ptr<Backend> make_backend(int backend_id, int n_threads) {
+    switch (backend_id) {
+    case MUSE_BACKEND_AUTO:
+    case MUSE_BACKEND_CPU: return make_cpu_backend(n_threads);
+    default: fail(MUSE_ERR_UNSUPPORTED, "backend ", backend_id, " is not available in this build");
+    }
+}
+
+} // namespace muse

@@ -1,0 +1,304 @@
+#include "backends/cpu/cpu-backend.h"
+
+#include "backends/cpu/thread-pool.h"
+#include "core/dequant.h"
+#include "core/error.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+
+namespace muse {
+namespace {
+
+class HostBuffer final : public Buffer {
+public:
+    explicit HostBuffer(size_t bytes) {
+        size_ = bytes;
+        data_ = static_cast<uint8_t *>(std::aligned_alloc(64, (std::max<size_t>(bytes, 1) + 63) / 64 * 64));
+        if (!data_) throw std::bad_alloc();
+        std::memset(data_, 0, bytes);
+    }
+    ~HostBuffer() override { std::free(data_); }
+    void *host() override { return data_; }
+
+private:
+    uint8_t *data_;
+};
+
+inline float dot(const float *a, const float *b, int64_t n) {
+    // Four independent accumulators: vectorizes well and keeps rounding stable.
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2];
+        s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < n; ++i) s0 += a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+// Reads element row `r` of a weight-like tensor into F32.
+void row_to_f32(const Tensor &w, int64_t r, float *out) {
+    const auto *base = static_cast<const uint8_t *>(w.raw()) + w.row_bytes() * static_cast<size_t>(r);
+    dequantize(w.type, base, out, w.ne[0]);
+}
+
+class CpuBackend final : public Backend {
+public:
+    explicit CpuBackend(int n_threads) : pool_(n_threads > 0 ? n_threads : default_thread_count()) {}
+
+    std::string name() const override { return "cpu"; }
+
+    std::unique_ptr<Buffer> alloc(size_t bytes) override { return std::make_unique<HostBuffer>(bytes); }
+
+    Tensor weights(GgmlType type, const int64_t ne[4], const void *host_data) override {
+        Tensor t;
+        t.type = type;
+        for (int d = 0; d < 4; ++d) t.ne[d] = ne[d];
+        t.mapped = host_data;
+        return t;
+    }
+
+    void upload(const Tensor &dst, const void *src, size_t bytes) override {
+        std::memcpy(static_cast<uint8_t *>(dst.buffer->host()) + dst.offset, src, bytes);
+    }
+    void download(const Tensor &src, void *dst, size_t bytes) override { std::memcpy(dst, src.raw(), bytes); }
+
+    void get_rows(const Tensor &w, const int32_t *ids, int64_t n, const Tensor &out) override {
+        float *o = out.f32();
+        for (int64_t i = 0; i < n; ++i) {
+            if (ids[i] < 0 || ids[i] >= w.ne[1]) fail(MUSE_ERR_OUT_OF_RANGE, "token id ", ids[i], " out of range");
+            row_to_f32(w, ids[i], o + i * w.ne[0]);
+        }
+    }
+
+    void matmul(const Tensor &w, const Tensor &x, const Tensor &y) override {
+        const int64_t n_in = w.ne[0], n_out = w.ne[1], n_tok = x.n_rows();
+        if (x.ne[0] != n_in || y.ne[0] != n_out || y.n_rows() != n_tok)
+            fail(MUSE_ERR_INTERNAL, "matmul shape mismatch: w [", n_in, ",", n_out, "] x [", x.ne[0], ",", n_tok,
+                 "] y [", y.ne[0], ",", y.n_rows(), "]");
+        const float *xs = x.f32();
+        float *ys = y.f32();
+        const bool is_f32 = w.type == GgmlType::F32;
+        pool_.parallel_for(n_out, [&](int64_t r0, int64_t r1) {
+            thread_local std::vector<float> row;
+            if (!is_f32) row.resize(static_cast<size_t>(n_in));
+            for (int64_t r = r0; r < r1; ++r) {
+                const float *wr;
+                if (is_f32) {
+                    wr = static_cast<const float *>(w.raw()) + r * n_in;
+                } else {
+                    row_to_f32(w, r, row.data());
+                    wr = row.data();
+                }
+                for (int64_t t = 0; t < n_tok; ++t) ys[t * n_out + r] = dot(wr, xs + t * n_in, n_in);
+            }
+        }, 16);
+    }
+
+    void add(const Tensor &x, const Tensor &b) override {
+        float *xs = x.f32();
+        const int64_t n0 = x.ne[0], rows = x.n_rows();
+        if (b.n_elements() == n0) {
+            std::vector<float> bias(static_cast<size_t>(n0));
+            row_to_f32(b, 0, bias.data());
+            for (int64_t r = 0; r < rows; ++r)
+                for (int64_t i = 0; i < n0; ++i) xs[r * n0 + i] += bias[i];
+        } else {
+            if (b.n_elements() != x.n_elements()) fail(MUSE_ERR_INTERNAL, "add shape mismatch");
+            const float *bs = static_cast<const float *>(b.raw());
+            for (int64_t i = 0; i < x.n_elements(); ++i) xs[i] += bs[i];
+        }
+    }
+
+    void mul_row(const Tensor &x, const Tensor &w) override {
+        float *xs = x.f32();
+        const int64_t n0 = x.ne[0], rows = x.n_rows();
+        if (w.n_elements() != n0) fail(MUSE_ERR_INTERNAL, "mul_row shape mismatch");
+        std::vector<float> ws(static_cast<size_t>(n0));
+        row_to_f32(w, 0, ws.data());
+        for (int64_t r = 0; r < rows; ++r)
+            for (int64_t i = 0; i < n0; ++i) xs[r * n0 + i] *= ws[i];
+    }
+
+    void scale(const Tensor &x, float s) override {
+        float *xs = x.f32();
+        for (int64_t i = 0; i < x.n_elements(); ++i) xs[i] *= s;
+    }
+
+    void rms_norm(const Tensor &x, const Tensor &w, float eps, const Tensor &y) override {
+        const float *xs = static_cast<const float *>(x.raw());
+        float *ys = y.f32();
+        const int64_t n0 = x.ne[0], rows = x.n_rows();
+        std::vector<float> ws;
+        if (w.valid()) {
+            if (w.n_elements() != n0) fail(MUSE_ERR_INTERNAL, "rms_norm weight has ", w.n_elements(), " elements, rows have ", n0);
+            ws.resize(static_cast<size_t>(n0));
+            row_to_f32(w, 0, ws.data());
+        }
+        for (int64_t r = 0; r < rows; ++r) {
+            const float *xr = xs + r * n0;
+            float *yr = ys + r * n0;
+            double ss = 0.0;  // double: the mean of squares is the only long sum here
+            for (int64_t i = 0; i < n0; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+            const float s = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n0) + eps));
+            for (int64_t i = 0; i < n0; ++i) yr[i] = xr[i] * s * (ws.empty() ? 1.0f : ws[i]);
+        }
+    }
+
+    void layer_norm(const Tensor &x, const Tensor &w, const Tensor &b, float eps, const Tensor &y) override {
+        const float *xs = static_cast<const float *>(x.raw());
+        float *ys = y.f32();
+        const int64_t n0 = x.ne[0], rows = x.n_rows();
+        std::vector<float> ws, bs;
+        if (w.valid()) { ws.resize(static_cast<size_t>(n0)); row_to_f32(w, 0, ws.data()); }
+        if (b.valid()) { bs.resize(static_cast<size_t>(n0)); row_to_f32(b, 0, bs.data()); }
+        for (int64_t r = 0; r < rows; ++r) {
+            const float *xr = xs + r * n0;
+            float *yr = ys + r * n0;
+            double mean = 0.0, var = 0.0;
+            for (int64_t i = 0; i < n0; ++i) mean += xr[i];
+            mean /= static_cast<double>(n0);
+            for (int64_t i = 0; i < n0; ++i) var += (xr[i] - mean) * (xr[i] - mean);
+            const double inv = 1.0 / std::sqrt(var / static_cast<double>(n0) + eps);
+            for (int64_t i = 0; i < n0; ++i) {
+                float v = static_cast<float>((xr[i] - mean) * inv);
+                if (!ws.empty()) v *= ws[i];
+                if (!bs.empty()) v += bs[i];
+                yr[i] = v;
+            }
+        }
+    }
+
+    void rope(const Tensor &x, const int32_t *pos, const RopeParams &p) override {
+        float *xs = x.f32();
+        const int64_t hd = x.ne[0], n_head = x.ne[1], n_tok = x.ne[2];
+        const int n_rot = p.n_rot > 0 ? p.n_rot : static_cast<int>(hd);
+        std::vector<float> cos_t(static_cast<size_t>(n_rot / 2)), sin_t(static_cast<size_t>(n_rot / 2));
+        for (int64_t t = 0; t < n_tok; ++t) {
+            for (int i = 0; i < n_rot / 2; ++i) {
+                // theta_i = pos * scale * base^(-2i/n_rot), computed in double then rounded.
+                const double theta = static_cast<double>(pos[t]) * p.freq_scale *
+                                     std::pow(static_cast<double>(p.freq_base), -2.0 * i / n_rot);
+                cos_t[static_cast<size_t>(i)] = static_cast<float>(std::cos(theta));
+                sin_t[static_cast<size_t>(i)] = static_cast<float>(std::sin(theta));
+            }
+            for (int64_t h = 0; h < n_head; ++h) {
+                float *v = xs + (t * n_head + h) * hd;
+                for (int i = 0; i < n_rot / 2; ++i) {
+                    const int64_t a = p.mode == RopeMode::Norm ? 2 * i : i;
+                    const int64_t b = p.mode == RopeMode::Norm ? 2 * i + 1 : i + n_rot / 2;
+                    const float x0 = v[a], x1 = v[b];
+                    v[a] = x0 * cos_t[static_cast<size_t>(i)] - x1 * sin_t[static_cast<size_t>(i)];
+                    v[b] = x0 * sin_t[static_cast<size_t>(i)] + x1 * cos_t[static_cast<size_t>(i)];
+                }
+            }
+        }
+    }
+
+    void swiglu(const Tensor &gate, const Tensor &up) override {
+        float *g = gate.f32();
+        const float *u = static_cast<const float *>(up.raw());
+        for (int64_t i = 0; i < gate.n_elements(); ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    }
+
+    void gelu(const Tensor &x) override {
+        float *v = x.f32();
+        for (int64_t i = 0; i < x.n_elements(); ++i)
+            v[i] = 0.5f * v[i] * (1.0f + std::erf(v[i] * static_cast<float>(M_SQRT1_2)));
+    }
+
+    void sigmoid_mul(const Tensor &x, const Tensor &g) override {
+        float *v = x.f32();
+        const float *gs = static_cast<const float *>(g.raw());
+        for (int64_t i = 0; i < x.n_elements(); ++i) v[i] *= 1.0f / (1.0f + std::exp(-gs[i]));
+    }
+
+    void softcap(const Tensor &x, float c) override {
+        float *v = x.f32();
+        for (int64_t i = 0; i < x.n_elements(); ++i) v[i] = c * std::tanh(v[i] / c);
+    }
+
+    void set_columns(const Tensor &dst, const Tensor &src, const int32_t *cells) override {
+        const float *s = static_cast<const float *>(src.raw());
+        const int64_t n0 = src.ne[0];
+        auto *d = static_cast<uint8_t *>(dst.buffer->host()) + dst.offset;
+        for (int64_t c = 0; c < src.n_rows(); ++c) {
+            if (dst.type == GgmlType::F32) {
+                std::memcpy(d + static_cast<size_t>(cells[c]) * n0 * 4, s + c * n0, static_cast<size_t>(n0) * 4);
+            } else {
+                auto *h = reinterpret_cast<uint16_t *>(d) + static_cast<size_t>(cells[c]) * n0;
+                for (int64_t i = 0; i < n0; ++i) h[i] = fp32_to_fp16(s[c * n0 + i]);
+            }
+        }
+    }
+
+    void attention(const Tensor &q, const Tensor &k, const Tensor &v, const Tensor &mask, int n_head_kv, float scale,
+                   const Tensor &out) override {
+        const int64_t hd = q.ne[0], n_head = q.ne[1], n_tok = q.ne[2], n_kv = k.ne[1];
+        const int64_t group = n_head / n_head_kv;
+        const float *qs = static_cast<const float *>(q.raw());
+        const float *ms = static_cast<const float *>(mask.raw());
+        float *os = out.f32();
+        // Keys/values as F32 (converted once per call when the cache is F16).
+        std::vector<float> kf, vf;
+        const float *ks = to_f32(k, kf), *vs = to_f32(v, vf);
+        const int64_t kv_stride = hd * n_head_kv;
+        pool_.parallel_for(n_tok * n_head, [&](int64_t j0, int64_t j1) {
+            std::vector<float> score(static_cast<size_t>(n_kv));
+            for (int64_t j = j0; j < j1; ++j) {
+                const int64_t t = j / n_head, h = j % n_head, hk = h / group;
+                const float *qv = qs + (t * n_head + h) * hd;
+                const float *mrow = ms + t * n_kv;
+                float mx = -std::numeric_limits<float>::infinity();
+                for (int64_t c = 0; c < n_kv; ++c) {
+                    if (std::isinf(mrow[c]) && mrow[c] < 0) {
+                        score[static_cast<size_t>(c)] = -std::numeric_limits<float>::infinity();
+                        continue;
+                    }
+                    const float sc = dot(qv, ks + c * kv_stride + hk * hd, hd) * scale + mrow[c];
+                    score[static_cast<size_t>(c)] = sc;
+                    mx = std::max(mx, sc);
+                }
+                float *o = os + (t * n_head + h) * hd;
+                std::fill(o, o + hd, 0.0f);
+                if (mx == -std::numeric_limits<float>::infinity()) continue;  // fully masked row
+                double sum = 0.0;
+                for (int64_t c = 0; c < n_kv; ++c) {
+                    const float e = std::exp(score[static_cast<size_t>(c)] - mx);
+                    score[static_cast<size_t>(c)] = e;
+                    sum += e;
+                }
+                const float inv = static_cast<float>(1.0 / sum);
+                for (int64_t c = 0; c < n_kv; ++c) {
+                    const float p = score[static_cast<size_t>(c)] * inv;
+                    if (p == 0.0f) continue;
+                    const float *vr = vs + c * kv_stride + hk * hd;
+                    for (int64_t i = 0; i < hd; ++i) o[i] += p * vr[i];
+                }
+            }
+        });
+    }
+
+private:
+    static const float *to_f32(const Tensor &t, std::vector<float> &tmp) {
+        if (t.type == GgmlType::F32) return static_cast<const float *>(t.raw());
+        tmp.resize(static_cast<size_t>(t.n_elements()));
+        dequantize(t.type, t.raw(), tmp.data(), t.n_elements());
+        return tmp.data();
+    }
+
+    ThreadPool pool_;
+};
+
+} // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
+
+} // namespace muse

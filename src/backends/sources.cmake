@@ -1,0 +1,1 @@
+list(APPEND MUSE_SOURCES backends/backend.cpp backends/cpu/cpu-backend.cpp backends/cpu/thread-pool.cpp)

@@ -1,0 +1,172 @@
+#include "decoder/decoder.h"
+
+#include "core/error.h"
+
+#include <cmath>
+
+namespace muse {
+
+void Workspace::reset(size_t bytes_needed) {
+    if (!buffer_ || buffer_->size() < bytes_needed) buffer_ = backend_.alloc(bytes_needed);
+    used_ = 0;
+}
+
+Tensor Workspace::f32(int64_t ne0, int64_t ne1, int64_t ne2) {
+    const size_t bytes = static_cast<size_t>(ne0 * ne1 * ne2) * 4;
+    const size_t aligned = (bytes + 63) / 64 * 64;
+    if (!buffer_ || used_ + aligned > buffer_->size())
+        fail(MUSE_ERR_INTERNAL, "decoder workspace too small (", used_ + aligned, " > ", buffer_ ? buffer_->size() : 0, ")");
+    Tensor t;
+    t.type = GgmlType::F32;
+    t.ne[0] = ne0;
+    t.ne[1] = ne1;
+    t.ne[2] = ne2;
+    t.buffer = buffer_.get();
+    t.offset = used_;
+    used_ += aligned;
+    return t;
+}
+
+size_t Decoder::workspace_bytes(int64_t n, int64_t n_kv) const {
+    // Generous upper bound: a dozen activations of the widest row per token plus masks.
+    const int64_t widest = std::max({hp_.n_embd, hp_.n_ff, hp_.n_embd_q(), hp_.n_vocab});
+    return static_cast<size_t>(16 * widest * n + 2 * n_kv * n) * 4 + 64 * 32;
+}
+
+void Decoder::load_common_hparams() {
+    const std::string a = hp_.arch + ".";
+    auto req_int = [&](const char *k) {
+        auto v = file_.get_int(a + k);
+        if (!v) fail(MUSE_ERR_FORMAT, "missing required metadata '", a + k, "'");
+        if (*v <= 0) fail(MUSE_ERR_FORMAT, "metadata '", a + k, "' must be positive (got ", *v, ")");
+        return *v;
+    };
+    // head_count and feed_forward_length may be per-layer arrays; muse needs them uniform.
+    auto uniform = [&](const char *k, bool required) -> int64_t {
+        const gguf::Value *v = file_.find(a + k);
+        if (!v) {
+            if (required) fail(MUSE_ERR_FORMAT, "missing required metadata '", a + k, "'");
+            return 0;
+        }
+        if (v->type != gguf::ValueType::ARRAY) return req_int(k);
+        if (v->length == 0 || gguf::value_type_size(v->elem_type) == 0)
+            fail(MUSE_ERR_FORMAT, "metadata '", a + k, "' must be an integer or an integer array");
+        const int64_t first = v->element(0).i;
+        for (uint64_t i = 1; i < v->length; ++i)
+            if (v->element(i).i != first)
+                fail(MUSE_ERR_UNSUPPORTED, "metadata '", a + k, "' varies per layer, which muse does not support yet");
+        return first;
+    };
+    hp_.n_embd = req_int("embedding_length");
+    hp_.n_layer = req_int("block_count");
+    hp_.n_ctx_train = file_.get_int(a + "context_length").value_or(0);
+    hp_.n_head = uniform("attention.head_count", true);
+    hp_.n_head_kv = uniform("attention.head_count_kv", false);
+    if (hp_.n_head_kv == 0) hp_.n_head_kv = hp_.n_head;
+    hp_.n_ff = uniform("feed_forward_length", true);
+    if (hp_.n_head <= 0 || hp_.n_head_kv <= 0 || hp_.n_head % hp_.n_head_kv != 0)
+        fail(MUSE_ERR_FORMAT, "head_count ", hp_.n_head, " is not a positive multiple of head_count_kv ", hp_.n_head_kv);
+    hp_.head_dim = file_.get_int(a + "attention.key_length").value_or(hp_.n_embd / hp_.n_head);
+    const int64_t v_len = file_.get_int(a + "attention.value_length").value_or(hp_.head_dim);
+    if (v_len != hp_.head_dim) fail(MUSE_ERR_UNSUPPORTED, "key_length != value_length is not supported");
+    if (hp_.head_dim <= 0 || hp_.head_dim % 2 != 0) fail(MUSE_ERR_FORMAT, "head dimension ", hp_.head_dim, " must be even and positive");
+    hp_.eps = static_cast<float>(file_.get_float(a + "attention.layer_norm_rms_epsilon").value_or(1e-5));
+    hp_.rope.freq_base = static_cast<float>(file_.get_float(a + "rope.freq_base").value_or(10000.0));
+    const double factor = file_.get_float(a + "rope.scaling.factor").value_or(0.0);
+    hp_.rope.freq_scale = factor > 0 ? static_cast<float>(1.0 / factor) : 1.0f;
+    hp_.rope.n_rot = static_cast<int>(file_.get_int(a + "rope.dimension_count").value_or(hp_.head_dim));
+    if (hp_.rope.n_rot <= 0 || hp_.rope.n_rot > hp_.head_dim || hp_.rope.n_rot % 2)
+        fail(MUSE_ERR_FORMAT, "rope.dimension_count ", hp_.rope.n_rot, " is invalid for head dim ", hp_.head_dim);
+    hp_.rope_swa = hp_.rope;
+    hp_.is_swa.assign(static_cast<size_t>(hp_.n_layer), false);
+
+    tok_embd_ = tensor("token_embd.weight", {hp_.n_embd, -1});
+    hp_.n_vocab = tok_embd_.ne[1];
+    output_norm_ = tensor("output_norm.weight", {hp_.n_embd});
+}
+
+Tensor Decoder::tensor(const std::string &name, std::vector<int64_t> ne, bool required) const {
+    const gguf::TensorInfo *t = file_.find_tensor(name);
+    if (!t) {
+        if (required) fail(MUSE_ERR_FORMAT, "model is missing tensor '", name, "'");
+        return Tensor{};
+    }
+    for (size_t d = 0; d < 4; ++d) {
+        const int64_t want = d < ne.size() ? ne[d] : 1;
+        if (want >= 0 && t->ne[d] != want) {
+            std::string got, exp;
+            for (size_t k = 0; k < 4; ++k) {
+                got += (k ? "," : "") + std::to_string(t->ne[k]);
+                exp += (k ? "," : "") + (k < ne.size() ? std::to_string(ne[k]) : std::string("1"));
+            }
+            fail(MUSE_ERR_FORMAT, "tensor '", name, "' has shape [", got, "], expected [", exp, "]");
+        }
+    }
+    return backend_.weights(t->type, t->ne, file_.tensor_data(*t));
+}
+
+void Decoder::attend(ForwardState &st, int layer, const Tensor &q, const Tensor &k, const Tensor &v,
+                     const Batch &batch, KvCache &cache, const std::vector<int32_t> &cells, int64_t n_kv,
+                     int32_t window, const Tensor &out) const {
+    backend_.set_columns(cache.k(layer), k, cells.data());
+    backend_.set_columns(cache.v(layer), v, cells.data());
+    std::vector<float> &mask = window > 0 ? st.mask_swa : st.mask;
+    const int64_t n = batch.size();
+    Tensor m = st.ws.f32(n_kv, n);
+    backend_.upload(m, mask.data(), mask.size() * 4);
+    Tensor kview = cache.k(layer).rows(0, n_kv), vview = cache.v(layer).rows(0, n_kv);
+    backend_.attention(q, kview, vview, m, static_cast<int>(hp_.n_head_kv),
+                       1.0f / std::sqrt(static_cast<float>(hp_.head_dim)), out);
+}
+
+void Decoder::forward(ForwardState &st, KvCache &cache, const Batch &batch, std::vector<float> &logits) const {
+    const int64_t n = batch.size();
+    const std::vector<int32_t> cells = cache.claim(batch.pos, batch.seq);
+    try {
+        const int64_t n_kv = cache.used_extent();
+        st.ws.reset(workspace_bytes(n, n_kv));
+        st.mask.resize(static_cast<size_t>(n_kv * n));
+        cache.build_mask(batch.pos, batch.seq, n_kv, 0, st.mask.data());
+        if (hp_.n_swa > 0) {
+            st.mask_swa.resize(static_cast<size_t>(n_kv * n));
+            cache.build_mask(batch.pos, batch.seq, n_kv, hp_.n_swa, st.mask_swa.data());
+        }
+
+        Tensor x = st.ws.f32(hp_.n_embd, n);
+        if (batch.embd) backend_.upload(x, batch.embd, static_cast<size_t>(hp_.n_embd * n) * 4);
+        else backend_.get_rows(tok_embd_, batch.tokens.data(), n, x);
+        prepare_input(x);
+        forward_layers(st, x, batch, cache, cells, n_kv);
+
+        const int64_t n_out = static_cast<int64_t>(batch.outputs.size());
+        logits.resize(static_cast<size_t>(n_out * hp_.n_vocab));
+        if (n_out == 0) return;
+        Tensor h = st.ws.f32(hp_.n_embd, n_out);
+        std::vector<float> row(static_cast<size_t>(hp_.n_embd));
+        for (int64_t i = 0; i < n_out; ++i) {  // gather the rows whose logits are wanted
+            backend_.download(x.rows(batch.outputs[static_cast<size_t>(i)], 1), row.data(), row.size() * 4);
+            backend_.upload(h.rows(i, 1), row.data(), row.size() * 4);
+        }
+        backend_.rms_norm(h, output_norm_, hp_.eps, h);
+        Tensor out = st.ws.f32(hp_.n_vocab, n_out);
+        backend_.matmul(output_.valid() ? output_ : tok_embd_, h, out);
+        if (hp_.logit_scale != 1.0f) backend_.scale(out, hp_.logit_scale);
+        if (hp_.final_softcap != 0.0f) backend_.softcap(out, hp_.final_softcap);
+        backend_.download(out, logits.data(), logits.size() * 4);
+    } catch (...) {
+        cache.release(cells);
+        throw;
+    }
+}
+
+std::unique_ptr<Decoder> make_decoder(const gguf::File &file, Backend &backend) {
+    const std::string arch = file.get_string("general.architecture").value_or("");
+    std::string names;
+    for (const auto &f : decoder_families()) {
+        if (arch == f.arch) return f.create(file, backend);
+        names += std::string(names.empty() ? "" : ", ") + f.arch;
+    }
+    fail(MUSE_ERR_UNSUPPORTED, "architecture '", arch, "' has no decoder in muse (supported: ", names, ")");
+}
+
+} // namespace muse

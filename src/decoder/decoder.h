@@ -1,0 +1,117 @@
+// The token decoder: hyperparameters every family shares, the batch a forward
+// pass consumes, and the Decoder base class that each family in src/models/
+// specializes (one file per family, registered in models/registry.cpp).
+#pragma once
+
+#include "backends/backend.h"
+#include "decoder/kv-cache.h"
+#include "gguf/gguf-file.h"
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace muse {
+
+struct DecoderHParams {
+    std::string arch;
+    int64_t n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, head_dim = 0, n_ff = 0;
+    int64_t n_vocab = 0, n_ctx_train = 0;
+    float eps = 1e-5f;
+    RopeParams rope;           // full-attention layers (or all layers for plain families)
+    RopeParams rope_swa;       // sliding-window layers
+    int32_t n_swa = 0;         // window size of SWA layers (0: none)
+    std::vector<bool> is_swa;  // per layer
+    float logit_scale = 1.0f;
+    float final_softcap = 0.0f;  // 0: off
+
+    int64_t n_embd_q() const { return head_dim * n_head; }
+    int64_t n_embd_kv() const { return head_dim * n_head_kv; }
+};
+
+// One forward pass: tokens (or embeddings) with their positions and sequences,
+// and which rows need logits.
+struct Batch {
+    std::vector<int32_t> tokens;      // n tokens, or empty when embd is used
+    const float *embd = nullptr;      // [n_embd, n] input embeddings instead of tokens
+    int64_t n_embd_rows = 0;          // n when embd is used
+    std::vector<int32_t> pos, seq;    // n each
+    std::vector<int32_t> outputs;     // indices into the batch whose logits are returned
+
+    int64_t size() const { return embd ? n_embd_rows : static_cast<int64_t>(tokens.size()); }
+};
+
+// Bump allocator of F32 activation tensors, reset at every forward pass.
+class Workspace {
+public:
+    explicit Workspace(Backend &backend) : backend_(backend) {}
+    void reset(size_t bytes_needed);
+    Tensor f32(int64_t ne0, int64_t ne1 = 1, int64_t ne2 = 1);
+
+private:
+    Backend &backend_;
+    std::unique_ptr<Buffer> buffer_;
+    size_t used_ = 0;
+};
+
+// Per-session scratch state of forward passes, so one immutable Decoder can
+// serve many sessions.
+struct ForwardState {
+    explicit ForwardState(Backend &backend) : ws(backend) {}
+    Workspace ws;
+    std::vector<float> mask, mask_swa;
+};
+
+class Decoder {
+public:
+    virtual ~Decoder() = default;
+    const DecoderHParams &hparams() const { return hp_; }
+
+    // Runs a batch, writes logits [n_vocab] for every batch.outputs row into logits
+    // (row-major, outputs order). The batch must already be validated.
+    // On failure the batch's cells are released again, so the cache is unchanged.
+    void forward(ForwardState &st, KvCache &cache, const Batch &batch, std::vector<float> &logits) const;
+    Backend &backend() const { return backend_; }
+
+    // Bytes of activations a batch of n tokens needs (for Workspace sizing).
+    virtual size_t workspace_bytes(int64_t n_tokens, int64_t n_kv) const;
+
+protected:
+    Decoder(const gguf::File &file, Backend &backend) : file_(file), backend_(backend) {}
+
+    // Family hook: from input embeddings x [n_embd, n] (already looked up) run every
+    // layer, leaving the final hidden states in x. cells: KV cells of the batch tokens.
+    virtual void forward_layers(ForwardState &st, const Tensor &x, const Batch &batch, KvCache &cache,
+                                const std::vector<int32_t> &cells, int64_t n_kv) const = 0;
+    // Family hook: transforms the input embeddings before the first layer (default: none).
+    virtual void prepare_input(const Tensor &x) const {}
+
+    // Reads the generic hyperparameters of llama.cpp's loader for hp_.arch.
+    void load_common_hparams();
+    // Tensor lookup with shape checks (ggml order); optional ones return an invalid Tensor.
+    Tensor tensor(const std::string &name, std::vector<int64_t> ne, bool required = true) const;
+    // Standard attention with the KV cache: q [hd, n_head, n], k/v [hd*n_head_kv, n]
+    // already projected (and roped); stores k/v at cells, writes out [hd*n_head, n].
+    void attend(ForwardState &st, int layer, const Tensor &q, const Tensor &k, const Tensor &v, const Batch &batch,
+                KvCache &cache, const std::vector<int32_t> &cells, int64_t n_kv, int32_t window,
+                const Tensor &out) const;
+
+    const gguf::File &file_;
+    Backend &backend_;
+    DecoderHParams hp_;
+    Tensor tok_embd_, output_norm_, output_;
+};
+
+// Creates the decoder for the model's architecture (throws MUSE_ERR_UNSUPPORTED
+// naming the architecture and the supported list).
+std::unique_ptr<Decoder> make_decoder(const gguf::File &file, Backend &backend);
+
+// Registry entry of a family (models/registry.cpp lists them).
+struct DecoderFamily {
+    const char *arch;
+    std::function<std::unique_ptr<Decoder>(const gguf::File &, Backend &)> create;
+};
+const std::vector<DecoderFamily> &decoder_families();
+
+} // namespace muse

@@ -1,0 +1,55 @@
+#include "decoder/session.h"
+
+#include "core/error.h"
+
+#include <algorithm>
+
+namespace muse {
+
+Session::Session(const Decoder &decoder, const SessionOptions &options)
+    : decoder_(decoder), options_(options), state_(decoder.backend()) {
+    const DecoderHParams &hp = decoder.hparams();
+    if (options.n_ctx <= 0 || options.n_ctx > (int64_t(1) << 24))
+        fail(MUSE_ERR_INVALID_ARGUMENT, "n_ctx ", options.n_ctx, " out of range (1..16M)");
+    if (options.n_batch <= 0) options_.n_batch = 512;
+    cache_ = std::make_unique<KvCache>(decoder.backend(), static_cast<int>(hp.n_layer), hp.n_embd_kv(), hp.n_embd_kv(),
+                                       options.n_ctx, options.n_seq_max, options.kv_type);
+}
+
+const std::vector<float> &Session::eval(const std::vector<int32_t> &tokens, int seq) {
+    const DecoderHParams &hp = decoder_.hparams();
+    if (tokens.empty()) fail(MUSE_ERR_INVALID_ARGUMENT, "eval needs at least one token");
+    if (seq < 0 || seq >= cache_->n_seq_max())
+        fail(MUSE_ERR_OUT_OF_RANGE, "sequence id ", seq, " out of range (n_seq_max ", cache_->n_seq_max(), ")");
+    for (size_t i = 0; i < tokens.size(); ++i)
+        if (tokens[i] < 0 || tokens[i] >= hp.n_vocab)
+            fail(MUSE_ERR_OUT_OF_RANGE, "token id ", tokens[i], " at index ", i, " is outside the vocabulary (0..",
+                 hp.n_vocab - 1, ")");
+    const int32_t start = cache_->seq_next_pos(seq);
+    if (static_cast<int64_t>(start) + static_cast<int64_t>(tokens.size()) > cache_->n_ctx())
+        fail(MUSE_ERR_OUT_OF_RANGE, "prompt too long: ", start, " + ", tokens.size(), " tokens exceed n_ctx = ",
+             cache_->n_ctx());
+    std::vector<float> out;
+    for (size_t b = 0; b < tokens.size(); b += static_cast<size_t>(options_.n_batch)) {
+        const size_t n = std::min(tokens.size() - b, static_cast<size_t>(options_.n_batch));
+        Batch batch;
+        batch.tokens.assign(tokens.begin() + static_cast<long>(b), tokens.begin() + static_cast<long>(b + n));
+        for (size_t i = 0; i < n; ++i) {
+            batch.pos.push_back(start + static_cast<int32_t>(b + i));
+            batch.seq.push_back(seq);
+        }
+        const bool last = b + n == tokens.size();
+        if (last) batch.outputs.push_back(static_cast<int32_t>(n - 1));
+        try {
+            decoder_.forward(state_, *cache_, batch, out);
+        } catch (...) {
+            // Earlier chunks of this call already sit in the cache: take them out again.
+            cache_->seq_remove(seq, start, -1);
+            throw;
+        }
+    }
+    logits_.swap(out);
+    return logits_;
+}
+
+} // namespace muse

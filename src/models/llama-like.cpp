@@ -1,0 +1,77 @@
+#include "models/llama-like.h"
+
+#include "core/error.h"
+
+namespace muse {
+
+LlamaLikeDecoder::LlamaLikeDecoder(const gguf::File &file, Backend &backend, const LlamaLikeOptions &options)
+    : Decoder(file, backend), options_(options) {
+    hp_.arch = options.arch;
+    load_common_hparams();
+    hp_.rope.mode = options.rope_mode;
+    const int64_t e = hp_.n_embd, q = hp_.n_embd_q(), kv = hp_.n_embd_kv(), ff = hp_.n_ff, hd = hp_.head_dim;
+    // output.weight is optional: tied embeddings reuse token_embd (llama.cpp's fallback).
+    output_ = tensor("output.weight", {e, hp_.n_vocab}, false);
+    for (int64_t il = 0; il < hp_.n_layer; ++il) {
+        const std::string p = "blk." + std::to_string(il) + ".";
+        Layer L;
+        L.attn_norm = tensor(p + "attn_norm.weight", {e});
+        L.wq = tensor(p + "attn_q.weight", {e, q});
+        L.wk = tensor(p + "attn_k.weight", {e, kv});
+        L.wv = tensor(p + "attn_v.weight", {e, kv});
+        L.wo = tensor(p + "attn_output.weight", {q, e});
+        if (options.qkv_bias) {
+            L.bq = tensor(p + "attn_q.bias", {q}, false);
+            L.bk = tensor(p + "attn_k.bias", {kv}, false);
+            L.bv = tensor(p + "attn_v.bias", {kv}, false);
+        }
+        if (options.qk_norm) {
+            L.q_norm = tensor(p + "attn_q_norm.weight", {hd});
+            L.k_norm = tensor(p + "attn_k_norm.weight", {hd});
+        }
+        L.ffn_norm = tensor(p + "ffn_norm.weight", {e});
+        L.ffn_gate = tensor(p + "ffn_gate.weight", {e, ff});
+        L.ffn_up = tensor(p + "ffn_up.weight", {e, ff});
+        L.ffn_down = tensor(p + "ffn_down.weight", {ff, e});
+        layers_.push_back(L);
+    }
+}
+
+void LlamaLikeDecoder::forward_layers(ForwardState &st, const Tensor &x, const Batch &batch, KvCache &cache,
+                                      const std::vector<int32_t> &cells, int64_t n_kv) const {
+    Backend &be = backend_;
+    const int64_t n = batch.size(), hd = hp_.head_dim;
+    Tensor a = st.ws.f32(hp_.n_embd, n);
+    Tensor q = st.ws.f32(hp_.n_embd_q(), n), k = st.ws.f32(hp_.n_embd_kv(), n), v = st.ws.f32(hp_.n_embd_kv(), n);
+    Tensor o = st.ws.f32(hp_.n_embd_q(), n), y = st.ws.f32(hp_.n_embd, n);
+    Tensor g = st.ws.f32(hp_.n_ff, n), u = st.ws.f32(hp_.n_ff, n);
+    for (int64_t il = 0; il < hp_.n_layer; ++il) {
+        const Layer &L = layers_[static_cast<size_t>(il)];
+        be.rms_norm(x, L.attn_norm, hp_.eps, a);
+        be.matmul(L.wq, a, q);
+        be.matmul(L.wk, a, k);
+        be.matmul(L.wv, a, v);
+        if (L.bq.valid()) be.add(q, L.bq);
+        if (L.bk.valid()) be.add(k, L.bk);
+        if (L.bv.valid()) be.add(v, L.bv);
+        const Tensor qh = q.reshape(hd, hp_.n_head, n), kh = k.reshape(hd, hp_.n_head_kv, n);
+        if (options_.qk_norm) {
+            be.rms_norm(qh, L.q_norm, hp_.eps, qh);
+            be.rms_norm(kh, L.k_norm, hp_.eps, kh);
+        }
+        be.rope(qh, batch.pos.data(), hp_.rope);
+        be.rope(kh, batch.pos.data(), hp_.rope);
+        attend(st, static_cast<int>(il), qh, k, v, batch, cache, cells, n_kv, 0, o);
+        be.matmul(L.wo, o, y);
+        be.add(x, y);
+
+        be.rms_norm(x, L.ffn_norm, hp_.eps, a);
+        be.matmul(L.ffn_gate, a, g);
+        be.matmul(L.ffn_up, a, u);
+        be.swiglu(g, u);
+        be.matmul(L.ffn_down, g, y);
+        be.add(x, y);
+    }
+}
+
+} // namespace muse

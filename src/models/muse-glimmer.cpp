@@ -1,0 +1,164 @@
+// Muse Glimmer's text decoder, exactly as ../shared/docs/MUSE_GLIMMER.md §1:
+// initial scaleless RMS norm, gated attention (o ⊙ sigmoid(Wgate·a)), per-head
+// QK norms, SWA layers with NORM rope vs full layers with no positional
+// encoding (NoPE), sandwich norms with eps 1e-8 on the post-norms, logit scale
+// and a final softcap that defaults to 30.0 when the key is absent.
+#include "core/dequant.h"
+#include "core/error.h"
+#include "models/registry.h"
+
+namespace muse {
+namespace {
+
+constexpr float kPostNormEps = 1e-8f;       // §1.6: hard-coded for the two post-norms only
+constexpr float kDefaultSoftcap = 30.0f;    // §1.1: struct default when the key is absent
+
+class MuseGlimmerDecoder final : public Decoder {
+public:
+    MuseGlimmerDecoder(const gguf::File &file, Backend &backend) : Decoder(file, backend) {
+        hp_.arch = "muse-glimmer";
+        load_common_hparams();
+        load_arch_hparams();
+        const int64_t e = hp_.n_embd, q = hp_.n_embd_q(), kv = hp_.n_embd_kv(), ff = hp_.n_ff, hd = hp_.head_dim;
+        output_ = tensor("output.weight", {e, hp_.n_vocab});  // required: no tying fallback
+        for (int64_t il = 0; il < hp_.n_layer; ++il) {
+            const std::string p = "blk." + std::to_string(il) + ".";
+            Layer L;
+            L.attn_norm = tensor(p + "attn_norm.weight", {e});
+            if (file.find_tensor(p + "attn_qkv.weight")) {
+                fail(MUSE_ERR_UNSUPPORTED, "fused attn_qkv tensors are not supported yet for muse-glimmer (", p, "attn_qkv.weight)");
+            }
+            L.wq = tensor(p + "attn_q.weight", {e, q});
+            L.wk = tensor(p + "attn_k.weight", {e, kv});
+            L.wv = tensor(p + "attn_v.weight", {e, kv});
+            L.bq = tensor(p + "attn_q.bias", {q}, false);
+            L.bk = tensor(p + "attn_k.bias", {kv}, false);
+            L.bv = tensor(p + "attn_v.bias", {kv}, false);
+            L.q_scale = scalar(p + "attn_q.scale");
+            L.k_scale = scalar(p + "attn_k.scale");
+            L.v_scale = scalar(p + "attn_v.scale");
+            L.o_scale = scalar(p + "attn_output.scale");
+            L.wo = tensor(p + "attn_output.weight", {q, e});
+            L.q_norm = tensor(p + "attn_q_norm.weight", {hd});
+            L.k_norm = tensor(p + "attn_k_norm.weight", {hd});
+            L.gate = tensor(p + "attn_gate.weight", {e, q});
+            L.post_attn_norm = tensor(p + "post_attention_norm.weight", {e});
+            L.ffn_norm = tensor(p + "ffn_norm.weight", {e});
+            L.ffn_gate = tensor(p + "ffn_gate.weight", {e, ff});
+            L.ffn_up = tensor(p + "ffn_up.weight", {e, ff});
+            L.ffn_down = tensor(p + "ffn_down.weight", {ff, e});
+            L.post_ffw_norm = tensor(p + "post_ffw_norm.weight", {e});
+            layers_.push_back(L);
+        }
+    }
+
+protected:
+    void prepare_input(const Tensor &x) const override {
+        backend_.rms_norm(x, Tensor{}, hp_.eps, x);  // scaleless; image embeddings pass here too
+    }
+
+    void forward_layers(ForwardState &st, const Tensor &x, const Batch &batch, KvCache &cache,
+                        const std::vector<int32_t> &cells, int64_t n_kv) const override {
+        Backend &be = backend_;
+        const int64_t n = batch.size(), hd = hp_.head_dim;
+        Tensor a = st.ws.f32(hp_.n_embd, n);
+        Tensor q = st.ws.f32(hp_.n_embd_q(), n), k = st.ws.f32(hp_.n_embd_kv(), n), v = st.ws.f32(hp_.n_embd_kv(), n);
+        Tensor g = st.ws.f32(hp_.n_embd_q(), n), o = st.ws.f32(hp_.n_embd_q(), n), y = st.ws.f32(hp_.n_embd, n);
+        Tensor fg = st.ws.f32(hp_.n_ff, n), fu = st.ws.f32(hp_.n_ff, n);
+        for (int64_t il = 0; il < hp_.n_layer; ++il) {
+            const Layer &L = layers_[static_cast<size_t>(il)];
+            const bool swa = hp_.is_swa[static_cast<size_t>(il)];
+            be.rms_norm(x, L.attn_norm, hp_.eps, a);
+            project(L.wq, a, q, L.q_scale, L.bq);
+            project(L.wk, a, k, L.k_scale, L.bk);
+            project(L.wv, a, v, L.v_scale, L.bv);
+            be.matmul(L.gate, a, g);  // from the same normed input a
+            const Tensor qh = q.reshape(hd, hp_.n_head, n), kh = k.reshape(hd, hp_.n_head_kv, n);
+            be.rms_norm(qh, L.q_norm, hp_.eps, qh);
+            be.rms_norm(kh, L.k_norm, hp_.eps, kh);
+            if (swa) {
+                be.rope(qh, batch.pos.data(), hp_.rope_swa);
+                be.rope(kh, batch.pos.data(), hp_.rope_swa);
+            }
+            attend(st, static_cast<int>(il), qh, k, v, batch, cache, cells, n_kv, swa ? hp_.n_swa : 0, o);
+            be.sigmoid_mul(o, g);
+            be.matmul(L.wo, o, y);
+            if (L.o_scale != 1.0f) be.scale(y, L.o_scale);
+            be.rms_norm(y, L.post_attn_norm, kPostNormEps, y);
+            be.add(x, y);
+
+            be.rms_norm(x, L.ffn_norm, hp_.eps, a);
+            be.matmul(L.ffn_gate, a, fg);
+            be.matmul(L.ffn_up, a, fu);
+            be.swiglu(fg, fu);
+            be.matmul(L.ffn_down, fg, y);
+            be.rms_norm(y, L.post_ffw_norm, kPostNormEps, y);
+            be.add(x, y);
+        }
+    }
+
+private:
+    struct Layer {
+        Tensor attn_norm, wq, wk, wv, bq, bk, bv, wo, q_norm, k_norm, gate, post_attn_norm;
+        Tensor ffn_norm, ffn_gate, ffn_up, ffn_down, post_ffw_norm;
+        float q_scale = 1, k_scale = 1, v_scale = 1, o_scale = 1;
+    };
+
+    void project(const Tensor &w, const Tensor &a, const Tensor &out, float s, const Tensor &bias) const {
+        backend_.matmul(w, a, out);
+        if (s != 1.0f) backend_.scale(out, s);  // §1.6: optional scale before optional bias
+        if (bias.valid()) backend_.add(out, bias);
+    }
+
+    // Optional {1} per-tensor scale (NVFP4 exports); 1.0 when absent.
+    float scalar(const std::string &name) const {
+        const gguf::TensorInfo *t = file_.find_tensor(name);
+        if (!t) return 1.0f;
+        if (t->n_elements != 1) fail(MUSE_ERR_FORMAT, "tensor '", name, "' should hold one value");
+        float v;
+        dequantize(t->type, file_.tensor_data(*t), &v, 1);
+        return v;
+    }
+
+    void load_arch_hparams() {
+        const std::string a = "muse-glimmer.";
+        auto eps = file_.get_float(a + "attention.layer_norm_rms_epsilon");
+        if (!eps) fail(MUSE_ERR_FORMAT, "missing required metadata '", a, "attention.layer_norm_rms_epsilon'");
+        auto swa = file_.get_int(a + "attention.sliding_window");
+        if (!swa || *swa <= 0) fail(MUSE_ERR_FORMAT, "missing or invalid '", a, "attention.sliding_window'");
+        hp_.n_swa = static_cast<int32_t>(*swa);
+        auto scale = file_.get_float(a + "logit_scale");
+        if (!scale) fail(MUSE_ERR_FORMAT, "missing required metadata '", a, "logit_scale'");
+        hp_.logit_scale = static_cast<float>(*scale);
+        hp_.final_softcap = static_cast<float>(file_.get_float(a + "final_logit_softcapping").value_or(kDefaultSoftcap));
+        // SWA layers: rope with the SWA base and no frequency scaling (§1.4).
+        hp_.rope_swa.mode = RopeMode::Norm;
+        hp_.rope_swa.freq_scale = 1.0f;
+        hp_.rope_swa.freq_base = static_cast<float>(file_.get_float(a + "rope.freq_base_swa").value_or(hp_.rope.freq_base));
+        hp_.rope_swa.n_rot = static_cast<int>(file_.get_int(a + "rope.dimension_count_swa").value_or(hp_.rope.n_rot));
+        // Layer typing (§1.4): scalar period, per-layer array, or absent = all full attention.
+        const gguf::Value *pat = file_.find(a + "attention.sliding_window_pattern");
+        if (pat && pat->type != gguf::ValueType::ARRAY) {
+            const int64_t p = file_.get_int(a + "attention.sliding_window_pattern").value();
+            if (p < 0) fail(MUSE_ERR_FORMAT, "sliding_window_pattern must not be negative");
+            for (int64_t il = 0; il < hp_.n_layer; ++il) hp_.is_swa[static_cast<size_t>(il)] = p == 0 || il % p < p - 1;
+        } else if (pat) {
+            if (pat->length != static_cast<uint64_t>(hp_.n_layer) || gguf::value_type_size(pat->elem_type) == 0 ||
+                gguf::is_float_type(pat->elem_type))
+                fail(MUSE_ERR_FORMAT, "sliding_window_pattern must be a bool/integer array of length block_count (",
+                     hp_.n_layer, ")");
+            for (int64_t il = 0; il < hp_.n_layer; ++il)
+                hp_.is_swa[static_cast<size_t>(il)] = pat->element(static_cast<uint64_t>(il)).u != 0;
+        }
+    }
+
+    std::vector<Layer> layers_;
+};
+
+} // namespace
+
+std::unique_ptr<Decoder> make_muse_glimmer(const gguf::File &f, Backend &b) {
+    return std::make_unique<MuseGlimmerDecoder>(f, b);
+}
+
+} // namespace muse
