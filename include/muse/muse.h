@@ -256,6 +256,36 @@ MUSE_API muse_status muse_session_seq_remove(muse_session *session, int32_t seq_
 MUSE_API muse_status muse_session_seq_copy(muse_session *session, int32_t src_seq, int32_t dst_seq, int32_t p0,
                                            int32_t p1);
 
+/* ------------------------------------------------------------ generation */
+
+typedef struct muse_sampling_params {
+    uint32_t struct_size;        /* sizeof(muse_sampling_params), set by _init */
+    float    temperature;        /* <= 0: greedy (default 0) */
+    int32_t  top_k;              /* 0: off (default) */
+    float    top_p;              /* 1: off (default) */
+    float    min_p;              /* 0: off (default) */
+    float    repeat_penalty;     /* 1: off (default) */
+    float    presence_penalty;   /* 0: off (default) */
+    float    frequency_penalty;  /* 0: off (default) */
+    int32_t  penalty_last_n;     /* tokens the penalties look back over (default 64) */
+    uint64_t seed;               /* sampling seed (default 0) */
+} muse_sampling_params;
+
+MUSE_API void muse_sampling_params_init(muse_sampling_params *params);
+
+/* Evaluates prompt on sequence seq_id (n_prompt may be 0 to continue from the
+ * last evaluation), then samples up to max_tokens tokens into out_tokens, stopping
+ * after an end-of-generation token of the model (eos/eot, included in the output)
+ * or when muse_session_cancel() is called. *out_n_tokens receives the count.
+ * params may be NULL (greedy). */
+MUSE_API muse_status muse_session_generate_tokens(muse_session *session, int32_t seq_id, const int32_t *prompt,
+                                                  size_t n_prompt, const muse_sampling_params *params,
+                                                  size_t max_tokens, int32_t *out_tokens, size_t *out_n_tokens);
+
+/* Asks a running generation on this session to stop after its current token.
+ * The one session function that may be called from another thread. */
+MUSE_API void muse_session_cancel(muse_session *session);
+
 #ifdef __cplusplus
 }
 #endif

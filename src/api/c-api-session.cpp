@@ -2,10 +2,23 @@
 #include "api/api-guard.h"
 #include "api/handles.h"
 
+#include <algorithm>
+
 namespace muse::api {
 namespace {
 
 constexpr size_t kSessionParamsSizes[] = {sizeof(muse_session_params)};
+constexpr size_t kSamplingParamsSizes[] = {sizeof(muse_sampling_params)};
+
+// End-of-generation ids from the model's metadata (eos and eot).
+std::vector<int32_t> end_of_generation(const Model &m) {
+    std::vector<int32_t> ids;
+    for (const char *key : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"}) {
+        const gguf::Value *v = m.file().find(key);
+        if (v && gguf::is_integer_type(v->type) && v->i >= 0 && v->i < m.n_vocab()) ids.push_back(static_cast<int32_t>(v->i));
+    }
+    return ids;
+}
 
 Session &session_of(muse_session *s) {
     if (!s || !s->impl) fail(MUSE_ERR_INVALID_ARGUMENT, "session handle is NULL");
@@ -49,6 +62,7 @@ MUSE_API muse_status muse_session_create(const muse_model *model, const muse_ses
         o.kv_type = kv == MUSE_KV_F32 ? GgmlType::F32 : GgmlType::F16;
         auto handle = std::make_unique<muse_session>();
         handle->impl = std::make_unique<Session>(model->impl->require_decoder(), o);
+        handle->impl->set_end_of_generation(end_of_generation(*model->impl));
         *out = handle.release();
     });
 }
@@ -77,6 +91,50 @@ MUSE_API muse_status muse_session_seq_remove(muse_session *s, int32_t seq_id, in
 
 MUSE_API muse_status muse_session_seq_copy(muse_session *s, int32_t src, int32_t dst, int32_t p0, int32_t p1) {
     return guard([&] { session_of(s).cache().seq_copy(src, dst, p0, p1); });
+}
+
+MUSE_API void muse_sampling_params_init(muse_sampling_params *p) {
+    if (!p) return;
+    std::memset(static_cast<void *>(p), 0, sizeof(*p));
+    p->struct_size = sizeof(*p);
+    p->temperature = 0.0f;
+    p->top_k = 0;
+    p->top_p = 1.0f;
+    p->min_p = 0.0f;
+    p->repeat_penalty = 1.0f;
+    p->penalty_last_n = 64;
+}
+
+MUSE_API muse_status muse_session_generate_tokens(muse_session *s, int32_t seq_id, const int32_t *prompt,
+                                                  size_t n_prompt, const muse_sampling_params *params,
+                                                  size_t max_tokens, int32_t *out_tokens, size_t *out_n) {
+    if (out_n) *out_n = 0;
+    return guard([&] {
+        Session &session = session_of(s);
+        if (n_prompt > 0) require(prompt, "prompt");
+        if (max_tokens > 0) require(out_tokens, "out_tokens");
+        require(out_n, "out_n_tokens");
+        const muse_sampling_params p =
+            read_params(params, muse_sampling_params_init, kSamplingParamsSizes, "muse_sampling_params");
+        SamplingParams sp;
+        sp.temperature = p.temperature;
+        sp.top_k = p.top_k;
+        sp.top_p = p.top_p;
+        sp.min_p = p.min_p;
+        sp.repeat_penalty = p.repeat_penalty;
+        sp.presence_penalty = p.presence_penalty;
+        sp.frequency_penalty = p.frequency_penalty;
+        sp.penalty_last_n = p.penalty_last_n;
+        sp.seed = p.seed;
+        const std::vector<int32_t> out = session.generate(std::vector<int32_t>(prompt, prompt + n_prompt), max_tokens,
+                                                          sp, static_cast<int>(seq_id));
+        std::copy(out.begin(), out.end(), out_tokens);
+        *out_n = out.size();
+    });
+}
+
+MUSE_API void muse_session_cancel(muse_session *s) {
+    if (s && s->impl) s->impl->cancel();
 }
 
 } // extern "C"

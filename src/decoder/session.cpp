@@ -52,4 +52,23 @@ const std::vector<float> &Session::eval(const std::vector<int32_t> &tokens, int 
     return logits_;
 }
 
+std::vector<int32_t> Session::generate(const std::vector<int32_t> &prompt, size_t max_tokens,
+                                      const SamplingParams &params, int seq,
+                                      const std::function<bool(int32_t)> &on_token) {
+    cancel_.store(false);
+    Sampler sampler(params);
+    if (!prompt.empty()) eval(prompt, seq);
+    else if (logits_.empty()) fail(MUSE_ERR_INVALID_ARGUMENT, "generate needs a prompt (nothing was evaluated yet)");
+    std::vector<int32_t> history = prompt, out;
+    while (out.size() < max_tokens && !cancel_.load()) {
+        const int32_t tok = sampler.sample(logits_, history);
+        out.push_back(tok);
+        history.push_back(tok);
+        if (on_token && !on_token(tok)) break;
+        if (std::find(eog_.begin(), eog_.end(), tok) != eog_.end()) break;
+        if (out.size() < max_tokens) eval({tok}, seq);
+    }
+    return out;
+}
+
 } // namespace muse

@@ -3,6 +3,10 @@
 #pragma once
 
 #include "decoder/decoder.h"
+#include "sampling/sampler.h"
+
+#include <atomic>
+#include <functional>
 
 #include <memory>
 #include <vector>
@@ -30,6 +34,16 @@ public:
     const std::vector<float> &eval(const std::vector<int32_t> &tokens, int seq = 0);
     const std::vector<float> &logits() const { return logits_; }
 
+    // Evaluates the prompt (may be empty to continue), then samples up to
+    // max_tokens tokens, stopping after an end-of-generation token (included in
+    // the result), when on_token returns false, or when cancel() is called.
+    std::vector<int32_t> generate(const std::vector<int32_t> &prompt, size_t max_tokens, const SamplingParams &params,
+                                  int seq = 0, const std::function<bool(int32_t)> &on_token = nullptr);
+    // Thread-safe: asks a running generate() to stop after the current token.
+    void cancel() { cancel_.store(true); }
+    // Tokens that end generation (from the model's metadata).
+    void set_end_of_generation(std::vector<int32_t> ids) { eog_ = std::move(ids); }
+
     KvCache &cache() { return *cache_; }
     const KvCache &cache() const { return *cache_; }
 
@@ -39,6 +53,8 @@ private:
     std::unique_ptr<KvCache> cache_;
     ForwardState state_;
     std::vector<float> logits_;
+    std::vector<int32_t> eog_;
+    std::atomic<bool> cancel_{false};
 };
 
 } // namespace muse

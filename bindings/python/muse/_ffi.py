@@ -190,3 +190,29 @@ _declare("muse_session_seq_length", ctypes.c_int64, S, ctypes.c_int32)
 _declare("muse_session_seq_remove", ST, S, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32)
 # muse_status muse_session_seq_copy(muse_session *, int32_t src_seq, int32_t dst_seq, int32_t p0, int32_t p1);
 _declare("muse_session_seq_copy", ST, S, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32)
+
+
+class SamplingParams(ctypes.Structure):
+    """struct muse_sampling_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("temperature", ctypes.c_float),
+        ("top_k", ctypes.c_int32),
+        ("top_p", ctypes.c_float),
+        ("min_p", ctypes.c_float),
+        ("repeat_penalty", ctypes.c_float),
+        ("presence_penalty", ctypes.c_float),
+        ("frequency_penalty", ctypes.c_float),
+        ("penalty_last_n", ctypes.c_int32),
+        ("seed", ctypes.c_uint64),
+    ]
+
+
+# void muse_sampling_params_init(muse_sampling_params *params);
+_declare("muse_sampling_params_init", None, ctypes.POINTER(SamplingParams))
+# muse_status muse_session_generate_tokens(muse_session *, int32_t seq_id, const int32_t *prompt, size_t n_prompt,
+#     const muse_sampling_params *params, size_t max_tokens, int32_t *out_tokens, size_t *out_n_tokens);
+_declare("muse_session_generate_tokens", ST, S, ctypes.c_int32, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t,
+         ctypes.POINTER(SamplingParams), ctypes.c_size_t, ctypes.POINTER(ctypes.c_int32), c_size_t_p)
+# void muse_session_cancel(muse_session *session);
+_declare("muse_session_cancel", None, S)

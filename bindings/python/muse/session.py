@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import ctypes
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from . import _ffi
 from ._ffi import lib
@@ -27,6 +27,7 @@ class Session:
         h = ctypes.c_void_p()
         check(lib.muse_session_create(model._h(), ctypes.byref(p), ctypes.byref(h)))
         self._handle = h
+        self._seed = int(seed)
         self.n_vocab = model.n_vocab
 
     def close(self) -> None:
@@ -57,6 +58,30 @@ class Session:
         out = ctypes.POINTER(ctypes.c_float)()
         check(lib.muse_session_eval(self._h(), int(seq_id), arr, len(tokens), ctypes.byref(out)))
         return out[: self.n_vocab]
+
+    def generate_tokens(self, tokens: Sequence[int], max_tokens: int, temperature: float = 0.0, top_k: int = 0,
+                        top_p: float = 1.0, min_p: float = 0.0, seed: Optional[int] = None, *,
+                        repeat_penalty: float = 1.0, presence_penalty: float = 0.0,
+                        frequency_penalty: float = 0.0, seq_id: int = 0) -> List[int]:
+        """Evaluates tokens, then samples up to max_tokens (greedy at temperature 0),
+        stopping after an end-of-generation token (kept in the result)."""
+        p = _ffi.SamplingParams()
+        lib.muse_sampling_params_init(ctypes.byref(p))
+        p.temperature, p.top_k, p.top_p, p.min_p = float(temperature), int(top_k), float(top_p), float(min_p)
+        p.repeat_penalty, p.presence_penalty = float(repeat_penalty), float(presence_penalty)
+        p.frequency_penalty = float(frequency_penalty)
+        p.seed = self._seed if seed is None else int(seed)
+        arr = (ctypes.c_int32 * len(tokens))(*[int(t) for t in tokens])
+        out = (ctypes.c_int32 * max(1, int(max_tokens)))()
+        n = ctypes.c_size_t()
+        check(lib.muse_session_generate_tokens(self._h(), int(seq_id), arr, len(tokens), ctypes.byref(p),
+                                               int(max_tokens), out, ctypes.byref(n)))
+        return list(out[: n.value])
+
+    def cancel(self) -> None:
+        """Stops a generation running on another thread after its current token."""
+        if self._handle:
+            lib.muse_session_cancel(self._handle)
 
     def seq_length(self, seq_id: int = 0) -> int:
         n = lib.muse_session_seq_length(self._h(), int(seq_id))

@@ -1,0 +1,1 @@
+list(APPEND MUSE_SOURCES sampling/sampler.cpp)

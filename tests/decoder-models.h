@@ -1,0 +1,93 @@
+// Tiny random decoder models of every supported family, written with the
+// project's GGUF writer, for the C++ decoder tests.
+#pragma once
+
+#include "gguf/gguf-writer.h"
+
+#include <random>
+#include <string>
+#include <vector>
+
+namespace muse::test {
+
+struct TinyDecoderSpec {
+    std::string arch = "llama";
+    GgmlType type = GgmlType::F32;
+    int64_t n_embd = 64, n_layer = 2, n_head = 4, n_head_kv = 2, n_ff = 96, n_vocab = 64;
+    bool tied_output = false;
+    // muse-glimmer: "array", "scalar" or "absent" sliding_window_pattern
+    std::string swa_pattern = "array";
+    bool softcap_key = true;
+    uint32_t seed = 7;
+};
+
+inline gguf::Writer tiny_decoder_writer(const TinyDecoderSpec &s) {
+    gguf::Writer w;
+    const std::string a = s.arch + ".";
+    const int64_t hd = s.n_embd / s.n_head;
+    w.set_string("general.architecture", s.arch);
+    w.set_u32(a + "context_length", 256);
+    w.set_u32(a + "embedding_length", static_cast<uint32_t>(s.n_embd));
+    w.set_u32(a + "block_count", static_cast<uint32_t>(s.n_layer));
+    w.set_u32(a + "feed_forward_length", static_cast<uint32_t>(s.n_ff));
+    w.set_u32(a + "attention.head_count", static_cast<uint32_t>(s.n_head));
+    w.set_u32(a + "attention.head_count_kv", static_cast<uint32_t>(s.n_head_kv));
+    w.set_f32(a + "attention.layer_norm_rms_epsilon", 1e-5f);
+    w.set_f32(a + "rope.freq_base", 10000.0f);
+    if (s.arch == "muse-glimmer") {
+        w.set_f32(a + "logit_scale", 0.5f);
+        w.set_u32(a + "attention.sliding_window", 4);
+        if (s.softcap_key) w.set_f32(a + "final_logit_softcapping", 20.0f);
+        if (s.swa_pattern == "array") {
+            std::vector<bool> pat;
+            for (int64_t l = 0; l < s.n_layer; ++l) pat.push_back(l % 2 == 0);
+            w.set_array_bool(a + "attention.sliding_window_pattern", pat);
+        } else if (s.swa_pattern == "scalar") {
+            w.set_u32(a + "attention.sliding_window_pattern", 2);
+        }
+    }
+    w.set_u32("tokenizer.ggml.eos_token_id", 2);
+    std::mt19937 rng(s.seed);
+    std::normal_distribution<float> nd(0.0f, 0.3f);
+    auto add = [&](const std::string &name, std::vector<int64_t> ne, bool norm = false) {
+        int64_t n = 1;
+        for (auto d : ne) n *= d;
+        std::vector<float> x(static_cast<size_t>(n));
+        for (auto &v : x) v = norm ? 1.0f + 0.1f * nd(rng) : nd(rng);
+        const bool small = ne.size() == 1;
+        w.add_tensor_f32(name, small ? GgmlType::F32 : s.type, ne, x.data());
+    };
+    const int64_t e = s.n_embd, q = hd * s.n_head, kv = hd * s.n_head_kv;
+    add("token_embd.weight", {e, s.n_vocab});
+    add("output_norm.weight", {e}, true);
+    if (!s.tied_output) add("output.weight", {e, s.n_vocab});
+    for (int64_t l = 0; l < s.n_layer; ++l) {
+        const std::string p = "blk." + std::to_string(l) + ".";
+        add(p + "attn_norm.weight", {e}, true);
+        add(p + "attn_q.weight", {e, q});
+        add(p + "attn_k.weight", {e, kv});
+        add(p + "attn_v.weight", {e, kv});
+        add(p + "attn_output.weight", {q, e});
+        add(p + "ffn_norm.weight", {e}, true);
+        add(p + "ffn_gate.weight", {e, s.n_ff});
+        add(p + "ffn_up.weight", {e, s.n_ff});
+        add(p + "ffn_down.weight", {s.n_ff, e});
+        if (s.arch == "qwen2") {
+            add(p + "attn_q.bias", {q});
+            add(p + "attn_k.bias", {kv});
+            add(p + "attn_v.bias", {kv});
+        }
+        if (s.arch == "qwen3" || s.arch == "muse-glimmer") {
+            add(p + "attn_q_norm.weight", {hd}, true);
+            add(p + "attn_k_norm.weight", {hd}, true);
+        }
+        if (s.arch == "muse-glimmer") {
+            add(p + "attn_gate.weight", {e, q});
+            add(p + "post_attention_norm.weight", {e}, true);
+            add(p + "post_ffw_norm.weight", {e}, true);
+        }
+    }
+    return w;
+}
+
+} // namespace muse::test
