@@ -14,6 +14,9 @@ struct TinyDecoderSpec {
     std::string arch = "llama";
     GgmlType type = GgmlType::F32;
     int64_t n_embd = 64, n_layer = 2, n_head = 4, n_head_kv = 2, n_ff = 96, n_vocab = 64;
+    int64_t head_dim = 0;      // 0: n_embd / n_head
+    int32_t n_swa = 4;         // muse-glimmer window
+    float weight_std = 0.3f;
     bool tied_output = false;
     // muse-glimmer: "array", "scalar" or "absent" sliding_window_pattern
     std::string swa_pattern = "array";
@@ -24,7 +27,7 @@ struct TinyDecoderSpec {
 inline gguf::Writer tiny_decoder_writer(const TinyDecoderSpec &s) {
     gguf::Writer w;
     const std::string a = s.arch + ".";
-    const int64_t hd = s.n_embd / s.n_head;
+    const int64_t hd = s.head_dim ? s.head_dim : s.n_embd / s.n_head;
     w.set_string("general.architecture", s.arch);
     w.set_u32(a + "context_length", 256);
     w.set_u32(a + "embedding_length", static_cast<uint32_t>(s.n_embd));
@@ -34,9 +37,13 @@ inline gguf::Writer tiny_decoder_writer(const TinyDecoderSpec &s) {
     w.set_u32(a + "attention.head_count_kv", static_cast<uint32_t>(s.n_head_kv));
     w.set_f32(a + "attention.layer_norm_rms_epsilon", 1e-5f);
     w.set_f32(a + "rope.freq_base", 10000.0f);
+    if (s.head_dim) {
+        w.set_u32(a + "attention.key_length", static_cast<uint32_t>(hd));
+        w.set_u32(a + "attention.value_length", static_cast<uint32_t>(hd));
+    }
     if (s.arch == "muse-glimmer") {
         w.set_f32(a + "logit_scale", 0.5f);
-        w.set_u32(a + "attention.sliding_window", 4);
+        w.set_u32(a + "attention.sliding_window", static_cast<uint32_t>(s.n_swa));
         if (s.softcap_key) w.set_f32(a + "final_logit_softcapping", 20.0f);
         if (s.swa_pattern == "array") {
             std::vector<bool> pat;
@@ -46,14 +53,27 @@ inline gguf::Writer tiny_decoder_writer(const TinyDecoderSpec &s) {
             w.set_u32(a + "attention.sliding_window_pattern", 2);
         }
     }
+    // A placeholder SPM vocabulary (one piece per row of token_embd) so that llama.cpp
+    // loads these files too; ids 0..2 are <unk> <s> </s>.
+    std::vector<std::string> tokens;
+    std::vector<int32_t> types;
+    for (int64_t i = 0; i < s.n_vocab; ++i) {
+        tokens.push_back(i == 0 ? "<unk>" : i == 1 ? "<s>" : i == 2 ? "</s>" : "t" + std::to_string(i));
+        types.push_back(i == 0 ? 2 : i < 3 ? 3 : 1);
+    }
+    w.set_string("tokenizer.ggml.model", "llama");
+    w.set_array_strings("tokenizer.ggml.tokens", tokens);
+    w.set_array_f32("tokenizer.ggml.scores", std::vector<float>(tokens.size(), 0.0f));
+    w.set_array_i32("tokenizer.ggml.token_type", types);
+    w.set_u32("tokenizer.ggml.bos_token_id", 1);
     w.set_u32("tokenizer.ggml.eos_token_id", 2);
     std::mt19937 rng(s.seed);
-    std::normal_distribution<float> nd(0.0f, 0.3f);
+    std::normal_distribution<float> nd(0.0f, s.weight_std);
     auto add = [&](const std::string &name, std::vector<int64_t> ne, bool norm = false) {
         int64_t n = 1;
         for (auto d : ne) n *= d;
         std::vector<float> x(static_cast<size_t>(n));
-        for (auto &v : x) v = norm ? 1.0f + 0.1f * nd(rng) : nd(rng);
+        for (auto &v : x) v = norm ? 1.0f + 0.03f * (nd(rng) / s.weight_std) : nd(rng);
         const bool small = ne.size() == 1;
         w.add_tensor_f32(name, small ? GgmlType::F32 : s.type, ne, x.data());
     };

@@ -72,18 +72,24 @@ void Model::init(const ModelLoadOptions &options) {
     } else if (const gguf::TensorInfo *emb = file_->find_tensor("token_embd.weight")) {
         n_vocab_ = emb->ne[1];
     }
-    if (!options.vocab_only && arch_ != "clip") {
-        backend_ = make_backend(options.backend, options.n_threads);
-        decoder_ = make_decoder(*file_, *backend_);
-        if (n_vocab_ != 0 && n_vocab_ != decoder_->hparams().n_vocab && file_->find("tokenizer.ggml.tokens"))
-            fail(MUSE_ERR_FORMAT, "the tokenizer has ", n_vocab_, " tokens but token_embd.weight has ",
-                 decoder_->hparams().n_vocab, " rows");
-        n_vocab_ = decoder_->hparams().n_vocab;
-    }
 }
 
 const Decoder &Model::require_decoder() const {
-    if (!decoder_) fail(MUSE_ERR_INVALID_ARGUMENT, "this model was loaded vocab-only (or is a projector): no decoder");
+    if (options_.vocab_only) fail(MUSE_ERR_INVALID_ARGUMENT, "this model was loaded vocab-only: it has no decoder");
+    std::call_once(decoder_once_, [&] {
+        try {
+            auto backend = make_backend(options_.backend, options_.n_threads);
+            auto decoder = make_decoder(*file_, *backend);
+            if (file_->find("tokenizer.ggml.tokens") && n_vocab_ != decoder->hparams().n_vocab)
+                fail(MUSE_ERR_FORMAT, "the tokenizer has ", n_vocab_, " tokens but token_embd.weight has ",
+                     decoder->hparams().n_vocab, " rows");
+            backend_ = std::move(backend);
+            decoder_ = std::move(decoder);
+        } catch (...) {
+            decoder_error_ = std::current_exception();
+        }
+    });
+    if (decoder_error_) std::rethrow_exception(decoder_error_);
     return *decoder_;
 }
 

@@ -8,7 +8,9 @@
 
 #include "muse/muse.h"
 
+#include <exception>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace muse {
@@ -39,8 +41,8 @@ public:
     int64_t n_embd() const { return n_embd_; }
     int64_t n_layer() const { return n_layer_; }
 
-    // The token decoder (nullptr for vocab-only models).
-    const Decoder *decoder() const { return decoder_.get(); }
+    // The token decoder, built on first use (so any GGUF can be loaded for
+    // inspection); throws the family's error when the file cannot be decoded.
     const Decoder &require_decoder() const;
 
     // "{arch}.{suffix}", the per-architecture metadata key.
@@ -53,8 +55,10 @@ private:
     std::unique_ptr<gguf::File> file_;
     std::unique_ptr<gguf::File> mmproj_;
     ModelLoadOptions options_;
-    std::unique_ptr<Backend> backend_;
-    std::unique_ptr<Decoder> decoder_;  // destroyed before backend_ and file_
+    mutable std::once_flag decoder_once_;
+    mutable std::unique_ptr<Backend> backend_;
+    mutable std::unique_ptr<Decoder> decoder_;  // destroyed before backend_ and file_
+    mutable std::exception_ptr decoder_error_;
     std::string arch_, name_;
     int64_t n_vocab_ = 0, n_ctx_train_ = 0, n_embd_ = 0, n_layer_ = 0;
 };

@@ -1,5 +1,6 @@
 #include "backends/cpu/cpu-backend.h"
 
+#include "backends/cpu/cpu-kernels.h"
 #include "backends/cpu/thread-pool.h"
 #include "core/dequant.h"
 #include "core/error.h"
@@ -29,19 +30,7 @@ private:
     uint8_t *data_;
 };
 
-inline float dot(const float *a, const float *b, int64_t n) {
-    // Four independent accumulators: vectorizes well and keeps rounding stable.
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += a[i] * b[i];
-        s1 += a[i + 1] * b[i + 1];
-        s2 += a[i + 2] * b[i + 2];
-        s3 += a[i + 3] * b[i + 3];
-    }
-    for (; i < n; ++i) s0 += a[i] * b[i];
-    return (s0 + s1) + (s2 + s3);
-}
+using cpu::dot_f32;
 
 // Reads element row `r` of a weight-like tensor into F32.
 void row_to_f32(const Tensor &w, int64_t r, float *out) {
@@ -85,19 +74,26 @@ public:
                  "] y [", y.ne[0], ",", y.n_rows(), "]");
         const float *xs = x.f32();
         float *ys = y.f32();
-        const bool is_f32 = w.type == GgmlType::F32;
+        // Fused kernels read the weights once per token: best for decode. For batches,
+        // dequantizing each row once and reusing it across tokens is cheaper.
+        const cpu::RowDotFn kernel = n_tok < 4 ? cpu::row_dot_kernel(w.type) : nullptr;
+        const auto *wbase = static_cast<const uint8_t *>(w.raw());
+        const size_t row_bytes = w.row_bytes();
         pool_.parallel_for(n_out, [&](int64_t r0, int64_t r1) {
             thread_local std::vector<float> row;
-            if (!is_f32) row.resize(static_cast<size_t>(n_in));
             for (int64_t r = r0; r < r1; ++r) {
-                const float *wr;
-                if (is_f32) {
-                    wr = static_cast<const float *>(w.raw()) + r * n_in;
+                const uint8_t *wr = wbase + row_bytes * static_cast<size_t>(r);
+                if (kernel) {
+                    for (int64_t t = 0; t < n_tok; ++t) ys[t * n_out + r] = kernel(wr, xs + t * n_in, n_in);
                 } else {
-                    row_to_f32(w, r, row.data());
-                    wr = row.data();
+                    const float *wf = reinterpret_cast<const float *>(wr);
+                    if (w.type != GgmlType::F32) {
+                        row.resize(static_cast<size_t>(n_in));
+                        dequantize(w.type, wr, row.data(), n_in);
+                        wf = row.data();
+                    }
+                    for (int64_t t = 0; t < n_tok; ++t) ys[t * n_out + r] = dot_f32(wf, xs + t * n_in, n_in);
                 }
-                for (int64_t t = 0; t < n_tok; ++t) ys[t * n_out + r] = dot(wr, xs + t * n_in, n_in);
             }
         }, 16);
     }
@@ -262,7 +258,7 @@ public:
                         score[static_cast<size_t>(c)] = -std::numeric_limits<float>::infinity();
                         continue;
                     }
-                    const float sc = dot(qv, ks + c * kv_stride + hk * hd, hd) * scale + mrow[c];
+                    const float sc = dot_f32(qv, ks + c * kv_stride + hk * hd, hd) * scale + mrow[c];
                     score[static_cast<size_t>(c)] = sc;
                     mx = std::max(mx, sc);
                 }
