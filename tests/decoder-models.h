@@ -4,6 +4,7 @@
 
 #include "gguf/gguf-writer.h"
 
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -57,9 +58,13 @@ inline gguf::Writer tiny_decoder_writer(const TinyDecoderSpec &s) {
     // loads these files too; ids 0..2 are <unk> <s> </s>.
     std::vector<std::string> tokens;
     std::vector<int32_t> types;
+    const bool bytes = s.n_vocab >= 3 + 256;  // llama.cpp's SPM needs the <0xXX> byte pieces
     for (int64_t i = 0; i < s.n_vocab; ++i) {
-        tokens.push_back(i == 0 ? "<unk>" : i == 1 ? "<s>" : i == 2 ? "</s>" : "t" + std::to_string(i));
-        types.push_back(i == 0 ? 2 : i < 3 ? 3 : 1);
+        char byte_piece[8];
+        std::snprintf(byte_piece, sizeof byte_piece, "<0x%02X>", static_cast<int>((i - 3) & 0xFF));
+        const bool is_byte = bytes && i >= 3 && i < 3 + 256;
+        tokens.push_back(i == 0 ? "<unk>" : i == 1 ? "<s>" : i == 2 ? "</s>" : is_byte ? byte_piece : "t" + std::to_string(i));
+        types.push_back(i == 0 ? 2 : i < 3 ? 3 : is_byte ? 6 : 1);
     }
     w.set_string("tokenizer.ggml.model", "llama");
     w.set_array_strings("tokenizer.ggml.tokens", tokens);
