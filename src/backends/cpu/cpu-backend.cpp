@@ -5,12 +5,19 @@
 #include "core/dequant.h"
 #include "core/error.h"
 
+#include <oneapi/dnnl/dnnl.h>
+
+#include <atomic>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <new>
+
+// From the OpenMP runtime oneDNN is built on (declared here: clang has no omp.h without libomp-dev).
+extern "C" void omp_set_num_threads(int);
 
 namespace muse {
 namespace {
@@ -74,6 +81,10 @@ public:
                  "] y [", y.ne[0], ",", y.n_rows(), "]");
         const float *xs = x.f32();
         float *ys = y.f32();
+        if (n_tok >= kGemmMinTokens) {
+            gemm(w, xs, n_tok, ys);
+            return;
+        }
         // Fused kernels read the weights once per token: best for decode. For batches,
         // dequantizing each row once and reusing it across tokens is cheaper.
         const cpu::RowDotFn kernel = n_tok < 4 ? cpu::row_dot_kernel(w.type) : nullptr;
@@ -283,6 +294,40 @@ public:
     }
 
 private:
+    // Batches (prefill, vision) go through oneDNN's SGEMM. Each pool thread takes
+    // a share of the output rows, dequantizes them a panel at a time into F32 and
+    // computes Y[:, panel] = X · panelᵀ with a single-threaded SGEMM: oneDNN's own
+    // OpenMP team would spin against this pool (measured: half the time in libgomp).
+    static constexpr int64_t kGemmMinTokens = 8;
+
+    void gemm(const Tensor &w, const float *xs, int64_t n_tok, float *ys) {
+        const int64_t n_in = w.ne[0], n_out = w.ne[1];
+        const int64_t panel_rows = std::clamp<int64_t>((int64_t(1) << 20) / n_in, 16, 1024);  // ~4 MiB panels
+        const auto *wbase = static_cast<const uint8_t *>(w.raw());
+        const size_t row_bytes = w.row_bytes();
+        std::atomic<int> failed{0};
+        pool_.parallel_for(n_out, [&](int64_t a, int64_t b) {
+            static thread_local bool single = (omp_set_num_threads(1), true);
+            (void)single;
+            thread_local std::vector<float> panel;
+            for (int64_t r0 = a; r0 < b; r0 += panel_rows) {
+                const int64_t rows = std::min(panel_rows, b - r0);
+                const float *p;
+                if (w.type == GgmlType::F32) {
+                    p = reinterpret_cast<const float *>(wbase + row_bytes * static_cast<size_t>(r0));
+                } else {
+                    panel.resize(static_cast<size_t>(rows * n_in));
+                    for (int64_t r = 0; r < rows; ++r)
+                        dequantize(w.type, wbase + row_bytes * static_cast<size_t>(r0 + r), panel.data() + r * n_in, n_in);
+                    p = panel.data();
+                }
+                if (dnnl_sgemm('N', 'T', n_tok, rows, n_in, 1.0f, xs, n_in, p, n_in, 0.0f, ys + r0, n_out) != dnnl_success)
+                    failed.store(1);
+            }
+        }, 64);
+        if (failed.load()) fail(MUSE_ERR_INTERNAL, "oneDNN sgemm failed");
+    }
+
     static const float *to_f32(const Tensor &t, std::vector<float> &tmp) {
         if (t.type == GgmlType::F32) return static_cast<const float *>(t.raw());
         tmp.resize(static_cast<size_t>(t.n_elements()));
