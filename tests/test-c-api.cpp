@@ -265,3 +265,72 @@ TEST_CASE("progress callback reaches the host and can cancel", "[c-api]") {
     CHECK(g.m == nullptr);
     std::remove(path.c_str());
 }
+
+#include "decoder-models.h"
+
+TEST_CASE("sessions: bad input is refused and the session keeps working", "[c-api]") {
+    const std::string path = "/tmp/muse-capi-session-" + std::to_string(::getpid()) + ".gguf";
+    muse::test::TinyDecoderSpec spec;
+    spec.arch = "muse-glimmer";
+    muse::test::tiny_decoder_writer(spec).write_file(path);
+    ModelGuard g;
+    REQUIRE(muse_model_load(path.c_str(), nullptr, &g.m) == MUSE_OK);
+    muse_session *s = nullptr;
+    CHECK(muse_session_create(nullptr, nullptr, &s) == MUSE_ERR_INVALID_ARGUMENT);
+    CHECK(muse_session_create(g.m, nullptr, nullptr) == MUSE_ERR_INVALID_ARGUMENT);
+    muse_session_params p;
+    muse_session_params_init(&p);
+    p.n_ctx = 32;
+    p.kv_type = static_cast<muse_kv_type>(9);
+    CHECK(muse_session_create(g.m, &p, &s) == MUSE_ERR_INVALID_ARGUMENT);
+    p.kv_type = MUSE_KV_F32;
+    p.n_seq_max = 0;
+    CHECK(muse_session_create(g.m, &p, &s) == MUSE_ERR_INVALID_ARGUMENT);
+    p.n_seq_max = 2;
+    REQUIRE(muse_session_create(g.m, &p, &s) == MUSE_OK);
+
+    const int32_t good[] = {1, 2, 3}, bad[] = {1, 64, 3};
+    const float *logits = nullptr;
+    CHECK(muse_session_eval(s, 0, nullptr, 3, &logits) == MUSE_ERR_INVALID_ARGUMENT);
+    CHECK(muse_session_eval(s, 0, good, 0, &logits) == MUSE_ERR_INVALID_ARGUMENT);
+    CHECK(muse_session_eval(s, 0, bad, 3, &logits) == MUSE_ERR_OUT_OF_RANGE);
+    CHECK(std::string(muse_last_error()).find("outside the vocabulary") != std::string::npos);
+    CHECK(muse_session_eval(s, 5, good, 3, &logits) == MUSE_ERR_OUT_OF_RANGE);
+    std::vector<int32_t> huge(40, 1);
+    CHECK(muse_session_eval(s, 0, huge.data(), huge.size(), &logits) == MUSE_ERR_OUT_OF_RANGE);
+    CHECK(std::string(muse_last_error()).find("n_ctx") != std::string::npos);
+    CHECK(muse_session_seq_length(s, 0) == 0);
+    CHECK(muse_session_eval(s, 0, good, 3, &logits) == MUSE_OK);
+    REQUIRE(logits != nullptr);
+    CHECK(muse_session_seq_length(s, 0) == 3);
+    CHECK(muse_session_seq_copy(s, 0, 1, 0, -1) == MUSE_OK);
+    CHECK(muse_session_seq_copy(s, 0, 7, 0, -1) == MUSE_ERR_OUT_OF_RANGE);
+    CHECK(muse_session_seq_length(s, 1) == 3);
+
+    int32_t out[8];
+    size_t n = 99;
+    CHECK(muse_session_generate_tokens(s, 0, good, 3, nullptr, 8, nullptr, &n) == MUSE_ERR_INVALID_ARGUMENT);
+    CHECK(muse_session_generate_tokens(s, 0, good, 3, nullptr, 8, out, nullptr) == MUSE_ERR_INVALID_ARGUMENT);
+    muse_sampling_params sp;
+    muse_sampling_params_init(&sp);
+    sp.top_p = 0.0f;
+    CHECK(muse_session_generate_tokens(s, 1, nullptr, 0, &sp, 8, out, &n) == MUSE_ERR_INVALID_ARGUMENT);
+    sp.top_p = 0.9f;
+    sp.temperature = 0.7f;
+    sp.top_k = 20;
+    CHECK(muse_session_generate_tokens(s, 1, nullptr, 0, &sp, 8, out, &n) == MUSE_OK);  // continues seq 1
+    CHECK(n >= 1);
+    CHECK(muse_session_generate_tokens(nullptr, 0, good, 3, nullptr, 8, out, &n) == MUSE_ERR_INVALID_ARGUMENT);
+    muse_session_cancel(nullptr);
+    CHECK(muse_session_seq_length(nullptr, 0) == -1);
+    muse_session_free(s);
+    muse_session_free(nullptr);
+
+    muse_model_params vp;
+    muse_model_params_init(&vp);
+    vp.vocab_only = true;
+    ModelGuard vocab;
+    REQUIRE(muse_model_load(path.c_str(), &vp, &vocab.m) == MUSE_OK);
+    CHECK(muse_session_create(vocab.m, nullptr, &s) == MUSE_ERR_INVALID_ARGUMENT);
+    std::remove(path.c_str());
+}

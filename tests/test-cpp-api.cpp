@@ -39,3 +39,39 @@ TEST_CASE("muse::model wraps loading, metadata and tensors", "[cpp-api]") {
     CHECK_THROWS_AS(muse::model(path, muse::model_options{}.progress([](float) -> bool { throw 1; })), muse::error);
     std::remove(path.c_str());
 }
+
+#include "decoder-models.h"
+
+TEST_CASE("muse::session evaluates and generates like the C API", "[cpp-api]") {
+    const std::string path = "/tmp/muse-cpp-session-" + std::to_string(::getpid()) + ".gguf";
+    muse::test::TinyDecoderSpec spec;
+    spec.arch = "qwen3";
+    muse::test::tiny_decoder_writer(spec).write_file(path);
+    muse::model m(path);
+    muse::session_options o;
+    o.n_ctx = 64;
+    muse::session s(m, o);
+    const std::vector<int32_t> prompt = {1, 5, 9, 12};
+    const auto cpp = s.generate_tokens(prompt, 12);
+
+    muse_session *cs = nullptr;
+    muse_session_params p;
+    muse_session_params_init(&p);
+    p.n_ctx = 64;
+    REQUIRE(muse_session_create(m.get(), &p, &cs) == MUSE_OK);
+    std::vector<int32_t> out(12);
+    size_t n = 0;
+    REQUIRE(muse_session_generate_tokens(cs, 0, prompt.data(), prompt.size(), nullptr, 12, out.data(), &n) == MUSE_OK);
+    out.resize(n);
+    muse_session_free(cs);
+    CHECK(cpp == out);
+    CHECK(s.seq_length() == static_cast<int64_t>(prompt.size() + cpp.size() - 1));
+
+    muse::session t(m, o);
+    const auto logits = t.eval(prompt);
+    CHECK(static_cast<int64_t>(logits.size()) == m.n_vocab());
+    CHECK_THROWS_AS(t.eval({1000}), muse::error);
+    CHECK_THROWS_AS(t.eval({}), muse::error);
+    CHECK_THROWS_AS(muse::session(muse::model(path, muse::model_options{}.vocab_only(true))), muse::error);
+    std::remove(path.c_str());
+}

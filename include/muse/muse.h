@@ -215,6 +215,21 @@ MUSE_API muse_status muse_model_tensor_find(const muse_model *model, const char 
 MUSE_API muse_status muse_model_tensor_read_f32(const muse_model *model, int64_t index,
                                                 float *dst, size_t capacity);
 
+/* ------------------------------------------------------------ tokenizer */
+
+/* Text -> token ids. add_special: add BOS/EOS as the model's metadata says;
+ * parse_special: texts of control tokens in the input become those tokens.
+ * Writes at most capacity ids; *out_n_tokens always receives the full count
+ * (MUSE_ERR_OUT_OF_RANGE when capacity was too small: call again with a bigger
+ * buffer, or first with capacity 0 to size it). Invalid UTF-8 is encoded byte-wise. */
+MUSE_API muse_status muse_tokenize(const muse_model *model, const char *text, size_t text_len, bool add_special,
+                                   bool parse_special, int32_t *out_tokens, size_t capacity, size_t *out_n_tokens);
+
+/* Token ids -> text, released with muse_string_free(). render_special: include
+ * the text of control tokens. out_len may be NULL. */
+MUSE_API muse_status muse_detokenize(const muse_model *model, const int32_t *tokens, size_t n_tokens,
+                                     bool render_special, char **out_text, size_t *out_len);
+
 /* ------------------------------------------------------------ sessions */
 
 /* A session: a KV cache with one or more sequences over a model, plus the
@@ -281,6 +296,18 @@ MUSE_API void muse_sampling_params_init(muse_sampling_params *params);
 MUSE_API muse_status muse_session_generate_tokens(muse_session *session, int32_t seq_id, const int32_t *prompt,
                                                   size_t n_prompt, const muse_sampling_params *params,
                                                   size_t max_tokens, int32_t *out_tokens, size_t *out_n_tokens);
+
+/* Called once per generated token with the text it completes (UTF-8 safe: a
+ * partial character is held back until complete, so piece may be empty), and
+ * once more with token -1 for held-back text at the end. Return false to stop. */
+typedef bool (*muse_token_cb)(int32_t token, const char *piece, size_t piece_len, void *user_data);
+
+/* As muse_session_generate_tokens, streaming each token and its text to on_token
+ * (required). Needs the model's tokenizer. */
+MUSE_API muse_status muse_session_generate_stream(muse_session *session, int32_t seq_id, const int32_t *prompt,
+                                                  size_t n_prompt, const muse_sampling_params *params,
+                                                  size_t max_tokens, muse_token_cb on_token, void *user_data,
+                                                  size_t *out_n_tokens);
 
 /* Asks a running generation on this session to stop after its current token.
  * The one session function that may be called from another thread. */

@@ -207,6 +207,89 @@ private:
     unique_handle<muse_model, muse_model_free> handle_;
 };
 
+struct session_options {
+    int32_t n_ctx = 4096;
+    int32_t n_seq_max = 1;
+    int32_t n_batch = 512;
+    uint64_t seed = 0;
+    muse_kv_type kv_type = MUSE_KV_F16;
+};
+
+// Sampling settings; defaults are greedy.
+struct sampling {
+    float temperature = 0.0f;
+    int32_t top_k = 0;
+    float top_p = 1.0f;
+    float min_p = 0.0f;
+    float repeat_penalty = 1.0f;
+    float presence_penalty = 0.0f;
+    float frequency_penalty = 0.0f;
+    int32_t penalty_last_n = 64;
+    uint64_t seed = 0;
+
+    muse_sampling_params c_params() const {
+        muse_sampling_params p;
+        muse_sampling_params_init(&p);
+        p.temperature = temperature;
+        p.top_k = top_k;
+        p.top_p = top_p;
+        p.min_p = min_p;
+        p.repeat_penalty = repeat_penalty;
+        p.presence_penalty = presence_penalty;
+        p.frequency_penalty = frequency_penalty;
+        p.penalty_last_n = penalty_last_n;
+        p.seed = seed;
+        return p;
+    }
+};
+
+// A KV cache over a model. One thread at a time, except cancel().
+class session {
+public:
+    explicit session(const model &m, const session_options &o = {}) : n_vocab_(m.n_vocab()) {
+        muse_session_params p;
+        muse_session_params_init(&p);
+        p.n_ctx = o.n_ctx;
+        p.n_seq_max = o.n_seq_max;
+        p.n_batch = o.n_batch;
+        p.seed = o.seed;
+        p.kv_type = o.kv_type;
+        muse_session *s = nullptr;
+        check(muse_session_create(m.get(), &p, &s));
+        handle_.reset(s);
+    }
+
+    muse_session *get() const noexcept { return handle_.get(); }
+
+    // Appends tokens to a sequence; returns the logits of the last one.
+    std::vector<float> eval(const std::vector<int32_t> &tokens, int32_t seq_id = 0) {
+        const float *logits = nullptr;
+        check(muse_session_eval(get(), seq_id, tokens.data(), tokens.size(), &logits));
+        return std::vector<float>(logits, logits + n_vocab_);
+    }
+
+    std::vector<int32_t> generate_tokens(const std::vector<int32_t> &prompt, size_t max_tokens,
+                                         const sampling &s = {}, int32_t seq_id = 0) {
+        const muse_sampling_params p = s.c_params();
+        std::vector<int32_t> out(max_tokens);
+        size_t n = 0;
+        check(muse_session_generate_tokens(get(), seq_id, prompt.data(), prompt.size(), &p, max_tokens, out.data(), &n));
+        out.resize(n);
+        return out;
+    }
+
+    int64_t seq_length(int32_t seq_id = 0) const { return muse_session_seq_length(get(), seq_id); }
+    void seq_remove(int32_t seq_id, int32_t p0 = 0, int32_t p1 = -1) { check(muse_session_seq_remove(get(), seq_id, p0, p1)); }
+    void seq_copy(int32_t src, int32_t dst, int32_t p0 = 0, int32_t p1 = -1) {
+        check(muse_session_seq_copy(get(), src, dst, p0, p1));
+    }
+    void cancel() noexcept { muse_session_cancel(get()); }
+
+private:
+    int64_t n_vocab_;
+    unique_handle<muse_session, muse_session_free> handle_;
+};
+
 } // namespace muse
 
 #endif // MUSE_HPP

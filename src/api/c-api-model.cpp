@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
 
@@ -325,6 +326,39 @@ MUSE_API muse_status muse_model_tensor_read_f32(const muse_model *m, int64_t ind
             fail(MUSE_ERR_INVALID_ARGUMENT, "destination holds ", capacity, " floats but tensor '", t.name, "' has ",
                  t.n_elements);
         dequantize(t.type, f.tensor_data(t), dst, t.n_elements);
+    });
+}
+
+MUSE_API muse_status muse_tokenize(const muse_model *m, const char *text, size_t text_len, bool add_special,
+                                   bool parse_special, int32_t *out_tokens, size_t capacity, size_t *out_n) {
+    if (out_n) *out_n = 0;
+    return guard([&] {
+        const Tokenizer &t = model_of(m).require_tokenizer();
+        if (text_len > 0) require(text, "text");
+        require(out_n, "out_n_tokens");
+        if (capacity > 0) require(out_tokens, "out_tokens");
+        const std::vector<int32_t> ids = t.tokenize(std::string_view(text ? text : "", text_len), add_special, parse_special);
+        *out_n = ids.size();
+        if (ids.size() > capacity)
+            fail(MUSE_ERR_OUT_OF_RANGE, "the text has ", ids.size(), " tokens but the buffer holds ", capacity);
+        std::copy(ids.begin(), ids.end(), out_tokens);
+    });
+}
+
+MUSE_API muse_status muse_detokenize(const muse_model *m, const int32_t *tokens, size_t n_tokens, bool render_special,
+                                     char **out_text, size_t *out_len) {
+    if (out_text) *out_text = nullptr;
+    return guard([&] {
+        const Tokenizer &t = model_of(m).require_tokenizer();
+        if (n_tokens > 0) require(tokens, "tokens");
+        require(out_text, "out_text");
+        const std::string text = t.detokenize(std::vector<int32_t>(tokens, tokens + n_tokens), render_special);
+        char *buf = static_cast<char *>(std::malloc(text.size() + 1));
+        if (!buf) throw std::bad_alloc();
+        std::memcpy(buf, text.data(), text.size());
+        buf[text.size()] = '\0';
+        *out_text = buf;
+        if (out_len) *out_len = text.size();
     });
 }
 

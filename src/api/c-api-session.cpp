@@ -10,14 +10,20 @@ namespace {
 constexpr size_t kSessionParamsSizes[] = {sizeof(muse_session_params)};
 constexpr size_t kSamplingParamsSizes[] = {sizeof(muse_sampling_params)};
 
-// End-of-generation ids from the model's metadata (eos and eot).
-std::vector<int32_t> end_of_generation(const Model &m) {
-    std::vector<int32_t> ids;
-    for (const char *key : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"}) {
-        const gguf::Value *v = m.file().find(key);
-        if (v && gguf::is_integer_type(v->type) && v->i >= 0 && v->i < m.n_vocab()) ids.push_back(static_cast<int32_t>(v->i));
-    }
-    return ids;
+SamplingParams sampling_from(const muse_sampling_params *params) {
+    const muse_sampling_params p =
+        read_params(params, muse_sampling_params_init, kSamplingParamsSizes, "muse_sampling_params");
+    SamplingParams sp;
+    sp.temperature = p.temperature;
+    sp.top_k = p.top_k;
+    sp.top_p = p.top_p;
+    sp.min_p = p.min_p;
+    sp.repeat_penalty = p.repeat_penalty;
+    sp.presence_penalty = p.presence_penalty;
+    sp.frequency_penalty = p.frequency_penalty;
+    sp.penalty_last_n = p.penalty_last_n;
+    sp.seed = p.seed;
+    return sp;
 }
 
 Session &session_of(muse_session *s) {
@@ -62,7 +68,8 @@ MUSE_API muse_status muse_session_create(const muse_model *model, const muse_ses
         o.kv_type = kv == MUSE_KV_F32 ? GgmlType::F32 : GgmlType::F16;
         auto handle = std::make_unique<muse_session>();
         handle->impl = std::make_unique<Session>(model->impl->require_decoder(), o);
-        handle->impl->set_end_of_generation(end_of_generation(*model->impl));
+        handle->impl->set_end_of_generation(model->impl->end_of_generation());
+        handle->model = model->impl.get();
         *out = handle.release();
     });
 }
@@ -114,22 +121,39 @@ MUSE_API muse_status muse_session_generate_tokens(muse_session *s, int32_t seq_i
         if (n_prompt > 0) require(prompt, "prompt");
         if (max_tokens > 0) require(out_tokens, "out_tokens");
         require(out_n, "out_n_tokens");
-        const muse_sampling_params p =
-            read_params(params, muse_sampling_params_init, kSamplingParamsSizes, "muse_sampling_params");
-        SamplingParams sp;
-        sp.temperature = p.temperature;
-        sp.top_k = p.top_k;
-        sp.top_p = p.top_p;
-        sp.min_p = p.min_p;
-        sp.repeat_penalty = p.repeat_penalty;
-        sp.presence_penalty = p.presence_penalty;
-        sp.frequency_penalty = p.frequency_penalty;
-        sp.penalty_last_n = p.penalty_last_n;
-        sp.seed = p.seed;
+        const SamplingParams sp = sampling_from(params);
         const std::vector<int32_t> out = session.generate(std::vector<int32_t>(prompt, prompt + n_prompt), max_tokens,
                                                           sp, static_cast<int>(seq_id));
         std::copy(out.begin(), out.end(), out_tokens);
         *out_n = out.size();
+    });
+}
+
+MUSE_API muse_status muse_session_generate_stream(muse_session *s, int32_t seq_id, const int32_t *prompt,
+                                                  size_t n_prompt, const muse_sampling_params *params,
+                                                  size_t max_tokens, muse_token_cb on_token, void *user_data,
+                                                  size_t *out_n_tokens) {
+    if (out_n_tokens) *out_n_tokens = 0;
+    return guard([&] {
+        Session &session = session_of(s);
+        if (n_prompt > 0) require(prompt, "prompt");
+        if (!on_token) fail(MUSE_ERR_INVALID_ARGUMENT, "on_token callback is NULL");
+        const SamplingParams sp = sampling_from(params);
+        StreamingDetokenizer detok(s->model->require_tokenizer(), false);
+        size_t n = 0;
+        bool stopped = false;
+        session.generate(std::vector<int32_t>(prompt, prompt + n_prompt), max_tokens, sp, static_cast<int>(seq_id),
+                         [&](int32_t tok) {
+                             ++n;
+                             const std::string piece = detok.push(tok);
+                             stopped = !on_token(tok, piece.data(), piece.size(), user_data);
+                             return !stopped;
+                         });
+        if (!stopped) {
+            const std::string rest = detok.flush();
+            if (!rest.empty()) on_token(-1, rest.data(), rest.size(), user_data);
+        }
+        if (out_n_tokens) *out_n_tokens = n;
     });
 }
 

@@ -12,4 +12,5 @@ struct muse_model {
 
 struct muse_session {
     std::unique_ptr<muse::Session> impl;
+    const muse::Model *model = nullptr;  // the model outlives its sessions (documented rule)
 };

@@ -2,6 +2,8 @@
 
 #include "core/error.h"
 
+#include <algorithm>
+
 namespace muse {
 namespace {
 
@@ -91,6 +93,35 @@ const Decoder &Model::require_decoder() const {
     });
     if (decoder_error_) std::rethrow_exception(decoder_error_);
     return *decoder_;
+}
+
+const Tokenizer &Model::require_tokenizer() const {
+    std::call_once(tokenizer_once_, [&] {
+        try {
+            if (!file_->find("tokenizer.ggml.model"))
+                fail(MUSE_ERR_UNSUPPORTED, "the model file has no tokenizer (tokenizer.ggml.model is absent)");
+            tokenizer_ = Tokenizer::from_gguf(*file_);
+        } catch (...) {
+            tokenizer_error_ = std::current_exception();
+        }
+    });
+    if (tokenizer_error_) std::rethrow_exception(tokenizer_error_);
+    return *tokenizer_;
+}
+
+std::vector<int32_t> Model::end_of_generation() const {
+    std::vector<int32_t> ids;
+    try {
+        const Tokenizer &t = require_tokenizer();
+        ids.assign(t.eog_ids().begin(), t.eog_ids().end());
+    } catch (const Error &) {  // no usable tokenizer: fall back to the metadata ids
+        for (const char *key : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"}) {
+            const gguf::Value *v = file_->find(key);
+            if (v && gguf::is_integer_type(v->type) && v->i >= 0) ids.push_back(static_cast<int32_t>(v->i));
+        }
+    }
+    std::sort(ids.begin(), ids.end());
+    return ids;
 }
 
 } // namespace muse

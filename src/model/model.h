@@ -5,6 +5,7 @@
 #include "backends/backend.h"
 #include "decoder/decoder.h"
 #include "gguf/gguf-file.h"
+#include "tokenizer/tokenizer.h"
 
 #include "muse/muse.h"
 
@@ -44,6 +45,11 @@ public:
     // The token decoder, built on first use (so any GGUF can be loaded for
     // inspection); throws the family's error when the file cannot be decoded.
     const Decoder &require_decoder() const;
+    // The tokenizer from the file's metadata, built on first use (throws if the
+    // file has none or an unsupported one).
+    const Tokenizer &require_tokenizer() const;
+    // End-of-generation token ids (tokenizer's set, else eos/eot from metadata).
+    std::vector<int32_t> end_of_generation() const;
 
     // "{arch}.{suffix}", the per-architecture metadata key.
     std::string arch_key(const char *suffix) const { return arch_ + "." + suffix; }
@@ -59,6 +65,9 @@ private:
     mutable std::unique_ptr<Backend> backend_;
     mutable std::unique_ptr<Decoder> decoder_;  // destroyed before backend_ and file_
     mutable std::exception_ptr decoder_error_;
+    mutable std::once_flag tokenizer_once_;
+    mutable std::unique_ptr<Tokenizer> tokenizer_;
+    mutable std::exception_ptr tokenizer_error_;
     std::string arch_, name_;
     int64_t n_vocab_ = 0, n_ctx_train_ = 0, n_embd_ = 0, n_layer_ = 0;
 };

@@ -37,7 +37,6 @@ constexpr uint32_t kUnbounded = std::numeric_limits<uint32_t>::max();
 
 } // namespace
 
-struct SplitRegex::Node;
 struct SplitRegex::Sequence {
     std::vector<Node> nodes;
 };
@@ -326,9 +325,13 @@ private:
 } // namespace
 
 SplitRegex::SplitRegex(std::string_view pattern)
-    : root_(std::make_unique<Sequence>(Parser(pattern).parse())) {}
+    : root_(std::make_unique<Sequence>(Parser(pattern).parse())) {
+    if (!root_->nodes.empty() && root_->nodes[0].kind == Node::CHAR && root_->nodes[0].max == kUnbounded)
+        leading_run_ = &root_->nodes[0];
+}
 SplitRegex::~SplitRegex() = default;
 SplitRegex::SplitRegex(SplitRegex &&) noexcept = default;
+// (leading_run_ points into *root_, which moves along with the unique_ptr.)
 SplitRegex &SplitRegex::operator=(SplitRegex &&) noexcept = default;
 
 long SplitRegex::match_at(const CodepointText &text, size_t pos, size_t end) const {
@@ -347,6 +350,8 @@ void SplitRegex::split(const CodepointText &text, size_t begin, size_t end, std:
             if (pos > gap_start) lengths.push_back(pos - gap_start);
             lengths.push_back(match_end - pos);
             pos = gap_start = match_end;
+        } else if (leading_run_ && leading_run_->cls.matches(text.cps[pos], text.flags[pos])) {
+            while (pos < end && leading_run_->cls.matches(text.cps[pos], text.flags[pos])) ++pos;
         } else {
             ++pos;  // no (non-empty) match here: this code point joins the gap
         }

@@ -44,10 +44,18 @@ public:
     // Length of the leftmost-first match starting exactly at `pos`, or -1.
     long match_at(const CodepointText &text, size_t pos, size_t end) const;
 
-private:
+    // The parsed pattern (defined in split-regex.cpp).
     struct Node;
     struct Sequence;
+
+private:
     std::unique_ptr<Sequence> root_;
+    // Set when the pattern is `X+ rest` / `X* rest` with no top-level
+    // alternation: a failed match at a position where X matches then fails
+    // at every following position of that run of X too (a match there would
+    // extend to one here), so split() skips the run instead of retrying it.
+    // This keeps DeepSeek's `\s+$` linear on long whitespace runs.
+    const Node *leading_run_ = nullptr;
 };
 
 } // namespace muse

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 
@@ -12,8 +13,10 @@ namespace muse {
 
 namespace {
 
-// Texts llama.cpp treats as end of generation whatever their metadata says
-// (llama-vocab.cpp auto-detection); "<|eom_id|>"-style markers are not in it.
+// End-of-turn markers that end generation whatever the metadata says, as
+// llama.cpp auto-detects them by text (llama-vocab.cpp). End-of-message
+// markers ("<|eom|>", "<|eom_id|>") are deliberately absent: by muse's spec
+// they do not end generation (llama.cpp does count "<|eom_id|>").
 constexpr std::array<std::string_view, 9> kEogTexts = {
     "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
     "<EOT>", "_<EOT>", "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", "<|end_of_text|>",
@@ -94,6 +97,9 @@ int32_t read_special_id(const gguf::File &file, const char *key, size_t n_tokens
     return static_cast<int32_t>(*id);
 }
 
+// C's isspace in the "C" locale, which llama.cpp's strip uses.
+bool is_ascii_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
 } // namespace
 
 std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File &file) {
@@ -102,6 +108,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File &file) {
     if (!model) fail(MUSE_ERR_FORMAT, "tokenizer metadata 'tokenizer.ggml.model' is missing");
     vocab.model = *model;
     vocab.pre = file.get_string("tokenizer.ggml.pre").value_or("");
+    vocab.general_name = file.get_string("general.name").value_or("");
 
     enum class Kind { SPM, BPE, NONE } kind;
     if (vocab.model == "llama") {
@@ -155,8 +162,8 @@ Tokenizer::Tokenizer(VocabData vocab) : vocab_(std::move(vocab)) {
     text_to_id_.reserve(n);
     for (int32_t id = 0; id < n; ++id) {
         std::string &text = vocab_.texts[id];
-        // As llama.cpp: an empty token could never be matched; give it a
-        // visible name so that it cannot match "" either.
+        // As llama.cpp: an empty text would match at every position (and
+        // render as nothing), so it gets a visible placeholder instead.
         if (text.empty()) text = str_cat("[EMPTY_", id, "]");
         text_to_id_.insert_or_assign(text, id);  // a duplicate text maps to its last id, as llama.cpp
     }
@@ -170,6 +177,9 @@ Tokenizer::Tokenizer(VocabData vocab) : vocab_(std::move(vocab)) {
     std::stable_sort(special_tokens_.begin(), special_tokens_.end(), [&](int32_t a, int32_t b) {
         return vocab_.texts[a].size() > vocab_.texts[b].size();
     });
+
+    strip_.assign(n, 0);
+    apply_model_quirks();
 
     for (int32_t id : {vocab_.eos, vocab_.eot})
         if (id >= 0) eog_ids_.insert(id);
@@ -187,6 +197,25 @@ Tokenizer::Tokenizer(VocabData vocab) : vocab_(std::move(vocab)) {
 }
 
 Tokenizer::~Tokenizer() = default;
+
+// The token attributes llama.cpp sets by model name (llama-vocab.cpp, "set
+// attributes by model/tokenizer/architecture name").
+void Tokenizer::apply_model_quirks() {
+    std::string name = vocab_.general_name;
+    for (char &c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const auto set = [&](std::string_view text, uint8_t flag, bool on) {
+        if (const auto id = lookup(text)) strip_[*id] = on ? (strip_[*id] | flag) : (strip_[*id] & ~flag);
+    };
+    const std::string &pre = vocab_.pre;
+    if (pre == "jina-v2-de" || pre == "jina-v2-es" || pre == "jina-v2-code") {
+        set("<mask>", STRIP_LEFT, true);
+    } else if (name.find("phi-3") != std::string::npos || name.find("phi3") != std::string::npos) {
+        // Phi-3's chat markers swallow the newline that follows them.
+        for (int32_t id : special_tokens_) strip_[id] |= STRIP_RIGHT;
+        set("</s>", STRIP_RIGHT, true);
+        for (std::string_view text : {"<unk>", "<s>", "<|endoftext|>"}) set(text, STRIP_RIGHT, false);
+    }
+}
 
 std::optional<int32_t> Tokenizer::lookup(std::string_view text) const {
     const auto it = text_to_id_.find(text);
@@ -241,9 +270,14 @@ std::vector<Tokenizer::Fragment> Tokenizer::partition_special(std::string_view t
             size_t pos = f.begin;
             size_t match;
             while ((match = window.find(needle, pos)) != std::string_view::npos) {
-                if (match > pos) next.push_back({pos, match - pos, -1});
+                size_t left_end = match;
+                if (strip_[id] & STRIP_LEFT)
+                    while (left_end > pos && is_ascii_space(text[left_end - 1])) --left_end;
+                if (left_end > pos) next.push_back({pos, left_end - pos, -1});
                 next.push_back({0, 0, id});
                 pos = match + needle.size();
+                if (strip_[id] & STRIP_RIGHT)
+                    while (pos < end && is_ascii_space(text[pos])) ++pos;
                 changed = true;
             }
             if (pos < end) next.push_back({pos, end - pos, -1});

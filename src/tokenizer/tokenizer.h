@@ -40,6 +40,7 @@ enum TokenType : int32_t {
 struct VocabData {
     std::string model;  // tokenizer.ggml.model ("llama", "gpt2", "no_vocab", or "sentencepiece")
     std::string pre;    // tokenizer.ggml.pre, "" when absent
+    std::string general_name;  // general.name: llama.cpp keys a few per-model quirks on it
     std::vector<std::string> texts;
     std::vector<float> scores;
     std::vector<int32_t> types;
@@ -98,6 +99,7 @@ public:
     // End of generation: eos, eot, and tokens whose text is one of the
     // end-of-turn markers llama.cpp recognises ("<|eot_id|>", "<|im_end|>", ...).
     bool is_eog(int32_t id) const { return eog_ids_.count(id) != 0; }
+    const std::unordered_set<int32_t> &eog_ids() const { return eog_ids_; }
     bool is_control(int32_t id) const;
 
     std::optional<int32_t> find_token(std::string_view text) const;
@@ -140,6 +142,12 @@ private:
     VocabData vocab_;
     std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> text_to_id_;
     std::vector<int32_t> special_tokens_;  // control/user-defined/unknown ids, longest text first
+    // Per token: whitespace before (STRIP_LEFT) / after (STRIP_RIGHT) the token
+    // in the text is absorbed when the token is matched (llama.cpp's
+    // LSTRIP/RSTRIP attributes, set for a few model families).
+    enum : uint8_t { STRIP_LEFT = 1, STRIP_RIGHT = 2 };
+    std::vector<uint8_t> strip_;
+    void apply_model_quirks();
     std::unordered_set<int32_t> eog_ids_;
     int32_t byte_tokens_[256];
 };

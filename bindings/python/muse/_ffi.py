@@ -216,3 +216,21 @@ _declare("muse_session_generate_tokens", ST, S, ctypes.c_int32, ctypes.POINTER(c
          ctypes.POINTER(SamplingParams), ctypes.c_size_t, ctypes.POINTER(ctypes.c_int32), c_size_t_p)
 # void muse_session_cancel(muse_session *session);
 _declare("muse_session_cancel", None, S)
+
+# muse_status muse_tokenize(const muse_model *, const char *text, size_t text_len, bool add_special,
+#     bool parse_special, int32_t *out_tokens, size_t capacity, size_t *out_n_tokens);
+_declare("muse_tokenize", ST, M, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_bool, ctypes.c_bool,
+         ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t, c_size_t_p)
+# muse_status muse_detokenize(const muse_model *, const int32_t *tokens, size_t n_tokens, bool render_special,
+#     char **out_text, size_t *out_len);
+_declare("muse_detokenize", ST, M, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t, ctypes.c_bool,
+         ctypes.POINTER(ctypes.c_void_p), c_size_t_p)
+
+# typedef bool (*muse_token_cb)(int32_t token, const char *piece, size_t piece_len, void *user_data);
+TOKEN_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_int32, ctypes.POINTER(ctypes.c_char), ctypes.c_size_t,
+                            ctypes.c_void_p)
+# muse_status muse_session_generate_stream(muse_session *, int32_t seq_id, const int32_t *prompt, size_t n_prompt,
+#     const muse_sampling_params *params, size_t max_tokens, muse_token_cb on_token, void *user_data,
+#     size_t *out_n_tokens);
+_declare("muse_session_generate_stream", ST, S, ctypes.c_int32, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t,
+         ctypes.POINTER(SamplingParams), ctypes.c_size_t, TOKEN_CB, ctypes.c_void_p, c_size_t_p)

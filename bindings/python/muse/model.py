@@ -5,7 +5,7 @@ import ctypes
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _ffi
 from ._ffi import lib
@@ -231,6 +231,30 @@ class Model:
         buf = (ctypes.c_float * info.n_elements)()
         check(lib.muse_model_tensor_read_f32(h, idx.value, buf, info.n_elements))
         return array.array("f", buf)
+
+    def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = False) -> List[int]:
+        """Text -> token ids with the model's own tokenizer."""
+        data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else bytes(text)
+        n = ctypes.c_size_t()
+        cap = len(data) + 8
+        while True:
+            out = (ctypes.c_int32 * cap)()
+            status = lib.muse_tokenize(self._h(), data, len(data), add_special, parse_special, out, cap, ctypes.byref(n))
+            if status == 8 and n.value > cap:  # MUSE_ERR_OUT_OF_RANGE: grow to the reported size
+                cap = n.value
+                continue
+            check(status)
+            return list(out[: n.value])
+
+    def detokenize(self, ids: Sequence[int], *, render_special: bool = False) -> str:
+        """Token ids -> text (bytes that are not valid UTF-8 become U+FFFD)."""
+        arr = (ctypes.c_int32 * len(ids))(*[int(i) for i in ids])
+        p, n = ctypes.c_void_p(), ctypes.c_size_t()
+        check(lib.muse_detokenize(self._h(), arr, len(ids), render_special, ctypes.byref(p), ctypes.byref(n)))
+        try:
+            return ctypes.string_at(p, n.value).decode("utf-8", "replace")
+        finally:
+            lib.muse_string_free(p)
 
     def session(self, n_ctx: int = 4096, n_seq_max: int = 1, seed: int = 0, *, n_batch: int = 512,
                 kv_type: str = "f16") -> "Session":

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import ctypes
-from typing import List, Optional, Sequence
+import queue
+import threading
+from typing import Iterator, List, Optional, Sequence
 
 from . import _ffi
 from ._ffi import lib
@@ -59,18 +61,81 @@ class Session:
         check(lib.muse_session_eval(self._h(), int(seq_id), arr, len(tokens), ctypes.byref(out)))
         return out[: self.n_vocab]
 
-    def generate_tokens(self, tokens: Sequence[int], max_tokens: int, temperature: float = 0.0, top_k: int = 0,
-                        top_p: float = 1.0, min_p: float = 0.0, seed: Optional[int] = None, *,
-                        repeat_penalty: float = 1.0, presence_penalty: float = 0.0,
-                        frequency_penalty: float = 0.0, seq_id: int = 0) -> List[int]:
-        """Evaluates tokens, then samples up to max_tokens (greedy at temperature 0),
-        stopping after an end-of-generation token (kept in the result)."""
+    def _prompt_ids(self, prompt) -> List[int]:
+        if isinstance(prompt, str):  # text: special tokens parsed, BOS as the model's metadata says
+            return self.model.tokenize(prompt, add_special=self.seq_length() == 0, parse_special=True)
+        return [int(t) for t in prompt]
+
+    @staticmethod
+    def _sampling(temperature=0.0, top_k=0, top_p=1.0, min_p=0.0, seed=0, repeat_penalty=1.0,
+                  presence_penalty=0.0, frequency_penalty=0.0):
         p = _ffi.SamplingParams()
         lib.muse_sampling_params_init(ctypes.byref(p))
         p.temperature, p.top_k, p.top_p, p.min_p = float(temperature), int(top_k), float(top_p), float(min_p)
         p.repeat_penalty, p.presence_penalty = float(repeat_penalty), float(presence_penalty)
-        p.frequency_penalty = float(frequency_penalty)
-        p.seed = self._seed if seed is None else int(seed)
+        p.frequency_penalty, p.seed = float(frequency_penalty), int(seed)
+        return p
+
+    def generate(self, prompt, max_tokens: int = 256, *, seq_id: int = 0, seed: Optional[int] = None,
+                 **sampling) -> Iterator[str]:
+        """Generates from a text (or token ids) prompt, yielding text pieces as they are made.
+        Sampling keywords: temperature, top_k, top_p, min_p, repeat_penalty, presence_penalty,
+        frequency_penalty. Stops after an end-of-generation token or max_tokens."""
+        ids = self._prompt_ids(prompt)
+        p = self._sampling(seed=self._seed if seed is None else seed, **sampling)
+        pieces: "queue.Queue" = queue.Queue()
+        done = object()
+        result = {}
+
+        def on_token(token, piece, length, _user):
+            if length:
+                pieces.put(ctypes.string_at(piece, length))
+            return True
+
+        cb = _ffi.TOKEN_CB(on_token)
+        arr = (ctypes.c_int32 * len(ids))(*ids)
+
+        def run():
+            n = ctypes.c_size_t()
+            result["status"] = lib.muse_session_generate_stream(self._h(), int(seq_id), arr, len(ids),
+                                                                ctypes.byref(p), int(max_tokens), cb, None,
+                                                                ctypes.byref(n))
+            result["error"] = lib.muse_last_error().decode("utf-8", "replace")
+            pieces.put(done)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        pending = b""
+        try:
+            while True:
+                item = pieces.get()
+                if item is done:
+                    break
+                pending += item
+                try:  # pieces are whole characters; join defensively anyway
+                    text = pending.decode("utf-8")
+                    pending = b""
+                    yield text
+                except UnicodeDecodeError:
+                    continue
+        finally:
+            if worker.is_alive():
+                self.cancel()
+            worker.join()
+        if pending:
+            yield pending.decode("utf-8", "replace")
+        if result.get("status", 0) != 0:
+            raise Error(result["status"], result["error"])
+
+    def generate_tokens(self, tokens, max_tokens: int, temperature: float = 0.0, top_k: int = 0,
+                        top_p: float = 1.0, min_p: float = 0.0, seed: Optional[int] = None, *,
+                        repeat_penalty: float = 1.0, presence_penalty: float = 0.0,
+                        frequency_penalty: float = 0.0, seq_id: int = 0) -> List[int]:
+        """Evaluates the prompt (token ids, or text), then samples up to max_tokens
+        (greedy at temperature 0), stopping after an end-of-generation token (kept in the result)."""
+        tokens = self._prompt_ids(tokens)
+        p = self._sampling(temperature, top_k, top_p, min_p, self._seed if seed is None else seed,
+                           repeat_penalty, presence_penalty, frequency_penalty)
         arr = (ctypes.c_int32 * len(tokens))(*[int(t) for t in tokens])
         out = (ctypes.c_int32 * max(1, int(max_tokens)))()
         n = ctypes.c_size_t()

@@ -1,0 +1,68 @@
+"""Tokenizer and generation through the Python binding: text in, text out, and the
+Python, C and C++ paths agree (C++ side: tests/test-cpp-api.cpp)."""
+import threading
+
+import pytest
+
+import muse
+import tiny_models as tm
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    d = tmp_path_factory.mktemp("gen")
+    return muse.Model(tm.tiny_model(d, "qwen3", "F16"))
+
+
+def test_tokenize_detokenize_round_trip(model):
+    text = "hello world"
+    ids = model.tokenize(text)
+    assert ids and all(0 <= i < model.n_vocab for i in ids)
+    assert model.detokenize(ids) == text
+    assert model.tokenize("") == []
+    with pytest.raises(muse.Error) as e:
+        model.detokenize([model.n_vocab + 5])
+    assert e.value.status_name == "MUSE_ERR_OUT_OF_RANGE"
+
+
+def test_generate_streams_the_same_text_as_generate_tokens(model):
+    prompt = model.tokenize("hello")
+    ids = model.session(n_ctx=128).generate_tokens(prompt, 16)
+    text = "".join(model.session(n_ctx=128).generate(prompt, 16))
+    # A random model emits byte tokens that are not valid UTF-8: the stream replaces each
+    # invalid sequence as it goes, detokenize() once at the end, so the number of U+FFFD
+    # may differ; every valid character must be identical and in order.
+    assert text.replace("\ufffd", "") == model.detokenize(ids).replace("\ufffd", "")
+    # text prompts are tokenized with special tokens parsed
+    assert model.session(n_ctx=128).generate_tokens("hello", 16) == \
+        model.session(n_ctx=128).generate_tokens(model.tokenize("hello", add_special=True, parse_special=True), 16)
+
+
+def test_sampling_is_seeded(model):
+    prompt = model.tokenize("hello")
+    a = model.session(n_ctx=128).generate_tokens(prompt, 16, temperature=1.0, top_k=20, seed=7)
+    b = model.session(n_ctx=128).generate_tokens(prompt, 16, temperature=1.0, top_k=20, seed=7)
+    c = model.session(n_ctx=128).generate_tokens(prompt, 16, temperature=1.0, top_k=20, seed=8)
+    assert a == b
+    assert a != c or len(a) < 3
+
+
+def test_errors_then_generation_still_works(model):
+    s = model.session(n_ctx=32)
+    with pytest.raises(muse.Error):
+        s.generate_tokens([model.n_vocab], 4)
+    with pytest.raises(muse.Error):
+        s.generate_tokens(list(range(5)) * 10, 4)  # longer than n_ctx
+    with pytest.raises(muse.Error):
+        list(s.generate([model.n_vocab], 4))
+    assert len(s.generate_tokens(model.tokenize("hello"), 4)) >= 1
+
+
+def test_cancel_from_another_thread(model):
+    s = model.session(n_ctx=512)
+    gen = s.generate(model.tokenize("hello"), 400)
+    first = next(gen)
+    threading.Timer(0.0, s.cancel).start()
+    rest = list(gen)
+    assert isinstance(first, str)
+    assert s.seq_length() < 400
