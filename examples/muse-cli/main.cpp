@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -16,18 +17,27 @@ const char *kUsage = R"(muse-cli — run and inspect GGUF models with muse
 
 usage:
   muse-cli info MODEL [--json] [--mmproj FILE] [--no-mmap] [--tensors N]
+  muse-cli run -m MODEL (-p PROMPT | --tokens 1,2,3) [-n N] [--temp T] [--top-k K]
+               [--top-p P] [--min-p P] [--seed S] [--ctx N] [--threads N] [--json]
   muse-cli --version
   muse-cli --help
 
 commands:
   info     print the architecture, hyperparameters, tokenizer summary, file type
            and tensor table of a GGUF model (loads metadata only; fast on huge files)
+  run      generate a completion, streaming text to stdout (the prompt is tokenized
+           with BOS as the model says and special tokens parsed; --tokens gives ids)
 
 options:
   --json        machine-readable output (one JSON object on stdout)
   --mmproj FILE also load and check a multimodal projector GGUF
   --no-mmap     read the file instead of mapping it
   --tensors N   show at most N tensors in the text table (default 40, 0 = all)
+  -p PROMPT     run: prompt text          --tokens L   run: prompt token ids (comma list)
+  -n N          run: max tokens (128)     --temp T     run: temperature (0 = greedy)
+  --top-k K  --top-p P  --min-p P         --seed S     run: sampling (seed 0)
+  --ctx N       run: context size (4096)  --threads N  run: CPU threads (default: cores)
+  --json        run: print prompt/generated token ids, text and timings as JSON
 
 exit status: 0 on success, 1 on a muse error (message on stderr), 2 on bad usage.
 )";
@@ -46,15 +56,27 @@ std::string file_type_name(int64_t ft) {
     return it == names.end() ? "unknown (" + std::to_string(ft) + ")" : it->second;
 }
 
-struct Args {
-    std::string command, model, mmproj;
-    bool json = false, no_mmap = false;
-    int64_t max_tensors = 40;
-};
-
 [[noreturn]] void usage_error(const std::string &msg) {
     std::fprintf(stderr, "muse-cli: %s\n(see muse-cli --help)\n", msg.c_str());
     std::exit(2);
+}
+
+struct Args {
+    std::string command, model, mmproj, prompt, tokens;
+    bool json = false, no_mmap = false, have_prompt = false;
+    int64_t max_tensors = 40, n_predict = 128, ctx = 4096, threads = 0;
+    muse::sampling sampling;
+};
+
+double number_arg(const std::string &name, const std::string &v) {
+    try {
+        size_t used = 0;
+        const double d = std::stod(v, &used);
+        if (used != v.size()) throw 1;
+        return d;
+    } catch (...) {
+        usage_error(name + " needs a number, not '" + v + "'");
+    }
 }
 
 Args parse_args(int argc, char **argv) {
@@ -86,6 +108,27 @@ Args parse_args(int argc, char **argv) {
             }
         } else if (arg == "-m" || arg == "--model") {
             a.model = value("--model");
+        } else if (arg == "-p" || arg == "--prompt") {
+            a.prompt = value("--prompt");
+            a.have_prompt = true;
+        } else if (arg == "--tokens") {
+            a.tokens = value("--tokens");
+        } else if (arg == "-n" || arg == "--n-predict") {
+            a.n_predict = static_cast<int64_t>(number_arg(arg, value("-n")));
+        } else if (arg == "--temp") {
+            a.sampling.temperature = static_cast<float>(number_arg(arg, value("--temp")));
+        } else if (arg == "--top-k") {
+            a.sampling.top_k = static_cast<int32_t>(number_arg(arg, value("--top-k")));
+        } else if (arg == "--top-p") {
+            a.sampling.top_p = static_cast<float>(number_arg(arg, value("--top-p")));
+        } else if (arg == "--min-p") {
+            a.sampling.min_p = static_cast<float>(number_arg(arg, value("--min-p")));
+        } else if (arg == "--seed") {
+            a.sampling.seed = static_cast<uint64_t>(number_arg(arg, value("--seed")));
+        } else if (arg == "--ctx") {
+            a.ctx = static_cast<int64_t>(number_arg(arg, value("--ctx")));
+        } else if (arg == "--threads") {
+            a.threads = static_cast<int64_t>(number_arg(arg, value("--threads")));
         } else if (!arg.empty() && arg[0] == '-') {
             usage_error("unknown option " + arg);
         } else {
@@ -211,12 +254,72 @@ int cmd_info(const Args &a) {
     return 0;
 }
 
+std::vector<int32_t> parse_token_list(const std::string &list) {
+    std::vector<int32_t> ids;
+    size_t at = 0;
+    while (at < list.size()) {
+        const size_t comma = list.find(',', at);
+        const std::string item = list.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+        ids.push_back(static_cast<int32_t>(number_arg("--tokens", item)));
+        if (comma == std::string::npos) break;
+        at = comma + 1;
+    }
+    return ids;
+}
+
+int cmd_run(const Args &a) {
+    if (a.model.empty()) usage_error("run needs -m MODEL");
+    if (a.have_prompt == !a.tokens.empty()) usage_error("run needs exactly one of -p PROMPT or --tokens LIST");
+    if (a.n_predict < 0) usage_error("-n must not be negative");
+    muse::model_options opt;
+    opt.use_mmap(!a.no_mmap).threads(static_cast<int32_t>(a.threads));
+    const muse::model m(a.model, opt);
+    const std::vector<int32_t> prompt = a.have_prompt ? m.tokenize(a.prompt, true, true) : parse_token_list(a.tokens);
+    muse::session_options so;
+    so.n_ctx = static_cast<int32_t>(a.ctx);
+    muse::session s(m, so);
+    std::vector<int32_t> generated;
+    std::string text;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto t_first = t0;
+    s.generate(prompt, static_cast<size_t>(a.n_predict), [&](int32_t tok, std::string_view piece) {
+        if (tok >= 0) {
+            if (generated.empty()) t_first = std::chrono::steady_clock::now();
+            generated.push_back(tok);
+        }
+        text.append(piece);
+        if (!a.json) {
+            std::fwrite(piece.data(), 1, piece.size(), stdout);
+            std::fflush(stdout);
+        }
+        return true;
+    }, a.sampling);
+    const auto t1 = std::chrono::steady_clock::now();
+    const double prefill_s = std::chrono::duration<double>(t_first - t0).count();
+    const double decode_s = std::chrono::duration<double>(t1 - t_first).count();
+    if (a.json) {
+        nlohmann::json out = {{"prompt_tokens", prompt}, {"tokens", generated}, {"text", text},
+                              {"timings", {{"prefill_s", prefill_s}, {"decode_s", decode_s},
+                                           {"prefill_tps", prefill_s > 0 ? prompt.size() / prefill_s : 0.0},
+                                           {"decode_tps", decode_s > 0 && generated.size() > 1
+                                                              ? (generated.size() - 1) / decode_s : 0.0}}}};
+        std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    } else {
+        std::printf("\n");
+        std::fprintf(stderr, "[%zu prompt tokens, %zu generated; prefill %.1f t/s, decode %.1f t/s]\n", prompt.size(),
+                     generated.size(), prefill_s > 0 ? prompt.size() / prefill_s : 0.0,
+                     decode_s > 0 && generated.size() > 1 ? (generated.size() - 1) / decode_s : 0.0);
+    }
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
     const Args a = parse_args(argc, argv);
     try {
         if (a.command == "info") return cmd_info(a);
+        if (a.command == "run") return cmd_run(a);
         usage_error("unknown command '" + a.command + "'");
     } catch (const muse::error &e) {
         std::fprintf(stderr, "muse-cli: %s\n", e.what());

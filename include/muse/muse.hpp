@@ -168,6 +168,29 @@ public:
         return out;
     }
 
+    // ---- tokenizer
+    std::vector<int32_t> tokenize(std::string_view text, bool add_special = false, bool parse_special = false) const {
+        size_t n = 0;
+        std::vector<int32_t> out(text.size() + 8);
+        muse_status st = muse_tokenize(get(), text.data(), text.size(), add_special, parse_special, out.data(),
+                                       out.size(), &n);
+        if (st == MUSE_ERR_OUT_OF_RANGE && n > out.size()) {
+            out.resize(n);
+            st = muse_tokenize(get(), text.data(), text.size(), add_special, parse_special, out.data(), out.size(), &n);
+        }
+        check(st);
+        out.resize(n);
+        return out;
+    }
+    std::string detokenize(const std::vector<int32_t> &ids, bool render_special = false) const {
+        char *text = nullptr;
+        size_t n = 0;
+        check(muse_detokenize(get(), ids.data(), ids.size(), render_special, &text, &n));
+        std::string out(text, n);
+        muse_string_free(text);
+        return out;
+    }
+
     // ---- tensors
     int64_t tensor_count() const { return muse_model_tensor_count(get()); }
     tensor_info tensor(int64_t index) const {
@@ -276,6 +299,34 @@ public:
         check(muse_session_generate_tokens(get(), seq_id, prompt.data(), prompt.size(), &p, max_tokens, out.data(), &n));
         out.resize(n);
         return out;
+    }
+
+    // Streams (token, text piece) to on_token as tokens are made; return false to stop.
+    // Returns the number of tokens generated.
+    size_t generate(const std::vector<int32_t> &prompt, size_t max_tokens,
+                    const std::function<bool(int32_t, std::string_view)> &on_token, const sampling &s = {},
+                    int32_t seq_id = 0) {
+        struct Ctx {
+            const std::function<bool(int32_t, std::string_view)> *fn;
+            bool threw = false;
+        } ctx{&on_token};
+        const muse_sampling_params p = s.c_params();
+        size_t n = 0;
+        const muse_status st = muse_session_generate_stream(
+            get(), seq_id, prompt.data(), prompt.size(), &p, max_tokens,
+            [](int32_t tok, const char *piece, size_t len, void *user) -> bool {
+                auto *c = static_cast<Ctx *>(user);
+                try {
+                    return (*c->fn)(tok, std::string_view(piece, len));
+                } catch (...) {
+                    c->threw = true;  // never unwind through C
+                    return false;
+                }
+            },
+            &ctx, &n);
+        if (ctx.threw) throw error(MUSE_ERR_CANCELLED, "the on_token callback threw; generation stopped");
+        check(st);
+        return n;
     }
 
     int64_t seq_length(int32_t seq_id = 0) const { return muse_session_seq_length(get(), seq_id); }
