@@ -323,6 +323,36 @@ TEST_CASE("sessions: bad input is refused and the session keeps working", "[c-ap
     CHECK(muse_session_generate_tokens(nullptr, 0, good, 3, nullptr, 8, out, &n) == MUSE_ERR_INVALID_ARGUMENT);
     muse_session_cancel(nullptr);
     CHECK(muse_session_seq_length(nullptr, 0) == -1);
+
+    // Streaming generation: NULL callback refused; events carry logprobs.
+    CHECK(muse_session_generate(s, 0, good, 3, nullptr, nullptr, nullptr, &n) == MUSE_ERR_INVALID_ARGUMENT);
+    CHECK(std::string(muse_last_error()).find("on_token") != std::string::npos);
+    muse_generate_params gp;
+    muse_generate_params_init(&gp);
+    gp.max_tokens = 5;
+    gp.n_logprobs = 3;
+    struct Seen {
+        int events = 0;
+        bool ok = true;
+    } seen;
+    REQUIRE(muse_session_generate(s, 0, good, 3, &gp,
+                                  [](const muse_token_event *ev, void *user) {
+                                      auto *st = static_cast<Seen *>(user);
+                                      ++st->events;
+                                      if (ev->token >= 0) {
+                                          st->ok = st->ok && ev->n_top == 3 && ev->logprob <= 0.0f &&
+                                                   ev->top_logprobs[0] >= ev->top_logprobs[1] &&
+                                                   ev->logprob <= ev->top_logprobs[0] + 1e-6f;
+                                      }
+                                      return true;
+                                  },
+                                  &seen, &n) == MUSE_OK);
+    CHECK(n >= 1);
+    CHECK(seen.events >= static_cast<int>(n));
+    CHECK(seen.ok);
+    gp.n_logprobs = 100;
+    CHECK(muse_session_generate(s, 0, good, 3, &gp, [](const muse_token_event *, void *) { return true; }, nullptr,
+                                &n) == MUSE_ERR_INVALID_ARGUMENT);
     muse_session_free(s);
     muse_session_free(nullptr);
 

@@ -18,7 +18,7 @@ const char *kUsage = R"(muse-cli — run and inspect GGUF models with muse
 usage:
   muse-cli info MODEL [--json] [--mmproj FILE] [--no-mmap] [--tensors N]
   muse-cli run -m MODEL (-p PROMPT | --tokens 1,2,3) [-n N] [--temp T] [--top-k K]
-               [--top-p P] [--min-p P] [--seed S] [--ctx N] [--threads N] [--json]
+               [--top-p P] [--min-p P] [--seed S] [--stop TEXT] [--ctx N] [--threads N] [--json]
   muse-cli --version
   muse-cli --help
 
@@ -37,6 +37,7 @@ options:
   -n N          run: max tokens (128)     --temp T     run: temperature (0 = greedy)
   --top-k K  --top-p P  --min-p P         --seed S     run: sampling (seed 0)
   --ctx N       run: context size (4096)  --threads N  run: CPU threads (default: cores)
+  --stop TEXT   run: stop before TEXT (repeatable)
   --json        run: print prompt/generated token ids, text and timings as JSON
 
 exit status: 0 on success, 1 on a muse error (message on stderr), 2 on bad usage.
@@ -66,6 +67,7 @@ struct Args {
     bool json = false, no_mmap = false, have_prompt = false;
     int64_t max_tensors = 40, n_predict = 128, ctx = 4096, threads = 0;
     muse::sampling sampling;
+    std::vector<std::string> stop;
 };
 
 double number_arg(const std::string &name, const std::string &v) {
@@ -111,6 +113,8 @@ Args parse_args(int argc, char **argv) {
         } else if (arg == "-p" || arg == "--prompt") {
             a.prompt = value("--prompt");
             a.have_prompt = true;
+        } else if (arg == "--stop") {
+            a.stop.push_back(value("--stop"));
         } else if (arg == "--tokens") {
             a.tokens = value("--tokens");
         } else if (arg == "-n" || arg == "--n-predict") {
@@ -282,18 +286,22 @@ int cmd_run(const Args &a) {
     std::string text;
     const auto t0 = std::chrono::steady_clock::now();
     auto t_first = t0;
-    s.generate(prompt, static_cast<size_t>(a.n_predict), [&](int32_t tok, std::string_view piece) {
-        if (tok >= 0) {
+    muse::generate_options go;
+    go.max_tokens = static_cast<size_t>(a.n_predict);
+    go.sampling = a.sampling;
+    go.stop = a.stop;
+    s.generate(prompt, go, [&](const muse::token_event &ev) {
+        if (ev.token >= 0) {
             if (generated.empty()) t_first = std::chrono::steady_clock::now();
-            generated.push_back(tok);
+            generated.push_back(ev.token);
         }
-        text.append(piece);
+        text.append(ev.piece);
         if (!a.json) {
-            std::fwrite(piece.data(), 1, piece.size(), stdout);
+            std::fwrite(ev.piece.data(), 1, ev.piece.size(), stdout);
             std::fflush(stdout);
         }
         return true;
-    }, a.sampling);
+    });
     const auto t1 = std::chrono::steady_clock::now();
     const double prefill_s = std::chrono::duration<double>(t_first - t0).count();
     const double decode_s = std::chrono::duration<double>(t1 - t_first).count();

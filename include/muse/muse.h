@@ -284,6 +284,9 @@ typedef struct muse_sampling_params {
     float    frequency_penalty;  /* 0: off (default) */
     int32_t  penalty_last_n;     /* tokens the penalties look back over (default 64) */
     uint64_t seed;               /* sampling seed (default 0) */
+    const int32_t *logit_bias_tokens;  /* added to the logits before sampling, may be NULL */
+    const float   *logit_bias_values;  /* -INFINITY bans a token */
+    size_t         n_logit_bias;
 } muse_sampling_params;
 
 MUSE_API void muse_sampling_params_init(muse_sampling_params *params);
@@ -297,17 +300,41 @@ MUSE_API muse_status muse_session_generate_tokens(muse_session *session, int32_t
                                                   size_t n_prompt, const muse_sampling_params *params,
                                                   size_t max_tokens, int32_t *out_tokens, size_t *out_n_tokens);
 
-/* Called once per generated token with the text it completes (UTF-8 safe: a
- * partial character is held back until complete, so piece may be empty), and
- * once more with token -1 for held-back text at the end. Return false to stop. */
-typedef bool (*muse_token_cb)(int32_t token, const char *piece, size_t piece_len, void *user_data);
+/* One generated token, as the streaming callback sees it. */
+typedef struct muse_token_event {
+    uint32_t       struct_size;   /* sizeof(muse_token_event) of the library */
+    int32_t        token;         /* -1 for the final event that flushes held-back text */
+    const char    *piece;         /* text this token completes: UTF-8 safe (a partial character is
+                                     held back until complete) and stop-string safe; may be empty */
+    size_t         piece_len;
+    float          logprob;       /* log-softmax of the raw logits at this token (0 for token -1) */
+    int32_t        n_top;         /* entries in top_tokens / top_logprobs (n_logprobs asked) */
+    const int32_t *top_tokens;    /* best first */
+    const float   *top_logprobs;
+} muse_token_event;
 
-/* As muse_session_generate_tokens, streaming each token and its text to on_token
- * (required). Needs the model's tokenizer. */
-MUSE_API muse_status muse_session_generate_stream(muse_session *session, int32_t seq_id, const int32_t *prompt,
-                                                  size_t n_prompt, const muse_sampling_params *params,
-                                                  size_t max_tokens, muse_token_cb on_token, void *user_data,
-                                                  size_t *out_n_tokens);
+/* Return false to stop generating. Pointers in the event live until the callback returns. */
+typedef bool (*muse_token_cb)(const muse_token_event *event, void *user_data);
+
+typedef struct muse_generate_params {
+    uint32_t                    struct_size;  /* sizeof(muse_generate_params), set by _init */
+    size_t                      max_tokens;   /* default 256 */
+    const muse_sampling_params *sampling;     /* NULL: greedy */
+    const char *const          *stop;         /* stop strings (generation ends before them), may be NULL */
+    size_t                      n_stop;
+    int32_t                     n_logprobs;   /* top-n logprobs per token in the events, 0..64 (default 0) */
+} muse_generate_params;
+
+MUSE_API void muse_generate_params_init(muse_generate_params *params);
+
+/* Evaluates prompt (may be empty to continue) on sequence seq_id, then generates,
+ * calling on_token (required) for every token, until an end-of-generation token
+ * (reported, its text not rendered), a stop string, max_tokens, a false return or
+ * muse_session_cancel(). *out_n_tokens (may be NULL) receives the token count.
+ * Needs the model's tokenizer. */
+MUSE_API muse_status muse_session_generate(muse_session *session, int32_t seq_id, const int32_t *prompt,
+                                           size_t n_prompt, const muse_generate_params *params,
+                                           muse_token_cb on_token, void *user_data, size_t *out_n_tokens);
 
 /* Asks a running generation on this session to stop after its current token.
  * The one session function that may be called from another thread. */

@@ -249,11 +249,18 @@ struct sampling {
     float frequency_penalty = 0.0f;
     int32_t penalty_last_n = 64;
     uint64_t seed = 0;
+    std::vector<int32_t> logit_bias_tokens;  // pairs with logit_bias_values
+    std::vector<float> logit_bias_values;
 
+    // The C struct; valid while this object lives and is not modified.
     muse_sampling_params c_params() const {
         muse_sampling_params p;
         muse_sampling_params_init(&p);
         p.temperature = temperature;
+        p.logit_bias_tokens = logit_bias_tokens.data();
+        p.logit_bias_values = logit_bias_values.data();
+        p.n_logit_bias = logit_bias_tokens.size() < logit_bias_values.size() ? logit_bias_tokens.size()
+                                                                              : logit_bias_values.size();
         p.top_k = top_k;
         p.top_p = top_p;
         p.min_p = min_p;
@@ -264,6 +271,20 @@ struct sampling {
         p.seed = seed;
         return p;
     }
+};
+
+struct generate_options {
+    size_t max_tokens = 256;
+    muse::sampling sampling;
+    std::vector<std::string> stop;  // generation ends before any of these texts
+    int32_t n_logprobs = 0;         // top-n logprobs reported per token
+};
+
+struct token_event {
+    int32_t token = -1;     // -1: final flush of held-back text
+    std::string_view piece;  // text completed by this token (may be empty)
+    float logprob = 0.0f;
+    std::vector<std::pair<int32_t, float>> top;  // best first, n_logprobs entries
 };
 
 // A KV cache over a model. One thread at a time, except cancel().
@@ -301,23 +322,35 @@ public:
         return out;
     }
 
-    // Streams (token, text piece) to on_token as tokens are made; return false to stop.
-    // Returns the number of tokens generated.
-    size_t generate(const std::vector<int32_t> &prompt, size_t max_tokens,
-                    const std::function<bool(int32_t, std::string_view)> &on_token, const sampling &s = {},
-                    int32_t seq_id = 0) {
+    // Streams each generated token to on_token (return false to stop); returns the token count.
+    size_t generate(const std::vector<int32_t> &prompt, const generate_options &options,
+                    const std::function<bool(const token_event &)> &on_token, int32_t seq_id = 0) {
         struct Ctx {
-            const std::function<bool(int32_t, std::string_view)> *fn;
+            const std::function<bool(const token_event &)> *fn;
             bool threw = false;
         } ctx{&on_token};
-        const muse_sampling_params p = s.c_params();
+        const muse_sampling_params sp = options.sampling.c_params();
+        std::vector<const char *> stops;
+        for (const auto &st : options.stop) stops.push_back(st.c_str());
+        muse_generate_params gp;
+        muse_generate_params_init(&gp);
+        gp.max_tokens = options.max_tokens;
+        gp.sampling = &sp;
+        gp.stop = stops.data();
+        gp.n_stop = stops.size();
+        gp.n_logprobs = options.n_logprobs;
         size_t n = 0;
-        const muse_status st = muse_session_generate_stream(
-            get(), seq_id, prompt.data(), prompt.size(), &p, max_tokens,
-            [](int32_t tok, const char *piece, size_t len, void *user) -> bool {
+        const muse_status st = muse_session_generate(
+            get(), seq_id, prompt.data(), prompt.size(), &gp,
+            [](const muse_token_event *ev, void *user) -> bool {
                 auto *c = static_cast<Ctx *>(user);
                 try {
-                    return (*c->fn)(tok, std::string_view(piece, len));
+                    token_event e;
+                    e.token = ev->token;
+                    e.piece = std::string_view(ev->piece, ev->piece_len);
+                    e.logprob = ev->logprob;
+                    for (int32_t i = 0; i < ev->n_top; ++i) e.top.emplace_back(ev->top_tokens[i], ev->top_logprobs[i]);
+                    return (*c->fn)(e);
                 } catch (...) {
                     c->threw = true;  // never unwind through C
                     return false;

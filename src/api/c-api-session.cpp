@@ -1,6 +1,7 @@
 // C entry points for sessions: creation, evaluation, sequence management.
 #include "api/api-guard.h"
 #include "api/handles.h"
+#include "sampling/stop-strings.h"
 
 #include <algorithm>
 
@@ -9,6 +10,7 @@ namespace {
 
 constexpr size_t kSessionParamsSizes[] = {sizeof(muse_session_params)};
 constexpr size_t kSamplingParamsSizes[] = {sizeof(muse_sampling_params)};
+constexpr size_t kGenerateParamsSizes[] = {sizeof(muse_generate_params)};
 
 SamplingParams sampling_from(const muse_sampling_params *params) {
     const muse_sampling_params p =
@@ -23,6 +25,11 @@ SamplingParams sampling_from(const muse_sampling_params *params) {
     sp.frequency_penalty = p.frequency_penalty;
     sp.penalty_last_n = p.penalty_last_n;
     sp.seed = p.seed;
+    if (p.n_logit_bias > 0) {
+        require(p.logit_bias_tokens, "logit_bias_tokens");
+        require(p.logit_bias_values, "logit_bias_values");
+        for (size_t i = 0; i < p.n_logit_bias; ++i) sp.logit_bias[p.logit_bias_tokens[i]] += p.logit_bias_values[i];
+    }
     return sp;
 }
 
@@ -129,29 +136,71 @@ MUSE_API muse_status muse_session_generate_tokens(muse_session *s, int32_t seq_i
     });
 }
 
-MUSE_API muse_status muse_session_generate_stream(muse_session *s, int32_t seq_id, const int32_t *prompt,
-                                                  size_t n_prompt, const muse_sampling_params *params,
-                                                  size_t max_tokens, muse_token_cb on_token, void *user_data,
-                                                  size_t *out_n_tokens) {
+MUSE_API void muse_generate_params_init(muse_generate_params *p) {
+    if (!p) return;
+    std::memset(static_cast<void *>(p), 0, sizeof(*p));
+    p->struct_size = sizeof(*p);
+    p->max_tokens = 256;
+}
+
+MUSE_API muse_status muse_session_generate(muse_session *s, int32_t seq_id, const int32_t *prompt, size_t n_prompt,
+                                           const muse_generate_params *params, muse_token_cb on_token,
+                                           void *user_data, size_t *out_n_tokens) {
     if (out_n_tokens) *out_n_tokens = 0;
     return guard([&] {
         Session &session = session_of(s);
         if (n_prompt > 0) require(prompt, "prompt");
         if (!on_token) fail(MUSE_ERR_INVALID_ARGUMENT, "on_token callback is NULL");
-        const SamplingParams sp = sampling_from(params);
-        StreamingDetokenizer detok(s->model->require_tokenizer(), false);
+        const muse_generate_params gp =
+            read_params(params, muse_generate_params_init, kGenerateParamsSizes, "muse_generate_params");
+        if (gp.n_logprobs < 0 || gp.n_logprobs > 64) fail(MUSE_ERR_INVALID_ARGUMENT, "n_logprobs must be in 0..64");
+        if (gp.n_stop > 0) require(gp.stop, "stop");
+        std::vector<std::string> stops;
+        for (size_t i = 0; i < gp.n_stop; ++i) stops.emplace_back(require(gp.stop[i], "stop string"));
+        const SamplingParams sp = sampling_from(gp.sampling);
+        const Tokenizer &tokenizer = s->model->require_tokenizer();
+        StreamingDetokenizer detok(tokenizer, false);
+        StopMatcher stopper(std::move(stops));
         size_t n = 0;
         bool stopped = false;
-        session.generate(std::vector<int32_t>(prompt, prompt + n_prompt), max_tokens, sp, static_cast<int>(seq_id),
+        std::vector<int32_t> top_tokens;
+        std::vector<float> top_lps;
+        auto emit = [&](int32_t tok, const std::string &piece, float lp) {
+            muse_token_event ev{};
+            ev.struct_size = sizeof(ev);
+            ev.token = tok;
+            ev.piece = piece.c_str();
+            ev.piece_len = piece.size();
+            ev.logprob = lp;
+            ev.n_top = static_cast<int32_t>(top_tokens.size());
+            ev.top_tokens = top_tokens.data();
+            ev.top_logprobs = top_lps.data();
+            return on_token(&ev, user_data);
+        };
+        session.generate(std::vector<int32_t>(prompt, prompt + n_prompt), gp.max_tokens, sp, static_cast<int>(seq_id),
                          [&](int32_t tok) {
                              ++n;
-                             const std::string piece = detok.push(tok);
-                             stopped = !on_token(tok, piece.data(), piece.size(), user_data);
+                             // The logits the token was sampled from (the sampler sees penalties/bias;
+                             // logprobs report the model's own distribution).
+                             const std::vector<float> &logits = session.logits();
+                             const auto top = Sampler::top_logprobs(logits, std::max(1, gp.n_logprobs));
+                             float lp = Sampler::logprob_of(logits, tok);
+                             top_tokens.clear();
+                             top_lps.clear();
+                             for (int i = 0; i < gp.n_logprobs && i < static_cast<int>(top.size()); ++i) {
+                                 top_tokens.push_back(top[static_cast<size_t>(i)].token);
+                                 top_lps.push_back(top[static_cast<size_t>(i)].logprob);
+                             }
+                             const bool eog = tokenizer.is_eog(tok);
+                             const std::string piece = eog ? std::string() : stopper.push(detok.push(tok));
+                             stopped = !emit(tok, piece, lp) || stopper.matched();
                              return !stopped;
                          });
+        top_tokens.clear();
+        top_lps.clear();
         if (!stopped) {
-            const std::string rest = detok.flush();
-            if (!rest.empty()) on_token(-1, rest.data(), rest.size(), user_data);
+            const std::string rest = stopper.push(detok.flush()) + stopper.flush();
+            if (!rest.empty()) emit(-1, rest, 0.0f);
         }
         if (out_n_tokens) *out_n_tokens = n;
     });

@@ -81,6 +81,14 @@ int32_t Sampler::sample(const std::vector<float> &logits, const std::vector<int3
     return candidates_[n - 1].second;
 }
 
+float Sampler::logprob_of(const std::vector<float> &logits, int32_t token) {
+    double mx = -std::numeric_limits<double>::infinity();
+    for (float l : logits) mx = std::max(mx, static_cast<double>(l));
+    double sum = 0.0;
+    for (float l : logits) sum += std::exp(l - mx);
+    return static_cast<float>(logits.at(static_cast<size_t>(token)) - (mx + std::log(sum)));
+}
+
 std::vector<TokenLogprob> Sampler::top_logprobs(const std::vector<float> &logits, int n) {
     double mx = -std::numeric_limits<double>::infinity();
     for (float l : logits) mx = std::max(mx, static_cast<double>(l));

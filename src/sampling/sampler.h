@@ -36,6 +36,8 @@ public:
     int32_t sample(const std::vector<float> &logits, const std::vector<int32_t> &history);
     // log-softmax of the raw logits for the top n tokens, best first.
     static std::vector<TokenLogprob> top_logprobs(const std::vector<float> &logits, int n);
+    // log-softmax of the raw logits at one token.
+    static float logprob_of(const std::vector<float> &logits, int32_t token);
 
 private:
     SamplingParams p_;

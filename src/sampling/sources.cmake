@@ -1,1 +1,1 @@
-list(APPEND MUSE_SOURCES sampling/sampler.cpp)
+list(APPEND MUSE_SOURCES sampling/sampler.cpp sampling/stop-strings.cpp)

@@ -66,3 +66,37 @@ def test_cancel_from_another_thread(model):
     rest = list(gen)
     assert isinstance(first, str)
     assert s.seq_length() < 400
+
+
+def test_stop_strings_and_logit_bias(model):
+    prompt = model.tokenize("hello")
+    full = "".join(model.session(n_ctx=128).generate(prompt, 24))
+    visible = [c for c in full if c != "\ufffd" and c.strip()]
+    if len(visible) >= 3:
+        stop = visible[2]
+        cut = "".join(model.session(n_ctx=128).generate(prompt, 24, stop=[stop]))
+        assert stop not in cut
+        assert full.startswith(cut.rstrip("\ufffd")[: max(0, len(cut) - 2)])
+    first = model.session(n_ctx=128).generate_tokens(prompt, 1)[0]
+    banned = model.session(n_ctx=128).generate_tokens(prompt, 1, logit_bias={first: float("-inf")})[0]
+    assert banned != first
+
+
+def test_python_generate_tokens_equals_the_cli(model, tmp_path):
+    """The C++ path (muse-cli run, built on muse.hpp) and Python give the same greedy tokens."""
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+    lib = Path(os.environ.get("MUSE_LIBRARY", ""))
+    cli = lib.parent.parent / "examples" / "muse-cli"
+    if not cli.exists():
+        pytest.skip(f"muse-cli not found next to {lib}")
+    prompt = model.tokenize("hello", add_special=True)
+    ours = model.session(n_ctx=128).generate_tokens(prompt, 12)
+    path = tmp_path / "m.gguf"
+    import tiny_models as tm2
+    path = tm2.tiny_model(tmp_path, "qwen3", "F16")
+    out = subprocess.run([str(cli), "run", "-m", str(path), "--tokens", ",".join(map(str, prompt)), "-n", "12",
+                          "--json"], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out)["tokens"] == ours

@@ -205,6 +205,9 @@ class SamplingParams(ctypes.Structure):
         ("frequency_penalty", ctypes.c_float),
         ("penalty_last_n", ctypes.c_int32),
         ("seed", ctypes.c_uint64),
+        ("logit_bias_tokens", ctypes.POINTER(ctypes.c_int32)),
+        ("logit_bias_values", ctypes.POINTER(ctypes.c_float)),
+        ("n_logit_bias", ctypes.c_size_t),
     ]
 
 
@@ -226,11 +229,41 @@ _declare("muse_tokenize", ST, M, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_bool
 _declare("muse_detokenize", ST, M, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t, ctypes.c_bool,
          ctypes.POINTER(ctypes.c_void_p), c_size_t_p)
 
-# typedef bool (*muse_token_cb)(int32_t token, const char *piece, size_t piece_len, void *user_data);
-TOKEN_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_int32, ctypes.POINTER(ctypes.c_char), ctypes.c_size_t,
-                            ctypes.c_void_p)
-# muse_status muse_session_generate_stream(muse_session *, int32_t seq_id, const int32_t *prompt, size_t n_prompt,
-#     const muse_sampling_params *params, size_t max_tokens, muse_token_cb on_token, void *user_data,
-#     size_t *out_n_tokens);
-_declare("muse_session_generate_stream", ST, S, ctypes.c_int32, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t,
-         ctypes.POINTER(SamplingParams), ctypes.c_size_t, TOKEN_CB, ctypes.c_void_p, c_size_t_p)
+
+
+class TokenEvent(ctypes.Structure):
+    """struct muse_token_event"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("token", ctypes.c_int32),
+        ("piece", ctypes.POINTER(ctypes.c_char)),
+        ("piece_len", ctypes.c_size_t),
+        ("logprob", ctypes.c_float),
+        ("n_top", ctypes.c_int32),
+        ("top_tokens", ctypes.POINTER(ctypes.c_int32)),
+        ("top_logprobs", ctypes.POINTER(ctypes.c_float)),
+    ]
+
+
+# typedef bool (*muse_token_cb)(const muse_token_event *event, void *user_data);
+TOKEN_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.POINTER(TokenEvent), ctypes.c_void_p)
+
+
+class GenerateParams(ctypes.Structure):
+    """struct muse_generate_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("max_tokens", ctypes.c_size_t),
+        ("sampling", ctypes.POINTER(SamplingParams)),
+        ("stop", ctypes.POINTER(ctypes.c_char_p)),
+        ("n_stop", ctypes.c_size_t),
+        ("n_logprobs", ctypes.c_int32),
+    ]
+
+
+# void muse_generate_params_init(muse_generate_params *params);
+_declare("muse_generate_params_init", None, ctypes.POINTER(GenerateParams))
+# muse_status muse_session_generate(muse_session *, int32_t seq_id, const int32_t *prompt, size_t n_prompt,
+#     const muse_generate_params *params, muse_token_cb on_token, void *user_data, size_t *out_n_tokens);
+_declare("muse_session_generate", ST, S, ctypes.c_int32, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t,
+         ctypes.POINTER(GenerateParams), TOKEN_CB, ctypes.c_void_p, c_size_t_p)

@@ -77,19 +77,28 @@ class Session:
         return p
 
     def generate(self, prompt, max_tokens: int = 256, *, seq_id: int = 0, seed: Optional[int] = None,
-                 **sampling) -> Iterator[str]:
+                 stop: Sequence[str] = (), logit_bias: Optional[dict] = None, **sampling) -> Iterator[str]:
         """Generates from a text (or token ids) prompt, yielding text pieces as they are made.
         Sampling keywords: temperature, top_k, top_p, min_p, repeat_penalty, presence_penalty,
-        frequency_penalty. Stops after an end-of-generation token or max_tokens."""
+        frequency_penalty; logit_bias {token: bias}. Stops after an end-of-generation token,
+        before any `stop` string, or at max_tokens."""
         ids = self._prompt_ids(prompt)
         p = self._sampling(seed=self._seed if seed is None else seed, **sampling)
+        bias_keep = self._bias(p, logit_bias)
+        gp = _ffi.GenerateParams()
+        lib.muse_generate_params_init(ctypes.byref(gp))
+        gp.max_tokens = int(max_tokens)
+        gp.sampling = ctypes.pointer(p)
+        stops = (ctypes.c_char_p * max(1, len(stop)))(*[s.encode() for s in stop])
+        gp.stop, gp.n_stop = stops, len(stop)
         pieces: "queue.Queue" = queue.Queue()
         done = object()
         result = {}
 
-        def on_token(token, piece, length, _user):
-            if length:
-                pieces.put(ctypes.string_at(piece, length))
+        def on_token(event, _user):
+            ev = event.contents
+            if ev.piece_len:
+                pieces.put(ctypes.string_at(ev.piece, ev.piece_len))
             return True
 
         cb = _ffi.TOKEN_CB(on_token)
@@ -97,9 +106,8 @@ class Session:
 
         def run():
             n = ctypes.c_size_t()
-            result["status"] = lib.muse_session_generate_stream(self._h(), int(seq_id), arr, len(ids),
-                                                                ctypes.byref(p), int(max_tokens), cb, None,
-                                                                ctypes.byref(n))
+            result["status"] = lib.muse_session_generate(self._h(), int(seq_id), arr, len(ids), ctypes.byref(gp),
+                                                         cb, None, ctypes.byref(n))
             result["error"] = lib.muse_last_error().decode("utf-8", "replace")
             pieces.put(done)
 
@@ -127,15 +135,27 @@ class Session:
         if result.get("status", 0) != 0:
             raise Error(result["status"], result["error"])
 
+    @staticmethod
+    def _bias(p, logit_bias):
+        """Fills the logit-bias arrays of SamplingParams; returns the buffers to keep alive."""
+        if not logit_bias:
+            return None
+        toks = (ctypes.c_int32 * len(logit_bias))(*[int(t) for t in logit_bias])
+        vals = (ctypes.c_float * len(logit_bias))(*[float(v) for v in logit_bias.values()])
+        p.logit_bias_tokens, p.logit_bias_values, p.n_logit_bias = toks, vals, len(logit_bias)
+        return toks, vals
+
     def generate_tokens(self, tokens, max_tokens: int, temperature: float = 0.0, top_k: int = 0,
                         top_p: float = 1.0, min_p: float = 0.0, seed: Optional[int] = None, *,
                         repeat_penalty: float = 1.0, presence_penalty: float = 0.0,
-                        frequency_penalty: float = 0.0, seq_id: int = 0) -> List[int]:
+                        frequency_penalty: float = 0.0, seq_id: int = 0,
+                        logit_bias: Optional[dict] = None) -> List[int]:
         """Evaluates the prompt (token ids, or text), then samples up to max_tokens
         (greedy at temperature 0), stopping after an end-of-generation token (kept in the result)."""
         tokens = self._prompt_ids(tokens)
         p = self._sampling(temperature, top_k, top_p, min_p, self._seed if seed is None else seed,
                            repeat_penalty, presence_penalty, frequency_penalty)
+        bias_keep = self._bias(p, logit_bias)  # noqa: F841  (must outlive the call)
         arr = (ctypes.c_int32 * len(tokens))(*[int(t) for t in tokens])
         out = (ctypes.c_int32 * max(1, int(max_tokens)))()
         n = ctypes.c_size_t()
