@@ -353,11 +353,7 @@ MUSE_API muse_status muse_detokenize(const muse_model *m, const int32_t *tokens,
         if (n_tokens > 0) require(tokens, "tokens");
         require(out_text, "out_text");
         const std::string text = t.detokenize(std::vector<int32_t>(tokens, tokens + n_tokens), render_special);
-        char *buf = static_cast<char *>(std::malloc(text.size() + 1));
-        if (!buf) throw std::bad_alloc();
-        std::memcpy(buf, text.data(), text.size());
-        buf[text.size()] = '\0';
-        *out_text = buf;
+        *out_text = dup_string(text);
         if (out_len) *out_len = text.size();
     });
 }

@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _ffi
 from ._ffi import lib
+from ._handle import Handle
 from .errors import Error, check, last_error
 
 _BACKENDS = {"auto": 0, "cpu": 1, "vulkan": 2}
@@ -36,13 +37,14 @@ def _decode(ptr: ctypes.c_void_p, length: int) -> str:
     return ctypes.string_at(ptr, length).decode("utf-8", "surrogateescape")
 
 
-class Model:
+class Model(Handle):
     """A GGUF model loaded by muse. Immutable; safe to share between threads.
 
     Model(path, *, mmproj=None, backend="auto", threads=None, vocab_only=False,
           use_mmap=True, progress=None)
     `progress(fraction) -> bool` may return False to cancel the load.
     """
+    _kind = "model"
 
     def __init__(self, path: str | os.PathLike, *, mmproj: str | os.PathLike | None = None,
                  backend: str = "auto", threads: Optional[int] = None, vocab_only: bool = False,
@@ -76,29 +78,8 @@ class Model:
         self._metadata: Optional[Dict[str, Any]] = None
         self._tensors: Optional[List[TensorInfo]] = None
 
-    # ---- lifetime
-    def close(self) -> None:
-        """Frees the model now (also done when the object is collected)."""
-        if self._handle:
-            lib.muse_model_free(self._handle)
-            self._handle = None
-
-    def __enter__(self) -> "Model":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def _h(self):
-        if not self._handle:
-            raise Error(1, "the model is closed")
-        return self._handle
+    def _free(self, handle) -> None:
+        lib.muse_model_free(handle)
 
     # ---- hyperparameters
     @property

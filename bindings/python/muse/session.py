@@ -8,14 +8,16 @@ from typing import Iterator, List, Optional, Sequence
 
 from . import _ffi
 from ._ffi import lib
+from ._handle import Handle
 from .errors import Error, check
 
 _KV_TYPES = {"f16": 0, "f32": 1}
 
 
-class Session:
+class Session(Handle):
     """Create with Model.session(n_ctx=4096, n_seq_max=1, seed=0, n_batch=512, kv_type="f16").
     Use from one thread at a time. The model stays alive while the session does."""
+    _kind = "session"
 
     def __init__(self, model, *, n_ctx: int, n_seq_max: int, seed: int, n_batch: int, kv_type: str):
         self._handle = None
@@ -32,27 +34,8 @@ class Session:
         self._seed = int(seed)
         self.n_vocab = model.n_vocab
 
-    def close(self) -> None:
-        if self._handle:
-            lib.muse_session_free(self._handle)
-            self._handle = None
-
-    def __enter__(self) -> "Session":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def _h(self):
-        if not self._handle:
-            raise Error(1, "the session is closed")
-        return self._handle
+    def _free(self, handle) -> None:
+        lib.muse_session_free(handle)
 
     def eval(self, tokens: Sequence[int], *, seq_id: int = 0) -> List[float]:
         """Appends tokens to a sequence and returns the logits of the last one."""
