@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 namespace muse::jinja {
 
@@ -43,13 +44,27 @@ Value Value::string(std::string s) {
     v.s = std::move(s);
     return v;
 }
-Value Value::list(List items) {
+uint32_t Value::nesting() const {
+    if (kind == Kind::List) return depth;
+    if (kind == Kind::Dict) return map->depth;
+    return 0;
+}
+
+static uint32_t checked_depth(uint32_t d) {
+    if (d > kMaxValueDepth) runtime_error("value nesting too deep (over " + std::to_string(kMaxValueDepth) + " levels)");
+    return d;
+}
+
+Value Value::list(ValueList items) {
     Value v;
     v.kind = Kind::List;
-    v.items = std::make_shared<List>(std::move(items));
+    uint32_t d = 0;
+    for (const auto &e : items) d = std::max(d, e.nesting());
+    v.depth = checked_depth(d + 1);
+    v.items = std::make_shared<ValueList>(std::move(items));
     return v;
 }
-Value Value::tuple(List items) {
+Value Value::tuple(ValueList items) {
     Value v = list(std::move(items));
     v.is_tuple = true;
     return v;
@@ -67,32 +82,42 @@ Value Value::function(std::string name, NativeFn fn) {
     return v;
 }
 
-Value Value::from_json(const nlohmann::ordered_json &j) {
+static Value from_json_at(const nlohmann::ordered_json &j, uint32_t level);
+
+Value Value::from_json(const nlohmann::ordered_json &j) { return from_json_at(j, 0); }
+
+static Value from_json_at(const nlohmann::ordered_json &j, uint32_t level) {
     using T = nlohmann::ordered_json::value_t;
+    checked_depth(level);
     switch (j.type()) {
-    case T::null: return none();
-    case T::boolean: return boolean(j.get<bool>());
-    case T::number_integer: return integer(j.get<int64_t>());
+    case T::null: return Value::none();
+    case T::boolean: return Value::boolean(j.get<bool>());
+    case T::number_integer: return Value::integer(j.get<int64_t>());
     case T::number_unsigned: {
         uint64_t u = j.get<uint64_t>();
-        if (u > static_cast<uint64_t>(INT64_MAX)) return number(static_cast<double>(u));
-        return integer(static_cast<int64_t>(u));
+        if (u > static_cast<uint64_t>(INT64_MAX)) return Value::number(static_cast<double>(u));
+        return Value::integer(static_cast<int64_t>(u));
     }
-    case T::number_float: return number(j.get<double>());
-    case T::string: return string(j.get<std::string>());
+    case T::number_float: return Value::number(j.get<double>());
+    case T::string: return Value::string(j.get<std::string>());
     case T::array: {
-        List items;
+        ValueList items;
         items.reserve(j.size());
-        for (const auto &e : j) items.push_back(from_json(e));
-        return list(std::move(items));
+        for (const auto &e : j) items.push_back(from_json_at(e, level + 1));
+        return Value::list(std::move(items));
     }
     case T::object: {
-        Value v = dict();
+        Value v = Value::dict();
         v.map->entries.reserve(j.size());
-        for (const auto &[k, e] : j.items()) v.map->entries.emplace_back(k, from_json(e));
+        for (const auto &[k, e] : j.items()) {
+            // JSON object keys are unique: append without Dict::set's lookup.
+            Value item = from_json_at(e, level + 1);
+            v.map->depth = std::max(v.map->depth, item.nesting() + 1);
+            v.map->entries.emplace_back(k, std::move(item));
+        }
         return v;
     }
-    default: return none();
+    default: return Value::none();
     }
 }
 
@@ -107,6 +132,7 @@ Value *Dict::find(std::string_view key) {
     return nullptr;
 }
 void Dict::set(std::string key, Value v) {
+    depth = std::max(depth, checked_depth(v.nesting() + 1));
     if (Value *old = find(key)) {
         *old = std::move(v);
         return;
@@ -151,7 +177,7 @@ bool truthy(const Value &v) {
     case Value::Kind::Int: return v.i != 0;
     case Value::Kind::Float: return v.f != 0;
     case Value::Kind::String: return !v.s.empty();
-    case Value::Kind::List: return !v.items->empty();
+    case Value::Kind::List: return v.gen || !v.items->empty();
     case Value::Kind::Dict: return v.map->is_namespace || v.map->is_loop || !v.map->entries.empty();
     case Value::Kind::Function: return true;
     }
@@ -179,24 +205,6 @@ static uint32_t decode_utf8(std::string_view s, size_t &i) {
     }
     i += n + 1;
     return cp;
-}
-
-static void append_utf8(std::string &out, uint32_t cp) {
-    if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xc0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xe0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-        out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else {
-        out += static_cast<char>(0xf0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-        out += static_cast<char>(0x80 | (cp & 0x3f));
-    }
 }
 
 std::vector<std::string> utf8_chars(std::string_view s) {
@@ -318,7 +326,7 @@ std::string type_name(const Value &v) {
     case Value::Kind::Int: return "int";
     case Value::Kind::Float: return "float";
     case Value::Kind::String: return "str";
-    case Value::Kind::List: return v.is_tuple ? "tuple" : "list";
+    case Value::Kind::List: return v.gen ? "generator" : v.is_tuple ? "tuple" : "list";
     case Value::Kind::Dict: return v.map->is_namespace ? "Namespace" : v.map->is_loop ? "LoopContext" : "dict";
     case Value::Kind::Function: return "function";
     }
@@ -333,7 +341,13 @@ std::string to_str(const Value &v) {
     }
 }
 
-std::string repr(const Value &v) {
+static std::string repr_at(const Value &v, uint32_t level);
+
+std::string repr(const Value &v) { return repr_at(v, 0); }
+
+// Namespaces are mutable and may contain themselves: printing stops at a depth.
+static std::string repr_at(const Value &v, uint32_t level) {
+    checked_depth(level);
     switch (v.kind) {
     case Value::Kind::Undefined: return "Undefined";
     case Value::Kind::None: return "None";
@@ -342,10 +356,11 @@ std::string repr(const Value &v) {
     case Value::Kind::Float: return float_repr(v.f);
     case Value::Kind::String: return repr_string(v.s);
     case Value::Kind::List: {
+        if (v.gen) return "<generator object>";
         std::string out = v.is_tuple ? "(" : "[";
         for (size_t k = 0; k < v.items->size(); ++k) {
             if (k) out += ", ";
-            out += repr((*v.items)[k]);
+            out += repr_at((*v.items)[k], level + 1);
         }
         if (v.is_tuple && v.items->size() == 1) out += ",";
         out += v.is_tuple ? ")" : "]";
@@ -357,7 +372,7 @@ std::string repr(const Value &v) {
         for (const auto &[k, e] : v.map->entries) {
             if (!first) out += ", ";
             first = false;
-            out += repr_string(k) + ": " + repr(e);
+            out += repr(key_value(k)) + ": " + repr_at(e, level + 1);
         }
         out += v.map->is_namespace ? "}>" : "}";
         return out;
@@ -369,7 +384,12 @@ std::string repr(const Value &v) {
 
 // ---- comparison ------------------------------------------------------------
 
-bool equals(const Value &a, const Value &b) {
+static bool equals_at(const Value &a, const Value &b, uint32_t level);
+
+bool equals(const Value &a, const Value &b) { return equals_at(a, b, 0); }
+
+static bool equals_at(const Value &a, const Value &b, uint32_t level) {
+    checked_depth(level);
     if (a.is_number() && b.is_number()) {
         if (a.kind == Value::Kind::Float || b.kind == Value::Kind::Float) return a.as_double() == b.as_double();
         return a.as_int() == b.as_int();
@@ -380,9 +400,10 @@ bool equals(const Value &a, const Value &b) {
     case Value::Kind::None: return true;
     case Value::Kind::String: return a.s == b.s;
     case Value::Kind::List:
+        if (a.gen || b.gen) return a.items == b.items;
         if (a.is_tuple != b.is_tuple || a.items->size() != b.items->size()) return false;
         for (size_t k = 0; k < a.items->size(); ++k)
-            if (!equals((*a.items)[k], (*b.items)[k])) return false;
+            if (!equals_at((*a.items)[k], (*b.items)[k], level + 1)) return false;
         return true;
     case Value::Kind::Dict:
         if (a.map == b.map) return true;
@@ -390,7 +411,7 @@ bool equals(const Value &a, const Value &b) {
             return false;
         for (const auto &[k, e] : a.map->entries) {
             const Value *o = b.map->find(k);
-            if (!o || !equals(e, *o)) return false;
+            if (!o || !equals_at(e, *o, level + 1)) return false;
         }
         return true;
     case Value::Kind::Function: return a.fn == b.fn;
@@ -408,7 +429,7 @@ int compare(const Value &a, const Value &b) {
         return x < y ? -1 : x > y ? 1 : 0;
     }
     if (a.is_string() && b.is_string()) return a.s < b.s ? -1 : a.s > b.s ? 1 : 0;
-    if (a.is_list() && b.is_list() && a.is_tuple == b.is_tuple) {
+    if (a.is_list() && b.is_list() && a.is_tuple == b.is_tuple && !a.gen && !b.gen) {
         size_t n = std::min(a.items->size(), b.items->size());
         for (size_t k = 0; k < n; ++k) {
             const Value &x = (*a.items)[k], &y = (*b.items)[k];
@@ -423,10 +444,13 @@ size_t length(const Value &v) {
     switch (v.kind) {
     case Value::Kind::Undefined: return 0;
     case Value::Kind::String: return utf8_length(v.s);
-    case Value::Kind::List: return v.items->size();
+    case Value::Kind::List:
+        if (v.gen) break;
+        return v.items->size();
     case Value::Kind::Dict: return v.map->entries.size();
-    default: runtime_error("object of type '" + type_name(v) + "' has no len()");
+    default: break;
     }
+    runtime_error("object of type '" + type_name(v) + "' has no len()");
 }
 
 bool contains(const Value &container, const Value &item) {
@@ -443,25 +467,26 @@ bool contains(const Value &container, const Value &item) {
     case Value::Kind::Dict:
         if (container.map->is_namespace || container.map->is_loop)
             runtime_error("argument of type '" + type_name(container) + "' is not iterable");
-        return item.is_string() && container.map->find(item.s) != nullptr;
+        if (item.is_list() || item.is_dict()) runtime_error("unhashable type: '" + type_name(item) + "'");
+        return !item.is_undefined() && container.map->find(dict_key(item)) != nullptr;
     default: runtime_error("argument of type '" + type_name(container) + "' is not iterable");
     }
 }
 
-List iterate(const Value &v) {
+ValueList iterate(const Value &v) {
     switch (v.kind) {
     case Value::Kind::Undefined: return {};
     case Value::Kind::String: {
-        List out;
+        ValueList out;
         for (auto &c : utf8_chars(v.s)) out.push_back(Value::string(std::move(c)));
         return out;
     }
     case Value::Kind::List: return *v.items;
     case Value::Kind::Dict: {
         if (v.map->is_namespace || v.map->is_loop) break;
-        List out;
+        ValueList out;
         out.reserve(v.map->entries.size());
-        for (const auto &e : v.map->entries) out.push_back(Value::string(e.first));
+        for (const auto &e : v.map->entries) out.push_back(key_value(e.first));
         return out;
     }
     default: break;
@@ -507,7 +532,7 @@ static void json_string(std::string &out, std::string_view s, bool ensure_ascii)
 }
 
 static void json_value(std::string &out, const Value &v, const JsonOptions &o, int level) {
-    if (level > 500) runtime_error("maximum recursion depth exceeded while encoding a JSON object");
+    if (static_cast<uint32_t>(level) > kMaxValueDepth) runtime_error("maximum recursion depth exceeded while encoding a JSON object");
     auto newline = [&](int lvl) {
         if (o.indent < 0) return;
         out += '\n';
@@ -527,6 +552,7 @@ static void json_value(std::string &out, const Value &v, const JsonOptions &o, i
         return;
     case Value::Kind::String: json_string(out, v.s, o.ensure_ascii); return;
     case Value::Kind::List: {
+        if (v.gen) break;
         if (v.items->empty()) {
             out += "[]";
             return;
@@ -558,7 +584,12 @@ static void json_value(std::string &out, const Value &v, const JsonOptions &o, i
             if (!first) out += o.item_sep;
             first = false;
             newline(level + 1);
-            json_string(out, e->first, o.ensure_ascii);
+            if (!e->first.empty() && e->first[0] == '\x01') {
+                Value k = key_value(e->first);
+                json_string(out, k.is_none() ? "null" : k.kind == Value::Kind::Bool ? (k.b ? "true" : "false") : to_str(k), o.ensure_ascii);
+            } else {
+                json_string(out, e->first, o.ensure_ascii);
+            }
             out += o.key_sep;
             json_value(out, e->second, o, level + 1);
         }
@@ -569,6 +600,37 @@ static void json_value(std::string &out, const Value &v, const JsonOptions &o, i
     default: break;
     }
     runtime_error("Object of type " + type_name(v) + " is not JSON serializable");
+}
+
+std::string html_escape(std::string_view s) {
+    std::string out;
+    for (char c : s) {
+        switch (c) {
+        case '&': out += "&amp;"; break;
+        case '<': out += "&lt;"; break;
+        case '>': out += "&gt;"; break;
+        case '"': out += "&#34;"; break;
+        case '\'': out += "&#39;"; break;
+        default: out += c;
+        }
+    }
+    return out;
+}
+
+std::string dict_key(const Value &key) {
+    if (key.is_string()) return key.s;
+    std::string k(1, '\x01');
+    k += repr(key);
+    return k;
+}
+
+Value key_value(const std::string &key) {
+    if (key.empty() || key[0] != '\x01') return Value::string(key);
+    std::string r = key.substr(1);
+    if (r == "None") return Value::none();
+    if (r == "True" || r == "False") return Value::boolean(r == "True");
+    if (r.find_first_of(".enai") != std::string::npos) return Value::number(std::strtod(r.c_str(), nullptr));
+    return Value::integer(std::strtoll(r.c_str(), nullptr, 10));
 }
 
 std::string to_json(const Value &v, const JsonOptions &opts) {

@@ -29,7 +29,7 @@ struct Function;
 struct Args;
 class Interpreter;
 
-using List = std::vector<Value>;
+using ValueList = std::vector<Value>;
 using NativeFn = std::function<Value(Interpreter &, Args &)>;
 
 class Value {
@@ -43,19 +43,22 @@ public:
     static Value integer(int64_t i);
     static Value number(double f);
     static Value string(std::string s);
-    static Value list(List items = {});
-    static Value tuple(List items);
+    static Value list(ValueList items = {});
+    static Value tuple(ValueList items);
     static Value dict();
     static Value function(std::string name, NativeFn fn);
     static Value from_json(const nlohmann::ordered_json &j);
 
     Kind kind = Kind::Undefined;
     bool is_tuple = false;
+    bool gen = false;  // List: a one-pass iterator (jinja2's map/select/... return generators)
+    bool safe = false; // String: markupsafe.Markup (`|safe`, `|e`); `+` escapes plain strings into it
+    uint32_t depth = 0; // List: nesting depth, bounded so printing and freeing cannot overflow the stack
     bool b = false;
     int64_t i = 0;
     double f = 0;
     std::string s;                    // String; for Undefined: the error to raise when used
-    std::shared_ptr<List> items;      // List
+    std::shared_ptr<ValueList> items;      // ValueList
     std::shared_ptr<Dict> map;        // Dict (also a namespace or a loop object)
     std::shared_ptr<Function> fn;     // Function; a loop object is callable too
 
@@ -66,15 +69,18 @@ public:
     bool is_list() const { return kind == Kind::List; }
     bool is_dict() const { return kind == Kind::Dict; }
     bool is_callable() const { return fn != nullptr; }
+    bool is_generator() const { return kind == Kind::List && gen; }
     bool is_iterable() const {
         return kind == Kind::List || kind == Kind::Dict || kind == Kind::String || kind == Kind::Undefined;
     }
+    uint32_t nesting() const;
     double as_double() const { return kind == Kind::Float ? f : static_cast<double>(kind == Kind::Bool ? b : i); }
     int64_t as_int() const { return kind == Kind::Bool ? b : i; }
 };
 
 struct Dict {
     std::vector<std::pair<std::string, Value>> entries;
+    uint32_t depth = 1; // nesting depth, see Value::depth
     bool is_namespace = false;
     bool is_loop = false;
 
@@ -103,6 +109,10 @@ struct Args {
     void expect(std::string_view what, size_t max_pos, std::initializer_list<std::string_view> allowed) const;
 };
 
+// Containers nest at most this deep (a hostile template could otherwise build a
+// million-deep list whose printing or destruction overflows the stack).
+constexpr uint32_t kMaxValueDepth = 512;
+
 // Python semantics.
 bool truthy(const Value &v);
 std::string to_str(const Value &v);          // str(v)
@@ -114,8 +124,13 @@ bool equals(const Value &a, const Value &b);
 int compare(const Value &a, const Value &b); // <0, 0, >0; raises TypeError for unorderable
 size_t length(const Value &v);               // len(v); raises for unsized
 bool contains(const Value &container, const Value &item); // item in container
-List iterate(const Value &v);                // list(v): dict keys, str code points
-Value make_undefined_error(const std::string &message);
+ValueList iterate(const Value &v);                // list(v): dict keys, str code points
+std::string html_escape(std::string_view s);
+
+// Dict keys are strings; a non-string key (int, float, bool, None) is stored as
+// "\x01" + its repr, so it neither collides with a string key nor loses its type.
+std::string dict_key(const Value &key);
+Value key_value(const std::string &key);
 
 // UTF-8 helpers: strings index by code point, as Python str does.
 std::vector<std::string> utf8_chars(std::string_view s);
