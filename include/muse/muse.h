@@ -230,6 +230,28 @@ MUSE_API muse_status muse_tokenize(const muse_model *model, const char *text, si
 MUSE_API muse_status muse_detokenize(const muse_model *model, const int32_t *tokens, size_t n_tokens,
                                      bool render_special, char **out_text, size_t *out_len);
 
+/* ------------------------------------------------------------ chat templates */
+
+/* A parsed Jinja chat template (e.g. a model's tokenizer.chat_template), rendered
+ * exactly as Hugging Face transformers renders it with Python's jinja2.
+ * Immutable: render from any number of threads. */
+typedef struct muse_chat_template muse_chat_template;
+
+/* Parses a template; syntax errors name the line (MUSE_ERR_FORMAT), constructs
+ * muse does not implement give MUSE_ERR_UNSUPPORTED. */
+MUSE_API muse_status muse_chat_template_create(const char *source, muse_chat_template **out_template);
+/* The model's own template (tokenizer.chat_template); MUSE_ERR_NOT_FOUND if it has none. */
+MUSE_API muse_status muse_model_chat_template(const muse_model *model, muse_chat_template **out_template);
+MUSE_API void muse_chat_template_free(muse_chat_template *tmpl);
+
+/* Renders messages (a JSON array in the OpenAI chat format) with options (a JSON
+ * object of template variables, may be NULL): e.g. {"add_generation_prompt": true,
+ * "tools": [...], "bos_token": "<s>", "enable_thinking": false}. Render errors,
+ * raise_exception included, are MUSE_ERR_INVALID_ARGUMENT naming the line.
+ * Release *out_text with muse_string_free(). */
+MUSE_API muse_status muse_chat_template_render(const muse_chat_template *tmpl, const char *messages_json,
+                                               const char *options_json, char **out_text);
+
 /* ------------------------------------------------------------ sessions */
 
 /* A session: a KV cache with one or more sequences over a model, plus the

@@ -5,11 +5,12 @@
     print(m.arch, m.n_layer, m.metadata["tokenizer.ggml.model"])
 """
 from ._ffi import lib as _lib
+from .chat import ChatTemplate
 from .errors import Error
 from .model import Model, TensorInfo
 from .session import Session
 
-__all__ = ["Error", "Model", "Session", "TensorInfo", "version", "abi_version"]
+__all__ = ["ChatTemplate", "Error", "Model", "Session", "TensorInfo", "version", "abi_version"]
 
 
 def version() -> str:

@@ -267,3 +267,14 @@ _declare("muse_generate_params_init", None, ctypes.POINTER(GenerateParams))
 #     const muse_generate_params *params, muse_token_cb on_token, void *user_data, size_t *out_n_tokens);
 _declare("muse_session_generate", ST, S, ctypes.c_int32, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t,
          ctypes.POINTER(GenerateParams), TOKEN_CB, ctypes.c_void_p, c_size_t_p)
+
+# muse_status muse_chat_template_create(const char *source, muse_chat_template **out_template);
+_declare("muse_chat_template_create", ST, ctypes.c_char_p, c_void_pp)
+# muse_status muse_model_chat_template(const muse_model *model, muse_chat_template **out_template);
+_declare("muse_model_chat_template", ST, M, c_void_pp)
+# void muse_chat_template_free(muse_chat_template *tmpl);
+_declare("muse_chat_template_free", None, ctypes.c_void_p)
+# muse_status muse_chat_template_render(const muse_chat_template *, const char *messages_json,
+#     const char *options_json, char **out_text);
+_declare("muse_chat_template_render", ST, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p,
+         ctypes.POINTER(ctypes.c_void_p))

@@ -237,6 +237,24 @@ class Model(Handle):
         finally:
             lib.muse_string_free(p)
 
+    @property
+    def chat_template(self):
+        """The model's own chat template (tokenizer.chat_template) or None. bos/eos token
+        texts are filled from the tokenizer."""
+        from .chat import ChatTemplate
+        meta = self.metadata
+        if "tokenizer.chat_template" not in meta:
+            return None
+        h = ctypes.c_void_p()
+        check(lib.muse_model_chat_template(self._h(), ctypes.byref(h)))
+        tokens = meta.get("tokenizer.ggml.tokens") or []
+
+        def text(key):
+            i = meta.get(key)
+            return tokens[i] if isinstance(i, int) and 0 <= i < len(tokens) else ""
+        return ChatTemplate(meta["tokenizer.chat_template"], _handle=h, bos_token=text("tokenizer.ggml.bos_token_id"),
+                            eos_token=text("tokenizer.ggml.eos_token_id"))
+
     def session(self, n_ctx: int = 4096, n_seq_max: int = 1, seed: int = 0, *, n_batch: int = 512,
                 kv_type: str = "f16") -> "Session":
         """A new inference session (KV cache) over this model."""
