@@ -260,7 +260,7 @@ TEST_CASE("jinja: hostile templates fail cleanly") {
     CHECK_THAT(render_error("{{ 'x'|center(10 ** 9) }}").what(), Catch::Contains("too large"));
     CHECK_THAT(render_error("{% for i in range(1000000) %}{{ 'x' * 1000 }}{% endfor %}").what(), Catch::Contains("too large"));
     json deep_ctx = json::array();
-    for (int k = 0; k < 5000; ++k) deep_ctx = json::array({deep_ctx});
+    for (int k = 0; k < 1000; ++k) deep_ctx = json::array({deep_ctx});  // past the 512 limit; nlohmann copies recursively
     CHECK_THROWS_AS(render("{{ x }}", json{{"x", deep_ctx}}), muse::Error);
     std::string deep = std::string(5000, '(') + "1" + std::string(5000, ')');
     CHECK_THROWS_AS(Template::parse("{{ " + deep + " }}"), muse::Error);

@@ -1,5 +1,7 @@
 #include "chat/jinja-interpreter.h"
 
+#include "core/stack-guard.h"
+
 #include "core/error.h"
 
 #include <cmath>
@@ -192,6 +194,10 @@ Interpreter::Flow Interpreter::exec(const Stmt &s, const std::shared_ptr<Scope> 
         int &d;
         explicit FrameGuard(int &depth) : d(depth) {
             if (++d > kMaxFrameDepth) runtime_error("maximum template nesting depth exceeded");
+            if (stack_nearly_exhausted()) {
+                --d;
+                runtime_error("maximum recursion depth exceeded (stack nearly exhausted)");
+            }
         }
         ~FrameGuard() { --d; }
     };
@@ -513,6 +519,11 @@ Value Interpreter::eval(const Expr &e, const std::shared_ptr<Scope> &scope) {
     if (++frame_depth_ > kMaxFrameDepth) {
         --frame_depth_;
         fail(MUSE_ERR_OUT_OF_RANGE, "template line ", e.line, ": maximum template nesting depth exceeded");
+    }
+    if (stack_nearly_exhausted()) {
+        --frame_depth_;
+        fail(MUSE_ERR_OUT_OF_RANGE, "template line ", e.line,
+             ": maximum recursion depth exceeded (stack nearly exhausted)");
     }
     try {
         Value v = eval_inner(e, scope);

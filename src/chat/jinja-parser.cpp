@@ -1,4 +1,5 @@
 #include "chat/jinja-parser.h"
+#include "core/stack-guard.h"
 
 #include "core/error.h"
 
@@ -33,7 +34,7 @@ private:
     struct DepthGuard {
         Parser &p;
         explicit DepthGuard(Parser &parser) : p(parser) {
-            if (++p.depth_ > kMaxNesting) p.error("template nesting is too deep");
+            if (++p.depth_ > kMaxNesting || stack_nearly_exhausted()) p.error("template nesting is too deep");
         }
         ~DepthGuard() { --p.depth_; }
     };
