@@ -43,3 +43,11 @@ if ! cmp -s "$root/tests/requirements.txt" "$root/.venv/.muse-requirements" 2>/d
   "$root/.venv/bin/python3" -m pip install -q --disable-pip-version-check -r "$root/tests/requirements.txt"
   cp "$root/tests/requirements.txt" "$root/.venv/.muse-requirements"
 fi
+
+# llama.cpp as the reference peer (tests compare against it): installed from the npm
+# registry into .peers/ when the project's shared/ folder is present.
+peer="$root/../shared/peers/llamacpp/install.sh"
+if [ -f "$peer" ] && command -v npm >/dev/null 2>&1 && [ ! -d "$root/.peers/llamacpp/node_modules/node-llama-cpp" ]; then
+  echo "muse: installing the llama.cpp reference peer into .peers/llamacpp"
+  bash "$peer" "$root/.peers/llamacpp" >/dev/null || echo "muse: could not install the llama.cpp peer; its tests will skip"
+fi
