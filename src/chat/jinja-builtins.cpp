@@ -1286,9 +1286,10 @@ void install_globals(Interpreter &interp, Scope &globals) {
         for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) out.push_back(Value::integer(k));
         return Value::list(std::move(out));
     });
-    globals.vars["namespace"] = Value::function("namespace", [](Interpreter &, Args &a) {
+    globals.vars["namespace"] = Value::function("namespace", [](Interpreter &in, Args &a) {
         Value ns = Value::dict();
         ns.map->is_namespace = true;
+        in.track_namespace(ns.map);
         for (const auto &p : a.pos) {
             if (!p.is_dict()) runtime_error("namespace() positional argument must be a mapping");
             for (const auto &[k, v] : p.map->entries) ns.map->set(k, v);

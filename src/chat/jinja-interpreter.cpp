@@ -157,6 +157,10 @@ const Value *Scope::lookup(const std::string &name) const {
     return nullptr;
 }
 
+Interpreter::~Interpreter() {
+    for (const auto &ns : namespaces_) ns->entries.clear();
+}
+
 std::string Interpreter::render(const Body &body, const nlohmann::ordered_json &context) {
     auto root = std::make_shared<Scope>();
     install_globals(*this, *root);

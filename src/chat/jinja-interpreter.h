@@ -24,6 +24,13 @@ struct Scope {
 class Interpreter {
 public:
     Interpreter(std::chrono::system_clock::time_point now) : now_(now) {}
+    // Namespaces are the one mutable value, so a template can make one contain itself
+    // ({% set ns.me = ns %}): a shared_ptr cycle. Every namespace of a render is tracked
+    // and emptied when the render ends, which breaks any such cycle.
+    ~Interpreter();
+    Interpreter(const Interpreter &) = delete;
+    Interpreter &operator=(const Interpreter &) = delete;
+    void track_namespace(const std::shared_ptr<Dict> &ns) { namespaces_.push_back(ns); }
 
     // Renders `body` with `context` as the template's variables.
     std::string render(const Body &body, const nlohmann::ordered_json &context);
@@ -54,6 +61,8 @@ private:
     Value make_macro(const Stmt &s, const std::shared_ptr<Scope> &scope, bool is_caller);
 
     std::chrono::system_clock::time_point now_;
+
+    std::vector<std::shared_ptr<Dict>> namespaces_;
     int call_depth_ = 0;
     int frame_depth_ = 0;
 };
