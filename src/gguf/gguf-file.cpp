@@ -136,6 +136,10 @@ void read_value(Cursor &c, ValueType t, Value &v, const std::string &key, int de
         v.strings.resize(static_cast<size_t>(v.length));
         for (auto &s : v.strings) s = c.read_string(std::numeric_limits<uint64_t>::max(), "an array string");
     } else if (v.elem_type == ValueType::ARRAY) {
+        // A nested array element costs a whole Value (~200 bytes) for 12 file bytes: cap
+        // them so a hostile file cannot turn its size into 16x as much memory.
+        if (v.length > kMaxNestedArrayElements)
+            fail(MUSE_ERR_FORMAT, "metadata '", key, "': ", v.length, " nested arrays (limit ", kMaxNestedArrayElements, ")");
         v.arrays.resize(static_cast<size_t>(v.length));
         for (auto &e : v.arrays) read_value(c, ValueType::ARRAY, e, key, depth + 1);
     } else {

@@ -129,5 +129,6 @@ private:
 constexpr uint64_t kMaxKeyLength = 65535;      // GGUF spec
 constexpr uint64_t kMaxTensorNameLength = 64;  // GGUF spec (llama.cpp: GGML_MAX_NAME)
 constexpr int kMaxArrayNesting = 8;
+constexpr uint64_t kMaxNestedArrayElements = 1 << 16;  // arrays whose elements are arrays
 
 } // namespace muse::gguf
