@@ -25,14 +25,17 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
 
 
-def memory_bandwidth_gbs():
-    """Read bandwidth of one large array sum (what decode does with weights)."""
-    a = np.ones(256 * 1024 * 1024 // 8)
+def memory_bandwidth_gbs(threads):
+    """Read bandwidth with `threads` threads each summing its own 512 MiB array (numpy
+    releases the GIL): what decode does with the weights, on every core."""
+    from concurrent.futures import ThreadPoolExecutor
+    arrays = [np.ones(512 * 1024 * 1024 // 8) for _ in range(threads)]
     best = 0.0
-    for _ in range(5):
-        t = time.perf_counter()
-        a.sum()
-        best = max(best, a.nbytes / (time.perf_counter() - t))
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in range(5):
+            t = time.perf_counter()
+            list(pool.map(np.sum, arrays))
+            best = max(best, sum(a.nbytes for a in arrays) / (time.perf_counter() - t))
     return best / 1e9
 
 
@@ -68,7 +71,7 @@ def main():
     cache = build / "bench-models"
     cache.mkdir(parents=True, exist_ok=True)
     ref = llamacpp_ref()
-    bw = memory_bandwidth_gbs()
+    bw = memory_bandwidth_gbs(args.threads)
     print(f"memory read bandwidth ~{bw:.1f} GB/s, threads {args.threads}")
     rows = []
     for model in args.models.split(","):
@@ -92,12 +95,16 @@ def main():
     lines = ["| model | type | muse prefill t/s | llama.cpp prefill t/s | ratio | muse decode t/s | "
              "llama.cpp decode t/s | ratio | decode roofline t/s | muse % of roofline |",
              "|---|---|---|---|---|---|---|---|---|---|"]
+    def fmt(v, spec):
+        return "-" if v is None else format(v, spec)
+
     for r in rows:
         lp, lt = r.get("llama_pp"), r.get("llama_tg")
-        lines.append(f"| {r['model']} | {r['type']} | {r['muse_pp']:.1f} | {lp if lp is None else f'{lp:.1f}'} | "
-                     f"{'-' if not lp else f'{r['muse_pp'] / lp:.2f}x'} | {r['muse_tg']:.2f} | "
-                     f"{lt if lt is None else f'{lt:.2f}'} | {'-' if not lt else f'{r['muse_tg'] / lt:.2f}x'} | "
-                     f"{r['roofline_tg']:.2f} | {100 * r['muse_tg'] / r['roofline_tg']:.0f}% |")
+        pp_ratio = fmt(r["muse_pp"] / lp if lp else None, ".2f")
+        tg_ratio = fmt(r["muse_tg"] / lt if lt else None, ".2f")
+        roof_pct = 100 * r["muse_tg"] / r["roofline_tg"]
+        lines.append(f"| {r['model']} | {r['type']} | {r['muse_pp']:.1f} | {fmt(lp, '.1f')} | {pp_ratio}x | "
+                     f"{r['muse_tg']:.2f} | {fmt(lt, '.2f')} | {tg_ratio}x | {r['roofline_tg']:.2f} | {roof_pct:.0f}% |")
     table = "\n".join(lines)
     print(table)
     if args.markdown:

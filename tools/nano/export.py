@@ -37,7 +37,7 @@ def _add(w: gguf.GGUFWriter, name: str, arr: np.ndarray, kind: str):
             w.add_tensor(name, arr.astype(np.float16))
             return
         q = gguf.quants.quantize(arr.astype(np.float32), gguf.GGMLQuantizationType.Q8_0)
-        w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        w.add_tensor(name, q, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
     else:
         raise ValueError(kind)
 

@@ -65,6 +65,8 @@ class VisionConfig:
 # helpers
 
 def rmsnorm(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Always computed (and returned) in float32, also under bf16 autocast."""
+    x = x.float()
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
 
 
@@ -81,11 +83,12 @@ def rope_norm_cos_sin(pos: torch.Tensor, n_rot: int, base: float):
 
 
 def apply_rope_norm(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x [..., T, H, d] with pairs (2i, 2i+1); cos/sin [T, d/2]."""
+    """x [..., T, H, d] with pairs (2i, 2i+1); cos/sin broadcastable to [..., T, H, d/2]
+    ([T, d/2] is taken as [T, 1, d/2])."""
     x0 = x[..., 0::2]
     x1 = x[..., 1::2]
-    c = cos[:, None, :]
-    s = sin[:, None, :]
+    c = cos[:, None, :] if cos.dim() == 2 else cos
+    s = sin[:, None, :] if sin.dim() == 2 else sin
     y0 = x0 * c - x1 * s
     y1 = x0 * s + x1 * c
     return torch.stack([y0, y1], dim=-1).flatten(-2)
@@ -136,25 +139,32 @@ class TextModel(nn.Module):
             for m in (L.attn_output, L.ffn_down):
                 nn.init.normal_(m.weight, std=std / math.sqrt(2 * c.n_layer))
 
-    def attn_mask(self, T: int, is_swa: bool, device) -> torch.Tensor:
-        i = torch.arange(T, device=device)
-        d = i[:, None] - i[None, :]           # p_q - p_k
-        ok = d >= 0
+    def attn_mask(self, pos: torch.Tensor, doc: Optional[torch.Tensor], is_swa: bool) -> torch.Tensor:
+        """bool [B, 1, T, T]: causal (by index), same document, and for SWA layers
+        p_q - p_k < n_swa (positions restart at 0 in every packed document)."""
+        B, T = pos.shape
+        i = torch.arange(T, device=pos.device)
+        ok = (i[:, None] >= i[None, :])[None]
+        if doc is not None:
+            ok = ok & (doc[:, :, None] == doc[:, None, :])
         if is_swa:
+            d = pos[:, :, None] - pos[:, None, :]
             ok = ok & (d < self.c.n_swa)
-        return ok
+        return ok[:, None]
 
     def forward(self, tokens: Optional[torch.Tensor] = None, embeds: Optional[torch.Tensor] = None,
-                pos: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """tokens [B, T] (or embeds [B, T, D], e.g. with image rows already scattered in).
+                pos: Optional[torch.Tensor] = None, doc: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """tokens [B, T] (or embeds [B, T, D], e.g. with image rows already scattered in);
+        pos [B, T] positions (default 0..T-1), doc [B, T] document ids for packed batches.
         Returns logits [B, T, V] after logit_scale and softcapping."""
         c = self.c
         x = self.token_embd(tokens) if embeds is None else embeds
         B, T, D = x.shape
         if pos is None:
-            pos = torch.arange(T, device=x.device)
-        cos, sin = rope_norm_cos_sin(pos, c.head_dim, c.rope_base_swa)
-        masks = {s: self.attn_mask(T, s, x.device) for s in (False, True)}
+            pos = torch.arange(T, device=x.device)[None].expand(B, T)
+        cos, sin = rope_norm_cos_sin(pos.reshape(-1), c.head_dim, c.rope_base_swa)
+        cos, sin = cos.view(B, T, 1, -1), sin.view(B, T, 1, -1)
+        masks = {s: self.attn_mask(pos, doc, s) for s in (False, True)}
         h = rmsnorm(x, c.eps)                                  # scaleless initial norm
         H, KV, hd = c.n_head, c.n_head_kv, c.head_dim
         for il, L in enumerate(self.layers):
@@ -183,6 +193,56 @@ class TextModel(nn.Module):
             f = L.ffn_down(F.silu(L.ffn_gate(f)) * L.ffn_up(f))
             f = rmsnorm(f, EPS_POST) * L.post_ffw_norm
             h = h1 + f
+        y = rmsnorm(h, c.eps) * self.output_norm
+        logits = self.output(y) * c.logit_scale
+        if c.softcap != 0:
+            logits = c.softcap * torch.tanh(logits / c.softcap)
+        return logits
+
+
+    @torch.no_grad()
+    def step(self, embeds: torch.Tensor, cache: list, pos0: int) -> torch.Tensor:
+        """Incremental forward for one sequence: embeds [1, n, D] at positions pos0..pos0+n-1,
+        cache = list (per layer) of [k, v] tensors [1, t, KV, hd] (RoPE'd/normed keys), updated in
+        place. Returns logits [1, n, V]. Same math as forward()."""
+        c = self.c
+        B, n, D = embeds.shape
+        H, KV, hd = c.n_head, c.n_head_kv, c.head_dim
+        pos = torch.arange(pos0, pos0 + n)
+        cos, sin = rope_norm_cos_sin(pos, hd, c.rope_base_swa)
+        if not cache:
+            cache.extend([None] * c.n_layer)
+        h = rmsnorm(embeds, c.eps)
+        for il, L in enumerate(self.layers):
+            swa = bool(c.swa_pattern[il])
+            a = rmsnorm(h, c.eps) * L.attn_norm
+            q = rmsnorm(L.attn_q(a).view(B, n, H, hd), c.eps) * L.attn_q_norm
+            k = rmsnorm(L.attn_k(a).view(B, n, KV, hd), c.eps) * L.attn_k_norm
+            v = L.attn_v(a).view(B, n, KV, hd)
+            g = L.attn_gate(a)
+            if swa:
+                q = apply_rope_norm(q, cos, sin)
+                k = apply_rope_norm(k, cos, sin)
+            if cache[il] is not None:
+                k = torch.cat([cache[il][0], k], 1)
+                v = torch.cat([cache[il][1], v], 1)
+            cache[il] = [k, v]
+            t = k.shape[1]
+            kp = torch.arange(pos0 + n - t, pos0 + n)
+            d = pos[:, None] - kp[None, :]
+            ok = d >= 0
+            if swa:
+                ok = ok & (d < c.n_swa)
+            rep = H // KV
+            o = F.scaled_dot_product_attention(q.transpose(1, 2), k.repeat_interleave(rep, 2).transpose(1, 2),
+                                               v.repeat_interleave(rep, 2).transpose(1, 2), attn_mask=ok,
+                                               scale=1.0 / math.sqrt(hd))
+            o = o.transpose(1, 2).reshape(B, n, H * hd) * torch.sigmoid(g)
+            o = rmsnorm(L.attn_output(o), EPS_POST) * L.post_attention_norm
+            h1 = h + o
+            f = rmsnorm(h1, c.eps) * L.ffn_norm
+            f = L.ffn_down(F.silu(L.ffn_gate(f)) * L.ffn_up(f))
+            h = h1 + rmsnorm(f, EPS_POST) * L.post_ffw_norm
         y = rmsnorm(h, c.eps) * self.output_norm
         logits = self.output(y) * c.logit_scale
         if c.softcap != 0:
@@ -388,8 +448,8 @@ class NanoModel(nn.Module):
                 x[b, s:s + cnt] = z[n, :cnt]
         return x
 
-    def forward(self, tokens, image_pos=None, pixels=None):
-        return self.text(embeds=self.embed(tokens, image_pos, pixels))
+    def forward(self, tokens, image_pos=None, pixels=None, pos=None, doc=None):
+        return self.text(embeds=self.embed(tokens, image_pos, pixels), pos=pos, doc=doc)
 
 
 def count_params(m: nn.Module) -> int:

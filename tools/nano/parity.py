@@ -10,6 +10,7 @@ from typing import Dict, List
 
 import torch
 
+TIE = 0.01        # logprob gap below which a greedy divergence is a numerical near-tie
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 REF = os.path.join(REPO, ".peers", "llamacpp", "ref.mjs")
@@ -59,17 +60,32 @@ def compare(text_model, gguf_path: str, prompts: List[List[int]], n: int = 16, s
         ref = llama_greedy(gguf_path, p, n)
         mine, mtops = torch_greedy(text_model, p, n, stop=stop)
         lt = ref["tokens"]
-        k = min(len(lt), len(mine))
-        same = lt[:k] == mine[:k] and len(lt) == len(mine)
-        # max |logprob diff| over the top-5 of each step, on llama.cpp's token set
+        # node-llama-cpp ends the sequence at an end-of-generation token without reporting it;
+        # the torch side reports the stop token it ended on
+        eog = bool(mine) and mine[-1] in stop
+        mine_cmp = mine[:-1] if eog else mine
+        k = min(len(lt), len(mine_cmp))
+        same = lt == mine_cmp
+        # first divergence: a near-tie (both sides' top-2 within TIE of each other) is reported as
+        # such; the comparison of logprobs stops there (the contexts differ afterwards)
+        div = next((i for i in range(k) if lt[i] != mine_cmp[i]), None)
+        tie = False
+        if div is not None:
+            mine_lp = dict((a, b) for a, b in mtops[div])
+            ref_lp = dict((a, b) for a, b in ref["top"][div])
+            a, b = lt[div], mine_cmp[div]
+            tie = (a in mine_lp and b in ref_lp and abs(mine_lp[a] - mine_lp[b]) < TIE
+                   and abs(ref_lp[a] - ref_lp[b]) < TIE)
+        upto = k if div is None else div + 1
         maxdiff = 0.0
-        for s in range(k):
-            mine_lp = dict((a, b) for a, b in mtops[s])
-            for tid, lp in ref["top"][s]:
+        for st in range(upto):
+            mine_lp = dict((a, b) for a, b in mtops[st])
+            for tid, lp in ref["top"][st]:
                 if tid in mine_lp:
                     maxdiff = max(maxdiff, abs(mine_lp[tid] - lp))
-        ok_all &= same
-        res.append(dict(prompt_len=len(p), llama=lt, torch=mine, same=same, max_top5_logprob_diff=maxdiff,
+        ok_all &= same or tie
+        res.append(dict(prompt_len=len(p), llama=lt, torch=mine, torch_ended_on_eog=eog, same=same,
+                        first_divergence=div, near_tie_divergence=tie, max_top5_logprob_diff=maxdiff,
                         llama_top1=[t[0] for t in ref["top"][:4]], torch_top1=[t[0] for t in mtops[:4]],
                         build_type=ref.get("build_type")))
     return dict(ok=ok_all, results=res)

@@ -171,6 +171,27 @@ def zoom(scene: Scene, region: str) -> Image.Image:
     return render_big(scene).crop((c * C, r * C, (c + 1) * C, (r + 1) * C))
 
 
+def cell_labels(scene: Scene, zoom_region: Optional[str] = None) -> List[List[int]]:
+    """Per-cell (reading order) [color, shape, size] class ids of a view, for the auxiliary
+    perception loss of train.py: color 0 empty, 1..6 COLOR_NAMES, 7 cluster of tiny shapes;
+    shape 0 empty, 1..4 SHAPES, 5 cluster; size 0 empty, 1 big, 2 small, 3 cluster.
+    zoom_region: labels of the zoomed view of that cell (the cluster's sub-grid)."""
+    lab = [[0, 0, 0] for _ in range(9)]
+    if zoom_region is not None:
+        r, c = divmod(CELL_NAMES.index(zoom_region), 3)
+        if scene.cluster and (scene.cluster[0], scene.cluster[1]) == (r, c):
+            for o in scene.cluster[2]:
+                lab[o.r * 3 + o.c] = [1 + COLOR_NAMES.index(o.color), 1 + SHAPES.index(o.shape), 1]
+        else:
+            lab = [[-100, -100, -100] for _ in range(9)]   # not a cluster cell: no labels
+        return lab
+    for o in scene.objs:
+        lab[o.r * 3 + o.c] = [1 + COLOR_NAMES.index(o.color), 1 + SHAPES.index(o.shape), 1 + SIZES.index(o.size)]
+    if scene.cluster:
+        lab[scene.cluster[0] * 3 + scene.cluster[1]] = [7, 5, 3]
+    return lab
+
+
 # ----------------------------------------------------------------------------------------------
 # questions + reasoning
 
@@ -340,7 +361,7 @@ def make_sample(seed: int, mix: Optional[Dict[str, float]] = None) -> Dict:
     """One deterministic episode. Returns a dict with messages/tools/reasoning_strength/images/
     answer/kind/qtype (+ 'truncated' False)."""
     rng = random.Random(seed * 7919 + 17)
-    mix = mix or {"plain": 0.62, "off": 0.18, "calc": 0.08, "zoom": 0.12}
+    mix = mix or {"plain": 0.66, "off": 0.2, "calc": 0.05, "zoom": 0.09}
     u = rng.random()
     acc = 0.0
     mode = "plain"
@@ -362,7 +383,8 @@ def make_sample(seed: int, mix: Optional[Dict[str, float]] = None) -> Dict:
                 {"role": "tool", "tool_call_id": "call_0", "name": "calculator", "content": str(val)},
                 {"role": "assistant", "reasoning_content": f"The calculator says {val}.", "content": str(val)}]
         return dict(messages=msgs, tools=[TOOLS["calculator"]], reasoning_strength="high", images=images,
-                    answer=str(val), kind="calc", qtype="arith", reasoning=r)
+                    answer=str(val), kind="calc", qtype="arith", reasoning=r, scene=sc,
+                    cell_labels=[cell_labels(sc)])
     qtype = rng.choices(list(QUESTION_KINDS), weights=[0.4, 0.2, 0.13, 0.13, 0.14])[0]
     qtype, q, r, a = QUESTION_KINDS[qtype](rng, sc)
     if mode == "off":
@@ -372,7 +394,7 @@ def make_sample(seed: int, mix: Optional[Dict[str, float]] = None) -> Dict:
         msgs = [_user(q), {"role": "assistant", "reasoning_content": r, "content": a}]
         strength = "high"
     return dict(messages=msgs, tools=None, reasoning_strength=strength, images=images, answer=a,
-                kind=mode, qtype=qtype, reasoning=r)
+                kind=mode, qtype=qtype, reasoning=r, scene=sc, cell_labels=[cell_labels(sc)])
 
 
 def _zoom_sample(rng) -> Dict:
@@ -404,7 +426,7 @@ def _zoom_sample(rng) -> Dict:
             {"role": "assistant", "reasoning_content": "Zoomed in. " + r2, "content": a}]
     return dict(messages=msgs, tools=[TOOLS["zoom"]], reasoning_strength="high",
                 images=[render(sc), zoom(sc, region)], answer=a, kind="zoom", qtype="zoom",
-                reasoning=r1 + " " + r2)
+                reasoning=r1 + " " + r2, scene=sc, cell_labels=[cell_labels(sc), cell_labels(sc, region)])
 
 
 _ENV = None
