@@ -109,6 +109,8 @@ typedef struct muse_model_params {
     bool             use_mmap;      /* default true; false reads tensors into memory */
     bool             vocab_only;    /* default false; metadata and tokenizer only */
     const char      *mmproj_path;   /* optional multimodal projector GGUF, NULL if none */
+    const char      *tokenizer_path; /* optional sentencepiece .model used instead of the GGUF's
+                                        tokenizer metadata, NULL if none */
     muse_progress_cb progress;      /* optional */
     void            *progress_user_data;
 } muse_model_params;

@@ -58,12 +58,15 @@ public:
     model_options &use_mmap(bool on) { p_.use_mmap = on; return *this; }
     model_options &vocab_only(bool on) { p_.vocab_only = on; return *this; }
     model_options &mmproj(std::string path) { mmproj_ = std::move(path); return *this; }
+    // A sentencepiece .model used instead of the GGUF's tokenizer metadata.
+    model_options &tokenizer(std::string path) { tokenizer_ = std::move(path); return *this; }
     // Return false from the callback to cancel the load.
     model_options &progress(std::function<bool(float)> cb) { progress_ = std::move(cb); return *this; }
 
     // The C struct, valid while this object lives and is not modified.
     const muse_model_params *c_params() {
         p_.mmproj_path = mmproj_.empty() ? nullptr : mmproj_.c_str();
+        p_.tokenizer_path = tokenizer_.empty() ? nullptr : tokenizer_.c_str();
         if (progress_) {
             p_.progress = [](float f, void *user) -> bool {
                 try {
@@ -82,7 +85,7 @@ public:
 
 private:
     muse_model_params p_{};
-    std::string mmproj_;
+    std::string mmproj_, tokenizer_;
     std::function<bool(float)> progress_;
 };
 

@@ -116,6 +116,7 @@ MUSE_API muse_status muse_model_load(const char *path, const muse_model_params *
         o.use_mmap = p.use_mmap;
         o.vocab_only = p.vocab_only;
         if (p.mmproj_path) o.mmproj_path = p.mmproj_path;
+        if (p.tokenizer_path) o.tokenizer_path = p.tokenizer_path;
         if (p.progress) {
             const muse_progress_cb cb = p.progress;
             void *user = p.progress_user_data;

@@ -98,9 +98,15 @@ const Decoder &Model::require_decoder() const {
 const Tokenizer &Model::require_tokenizer() const {
     std::call_once(tokenizer_once_, [&] {
         try {
-            if (!file_->find("tokenizer.ggml.model"))
-                fail(MUSE_ERR_UNSUPPORTED, "the model file has no tokenizer (tokenizer.ggml.model is absent)");
-            tokenizer_ = Tokenizer::from_gguf(*file_);
+            if (!options_.tokenizer_path.empty()) {
+                tokenizer_ = Tokenizer::from_sentencepiece(options_.tokenizer_path);
+            } else {
+                if (!file_->find("tokenizer.ggml.model"))
+                    fail(MUSE_ERR_UNSUPPORTED, "the model file has no tokenizer (tokenizer.ggml.model is absent)");
+                tokenizer_ = Tokenizer::from_gguf(*file_);
+            }
+            if (n_vocab_ > 0 && tokenizer_->n_vocab() > n_vocab_)
+                fail(MUSE_ERR_FORMAT, "the tokenizer has ", tokenizer_->n_vocab(), " tokens, more than the model's ", n_vocab_);
         } catch (...) {
             tokenizer_error_ = std::current_exception();
         }

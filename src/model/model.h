@@ -22,6 +22,7 @@ struct ModelLoadOptions {
     bool use_mmap = true;
     bool vocab_only = false;
     std::string mmproj_path;  // empty: none
+    std::string tokenizer_path;  // sentencepiece .model replacing the GGUF's tokenizer; empty: none
     std::function<bool(float)> progress;
 };
 

@@ -100,3 +100,61 @@ def test_python_generate_tokens_equals_the_cli(model, tmp_path):
     out = subprocess.run([str(cli), "run", "-m", str(path), "--tokens", ",".join(map(str, prompt)), "-n", "12",
                           "--json"], capture_output=True, text=True, check=True).stdout
     assert json.loads(out)["tokens"] == ours
+
+
+def _llama_with_vocab(path, n_vocab, n_embd=32):
+    """A one-layer llama GGUF with a placeholder SPM vocabulary of n_vocab tokens."""
+    import gguf
+    import numpy as np
+    rng = np.random.default_rng(0)
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_context_length(64)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(1)
+    w.add_feed_forward_length(64)
+    w.add_head_count(2)
+    w.add_head_count_kv(2)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_tokenizer_model("llama")
+    w.add_token_list(["<unk>", "<s>", "</s>"] + [f"t{i}" for i in range(3, n_vocab)])
+    w.add_token_scores([0.0] * n_vocab)
+    w.add_token_types([2, 3, 3] + [1] * (n_vocab - 3))
+    t = {"token_embd.weight": (n_vocab, n_embd), "output_norm.weight": (n_embd,),
+         "blk.0.attn_norm.weight": (n_embd,), "blk.0.attn_q.weight": (n_embd, n_embd),
+         "blk.0.attn_k.weight": (n_embd, n_embd), "blk.0.attn_v.weight": (n_embd, n_embd),
+         "blk.0.attn_output.weight": (n_embd, n_embd), "blk.0.ffn_norm.weight": (n_embd,),
+         "blk.0.ffn_gate.weight": (64, n_embd), "blk.0.ffn_up.weight": (64, n_embd),
+         "blk.0.ffn_down.weight": (n_embd, 64)}
+    for name, shape in t.items():
+        w.add_tensor(name, (rng.standard_normal(shape) * 0.1).astype(np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_sentencepiece_model_file_replaces_the_gguf_tokenizer(tmp_path):
+    """A model that ships a sentencepiece .model: muse loads it through libsentencepiece."""
+    from pathlib import Path
+    spm = Path(__file__).resolve().parents[2] / "tools" / "nano" / "tokenizer" / "nano.model"
+    if not spm.exists():
+        pytest.skip("no sentencepiece model in the tree")
+    path = _llama_with_vocab(tmp_path / "m.gguf", 1600)
+    gguf_ids = muse.Model(path).tokenize("How many red shapes?")
+    try:
+        m = muse.Model(path, tokenizer=spm)
+        ids = m.tokenize("How many red shapes?")
+    except muse.Error as e:
+        if "sentencepiece" in str(e).lower() and "built without" in str(e).lower():
+            pytest.skip(f"built without libsentencepiece: {e}")
+        raise
+    assert ids != gguf_ids
+    assert m.detokenize(ids) == "How many red shapes?"
+    assert len(m.session(n_ctx=64).generate_tokens(ids, 3)) >= 1
+    with pytest.raises(muse.Error):
+        muse.Model(path, tokenizer=tmp_path / "missing.model").tokenize("x")
+    small = _llama_with_vocab(tmp_path / "small.gguf", 100)
+    with pytest.raises(muse.Error) as e:  # the .model has more pieces than the model has rows
+        muse.Model(small, tokenizer=spm).tokenize("x")
+    assert e.value.status_name == "MUSE_ERR_FORMAT"

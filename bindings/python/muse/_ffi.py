@@ -34,6 +34,7 @@ class ModelParams(ctypes.Structure):
         ("use_mmap", ctypes.c_bool),
         ("vocab_only", ctypes.c_bool),
         ("mmproj_path", ctypes.c_char_p),
+        ("tokenizer_path", ctypes.c_char_p),
         ("progress", PROGRESS_CB),
         ("progress_user_data", ctypes.c_void_p),
     ]

@@ -41,14 +41,16 @@ class Model(Handle):
     """A GGUF model loaded by muse. Immutable; safe to share between threads.
 
     Model(path, *, mmproj=None, backend="auto", threads=None, vocab_only=False,
-          use_mmap=True, progress=None)
+          use_mmap=True, progress=None, tokenizer=None)
+    `tokenizer` is a sentencepiece .model to use instead of the GGUF's tokenizer metadata.
     `progress(fraction) -> bool` may return False to cancel the load.
     """
     _kind = "model"
 
     def __init__(self, path: str | os.PathLike, *, mmproj: str | os.PathLike | None = None,
                  backend: str = "auto", threads: Optional[int] = None, vocab_only: bool = False,
-                 use_mmap: bool = True, progress: Optional[Callable[[float], bool]] = None):
+                 use_mmap: bool = True, progress: Optional[Callable[[float], bool]] = None,
+                 tokenizer: str | os.PathLike | None = None):
         self._handle = None
         if backend not in _BACKENDS:
             raise ValueError(f"backend must be one of {sorted(_BACKENDS)}, not {backend!r}")
@@ -60,6 +62,8 @@ class Model(Handle):
         params.use_mmap = bool(use_mmap)
         mmproj_bytes = os.fsencode(mmproj) if mmproj is not None else None
         params.mmproj_path = mmproj_bytes
+        tokenizer_bytes = os.fsencode(tokenizer) if tokenizer is not None else None
+        params.tokenizer_path = tokenizer_bytes
         callback_error: List[BaseException] = []
         if progress is not None:
             def trampoline(fraction, _user):
