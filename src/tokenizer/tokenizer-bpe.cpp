@@ -42,10 +42,7 @@ protected:
     std::string decode_normal(const std::string &text) const override;
 
 private:
-    struct Symbol {
-        int prev, next;
-        size_t begin, length;  // in the byte-encoded word
-    };
+    using Symbol = MergeSymbol;  // begin/length index the byte-encoded word
     struct Bigram {
         int left, right;
         int32_t rank;
@@ -96,14 +93,7 @@ void BpeTokenizer::encode_word(const std::string &word, std::vector<int32_t> &ou
             return;
         }
     }
-    std::vector<Symbol> symbols;
-    symbols.reserve(word.size());
-    for (size_t pos = 0; pos < word.size();) {
-        const size_t len = std::max<size_t>(1, unicode::valid_sequence_length(word, pos));
-        const int index = static_cast<int>(symbols.size());
-        symbols.push_back({index - 1, pos + len < word.size() ? index + 1 : -1, pos, len});
-        pos += len;
-    }
+    std::vector<Symbol> symbols = utf8_symbols(word);
     const std::string_view w(word);
     std::priority_queue<Bigram> queue;
     const auto try_add = [&](int left, int right) {

@@ -15,7 +15,6 @@ namespace muse {
 
 namespace {
 
-constexpr std::string_view kSpaceMarker = "\xe2\x96\x81";
 
 class SentencePieceTokenizer final : public Tokenizer {
 public:
@@ -29,18 +28,7 @@ protected:
         if (!status.ok()) fail(MUSE_ERR_INTERNAL, "sentencepiece: ", status.ToString());
         out.insert(out.end(), ids.begin(), ids.end());
     }
-    std::string decode_normal(const std::string &text) const override {
-        std::string out;
-        for (size_t pos = 0; pos < text.size();) {
-            if (text.compare(pos, kSpaceMarker.size(), kSpaceMarker) == 0) {
-                out.push_back(' ');
-                pos += kSpaceMarker.size();
-            } else {
-                out.push_back(text[pos++]);
-            }
-        }
-        return out;
-    }
+    std::string decode_normal(const std::string &text) const override { return spm_unescape_spaces(text); }
 
 private:
     std::unique_ptr<sentencepiece::SentencePieceProcessor> processor_;

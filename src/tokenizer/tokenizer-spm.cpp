@@ -12,7 +12,7 @@ namespace muse {
 
 namespace {
 
-constexpr std::string_view kSpaceMarker = "\xe2\x96\x81";  // U+2581 '▁', SentencePiece's space
+constexpr std::string_view kSpaceMarker = kSpmSpaceMarker;
 
 class SpmTokenizer final : public Tokenizer {
 public:
@@ -23,10 +23,7 @@ protected:
     std::string decode_normal(const std::string &text) const override;
 
 private:
-    struct Symbol {
-        int prev, next;  // neighbours in the current segmentation, -1 at the ends
-        size_t begin, length;
-    };
+    using Symbol = MergeSymbol;  // neighbours in the current segmentation, -1 at the ends
     struct Bigram {
         int left, right;
         float score;
@@ -51,16 +48,8 @@ void SpmTokenizer::encode_text(std::string_view raw, bool after_special, std::ve
             text.push_back(c);
     }
 
-    // One symbol per UTF-8 character; a byte that starts no valid character
-    // stands alone (it can only end up as a byte-fallback token).
-    std::vector<Symbol> symbols;
-    symbols.reserve(text.size());
-    for (size_t pos = 0; pos < text.size();) {
-        const size_t len = std::max<size_t>(1, unicode::valid_sequence_length(text, pos));
-        const int index = static_cast<int>(symbols.size());
-        symbols.push_back({index - 1, pos + len < text.size() ? index + 1 : -1, pos, len});
-        pos += len;
-    }
+    // A byte that starts no valid character can only end up as a byte-fallback token.
+    std::vector<Symbol> symbols = utf8_symbols(text);
 
     std::priority_queue<Bigram> queue;
     const auto try_add = [&](int left, int right) {
@@ -103,19 +92,7 @@ void SpmTokenizer::push_token_or_bytes(std::string_view piece, std::vector<int32
     }
 }
 
-std::string SpmTokenizer::decode_normal(const std::string &text) const {
-    std::string out;
-    out.reserve(text.size());
-    for (size_t pos = 0; pos < text.size();) {
-        if (text.compare(pos, kSpaceMarker.size(), kSpaceMarker) == 0) {
-            out.push_back(' ');
-            pos += kSpaceMarker.size();
-        } else {
-            out.push_back(text[pos++]);
-        }
-    }
-    return out;
-}
+std::string SpmTokenizer::decode_normal(const std::string &text) const { return spm_unescape_spaces(text); }
 
 } // namespace
 

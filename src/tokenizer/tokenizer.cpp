@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "gguf/gguf-file.h"
+#include "tokenizer/unicode.h"
 
 #include <algorithm>
 #include <array>
@@ -361,6 +362,32 @@ protected:
 
 std::unique_ptr<Tokenizer> make_no_vocab_tokenizer(VocabData vocab) {
     return std::make_unique<NoVocabTokenizer>(std::move(vocab));
+}
+
+std::string spm_unescape_spaces(const std::string &text) {
+    std::string out;
+    out.reserve(text.size());
+    for (size_t pos = 0; pos < text.size();) {
+        if (text.compare(pos, kSpmSpaceMarker.size(), kSpmSpaceMarker) == 0) {
+            out.push_back(' ');
+            pos += kSpmSpaceMarker.size();
+        } else {
+            out.push_back(text[pos++]);
+        }
+    }
+    return out;
+}
+
+std::vector<MergeSymbol> utf8_symbols(std::string_view text) {
+    std::vector<MergeSymbol> symbols;
+    symbols.reserve(text.size());
+    for (size_t pos = 0; pos < text.size();) {
+        const size_t len = std::max<size_t>(1, unicode::valid_sequence_length(text, pos));
+        const int index = static_cast<int>(symbols.size());
+        symbols.push_back({index - 1, pos + len < text.size() ? index + 1 : -1, pos, len});
+        pos += len;
+    }
+    return symbols;
 }
 
 } // namespace muse

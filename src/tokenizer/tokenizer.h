@@ -170,6 +170,20 @@ private:
     std::string pending_;  // bytes of an unfinished character
 };
 
+// SentencePiece's space marker U+2581 ('▁') and the inverse mapping used when decoding
+// SPM pieces (shared by the GGUF SPM tokenizer and the .model one).
+inline constexpr std::string_view kSpmSpaceMarker = "\xe2\x96\x81";
+std::string spm_unescape_spaces(const std::string &text);
+
+// The starting segmentation of the merge algorithms (SPM bigrams, BPE merges): one
+// symbol per UTF-8 character of text, a byte that starts no valid character alone,
+// linked to its neighbours (-1 at the ends).
+struct MergeSymbol {
+    int prev, next;
+    size_t begin, length;
+};
+std::vector<MergeSymbol> utf8_symbols(std::string_view text);
+
 // Internal constructors, one per algorithm (tokenizer-spm.cpp, ...).
 std::unique_ptr<Tokenizer> make_spm_tokenizer(VocabData vocab);
 std::unique_ptr<Tokenizer> make_bpe_tokenizer(VocabData vocab, const std::vector<std::string> &merges);
