@@ -22,6 +22,8 @@ struct TinyDecoderSpec {
     // muse-glimmer: "array", "scalar" or "absent" sliding_window_pattern
     std::string swa_pattern = "array";
     bool softcap_key = true;
+    bool fused_qkv = false;  // muse-glimmer: one attn_qkv.weight (+ bias) instead of q/k/v
+    bool qkv_bias = false;   // muse-glimmer: optional Q/K/V biases
     uint32_t seed = 7;
 };
 
@@ -74,11 +76,18 @@ inline gguf::Writer tiny_decoder_writer(const TinyDecoderSpec &s) {
     w.set_u32("tokenizer.ggml.eos_token_id", 2);
     std::mt19937 rng(s.seed);
     std::normal_distribution<float> nd(0.0f, s.weight_std);
-    auto add = [&](const std::string &name, std::vector<int64_t> ne, bool norm = false) {
+    // Values are drawn in a fixed order whatever the layout, so the fused-QKV variant holds
+    // exactly the same weights as the separate one.
+    std::vector<float> pending_qkv, pending_qkv_bias;
+    auto draw = [&](std::vector<int64_t> ne, bool norm) {
         int64_t n = 1;
         for (auto d : ne) n *= d;
         std::vector<float> x(static_cast<size_t>(n));
         for (auto &v : x) v = norm ? 1.0f + 0.03f * (nd(rng) / s.weight_std) : nd(rng);
+        return x;
+    };
+    auto add = [&](const std::string &name, std::vector<int64_t> ne, bool norm = false) {
+        const std::vector<float> x = draw(ne, norm);
         const bool small = ne.size() == 1;
         w.add_tensor_f32(name, small ? GgmlType::F32 : s.type, ne, x.data());
     };
@@ -89,9 +98,31 @@ inline gguf::Writer tiny_decoder_writer(const TinyDecoderSpec &s) {
     for (int64_t l = 0; l < s.n_layer; ++l) {
         const std::string p = "blk." + std::to_string(l) + ".";
         add(p + "attn_norm.weight", {e}, true);
-        add(p + "attn_q.weight", {e, q});
-        add(p + "attn_k.weight", {e, kv});
-        add(p + "attn_v.weight", {e, kv});
+        if (s.fused_qkv) {
+            std::vector<float> fused;
+            for (int64_t rows : {q, kv, kv}) {
+                const auto part = draw({e, rows}, false);
+                fused.insert(fused.end(), part.begin(), part.end());
+            }
+            w.add_tensor_f32(p + "attn_qkv.weight", s.type, {e, q + 2 * kv}, fused.data());
+            if (s.qkv_bias) {
+                std::vector<float> bias;
+                for (int64_t rows : {q, kv, kv}) {
+                    const auto part = draw({rows}, false);
+                    bias.insert(bias.end(), part.begin(), part.end());
+                }
+                w.add_tensor_f32(p + "attn_qkv.bias", GgmlType::F32, {q + 2 * kv}, bias.data());
+            }
+        } else {
+            add(p + "attn_q.weight", {e, q});
+            add(p + "attn_k.weight", {e, kv});
+            add(p + "attn_v.weight", {e, kv});
+            if (s.qkv_bias && s.arch == "muse-glimmer") {
+                add(p + "attn_q.bias", {q});
+                add(p + "attn_k.bias", {kv});
+                add(p + "attn_v.bias", {kv});
+            }
+        }
         add(p + "attn_output.weight", {q, e});
         add(p + "ffn_norm.weight", {e}, true);
         add(p + "ffn_gate.weight", {e, s.n_ff});

@@ -195,3 +195,22 @@ TEST_CASE("missing tensors and keys name what is missing", "[decoder]") {
     tied.tied_output = true;  // llama falls back to token_embd
     CHECK_NOTHROW(load(tied).model->require_decoder());
 }
+
+// With biases present, equality also checks that the fused bias is sliced like the matrix.
+TEST_CASE("muse-glimmer: a fused attn_qkv gives the same model as separate q/k/v", "[decoder]") {
+    for (GgmlType t : {GgmlType::F32, GgmlType::Q8_0}) {
+      for (bool bias : {false, true}) {
+        test::TinyDecoderSpec spec;
+        spec.arch = "muse-glimmer";
+        spec.type = t;
+        spec.qkv_bias = bias;
+        auto separate = load(spec);
+        spec.fused_qkv = true;
+        auto fused = load(spec);
+        REQUIRE(fused.model->file().find_tensor("blk.0.attn_qkv.weight"));
+        Session a(separate.model->require_decoder(), opts());
+        Session b(fused.model->require_decoder(), opts());
+        CHECK(max_diff(a.eval(kPrompt), b.eval(kPrompt)) == 0.0f);
+      }
+    }
+}

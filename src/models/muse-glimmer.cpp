@@ -26,14 +26,27 @@ public:
             Layer L;
             L.attn_norm = tensor(p + "attn_norm.weight", {e});
             if (file.find_tensor(p + "attn_qkv.weight")) {
-                fail(MUSE_ERR_UNSUPPORTED, "fused attn_qkv tensors are not supported yet for muse-glimmer (", p, "attn_qkv.weight)");
+                // Fused alternative (§1.3): Q, K, V are consecutive row ranges of one matrix
+                // (and of its optional bias), so they are plain views, no copy.
+                const Tensor qkv = tensor(p + "attn_qkv.weight", {e, q + 2 * kv});
+                L.wq = qkv.rows(0, q);
+                L.wk = qkv.rows(q, kv);
+                L.wv = qkv.rows(q + kv, kv);
+                const Tensor b = tensor(p + "attn_qkv.bias", {q + 2 * kv}, false);
+                if (b.valid()) {
+                    const Tensor cols = b.reshape(1, q + 2 * kv);
+                    L.bq = cols.rows(0, q).reshape(q, 1);
+                    L.bk = cols.rows(q, kv).reshape(kv, 1);
+                    L.bv = cols.rows(q + kv, kv).reshape(kv, 1);
+                }
+            } else {
+                L.wq = tensor(p + "attn_q.weight", {e, q});
+                L.wk = tensor(p + "attn_k.weight", {e, kv});
+                L.wv = tensor(p + "attn_v.weight", {e, kv});
+                L.bq = tensor(p + "attn_q.bias", {q}, false);
+                L.bk = tensor(p + "attn_k.bias", {kv}, false);
+                L.bv = tensor(p + "attn_v.bias", {kv}, false);
             }
-            L.wq = tensor(p + "attn_q.weight", {e, q});
-            L.wk = tensor(p + "attn_k.weight", {e, kv});
-            L.wv = tensor(p + "attn_v.weight", {e, kv});
-            L.bq = tensor(p + "attn_q.bias", {q}, false);
-            L.bk = tensor(p + "attn_k.bias", {kv}, false);
-            L.bv = tensor(p + "attn_v.bias", {kv}, false);
             L.q_scale = scalar(p + "attn_q.scale");
             L.k_scale = scalar(p + "attn_k.scale");
             L.v_scale = scalar(p + "attn_v.scale");
