@@ -7,6 +7,7 @@
 
 #include "muse/muse.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <string>
@@ -50,6 +51,14 @@ int enum_value(const E &e) {
     int v;
     std::memcpy(&v, &e, sizeof v);
     return v;
+}
+
+// A caller-owned copy of s (embedded NULs kept), released with muse_string_free().
+inline char *dup_string(const std::string &s) {
+    char *out = static_cast<char *>(std::malloc(s.size() + 1));
+    if (!out) throw std::bad_alloc();
+    std::memcpy(out, s.c_str(), s.size() + 1);
+    return out;
 }
 
 template <class T>

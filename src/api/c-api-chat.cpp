@@ -64,10 +64,7 @@ MUSE_API muse_status muse_chat_template_render(const muse_chat_template *t, cons
         if (!messages.is_array()) fail(MUSE_ERR_INVALID_ARGUMENT, "messages_json must be a JSON array");
         context["messages"] = std::move(messages);
         const std::string text = t->impl.render(context);
-        char *buf = static_cast<char *>(std::malloc(text.size() + 1));
-        if (!buf) throw std::bad_alloc();
-        std::memcpy(buf, text.c_str(), text.size() + 1);
-        *out_text = buf;
+        *out_text = dup_string(text);
     });
 }
 

@@ -79,12 +79,6 @@ nlohmann::json to_json(const gguf::Value &v) {
     return nullptr;
 }
 
-char *dup_string(const std::string &s) {
-    char *out = static_cast<char *>(std::malloc(s.size() + 1));
-    if (!out) throw std::bad_alloc();
-    std::memcpy(out, s.c_str(), s.size() + 1);
-    return out;
-}
 
 } // namespace
 } // namespace muse::api
