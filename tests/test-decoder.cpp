@@ -214,3 +214,109 @@ TEST_CASE("muse-glimmer: a fused attn_qkv gives the same model as separate q/k/v
       }
     }
 }
+
+namespace {
+// A 48-token prompt over the tiny vocabulary, long enough to cycle a small SWA pool several times.
+std::vector<int32_t> long_prompt(size_t n) {
+    std::vector<int32_t> t;
+    for (size_t i = 0; i < n; ++i) t.push_back(static_cast<int32_t>((i * 37 + 11) % 64));
+    return t;
+}
+} // namespace
+
+TEST_CASE("sliding-window layers keep only their window, with the same results", "[decoder][swa]") {
+    test::TinyDecoderSpec spec;
+    spec.arch = "muse-glimmer";  // window 4 on the even layers
+    spec.n_layer = 3;
+    auto l = load(spec);
+    const auto prompt = long_prompt(48);
+    for (int64_t n_batch : {1, 3, 8}) {
+        INFO("n_batch " << n_batch);
+        SessionOptions small = opts(64);
+        small.n_batch = n_batch;
+        SessionOptions full = small;
+        full.swa_full = true;
+        Session a(l.model->require_decoder(), small), b(l.model->require_decoder(), full);
+        // 4 * 1 + n_batch cells instead of n_ctx.
+        CHECK(a.cache().pool_size(KvCache::kSwa) == 4 + n_batch);
+        CHECK(b.cache().pool_size(KvCache::kSwa) == 64);
+        CHECK(a.cache().layer_pool(0) == KvCache::kSwa);
+        CHECK(a.cache().layer_pool(1) == KvCache::kFull);
+        // Whole prompt in chunks of n_batch, then token by token.
+        CHECK(max_diff(a.eval({prompt.begin(), prompt.begin() + 40}), b.eval({prompt.begin(), prompt.begin() + 40})) <
+              1e-5f);
+        for (size_t i = 40; i < prompt.size(); ++i) CHECK(max_diff(a.eval({prompt[i]}), b.eval({prompt[i]})) < 1e-5f);
+        CHECK(a.cache().seq_length(0) == 48);
+        CHECK(a.cache().seq_next_pos(0) == 48);
+    }
+}
+
+TEST_CASE("sliding-window cache: forks and rollback within the window, clear errors beyond it", "[decoder][swa]") {
+    test::TinyDecoderSpec spec;
+    spec.arch = "muse-glimmer";
+    auto l = load(spec);
+    const auto prompt = long_prompt(30);
+    SessionOptions o = opts(64, 2);
+    o.n_batch = 4;
+    Session s(l.model->require_decoder(), o);
+    CHECK(s.cache().pool_size(KvCache::kSwa) == 2 * 4 + 4);
+    s.eval(prompt, 0);
+
+    // Forking the whole sequence and continuing both gives the reference logits.
+    s.cache().seq_copy(0, 1, 0, -1);
+    SessionOptions ref_o = opts(64);
+    ref_o.swa_full = true;
+    Session ref(l.model->require_decoder(), ref_o);
+    std::vector<int32_t> longer = prompt;
+    longer.push_back(17);
+    const auto want = ref.eval(longer);
+    CHECK(max_diff(s.eval({17}, 1), want) < 1e-5f);
+    CHECK(max_diff(s.eval({17}, 0), want) < 1e-5f);
+
+    // Cutting back one token (still inside the window) works and reproduces the logits.
+    s.cache().seq_remove(0, 30, -1);
+    CHECK(max_diff(s.eval({17}, 0), want) < 1e-5f);
+
+    // Cutting back far: the SWA layers dropped those positions. Error, nothing changes.
+    try {
+        s.cache().seq_remove(0, 10, -1);
+        FAIL("seq_remove beyond the kept window should fail");
+    } catch (const Error &e) {
+        CHECK(e.status() == MUSE_ERR_INVALID_ARGUMENT);
+        CHECK(std::string(e.what()).find("swa_full") != std::string::npos);
+    }
+    CHECK(s.cache().seq_length(0) == 31);
+    // A partial fork that would need dropped positions fails too.
+    s.cache().seq_remove(1, 0, -1);
+    CHECK_THROWS_AS(s.cache().seq_copy(0, 1, 0, 12), Error);
+    CHECK(s.cache().seq_length(1) == 0);
+    s.cache().seq_copy(0, 1, 0, -1);  // the whole sequence is fine
+    CHECK(s.cache().seq_length(1) == 31);
+
+    // Removing a whole sequence always works, and it starts over cleanly.
+    s.cache().seq_remove(0, 0, -1);
+    CHECK(s.cache().seq_length(0) == 0);
+    Session fresh(l.model->require_decoder(), opts(64));
+    CHECK(max_diff(s.eval({prompt.begin(), prompt.begin() + 12}, 0), fresh.eval({prompt.begin(), prompt.begin() + 12})) <
+          1e-5f);
+
+    // With swa_full every cut works.
+    Session keep(l.model->require_decoder(), ref_o);
+    keep.eval(prompt);
+    keep.cache().seq_remove(0, 10, -1);
+    CHECK(max_diff(keep.eval({prompt.begin() + 10, prompt.begin() + 12}), fresh.logits()) < 1e-5f);
+}
+
+TEST_CASE("a full context is refused before anything is evaluated", "[decoder]") {
+    test::TinyDecoderSpec spec;
+    spec.arch = "llama";
+    auto l = load(spec);
+    Session s(l.model->require_decoder(), opts(16, 2));
+    s.eval(long_prompt(10), 0);
+    const auto before = s.logits();
+    CHECK_THROWS_AS(s.eval(long_prompt(8), 1), Error);  // 6 cells left
+    CHECK(s.cache().seq_length(1) == 0);
+    CHECK(s.logits() == before);
+    s.eval(long_prompt(6), 1);
+    CHECK(s.cache().seq_length(1) == 6);
+}

@@ -273,6 +273,9 @@ typedef struct muse_session_params {
     int32_t      n_batch;      /* tokens per forward pass for long prompts (default 512) */
     uint64_t     seed;         /* sampling seed (default 0) */
     muse_kv_type kv_type;      /* default MUSE_KV_F16 */
+    int32_t      swa_full;     /* nonzero: sliding-window layers keep every position (n_ctx cells)
+                                  instead of about n_seq_max * window, so sequences can be cut
+                                  back anywhere (default 0, as llama.cpp) */
 } muse_session_params;
 
 MUSE_API void muse_session_params_init(muse_session_params *params);
@@ -289,7 +292,11 @@ MUSE_API muse_status muse_session_eval(muse_session *session, int32_t seq_id, co
 
 /* Number of tokens in a sequence (-1 on error). */
 MUSE_API int64_t muse_session_seq_length(const muse_session *session, int32_t seq_id);
-/* Removes positions [p0, p1) of a sequence (p1 < 0: to the end; seq_id < 0: all sequences). */
+/* Removes positions [p0, p1) of a sequence (p1 < 0: to the end; seq_id < 0: all sequences).
+ * Models with sliding-window layers drop positions that no future token can see once
+ * their cache runs short; cutting a sequence back so far that its next token would need
+ * them fails with MUSE_ERR_INVALID_ARGUMENT (unless the session has swa_full), and
+ * nothing changes. Removing a whole sequence always works. seq_copy follows the same rule. */
 MUSE_API muse_status muse_session_seq_remove(muse_session *session, int32_t seq_id, int32_t p0, int32_t p1);
 /* Makes positions [p0, p1) of src also part of dst, sharing the cached keys/values (a fork). */
 MUSE_API muse_status muse_session_seq_copy(muse_session *session, int32_t src_seq, int32_t dst_seq, int32_t p0,

@@ -239,6 +239,7 @@ struct session_options {
     int32_t n_batch = 512;
     uint64_t seed = 0;
     muse_kv_type kv_type = MUSE_KV_F16;
+    bool swa_full = false;  // sliding-window layers keep every position (see muse_session_params)
 };
 
 // Sampling settings; defaults are greedy.
@@ -301,6 +302,7 @@ public:
         p.n_batch = o.n_batch;
         p.seed = o.seed;
         p.kv_type = o.kv_type;
+        p.swa_full = o.swa_full ? 1 : 0;
         muse_session *s = nullptr;
         check(muse_session_create(m.get(), &p, &s));
         handle_.reset(s);

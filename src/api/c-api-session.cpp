@@ -70,6 +70,7 @@ MUSE_API muse_status muse_session_create(const muse_model *model, const muse_ses
         o.n_seq_max = p.n_seq_max;
         o.n_batch = p.n_batch;
         o.seed = p.seed;
+        o.swa_full = p.swa_full != 0;
         const int kv = enum_value(p.kv_type);
         if (kv != MUSE_KV_F16 && kv != MUSE_KV_F32) fail(MUSE_ERR_INVALID_ARGUMENT, "unknown kv_type ", kv);
         o.kv_type = kv == MUSE_KV_F32 ? GgmlType::F32 : GgmlType::F16;

@@ -106,11 +106,12 @@ Tensor Decoder::tensor(const std::string &name, std::vector<int64_t> ne, bool re
 }
 
 void Decoder::attend(ForwardState &st, int layer, const Tensor &q, const Tensor &k, const Tensor &v,
-                     const Batch &batch, KvCache &cache, const std::vector<int32_t> &cells, int64_t n_kv,
-                     int32_t window, const Tensor &out) const {
-    backend_.set_columns(cache.k(layer), k, cells.data());
-    backend_.set_columns(cache.v(layer), v, cells.data());
-    std::vector<float> &mask = window > 0 ? st.mask_swa : st.mask;
+                     const Batch &batch, KvCache &cache, const KvSlots &slots, const Tensor &out) const {
+    const KvCache::Pool pool = cache.layer_pool(layer);
+    const int64_t n_kv = slots.n_kv[pool];
+    backend_.set_columns(cache.k(layer), k, slots.cells[pool].data());
+    backend_.set_columns(cache.v(layer), v, slots.cells[pool].data());
+    const std::vector<float> &mask = st.mask[pool];
     const int64_t n = batch.size();
     Tensor m = st.ws.f32(n_kv, n);
     backend_.upload(m, mask.data(), mask.size() * 4);
@@ -121,22 +122,20 @@ void Decoder::attend(ForwardState &st, int layer, const Tensor &q, const Tensor 
 
 void Decoder::forward(ForwardState &st, KvCache &cache, const Batch &batch, std::vector<float> &logits) const {
     const int64_t n = batch.size();
-    const std::vector<int32_t> cells = cache.claim(batch.pos, batch.seq);
+    const KvSlots slots = cache.claim(batch.pos, batch.seq);
     try {
-        const int64_t n_kv = cache.used_extent();
-        st.ws.reset(workspace_bytes(n, n_kv));
-        st.mask.resize(static_cast<size_t>(n_kv * n));
-        cache.build_mask(batch.pos, batch.seq, n_kv, 0, st.mask.data());
-        if (hp_.n_swa > 0) {
-            st.mask_swa.resize(static_cast<size_t>(n_kv * n));
-            cache.build_mask(batch.pos, batch.seq, n_kv, hp_.n_swa, st.mask_swa.data());
+        st.ws.reset(workspace_bytes(n, std::max(slots.n_kv[0], slots.n_kv[1])));
+        for (int p = 0; p < 2; ++p) {
+            st.mask[p].resize(static_cast<size_t>(slots.n_kv[p] * n));
+            if (slots.n_kv[p] > 0)
+                cache.build_mask(static_cast<KvCache::Pool>(p), batch.pos, batch.seq, slots.n_kv[p], st.mask[p].data());
         }
 
         Tensor x = st.ws.f32(hp_.n_embd, n);
         if (batch.embd) backend_.upload(x, batch.embd, static_cast<size_t>(hp_.n_embd * n) * 4);
         else backend_.get_rows(tok_embd_, batch.tokens.data(), n, x);
         prepare_input(x);
-        forward_layers(st, x, batch, cache, cells, n_kv);
+        forward_layers(st, x, batch, cache, slots);
 
         const int64_t n_out = static_cast<int64_t>(batch.outputs.size());
         logits.resize(static_cast<size_t>(n_out * hp_.n_vocab));
@@ -154,7 +153,7 @@ void Decoder::forward(ForwardState &st, KvCache &cache, const Batch &batch, std:
         if (hp_.final_softcap != 0.0f) backend_.softcap(out, hp_.final_softcap);
         backend_.download(out, logits.data(), logits.size() * 4);
     } catch (...) {
-        cache.release(cells);
+        cache.release(slots);
         throw;
     }
 }

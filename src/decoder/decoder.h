@@ -60,7 +60,7 @@ private:
 struct ForwardState {
     explicit ForwardState(Backend &backend) : ws(backend) {}
     Workspace ws;
-    std::vector<float> mask, mask_swa;
+    std::vector<float> mask[2];  // per KV pool (full, sliding-window)
 };
 
 class Decoder {
@@ -83,7 +83,7 @@ protected:
     // Family hook: from input embeddings x [n_embd, n] (already looked up) run every
     // layer, leaving the final hidden states in x. cells: KV cells of the batch tokens.
     virtual void forward_layers(ForwardState &st, const Tensor &x, const Batch &batch, KvCache &cache,
-                                const std::vector<int32_t> &cells, int64_t n_kv) const = 0;
+                                const KvSlots &slots) const = 0;
     // Family hook: transforms the input embeddings before the first layer (default: none).
     virtual void prepare_input(const Tensor &x) const {}
 
@@ -92,10 +92,10 @@ protected:
     // Tensor lookup with shape checks (ggml order); optional ones return an invalid Tensor.
     Tensor tensor(const std::string &name, std::vector<int64_t> ne, bool required = true) const;
     // Standard attention with the KV cache: q [hd, n_head, n], k/v [hd*n_head_kv, n]
-    // already projected (and roped); stores k/v at cells, writes out [hd*n_head, n].
+    // already projected (and roped); stores k/v in the layer's cells (its pool:
+    // full or sliding-window), writes out [hd*n_head, n].
     void attend(ForwardState &st, int layer, const Tensor &q, const Tensor &k, const Tensor &v, const Batch &batch,
-                KvCache &cache, const std::vector<int32_t> &cells, int64_t n_kv, int32_t window,
-                const Tensor &out) const;
+                KvCache &cache, const KvSlots &slots, const Tensor &out) const;
 
     const gguf::File &file_;
     Backend &backend_;

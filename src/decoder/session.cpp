@@ -12,8 +12,16 @@ Session::Session(const Decoder &decoder, const SessionOptions &options)
     if (options.n_ctx <= 0 || options.n_ctx > (int64_t(1) << 24))
         fail(MUSE_ERR_INVALID_ARGUMENT, "n_ctx ", options.n_ctx, " out of range (1..16M)");
     if (options.n_batch <= 0) options_.n_batch = 512;
-    cache_ = std::make_unique<KvCache>(decoder.backend(), static_cast<int>(hp.n_layer), hp.n_embd_kv(), hp.n_embd_kv(),
-                                       options.n_ctx, options.n_seq_max, options.kv_type);
+    KvCache::Config kv;
+    kv.n_ctx = options.n_ctx;
+    kv.n_seq_max = options.n_seq_max;
+    kv.n_batch = options_.n_batch;
+    kv.type = options.kv_type;
+    kv.n_embd_k_gqa = kv.n_embd_v_gqa = hp.n_embd_kv();
+    kv.is_swa = hp.is_swa;
+    kv.window = hp.n_swa;
+    kv.swa_full = options.swa_full;
+    cache_ = std::make_unique<KvCache>(decoder.backend(), kv);
 }
 
 const std::vector<float> &Session::eval(const std::vector<int32_t> &tokens, int seq) {
@@ -29,6 +37,9 @@ const std::vector<float> &Session::eval(const std::vector<int32_t> &tokens, int 
     if (static_cast<int64_t>(start) + static_cast<int64_t>(tokens.size()) > cache_->n_ctx())
         fail(MUSE_ERR_OUT_OF_RANGE, "prompt too long: ", start, " + ", tokens.size(), " tokens exceed n_ctx = ",
              cache_->n_ctx());
+    if (cache_->n_free() < static_cast<int64_t>(tokens.size()))
+        fail(MUSE_ERR_OUT_OF_RANGE, "context is full: ", tokens.size(), " tokens do not fit in the ", cache_->n_free(),
+             " free cells of n_ctx = ", cache_->n_ctx(), " (other sequences hold the rest; remove tokens first)");
     std::vector<float> out;
     for (size_t b = 0; b < tokens.size(); b += static_cast<size_t>(options_.n_batch)) {
         const size_t n = std::min(tokens.size() - b, static_cast<size_t>(options_.n_batch));
@@ -42,9 +53,19 @@ const std::vector<float> &Session::eval(const std::vector<int32_t> &tokens, int 
         if (last) batch.outputs.push_back(static_cast<int32_t>(n - 1));
         try {
             decoder_.forward(state_, *cache_, batch, out);
+        } catch (const Error &e) {
+            // Earlier chunks of this call already sit in the cache: take them out
+            // again if the sliding-window layers still hold what `start` needs.
+            if (b == 0 || cache_->can_resume_at(seq, start)) {
+                cache_->seq_remove(seq, start, -1);
+                throw;
+            }
+            logits_.clear();
+            fail(e.status(), e.what(), " (after ", b, " of ", tokens.size(), " tokens: those stay evaluated in sequence ",
+                 seq, ", which now ends at position ", start + static_cast<int32_t>(b) - 1, ")");
         } catch (...) {
-            // Earlier chunks of this call already sit in the cache: take them out again.
-            cache_->seq_remove(seq, start, -1);
+            if (b == 0 || cache_->can_resume_at(seq, start)) cache_->seq_remove(seq, start, -1);
+            else logits_.clear();
             throw;
         }
     }

@@ -19,6 +19,9 @@ struct SessionOptions {
     uint64_t seed = 0;
     int64_t n_batch = 512;  // tokens per forward pass when evaluating long prompts
     GgmlType kv_type = GgmlType::F16;
+    // Keep every position in the sliding-window layers' cache (n_ctx cells
+    // instead of about n_seq_max * window), so sequences can be cut back anywhere.
+    bool swa_full = false;
 };
 
 class Session {
@@ -29,8 +32,10 @@ public:
     const DecoderHParams &hparams() const { return decoder_.hparams(); }
 
     // Appends tokens to sequence `seq` (at its next positions) and computes the
-    // logits of the last one. Validates ids and lengths first; on error the
-    // session is unchanged.
+    // logits of the last one. Validates ids, lengths and free cells first; on
+    // error the session is unchanged — except when a long prompt fails midway
+    // (out of memory) after its sliding-window layers dropped positions the
+    // rollback would need: then the evaluated prefix stays and the error says so.
     const std::vector<float> &eval(const std::vector<int32_t> &tokens, int seq = 0);
     const std::vector<float> &logits() const { return logits_; }
 

@@ -38,7 +38,7 @@ LlamaLikeDecoder::LlamaLikeDecoder(const gguf::File &file, Backend &backend, con
 }
 
 void LlamaLikeDecoder::forward_layers(ForwardState &st, const Tensor &x, const Batch &batch, KvCache &cache,
-                                      const std::vector<int32_t> &cells, int64_t n_kv) const {
+                                      const KvSlots &slots) const {
     Backend &be = backend_;
     const int64_t n = batch.size(), hd = hp_.head_dim;
     Tensor a = st.ws.f32(hp_.n_embd, n);
@@ -61,7 +61,7 @@ void LlamaLikeDecoder::forward_layers(ForwardState &st, const Tensor &x, const B
         }
         be.rope(qh, batch.pos.data(), hp_.rope);
         be.rope(kh, batch.pos.data(), hp_.rope);
-        attend(st, static_cast<int>(il), qh, k, v, batch, cache, cells, n_kv, 0, o);
+        attend(st, static_cast<int>(il), qh, k, v, batch, cache, slots, o);
         be.matmul(L.wo, o, y);
         be.add(x, y);
 

@@ -21,7 +21,7 @@ public:
 
 protected:
     void forward_layers(ForwardState &st, const Tensor &x, const Batch &batch, KvCache &cache,
-                        const std::vector<int32_t> &cells, int64_t n_kv) const override;
+                        const KvSlots &slots) const override;
 
 private:
     struct Layer {

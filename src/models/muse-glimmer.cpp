@@ -71,7 +71,7 @@ protected:
     }
 
     void forward_layers(ForwardState &st, const Tensor &x, const Batch &batch, KvCache &cache,
-                        const std::vector<int32_t> &cells, int64_t n_kv) const override {
+                        const KvSlots &slots) const override {
         Backend &be = backend_;
         const int64_t n = batch.size(), hd = hp_.head_dim;
         Tensor a = st.ws.f32(hp_.n_embd, n);
@@ -93,7 +93,7 @@ protected:
                 be.rope(qh, batch.pos.data(), hp_.rope_swa);
                 be.rope(kh, batch.pos.data(), hp_.rope_swa);
             }
-            attend(st, static_cast<int>(il), qh, k, v, batch, cache, cells, n_kv, swa ? hp_.n_swa : 0, o);
+            attend(st, static_cast<int>(il), qh, k, v, batch, cache, slots, o);
             be.sigmoid_mul(o, g);
             be.matmul(L.wo, o, y);
             if (L.o_scale != 1.0f) be.scale(y, L.o_scale);

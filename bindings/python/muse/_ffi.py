@@ -171,6 +171,7 @@ class SessionParams(ctypes.Structure):
         ("n_batch", ctypes.c_int32),
         ("seed", ctypes.c_uint64),
         ("kv_type", ctypes.c_int),
+        ("swa_full", ctypes.c_int32),
     ]
 
 

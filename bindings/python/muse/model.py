@@ -260,10 +260,12 @@ class Model(Handle):
                             eos_token=text("tokenizer.ggml.eos_token_id"))
 
     def session(self, n_ctx: int = 4096, n_seq_max: int = 1, seed: int = 0, *, n_batch: int = 512,
-                kv_type: str = "f16") -> "Session":
-        """A new inference session (KV cache) over this model."""
+                kv_type: str = "f16", swa_full: bool = False) -> "Session":
+        """A new inference session (KV cache) over this model. swa_full keeps every position in
+        the sliding-window layers' cache, so sequences can be cut back anywhere."""
         from .session import Session
-        return Session(self, n_ctx=n_ctx, n_seq_max=n_seq_max, seed=seed, n_batch=n_batch, kv_type=kv_type)
+        return Session(self, n_ctx=n_ctx, n_seq_max=n_seq_max, seed=seed, n_batch=n_batch, kv_type=kv_type,
+                       swa_full=swa_full)
 
     def __repr__(self) -> str:
         if not self._handle:

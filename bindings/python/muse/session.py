@@ -19,7 +19,8 @@ class Session(Handle):
     Use from one thread at a time. The model stays alive while the session does."""
     _kind = "session"
 
-    def __init__(self, model, *, n_ctx: int, n_seq_max: int, seed: int, n_batch: int, kv_type: str):
+    def __init__(self, model, *, n_ctx: int, n_seq_max: int, seed: int, n_batch: int, kv_type: str,
+                 swa_full: bool = False):
         self._handle = None
         if kv_type not in _KV_TYPES:
             raise ValueError(f"kv_type must be one of {sorted(_KV_TYPES)}, not {kv_type!r}")
@@ -28,6 +29,7 @@ class Session(Handle):
         lib.muse_session_params_init(ctypes.byref(p))
         p.n_ctx, p.n_seq_max, p.n_batch, p.seed = int(n_ctx), int(n_seq_max), int(n_batch), int(seed)
         p.kv_type = _KV_TYPES[kv_type]
+        p.swa_full = 1 if swa_full else 0
         h = ctypes.c_void_p()
         check(lib.muse_session_create(model._h(), ctypes.byref(p), ctypes.byref(h)))
         self._handle = h
