@@ -3,6 +3,7 @@
 #pragma once
 
 #include "gguf/gguf-writer.h"
+#include "model/model.h"
 
 #include <cstdio>
 #include <random>
@@ -25,6 +26,11 @@ struct TinyDecoderSpec {
     bool fused_qkv = false;  // muse-glimmer: one attn_qkv.weight (+ bias) instead of q/k/v
     bool qkv_bias = false;   // muse-glimmer: optional Q/K/V biases
     uint32_t seed = 7;
+    // Chat models: control tokens placed right after the byte pieces (n_vocab must be
+    // >= 259 + their count), the end-of-turn one among them, and a chat template.
+    std::vector<std::string> control_tokens;
+    std::string eot_token;
+    std::string chat_template;
 };
 
 inline gguf::Writer tiny_decoder_writer(const TinyDecoderSpec &s) {
@@ -65,9 +71,19 @@ inline gguf::Writer tiny_decoder_writer(const TinyDecoderSpec &s) {
         char byte_piece[8];
         std::snprintf(byte_piece, sizeof byte_piece, "<0x%02X>", static_cast<int>((i - 3) & 0xFF));
         const bool is_byte = bytes && i >= 3 && i < 3 + 256;
-        tokens.push_back(i == 0 ? "<unk>" : i == 1 ? "<s>" : i == 2 ? "</s>" : is_byte ? byte_piece : "t" + std::to_string(i));
-        types.push_back(i == 0 ? 2 : i < 3 ? 3 : is_byte ? 6 : 1);
+        const int64_t ctl = i - (3 + 256);
+        const int64_t n_ctl = static_cast<int64_t>(s.control_tokens.size());
+        const bool is_ctl = bytes && ctl >= 0 && ctl < n_ctl;
+        // Chat models also get the SPM space piece, so spaces survive a round trip.
+        const bool is_space = bytes && n_ctl > 0 && ctl == n_ctl;
+        tokens.push_back(i == 0 ? "<unk>" : i == 1 ? "<s>" : i == 2 ? "</s>" : is_byte ? byte_piece
+                         : is_ctl ? s.control_tokens[static_cast<size_t>(ctl)] : is_space ? "\xE2\x96\x81"
+                         : "t" + std::to_string(i));
+        types.push_back(i == 0 ? 2 : i < 3 ? 3 : is_byte ? 6 : is_ctl ? 3 : 1);
+        if (is_ctl && tokens.back() == s.eot_token) w.set_u32("tokenizer.ggml.eot_token_id", static_cast<uint32_t>(i));
     }
+    if (!s.chat_template.empty()) w.set_string("tokenizer.chat_template", s.chat_template);
+    if (!s.control_tokens.empty()) w.set_bool("tokenizer.ggml.add_space_prefix", false);
     w.set_string("tokenizer.ggml.model", "llama");
     w.set_array_strings("tokenizer.ggml.tokens", tokens);
     w.set_array_f32("tokenizer.ggml.scores", std::vector<float>(tokens.size(), 0.0f));
@@ -144,6 +160,19 @@ inline gguf::Writer tiny_decoder_writer(const TinyDecoderSpec &s) {
         }
     }
     return w;
+}
+
+// A model loaded from a spec held in memory (the bytes must outlive the model).
+struct Loaded {
+    std::vector<uint8_t> bytes;
+    std::unique_ptr<Model> model;
+};
+
+inline Loaded load(const TinyDecoderSpec &spec) {
+    Loaded l;
+    l.bytes = tiny_decoder_writer(spec).to_bytes();
+    l.model = Model::load_from_memory(l.bytes.data(), l.bytes.size(), ModelLoadOptions{});
+    return l;
 }
 
 } // namespace muse::test

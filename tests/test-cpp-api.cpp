@@ -75,3 +75,41 @@ TEST_CASE("muse::session evaluates and generates like the C API", "[cpp-api]") {
     CHECK_THROWS_AS(muse::session(muse::model(path, muse::model_options{}.vocab_only(true))), muse::error);
     std::remove(path.c_str());
 }
+
+#include "chat-models.h"
+
+TEST_CASE("muse::session::chat streams channels and honours the thinking budget", "[cpp-api]") {
+    const std::string path = "/tmp/muse-cpp-chat-" + std::to_string(::getpid()) + ".gguf";
+    muse::test::tiny_decoder_writer(muse::test::atem_chat_spec()).write_file(path);
+    const muse::model m(path);
+    ::unlink(path.c_str());
+    muse::session s(m);
+    muse::generate_options go;
+    go.max_tokens = 200;
+    go.thinking.mode = MUSE_THINKING_ON;
+    go.thinking.budget = 6;
+    go.thinking.wrap_up = " Enough.";
+    for (const char *t : {"<|eom|>", "<|eot|>", "<|start|>", "<|message|>", "</s>"}) {
+        go.sampling.logit_bias_tokens.push_back(m.tokenize(t, false, true).at(0));
+        go.sampling.logit_bias_values.push_back(-1e9f);
+    }
+    int reasoning_events = 0, answer_events = 0, forced = 0;
+    const muse::chat_response r =
+        s.chat(R"([{"role": "user", "content": "How many?"}])", go, {}, [&](const muse::token_event &e) {
+            reasoning_events += e.channel == MUSE_CHANNEL_REASONING;
+            answer_events += e.channel == MUSE_CHANNEL_ANSWER;
+            forced += e.forced;
+            return true;
+        });
+    CHECK(reasoning_events > 0);
+    CHECK(answer_events > 0);
+    CHECK(forced > 0);
+    CHECK(r.reasoning.size() >= std::string(" Enough.").size());
+    CHECK(r.reasoning.substr(r.reasoning.size() - 8) == " Enough.");
+    CHECK_FALSE(r.answer.empty());
+    CHECK(r.json.find("\"reasoning_end\":\"budget\"") != std::string::npos);
+    // Bad JSON is a clear error, and the session still works.
+    CHECK_THROWS_AS(s.chat("[not json", go), muse::error);
+    go.thinking.mode = MUSE_THINKING_OFF;
+    CHECK(s.chat(R"([{"role": "user", "content": "Again?"}])", go).reasoning.empty());
+}

@@ -14,17 +14,7 @@ using namespace muse;
 
 namespace {
 
-struct Loaded {
-    std::vector<uint8_t> bytes;
-    std::unique_ptr<Model> model;
-};
-
-Loaded load(const test::TinyDecoderSpec &spec) {
-    Loaded l;
-    l.bytes = test::tiny_decoder_writer(spec).to_bytes();
-    l.model = Model::load_from_memory(l.bytes.data(), l.bytes.size(), ModelLoadOptions{});
-    return l;
-}
+using test::load;
 
 SessionOptions opts(int64_t n_ctx = 64, int n_seq = 1, GgmlType kv = GgmlType::F32) {
     SessionOptions o;

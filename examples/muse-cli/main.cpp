@@ -1,4 +1,5 @@
 // muse-cli: the command-line face of libmuse. Uses only the public C++ API.
+#include "cli.h"
 #include "muse/muse.hpp"
 
 #include <nlohmann/json.hpp>
@@ -11,14 +12,18 @@
 #include <string>
 #include <vector>
 
-namespace {
+namespace cli {
 
 const char *kUsage = R"(muse-cli — run and inspect GGUF models with muse
 
 usage:
   muse-cli info MODEL [--json] [--mmproj FILE] [--no-mmap] [--tensors N]
-  muse-cli run -m MODEL (-p PROMPT | --tokens 1,2,3) [-n N] [--temp T] [--top-k K]
-               [--top-p P] [--min-p P] [--seed S] [--stop TEXT] [--ctx N] [--threads N] [--json]
+  muse-cli run -m MODEL (-p PROMPT | --tokens 1,2,3) [--mmproj FILE --image FILE ...] [-n N]
+               [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--stop TEXT] [--ctx N]
+               [--threads N] [--json]
+  muse-cli chat -m MODEL [--mmproj FILE --image FILE ...] [-p PROMPT] [--system TEXT]
+               [--think off|on|auto] [--think-budget N] [--think-min N] [--effort low|medium|high]
+               [--show-thinking] [-n N] [--temp T] [--seed S] [--ctx N] [--threads N] [--json]
   muse-cli --version
   muse-cli --help
 
@@ -27,6 +32,9 @@ commands:
            and tensor table of a GGUF model (loads metadata only; fast on huge files)
   run      generate a completion, streaming text to stdout (the prompt is tokenized
            with BOS as the model says and special tokens parsed; --tokens gives ids)
+  chat     one turn (-p) or an interactive conversation (lines from stdin) with the
+           model's own chat template; the answer streams to stdout, the reasoning to
+           stderr with --show-thinking, token accounting at the end
 
 options:
   --json        machine-readable output (one JSON object on stdout)
@@ -39,6 +47,15 @@ options:
   --ctx N       run: context size (4096)  --threads N  run: CPU threads (default: cores)
   --stop TEXT   run: stop before TEXT (repeatable)
   --json        run: print prompt/generated token ids, text and timings as JSON
+  --think MODE  chat: off (answer at once), on, auto (default: the model decides)
+  --think-budget N  chat: reasoning tokens before a wrap-up and the answer are forced
+  --think-min N     chat: reasoning may not end before N tokens ("Wait" is injected)
+  --effort E    chat: low | medium | high (the template's effort + a default budget)
+  --show-thinking   chat: stream the reasoning (to stderr, dimmed on a terminal)
+  --system TEXT chat: a system message
+  --image FILE  run/chat: attach an image (repeatable; needs --mmproj). run: each "<__media__>"
+                in the prompt takes the next image (missing markers are put first)
+  -n N          chat: max tokens per turn (default 1024)
 
 exit status: 0 on success, 1 on a muse error (message on stderr), 2 on bad usage.
 )";
@@ -55,30 +72,6 @@ std::string file_type_name(int64_t ft) {
         {36, "TQ1_0"},   {37, "TQ2_0"},   {38, "MXFP4_MOE"}};
     auto it = names.find(ft & ~int64_t(1024));  // 1024: "guessed" flag
     return it == names.end() ? "unknown (" + std::to_string(ft) + ")" : it->second;
-}
-
-[[noreturn]] void usage_error(const std::string &msg) {
-    std::fprintf(stderr, "muse-cli: %s\n(see muse-cli --help)\n", msg.c_str());
-    std::exit(2);
-}
-
-struct Args {
-    std::string command, model, mmproj, prompt, tokens;
-    bool json = false, no_mmap = false, have_prompt = false;
-    int64_t max_tensors = 40, n_predict = 128, ctx = 4096, threads = 0;
-    muse::sampling sampling;
-    std::vector<std::string> stop;
-};
-
-double number_arg(const std::string &name, const std::string &v) {
-    try {
-        size_t used = 0;
-        const double d = std::stod(v, &used);
-        if (used != v.size()) throw 1;
-        return d;
-    } catch (...) {
-        usage_error(name + " needs a number, not '" + v + "'");
-    }
 }
 
 Args parse_args(int argc, char **argv) {
@@ -133,6 +126,28 @@ Args parse_args(int argc, char **argv) {
             a.ctx = static_cast<int64_t>(number_arg(arg, value("--ctx")));
         } else if (arg == "--threads") {
             a.threads = static_cast<int64_t>(number_arg(arg, value("--threads")));
+        } else if (arg == "--think") {
+            const std::string v = value("--think");
+            if (v == "off") a.thinking.mode = MUSE_THINKING_OFF;
+            else if (v == "on") a.thinking.mode = MUSE_THINKING_ON;
+            else if (v == "auto") a.thinking.mode = MUSE_THINKING_AUTO;
+            else usage_error("--think needs off, on or auto, not '" + v + "'");
+        } else if (arg == "--think-budget") {
+            a.thinking.budget = static_cast<int32_t>(number_arg(arg, value("--think-budget")));
+        } else if (arg == "--think-min") {
+            a.thinking.min_tokens = static_cast<int32_t>(number_arg(arg, value("--think-min")));
+        } else if (arg == "--effort") {
+            const std::string v = value("--effort");
+            if (v == "low") a.thinking.effort = MUSE_EFFORT_LOW;
+            else if (v == "medium") a.thinking.effort = MUSE_EFFORT_MEDIUM;
+            else if (v == "high") a.thinking.effort = MUSE_EFFORT_HIGH;
+            else usage_error("--effort needs low, medium or high, not '" + v + "'");
+        } else if (arg == "--show-thinking") {
+            a.show_thinking = true;
+        } else if (arg == "--system") {
+            a.system = value("--system");
+        } else if (arg == "--image") {
+            a.images.push_back(value("--image"));
         } else if (!arg.empty() && arg[0] == '-') {
             usage_error("unknown option " + arg);
         } else {
@@ -274,20 +289,32 @@ std::vector<int32_t> parse_token_list(const std::string &list) {
 int cmd_run(const Args &a) {
     if (a.model.empty()) usage_error("run needs -m MODEL");
     if (a.have_prompt == !a.tokens.empty()) usage_error("run needs exactly one of -p PROMPT or --tokens LIST");
-    if (a.n_predict < 0) usage_error("-n must not be negative");
-    muse::model_options opt;
-    opt.use_mmap(!a.no_mmap).threads(static_cast<int32_t>(a.threads));
-    const muse::model m(a.model, opt);
-    const std::vector<int32_t> prompt = a.have_prompt ? m.tokenize(a.prompt, true, true) : parse_token_list(a.tokens);
-    muse::session_options so;
-    so.n_ctx = static_cast<int32_t>(a.ctx);
-    muse::session s(m, so);
+    if (a.n_predict < -1) usage_error("-n must not be negative");
+    if (!a.images.empty() && (a.mmproj.empty() || !a.have_prompt))
+        usage_error("--image needs --mmproj FILE and a text prompt (-p)");
+    const muse::model m = open_model(a);
+    muse::session s(m, session_options(a));
+    std::vector<int32_t> prompt;
+    if (!a.images.empty()) {
+        // Each "<__media__>" in the prompt takes the next image; missing markers go first (as mtmd-cli).
+        std::string text = a.prompt;
+        size_t markers = 0;
+        for (size_t at = text.find("<__media__>"); at != std::string::npos; at = text.find("<__media__>", at + 1)) ++markers;
+        for (; markers < a.images.size(); ++markers) text = "<__media__>\n" + text;
+        std::vector<muse::image> images;
+        std::vector<const muse::image *> ptrs;
+        for (const std::string &path : a.images) images.push_back(muse::image::open(path));
+        for (const muse::image &im : images) ptrs.push_back(&im);
+        s.eval_prompt(text, ptrs);
+    } else {
+        prompt = a.have_prompt ? m.tokenize(a.prompt, true, true) : parse_token_list(a.tokens);
+    }
     std::vector<int32_t> generated;
     std::string text;
     const auto t0 = std::chrono::steady_clock::now();
     auto t_first = t0;
     muse::generate_options go;
-    go.max_tokens = static_cast<size_t>(a.n_predict);
+    go.max_tokens = static_cast<size_t>(a.n_predict < 0 ? 128 : a.n_predict);
     go.sampling = a.sampling;
     go.stop = a.stop;
     s.generate(prompt, go, [&](const muse::token_event &ev) {
@@ -324,10 +351,12 @@ int cmd_run(const Args &a) {
 } // namespace
 
 int main(int argc, char **argv) {
+    using namespace cli;
     const Args a = parse_args(argc, argv);
     try {
         if (a.command == "info") return cmd_info(a);
         if (a.command == "run") return cmd_run(a);
+        if (a.command == "chat") return cmd_chat(a);
         usage_error("unknown command '" + a.command + "'");
     } catch (const muse::error &e) {
         std::fprintf(stderr, "muse-cli: %s\n", e.what());

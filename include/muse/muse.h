@@ -56,7 +56,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a function is added or a struct grows. Never decreases. */
-#define MUSE_ABI_VERSION 2
+#define MUSE_ABI_VERSION 3
 
 /* ---------------------------------------------------------------- status */
 
@@ -254,6 +254,46 @@ MUSE_API void muse_chat_template_free(muse_chat_template *tmpl);
 MUSE_API muse_status muse_chat_template_render(const muse_chat_template *tmpl, const char *messages_json,
                                                const char *options_json, char **out_text);
 
+/* ------------------------------------------------------------ images */
+
+/* A decoded image: RGB, 8 bits per channel, row-major, alpha composited on
+ * white (Pillow's alpha_composite over white). Decodes PNG, JPEG, BMP, GIF
+ * (first frame), TGA, PNM (binary P5/P6), PSD and Radiance HDR (tone-mapped to
+ * 8 bits with gamma 1/2.2, as stb_image and llama.cpp do). Immutable after
+ * creation: share it across threads. */
+typedef struct muse_image muse_image;
+
+typedef struct muse_image_params {
+    uint32_t struct_size;  /* sizeof(muse_image_params), set by _init */
+    uint64_t max_pixels;   /* width * height limit, checked from the file header before
+                              anything is decoded (default 64 Mpx = 67108864; must be > 0).
+                              No side may exceed 65536 pixels in any case. */
+} muse_image_params;
+
+MUSE_API void muse_image_params_init(muse_image_params *params);
+
+/* Decode a file / an encoded image in memory (data is not retained). params
+ * may be NULL for defaults. Errors: MUSE_ERR_IO (cannot read the file),
+ * MUSE_ERR_FORMAT (not an image, corrupt or truncated), MUSE_ERR_OUT_OF_RANGE
+ * (over max_pixels or the side limit). On failure *out_image is NULL. */
+MUSE_API muse_status muse_image_load_file(const char *path, const muse_image_params *params,
+                                          muse_image **out_image);
+MUSE_API muse_status muse_image_load_memory(const void *data, size_t size, const muse_image_params *params,
+                                            muse_image **out_image);
+
+/* Copies caller pixels: channels 1 (gray), 2 (gray + alpha), 3 (RGB) or 4
+ * (RGBA), 8 bits each, rows stride_bytes apart (0: width * channels). pixels
+ * must hold (height - 1) * stride + width * channels bytes. */
+MUSE_API muse_status muse_image_from_pixels(const uint8_t *pixels, int32_t width, int32_t height, int32_t channels,
+                                            int32_t stride_bytes, muse_image **out_image);
+MUSE_API void muse_image_free(muse_image *image);
+
+/* Size in pixels (-1 on a NULL image) and the RGB bytes (width * height * 3,
+ * valid until muse_image_free; NULL on a NULL image). */
+MUSE_API int32_t muse_image_width(const muse_image *image);
+MUSE_API int32_t muse_image_height(const muse_image *image);
+MUSE_API const uint8_t *muse_image_pixels(const muse_image *image);
+
 /* ------------------------------------------------------------ sessions */
 
 /* A session: a KV cache with one or more sequences over a model, plus the
@@ -289,6 +329,25 @@ MUSE_API void muse_session_free(muse_session *session);
  * next call on this session; it may be NULL. On error the session is unchanged. */
 MUSE_API muse_status muse_session_eval(muse_session *session, int32_t seq_id, const int32_t *tokens,
                                        size_t n_tokens, const float **out_logits);
+
+/* Evaluates a text prompt with images on sequence seq_id: the text is tokenized with special
+ * tokens parsed (BOS first when add_bos is 1, or when it is -1 and the model's metadata asks
+ * for it), and each "<__media__>" marker is replaced by the next image, encoded by the model's
+ * vision projector (load the model with mmproj_path) and wrapped as its family does
+ * (muse-glimmer: <|image_start|> ... <|image_end|>). The marker count must equal n_images.
+ * Encodings are cached per session by image content. Continue with muse_session_generate
+ * (n_prompt 0). *out_n_positions (may be NULL) receives the positions added. */
+MUSE_API muse_status muse_session_eval_prompt(muse_session *session, int32_t seq_id, const char *text,
+                                              const muse_image *const *images, size_t n_images, int32_t add_bos,
+                                              const float **out_logits, size_t *out_n_positions);
+
+/* Embedding rows an image becomes for this model (its mmproj; cheap, no encoding). */
+MUSE_API muse_status muse_model_image_tokens(const muse_model *model, const muse_image *image, int64_t *out_n_rows);
+/* Encodes an image with the model's vision projector into out ([n_rows, n_embd] row-major,
+ * capacity in floats; MUSE_ERR_OUT_OF_RANGE when too small), the embeddings the decoder
+ * receives (wrapper tokens not included; idefics3: tiles then the global image). */
+MUSE_API muse_status muse_model_encode_image(const muse_model *model, const muse_image *image, float *out,
+                                             size_t capacity, int64_t *out_n_rows, int64_t *out_n_embd);
 
 /* Number of tokens in a sequence (-1 on error). */
 MUSE_API int64_t muse_session_seq_length(const muse_session *session, int32_t seq_id);
@@ -331,6 +390,13 @@ MUSE_API muse_status muse_session_generate_tokens(muse_session *session, int32_t
                                                   size_t n_prompt, const muse_sampling_params *params,
                                                   size_t max_tokens, int32_t *out_tokens, size_t *out_n_tokens);
 
+/* Output channels (with thinking enabled, text is split by the model's reasoning format). */
+typedef enum muse_channel {
+    MUSE_CHANNEL_ANSWER    = 0,  /* the answer (and all text when thinking is not enabled) */
+    MUSE_CHANNEL_REASONING = 1,  /* the model's reasoning ("thinking") */
+    MUSE_CHANNEL_TOOL_CALL = 2   /* a complete tool call: tool_name + tool_arguments (JSON) */
+} muse_channel;
+
 /* One generated token, as the streaming callback sees it. */
 typedef struct muse_token_event {
     uint32_t       struct_size;   /* sizeof(muse_token_event) of the library */
@@ -342,10 +408,53 @@ typedef struct muse_token_event {
     int32_t        n_top;         /* entries in top_tokens / top_logprobs (n_logprobs asked) */
     const int32_t *top_tokens;    /* best first */
     const float   *top_logprobs;
+    /* ABI 3: read only when struct_size says these exist. */
+    int32_t        channel;       /* muse_channel of piece (thinking enabled; else ANSWER) */
+    int32_t        forced;        /* nonzero: the thinking controller forced this token */
+    const char    *tool_name;     /* TOOL_CALL events: the function name, else NULL */
+    const char    *tool_arguments;/* TOOL_CALL events: the arguments as a JSON object, else NULL */
 } muse_token_event;
 
 /* Return false to stop generating. Pointers in the event live until the callback returns. */
 typedef bool (*muse_token_cb)(const muse_token_event *event, void *user_data);
+
+typedef enum muse_thinking_mode {
+    MUSE_THINKING_NONE = 0,  /* no controller: raw text in one channel (muse_session_generate's default) */
+    MUSE_THINKING_AUTO = 1,  /* the model decides whether to reason (muse_session_chat's default) */
+    MUSE_THINKING_ON   = 2,  /* reasoning is opened if the model would skip it */
+    MUSE_THINKING_OFF  = 3   /* the answer is opened at once: no reasoning tokens at all */
+} muse_thinking_mode;
+
+typedef enum muse_effort {
+    MUSE_EFFORT_DEFAULT = 0,  /* the template's own default; no default budget */
+    MUSE_EFFORT_LOW     = 1,  /* template effort "low", default budget 256 reasoning tokens */
+    MUSE_EFFORT_MEDIUM  = 2,  /* "medium", 1024 */
+    MUSE_EFFORT_HIGH    = 3   /* "high", unlimited */
+} muse_effort;
+
+/* The thinking-budget controller. Delimiters come from the model's chat format
+ * (its template, architecture and vocabulary), never from token ids. */
+typedef struct muse_thinking_params {
+    int32_t     mode;          /* muse_thinking_mode */
+    int32_t     budget;        /* reasoning tokens; when spent the current character is finished, then
+                                  wrap_up and the format's end-of-reasoning framing are forced, so an
+                                  answer always follows. < 0: unlimited (or the effort's default) */
+    int32_t     min_tokens;    /* reasoning may not end before this many tokens: an attempt is replaced
+                                  by continue_cue (s1 budget forcing) */
+    int32_t     effort;        /* muse_effort */
+    const char *wrap_up;       /* forced before the answer when the budget runs out; NULL: default */
+    const char *continue_cue;  /* NULL: "Wait" */
+    /* Adaptive early exit: every early_exit_interval reasoning tokens (default 16) the sequence
+     * is forked (needs a free sequence: n_seq_max >= 2), the answer forced open on the fork and
+     * early_exit_probe_tokens (default 4) answer tokens decoded greedily; reasoning ends once the
+     * probed answer was identical early_exit_stable times in a row (default 2) with every token's
+     * probability >= early_exit_min_prob (0: default 0.5). */
+    int32_t     early_exit;    /* nonzero: enabled */
+    int32_t     early_exit_interval;
+    int32_t     early_exit_stable;
+    int32_t     early_exit_probe_tokens;
+    float       early_exit_min_prob;
+} muse_thinking_params;
 
 typedef struct muse_generate_params {
     uint32_t                    struct_size;  /* sizeof(muse_generate_params), set by _init */
@@ -354,6 +463,7 @@ typedef struct muse_generate_params {
     const char *const          *stop;         /* stop strings (generation ends before them), may be NULL */
     size_t                      n_stop;
     int32_t                     n_logprobs;   /* top-n logprobs per token in the events, 0..64 (default 0) */
+    muse_thinking_params        thinking;     /* ABI 3; all zero = MUSE_THINKING_NONE */
 } muse_generate_params;
 
 MUSE_API void muse_generate_params_init(muse_generate_params *params);
@@ -366,6 +476,37 @@ MUSE_API void muse_generate_params_init(muse_generate_params *params);
 MUSE_API muse_status muse_session_generate(muse_session *session, int32_t seq_id, const int32_t *prompt,
                                            size_t n_prompt, const muse_generate_params *params,
                                            muse_token_cb on_token, void *user_data, size_t *out_n_tokens);
+
+/* ------------------------------------------------------------------ chat */
+
+typedef struct muse_chat_params {
+    uint32_t    struct_size;      /* sizeof(muse_chat_params), set by _init */
+    const char *tools_json;       /* OpenAI-style tools array, or NULL */
+    const char *variables_json;   /* extra template variables (a JSON object), or NULL */
+    const char *template_source;  /* a Jinja chat template; NULL: the model's tokenizer.chat_template */
+    int32_t     reuse_prefix;     /* nonzero (default): keep what the sequence already holds of the prompt */
+    const muse_image *const *images;  /* one per image content part of the messages ({"type": "image"},
+                                         "image_url" or "input_image"), in order; needs the mmproj */
+    size_t      n_images;
+} muse_chat_params;
+
+MUSE_API void muse_chat_params_init(muse_chat_params *params);
+
+/* One assistant turn: renders the conversation (messages_json, OpenAI chat format) with
+ * the chat template, evaluates it on sequence seq_id (reusing the cached common prefix),
+ * and generates under params->thinking (mode NONE counts as AUTO here). on_token (may be
+ * NULL) streams the text by channel. *out_result_json (may be NULL; free with
+ * muse_string_free) receives {"reasoning", "answer", "tool_calls": [{"name", "arguments",
+ * "recipient"}], "finish_reason", "malformed", "usage": {"prompt_tokens", "cached_tokens",
+ * "reasoning_tokens", "answer_tokens", "forced_tokens", "cues", "reasoning_end"}}. */
+MUSE_API muse_status muse_session_chat(muse_session *session, int32_t seq_id, const char *messages_json,
+                                       const muse_chat_params *chat, const muse_generate_params *params,
+                                       muse_token_cb on_token, void *user_data, char **out_result_json);
+
+/* Renders the prompt muse_session_chat would evaluate (for inspection). */
+MUSE_API muse_status muse_model_chat_prompt(const muse_model *model, const char *messages_json,
+                                            const muse_chat_params *chat, const muse_generate_params *params,
+                                            char **out_prompt);
 
 /* Asks a running generation on this session to stop after its current token.
  * The one session function that may be called from another thread. */

@@ -233,6 +233,56 @@ private:
     unique_handle<muse_model, muse_model_free> handle_;
 };
 
+// ---- images
+
+// Decoding options (muse_image_params).
+class image_options {
+public:
+    image_options() { muse_image_params_init(&p_); }
+    // Largest width * height accepted, checked from the header before decoding.
+    image_options &max_pixels(uint64_t n) { p_.max_pixels = n; return *this; }
+    const muse_image_params *c_params() const { return &p_; }
+
+private:
+    muse_image_params p_{};
+};
+
+// A decoded RGB8 image (alpha composited on white). Immutable; share freely.
+class image {
+public:
+    static image open(const std::string &path, const image_options &o = {}) {
+        muse_image *p = nullptr;
+        check(muse_image_load_file(path.c_str(), o.c_params(), &p));
+        return image(p);
+    }
+    static image from_memory(const void *data, size_t size, const image_options &o = {}) {
+        muse_image *p = nullptr;
+        check(muse_image_load_memory(data, size, o.c_params(), &p));
+        return image(p);
+    }
+    // channels: 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA; stride_bytes 0 = tightly packed.
+    static image from_pixels(const uint8_t *pixels, int32_t width, int32_t height, int32_t channels,
+                             int32_t stride_bytes = 0) {
+        muse_image *p = nullptr;
+        check(muse_image_from_pixels(pixels, width, height, channels, stride_bytes, &p));
+        return image(p);
+    }
+
+    const muse_image *get() const noexcept { return handle_.get(); }
+    int32_t width() const { return muse_image_width(get()); }
+    int32_t height() const { return muse_image_height(get()); }
+    // width() * height() * 3 bytes, row-major RGB, valid while this image lives.
+    const uint8_t *pixels() const { return muse_image_pixels(get()); }
+    std::vector<uint8_t> rgb() const {
+        const uint8_t *p = pixels();
+        return std::vector<uint8_t>(p, p + size_t(width()) * size_t(height()) * 3);
+    }
+
+private:
+    explicit image(muse_image *p) : handle_(p) {}
+    unique_handle<muse_image, muse_image_free> handle_;
+};
+
 struct session_options {
     int32_t n_ctx = 4096;
     int32_t n_seq_max = 1;
@@ -277,11 +327,25 @@ struct sampling {
     }
 };
 
+// The thinking-budget controller (see muse_thinking_params).
+struct thinking_options {
+    muse_thinking_mode mode = MUSE_THINKING_NONE;  // chat(): NONE means AUTO
+    int32_t budget = -1;                           // reasoning tokens; < 0: unlimited
+    int32_t min_tokens = 0;
+    muse_effort effort = MUSE_EFFORT_DEFAULT;
+    std::string wrap_up;       // empty: the library's default
+    std::string continue_cue;  // empty: "Wait"
+    bool early_exit = false;   // adaptive early exit (0 below: the library's defaults)
+    int32_t early_exit_interval = 0, early_exit_stable = 0, early_exit_probe_tokens = 0;
+    float early_exit_min_prob = 0.0f;
+};
+
 struct generate_options {
     size_t max_tokens = 256;
     muse::sampling sampling;
     std::vector<std::string> stop;  // generation ends before any of these texts
     int32_t n_logprobs = 0;         // top-n logprobs reported per token
+    thinking_options thinking;
 };
 
 struct token_event {
@@ -289,6 +353,25 @@ struct token_event {
     std::string_view piece;  // text completed by this token (may be empty)
     float logprob = 0.0f;
     std::vector<std::pair<int32_t, float>> top;  // best first, n_logprobs entries
+    muse_channel channel = MUSE_CHANNEL_ANSWER;   // with thinking enabled: where piece belongs
+    bool forced = false;                          // forced by the thinking controller
+    std::string_view tool_name, tool_arguments;   // MUSE_CHANNEL_TOOL_CALL events
+};
+
+// Settings of a chat turn besides generation (see muse_chat_params).
+struct chat_options {
+    std::string tools_json;       // OpenAI tools array; empty: none
+    std::string variables_json;   // extra template variables (JSON object); empty: none
+    std::string template_source;  // empty: the model's own chat template
+    bool reuse_prefix = true;
+    std::vector<const image *> images;  // one per image content part of the messages, in order
+};
+
+// The result of a chat turn: the channels as streamed, and the library's JSON result
+// (tool calls, usage: reasoning_tokens, answer_tokens, reasoning_end, ...).
+struct chat_response {
+    std::string reasoning, answer;
+    std::string json;
 };
 
 // A KV cache over a model. One thread at a time, except cancel().
@@ -330,41 +413,65 @@ public:
     // Streams each generated token to on_token (return false to stop); returns the token count.
     size_t generate(const std::vector<int32_t> &prompt, const generate_options &options,
                     const std::function<bool(const token_event &)> &on_token, int32_t seq_id = 0) {
-        struct Ctx {
-            const std::function<bool(const token_event &)> *fn;
-            bool threw = false;
-        } ctx{&on_token};
+        callback_ctx ctx{&on_token};
         const muse_sampling_params sp = options.sampling.c_params();
         std::vector<const char *> stops;
         for (const auto &st : options.stop) stops.push_back(st.c_str());
-        muse_generate_params gp;
-        muse_generate_params_init(&gp);
-        gp.max_tokens = options.max_tokens;
-        gp.sampling = &sp;
+        muse_generate_params gp = c_generate_params(options, sp);
         gp.stop = stops.data();
         gp.n_stop = stops.size();
-        gp.n_logprobs = options.n_logprobs;
         size_t n = 0;
-        const muse_status st = muse_session_generate(
-            get(), seq_id, prompt.data(), prompt.size(), &gp,
-            [](const muse_token_event *ev, void *user) -> bool {
-                auto *c = static_cast<Ctx *>(user);
-                try {
-                    token_event e;
-                    e.token = ev->token;
-                    e.piece = std::string_view(ev->piece, ev->piece_len);
-                    e.logprob = ev->logprob;
-                    for (int32_t i = 0; i < ev->n_top; ++i) e.top.emplace_back(ev->top_tokens[i], ev->top_logprobs[i]);
-                    return (*c->fn)(e);
-                } catch (...) {
-                    c->threw = true;  // never unwind through C
-                    return false;
-                }
-            },
-            &ctx, &n);
+        const muse_status st =
+            muse_session_generate(get(), seq_id, prompt.data(), prompt.size(), &gp, &forward_event, &ctx, &n);
         if (ctx.threw) throw error(MUSE_ERR_CANCELLED, "the on_token callback threw; generation stopped");
         check(st);
         return n;
+    }
+
+    // One assistant turn for messages_json (OpenAI chat format) with the chat template;
+    // on_token (may be empty) sees the text by channel. The sequence keeps the conversation.
+    chat_response chat(const std::string &messages_json, const generate_options &options = {},
+                       const chat_options &chat = {}, const std::function<bool(const token_event &)> &on_token = {},
+                       int32_t seq_id = 0) {
+        chat_response r;
+        const std::function<bool(const token_event &)> collect = [&](const token_event &e) {
+            if (e.channel == MUSE_CHANNEL_REASONING) r.reasoning.append(e.piece);
+            else if (e.channel == MUSE_CHANNEL_ANSWER) r.answer.append(e.piece);
+            return on_token ? on_token(e) : true;
+        };
+        callback_ctx ctx{&collect};
+        const muse_sampling_params sp = options.sampling.c_params();
+        const muse_generate_params gp = c_generate_params(options, sp);
+        muse_chat_params cp;
+        muse_chat_params_init(&cp);
+        cp.tools_json = chat.tools_json.empty() ? nullptr : chat.tools_json.c_str();
+        cp.variables_json = chat.variables_json.empty() ? nullptr : chat.variables_json.c_str();
+        cp.template_source = chat.template_source.empty() ? nullptr : chat.template_source.c_str();
+        cp.reuse_prefix = chat.reuse_prefix ? 1 : 0;
+        std::vector<const muse_image *> imgs;
+        for (const image *im : chat.images) imgs.push_back(im ? im->get() : nullptr);
+        cp.images = imgs.data();
+        cp.n_images = imgs.size();
+        char *json = nullptr;
+        const muse_status st =
+            muse_session_chat(get(), seq_id, messages_json.c_str(), &cp, &gp, &forward_event, &ctx, &json);
+        if (json) {
+            r.json = json;
+            muse_string_free(json);
+        }
+        if (ctx.threw) throw error(MUSE_ERR_CANCELLED, "the on_token callback threw; generation stopped");
+        check(st);
+        return r;
+    }
+
+    // Evaluates text whose "<__media__>" markers stand for images (needs the model's mmproj);
+    // continue with generate({}, ...). add_bos: -1 as the model says, 0 no, 1 yes.
+    void eval_prompt(const std::string &text, const std::vector<const image *> &images = {}, int32_t seq_id = 0,
+                     int32_t add_bos = -1) {
+        std::vector<const muse_image *> imgs;
+        for (const image *im : images) imgs.push_back(im ? im->get() : nullptr);
+        check(muse_session_eval_prompt(get(), seq_id, text.c_str(), imgs.data(), imgs.size(), add_bos, nullptr,
+                                       nullptr));
     }
 
     int64_t seq_length(int32_t seq_id = 0) const { return muse_session_seq_length(get(), seq_id); }
@@ -375,6 +482,52 @@ public:
     void cancel() noexcept { muse_session_cancel(get()); }
 
 private:
+    static muse_generate_params c_generate_params(const generate_options &o, const muse_sampling_params &sp) {
+        muse_generate_params gp;
+        muse_generate_params_init(&gp);
+        gp.max_tokens = o.max_tokens;
+        gp.sampling = &sp;
+        gp.n_logprobs = o.n_logprobs;
+        gp.thinking.mode = o.thinking.mode;
+        gp.thinking.budget = o.thinking.budget;
+        gp.thinking.min_tokens = o.thinking.min_tokens;
+        gp.thinking.effort = o.thinking.effort;
+        gp.thinking.wrap_up = o.thinking.wrap_up.empty() ? nullptr : o.thinking.wrap_up.c_str();
+        gp.thinking.continue_cue = o.thinking.continue_cue.empty() ? nullptr : o.thinking.continue_cue.c_str();
+        gp.thinking.early_exit = o.thinking.early_exit ? 1 : 0;
+        gp.thinking.early_exit_interval = o.thinking.early_exit_interval;
+        gp.thinking.early_exit_stable = o.thinking.early_exit_stable;
+        gp.thinking.early_exit_probe_tokens = o.thinking.early_exit_probe_tokens;
+        gp.thinking.early_exit_min_prob = o.thinking.early_exit_min_prob;
+        return gp;
+    }
+
+    struct callback_ctx {
+        const std::function<bool(const token_event &)> *fn;
+        bool threw = false;
+    };
+    // muse_token_cb adapter; the user data is a callback_ctx.
+    static bool forward_event(const muse_token_event *ev, void *user) {
+        auto *c = static_cast<callback_ctx *>(user);
+        try {
+            token_event e;
+            e.token = ev->token;
+            e.piece = std::string_view(ev->piece, ev->piece_len);
+            e.logprob = ev->logprob;
+            for (int32_t i = 0; i < ev->n_top; ++i) e.top.emplace_back(ev->top_tokens[i], ev->top_logprobs[i]);
+            if (ev->struct_size >= sizeof(muse_token_event)) {
+                e.channel = static_cast<muse_channel>(ev->channel);
+                e.forced = ev->forced != 0;
+                if (ev->tool_name) e.tool_name = ev->tool_name;
+                if (ev->tool_arguments) e.tool_arguments = ev->tool_arguments;
+            }
+            return (*c->fn)(e);
+        } catch (...) {
+            c->threw = true;  // never unwind through C
+            return false;
+        }
+    }
+
     int64_t n_vocab_;
     unique_handle<muse_session, muse_session_free> handle_;
 };

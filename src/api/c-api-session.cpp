@@ -1,16 +1,23 @@
 // C entry points for sessions: creation, evaluation, sequence management.
 #include "api/api-guard.h"
 #include "api/handles.h"
+#include "api/session-params.h"
 #include "sampling/stop-strings.h"
 
 #include <algorithm>
+#include <cstddef>
 
 namespace muse::api {
 namespace {
-
 constexpr size_t kSessionParamsSizes[] = {sizeof(muse_session_params)};
 constexpr size_t kSamplingParamsSizes[] = {sizeof(muse_sampling_params)};
-constexpr size_t kGenerateParamsSizes[] = {sizeof(muse_generate_params)};
+// ABI 2 ended before the thinking block.
+constexpr size_t kGenerateParamsSizes[] = {offsetof(muse_generate_params, thinking), sizeof(muse_generate_params)};
+} // namespace
+
+muse_generate_params read_generate_params(const muse_generate_params *params) {
+    return read_params(params, muse_generate_params_init, kGenerateParamsSizes, "muse_generate_params");
+}
 
 SamplingParams sampling_from(const muse_sampling_params *params) {
     const muse_sampling_params p =
@@ -38,7 +45,6 @@ Session &session_of(muse_session *s) {
     return *s->impl;
 }
 
-} // namespace
 } // namespace muse::api
 
 using namespace muse;
@@ -101,11 +107,11 @@ MUSE_API int64_t muse_session_seq_length(const muse_session *s, int32_t seq_id) 
 }
 
 MUSE_API muse_status muse_session_seq_remove(muse_session *s, int32_t seq_id, int32_t p0, int32_t p1) {
-    return guard([&] { session_of(s).cache().seq_remove(seq_id, p0, p1); });
+    return guard([&] { session_of(s).seq_remove(seq_id, p0, p1); });
 }
 
 MUSE_API muse_status muse_session_seq_copy(muse_session *s, int32_t src, int32_t dst, int32_t p0, int32_t p1) {
-    return guard([&] { session_of(s).cache().seq_copy(src, dst, p0, p1); });
+    return guard([&] { session_of(s).seq_copy(src, dst, p0, p1); });
 }
 
 MUSE_API void muse_sampling_params_init(muse_sampling_params *p) {
@@ -152,8 +158,16 @@ MUSE_API muse_status muse_session_generate(muse_session *s, int32_t seq_id, cons
         Session &session = session_of(s);
         if (n_prompt > 0) require(prompt, "prompt");
         if (!on_token) fail(MUSE_ERR_INVALID_ARGUMENT, "on_token callback is NULL");
-        const muse_generate_params gp =
-            read_params(params, muse_generate_params_init, kGenerateParamsSizes, "muse_generate_params");
+        const muse_generate_params gp = read_generate_params(params);
+        if (gp.thinking.mode != MUSE_THINKING_NONE) {
+            if (gp.n_stop > 0 || gp.n_logprobs > 0)
+                fail(MUSE_ERR_UNSUPPORTED, "stop strings and n_logprobs are not available with thinking enabled yet");
+            const std::vector<int32_t> tokens(prompt, prompt + n_prompt);
+            if (out_n_tokens)
+                *out_n_tokens = generate_with_thinking(*s->model, session, seq_id, tokens, gp, on_token, user_data);
+            else generate_with_thinking(*s->model, session, seq_id, tokens, gp, on_token, user_data);
+            return;
+        }
         if (gp.n_logprobs < 0 || gp.n_logprobs > 64) fail(MUSE_ERR_INVALID_ARGUMENT, "n_logprobs must be in 0..64");
         if (gp.n_stop > 0) require(gp.stop, "stop");
         std::vector<std::string> stops;
@@ -179,7 +193,7 @@ MUSE_API muse_status muse_session_generate(muse_session *s, int32_t seq_id, cons
             return on_token(&ev, user_data);
         };
         session.generate(std::vector<int32_t>(prompt, prompt + n_prompt), gp.max_tokens, sp, static_cast<int>(seq_id),
-                         [&](int32_t tok) {
+                         [&](int32_t tok, bool) {
                              ++n;
                              // The logits the token was sampled from (the sampler sees penalties/bias;
                              // logprobs report the model's own distribution).

@@ -3,6 +3,7 @@
 
 #include "decoder/session.h"
 #include "model/model.h"
+#include "multimodal/image-embedder.h"
 
 #include <memory>
 
@@ -13,4 +14,5 @@ struct muse_model {
 struct muse_session {
     std::unique_ptr<muse::Session> impl;
     const muse::Model *model = nullptr;  // the model outlives its sessions (documented rule)
+    muse::ImageCache images;             // encoded images by content, reused across turns
 };

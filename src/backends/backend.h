@@ -51,6 +51,14 @@ struct Tensor {
 
 enum class RopeMode { Norm, Neox };  // adjacent pairs (llama) / halves (neox, qwen)
 
+// Elementwise activations (Backend::activation), each as ggml defines it.
+enum class Activation {
+    GeluErf,    // 0.5 x (1 + erf(x / sqrt 2))
+    GeluTanh,   // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))  (ggml_gelu)
+    GeluQuick,  // x sigmoid(1.702 x)                                 (ggml_gelu_quick)
+    Silu,       // x sigmoid(x)
+};
+
 struct RopeParams {
     int n_rot = 0;  // dimensions rotated (from 0); the rest pass through
     float freq_base = 10000.0f;
@@ -103,6 +111,35 @@ public:
     // GQA: query head h reads kv head h / (n_head / n_head_kv).
     virtual void attention(const Tensor &q, const Tensor &k, const Tensor &v, const Tensor &mask, int n_head_kv,
                            float scale, const Tensor &out) = 0;
+
+    // ---- vision ops (the image encoders of src/vision/); all tensors F32 unless stated
+    // Non-overlapping patches of a planar image as columns (im2col of a conv with stride = patch):
+    //   img [W, H, C] (element c*W*H + y*W + x), out [patch*patch*C, (W/patch)*(H/patch)];
+    //   column py*(W/patch) + px holds, at row c*patch*patch + ky*patch + kx, the pixel
+    //   img[c, py*patch + ky, px*patch + kx] -- the order of a ggml conv kernel [patch, patch, C, n_out],
+    //   so the kernel reshaped to [patch*patch*C, n_out] is the matmul weight.
+    virtual void patches(const Tensor &img, int patch, const Tensor &out) = 0;
+    // Bilinear resize of a grid of vectors: src [C, W_in, H_in] -> dst [C, W_out, H_out].
+    // Half-pixel centres (align_corners = false), no antialiasing, edges clamped: for an output
+    // coordinate d, s = (d + 0.5) * in / out - 0.5; taps floor(s) and floor(s) + 1, each clamped to
+    // [0, in - 1]; the second tap weighs s - floor(s) clamped to [0, 1]. Along x first, then y.
+    virtual void resize_bilinear(const Tensor &src, const Tensor &dst) = 0;
+    // 2D RoPE, adjacent pairs (NORM) within each half of every head: dims [0, hd/2) turn with pos_a,
+    // dims [hd/2, hd) with pos_b; pair i of a half (its dims 2i, 2i+1) by the angle
+    // pos * freq_base^(-2i / (hd/2)).  x [hd, n_head, n_tok] in place; pos_a, pos_b: n_tok each.
+    virtual void rope_2d(const Tensor &x, const int32_t *pos_a, const int32_t *pos_b, float freq_base) = 0;
+    // x = f(x), elementwise.
+    virtual void activation(const Tensor &x, Activation f) = 0;
+    // Swaps the first two axes: src [ne0, ne1, ne2] -> dst [ne1, ne0, ne2] (dst[j, i, n] = src[i, j, n]).
+    virtual void transpose(const Tensor &src, const Tensor &dst) = 0;
+    // Non-causal attention inside windows: the tokens form consecutive runs of lengths
+    // windows[0..n_windows) (summing to n_tok) and a token attends to every token of its own run
+    // and to no other -- a block-diagonal mask that is never materialized. One run of n_tok
+    // tokens is full bidirectional attention.
+    //   q [hd, n_head, n_tok]    k, v [hd * n_head_kv, n_tok]    out [hd * n_head, n_tok]
+    // GQA as in attention(): query head h reads kv head h / (n_head / n_head_kv).
+    virtual void attention_windows(const Tensor &q, const Tensor &k, const Tensor &v, const int32_t *windows,
+                                   int64_t n_windows, int n_head_kv, float scale, const Tensor &out) = 0;
 };
 
 // The backend for a muse_backend choice (MUSE_BACKEND_AUTO picks the best built one).

@@ -6,4 +6,5 @@ list(APPEND MUSE_SOURCES
   chat/jinja-value.cpp
   chat/jinja-interpreter.cpp
   chat/jinja-builtins.cpp
+  chat/chat-turn.cpp
 )

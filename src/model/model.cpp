@@ -1,5 +1,7 @@
 #include "model/model.h"
 
+#include "multimodal/image-embedder.h"
+
 #include "core/error.h"
 
 #include <algorithm>
@@ -113,6 +115,24 @@ const Tokenizer &Model::require_tokenizer() const {
     });
     if (tokenizer_error_) std::rethrow_exception(tokenizer_error_);
     return *tokenizer_;
+}
+
+Model::~Model() = default;  // here, where ImageEmbedder is complete
+
+const ImageEmbedder &Model::require_images() const {
+    if (!mmproj_)
+        fail(MUSE_ERR_INVALID_ARGUMENT, "this model was loaded without a vision projector: load the mmproj GGUF too "
+                                        "(mmproj_path / --mmproj) to use images");
+    require_decoder();  // the backend
+    std::call_once(images_once_, [&] {
+        try {
+            images_ = std::make_unique<ImageEmbedder>(*mmproj_, *backend_, n_embd_);
+        } catch (...) {
+            images_error_ = std::current_exception();
+        }
+    });
+    if (images_error_) std::rethrow_exception(images_error_);
+    return *images_;
 }
 
 std::vector<int32_t> Model::end_of_generation() const {

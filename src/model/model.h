@@ -16,6 +16,8 @@
 
 namespace muse {
 
+class ImageEmbedder;
+
 struct ModelLoadOptions {
     int backend = MUSE_BACKEND_AUTO;  // a muse_backend value, validated on load
     int32_t n_threads = 0;
@@ -49,6 +51,10 @@ public:
     // The tokenizer from the file's metadata, built on first use (throws if the
     // file has none or an unsupported one).
     const Tokenizer &require_tokenizer() const;
+    // The image encoder of the mmproj (loaded with --mmproj / mmproj_path), built on
+    // first use on the decoder's backend; MUSE_ERR_INVALID_ARGUMENT when none was loaded.
+    const ImageEmbedder &require_images() const;
+    bool has_images() const { return mmproj_ != nullptr; }
     // End-of-generation token ids (tokenizer's set, else eos/eot from metadata).
     std::vector<int32_t> end_of_generation() const;
 
@@ -57,6 +63,10 @@ public:
 
 private:
     Model() = default;
+public:
+    ~Model();
+
+private:
     void init(const ModelLoadOptions &options);
 
     std::unique_ptr<gguf::File> file_;
@@ -69,6 +79,9 @@ private:
     mutable std::once_flag tokenizer_once_;
     mutable std::unique_ptr<Tokenizer> tokenizer_;
     mutable std::exception_ptr tokenizer_error_;
+    mutable std::once_flag images_once_;
+    mutable std::unique_ptr<ImageEmbedder> images_;  // declared after backend_: destroyed before it
+    mutable std::exception_ptr images_error_;
     std::string arch_, name_;
     int64_t n_vocab_ = 0, n_ctx_train_ = 0, n_embd_ = 0, n_layer_ = 0;
 };

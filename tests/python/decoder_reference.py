@@ -267,7 +267,12 @@ class ReferenceModel:
         H, KV, D = self.n_head, self.n_head_kv, self.head_dim
         muse = self.arch == "muse-glimmer"
         pos = st.pos + np.arange(n)
-        x = self.tok_embd[np.asarray(tokens)]
+        # Items are token ids or input-embedding rows (image chunks), which take the same path.
+        if all(isinstance(t, (int, np.integer)) for t in tokens):
+            x = self.tok_embd[np.asarray(tokens)]
+        else:
+            x = np.stack([self.tok_embd[int(t)] if isinstance(t, (int, np.integer))
+                          else np.asarray(t, dtype=np.float64).reshape(-1) for t in tokens])
         if muse:
             x = rmsnorm(x, self.eps)                                     # scaleless initial norm
         head_map = np.arange(H) // (H // KV)

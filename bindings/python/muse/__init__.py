@@ -6,11 +6,13 @@
 """
 from ._ffi import lib as _lib
 from .chat import ChatTemplate
+from .conversation import Response
 from .errors import Error
+from .image import Image
 from .model import Model, TensorInfo
 from .session import Session
 
-__all__ = ["ChatTemplate", "Error", "Model", "Session", "TensorInfo", "version", "abi_version"]
+__all__ = ["ChatTemplate", "Error", "Image", "Model", "Response", "Session", "TensorInfo", "version", "abi_version"]
 
 
 def version() -> str:

@@ -244,11 +244,32 @@ class TokenEvent(ctypes.Structure):
         ("n_top", ctypes.c_int32),
         ("top_tokens", ctypes.POINTER(ctypes.c_int32)),
         ("top_logprobs", ctypes.POINTER(ctypes.c_float)),
+        ("channel", ctypes.c_int32),
+        ("forced", ctypes.c_int32),
+        ("tool_name", ctypes.c_char_p),
+        ("tool_arguments", ctypes.c_char_p),
     ]
 
 
 # typedef bool (*muse_token_cb)(const muse_token_event *event, void *user_data);
 TOKEN_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.POINTER(TokenEvent), ctypes.c_void_p)
+
+
+class ThinkingParams(ctypes.Structure):
+    """struct muse_thinking_params"""
+    _fields_ = [
+        ("mode", ctypes.c_int32),
+        ("budget", ctypes.c_int32),
+        ("min_tokens", ctypes.c_int32),
+        ("effort", ctypes.c_int32),
+        ("wrap_up", ctypes.c_char_p),
+        ("continue_cue", ctypes.c_char_p),
+        ("early_exit", ctypes.c_int32),
+        ("early_exit_interval", ctypes.c_int32),
+        ("early_exit_stable", ctypes.c_int32),
+        ("early_exit_probe_tokens", ctypes.c_int32),
+        ("early_exit_min_prob", ctypes.c_float),
+    ]
 
 
 class GenerateParams(ctypes.Structure):
@@ -260,6 +281,20 @@ class GenerateParams(ctypes.Structure):
         ("stop", ctypes.POINTER(ctypes.c_char_p)),
         ("n_stop", ctypes.c_size_t),
         ("n_logprobs", ctypes.c_int32),
+        ("thinking", ThinkingParams),
+    ]
+
+
+class ChatParams(ctypes.Structure):
+    """struct muse_chat_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("tools_json", ctypes.c_char_p),
+        ("variables_json", ctypes.c_char_p),
+        ("template_source", ctypes.c_char_p),
+        ("reuse_prefix", ctypes.c_int32),
+        ("images", ctypes.POINTER(ctypes.c_void_p)),
+        ("n_images", ctypes.c_size_t),
     ]
 
 
@@ -269,6 +304,30 @@ _declare("muse_generate_params_init", None, ctypes.POINTER(GenerateParams))
 #     const muse_generate_params *params, muse_token_cb on_token, void *user_data, size_t *out_n_tokens);
 _declare("muse_session_generate", ST, S, ctypes.c_int32, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t,
          ctypes.POINTER(GenerateParams), TOKEN_CB, ctypes.c_void_p, c_size_t_p)
+
+# muse_status muse_session_eval_prompt(muse_session *, int32_t seq_id, const char *text,
+#     const muse_image *const *images, size_t n_images, int32_t add_bos, const float **out_logits,
+#     size_t *out_n_positions);
+_declare("muse_session_eval_prompt", ST, S, ctypes.c_int32, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p),
+         ctypes.c_size_t, ctypes.c_int32, ctypes.POINTER(ctypes.POINTER(ctypes.c_float)), c_size_t_p)
+# muse_status muse_model_image_tokens(const muse_model *, const muse_image *, int64_t *out_n_rows);
+_declare("muse_model_image_tokens", ST, M, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64))
+# muse_status muse_model_encode_image(const muse_model *, const muse_image *, float *out, size_t capacity,
+#     int64_t *out_n_rows, int64_t *out_n_embd);
+_declare("muse_model_encode_image", ST, M, ctypes.c_void_p, ctypes.POINTER(ctypes.c_float), ctypes.c_size_t,
+         ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int64))
+
+# void muse_chat_params_init(muse_chat_params *params);
+_declare("muse_chat_params_init", None, ctypes.POINTER(ChatParams))
+# muse_status muse_session_chat(muse_session *, int32_t seq_id, const char *messages_json,
+#     const muse_chat_params *chat, const muse_generate_params *params, muse_token_cb on_token,
+#     void *user_data, char **out_result_json);
+_declare("muse_session_chat", ST, S, ctypes.c_int32, ctypes.c_char_p, ctypes.POINTER(ChatParams),
+         ctypes.POINTER(GenerateParams), TOKEN_CB, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p))
+# muse_status muse_model_chat_prompt(const muse_model *, const char *messages_json, const muse_chat_params *chat,
+#     const muse_generate_params *params, char **out_prompt);
+_declare("muse_model_chat_prompt", ST, M, ctypes.c_char_p, ctypes.POINTER(ChatParams),
+         ctypes.POINTER(GenerateParams), ctypes.POINTER(ctypes.c_void_p))
 
 # muse_status muse_chat_template_create(const char *source, muse_chat_template **out_template);
 _declare("muse_chat_template_create", ST, ctypes.c_char_p, c_void_pp)
@@ -280,3 +339,34 @@ _declare("muse_chat_template_free", None, ctypes.c_void_p)
 #     const char *options_json, char **out_text);
 _declare("muse_chat_template_render", ST, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p,
          ctypes.POINTER(ctypes.c_void_p))
+
+
+class ImageParams(ctypes.Structure):
+    """struct muse_image_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("max_pixels", ctypes.c_uint64),
+    ]
+
+
+IMG = ctypes.c_void_p  # muse_image *
+
+# void muse_image_params_init(muse_image_params *params);
+_declare("muse_image_params_init", None, ctypes.POINTER(ImageParams))
+# muse_status muse_image_load_file(const char *path, const muse_image_params *params, muse_image **out_image);
+_declare("muse_image_load_file", ST, ctypes.c_char_p, ctypes.POINTER(ImageParams), c_void_pp)
+# muse_status muse_image_load_memory(const void *data, size_t size, const muse_image_params *params,
+#     muse_image **out_image);
+_declare("muse_image_load_memory", ST, ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ImageParams), c_void_pp)
+# muse_status muse_image_from_pixels(const uint8_t *pixels, int32_t width, int32_t height, int32_t channels,
+#     int32_t stride_bytes, muse_image **out_image);
+_declare("muse_image_from_pixels", ST, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32,
+         ctypes.c_int32, c_void_pp)
+# void muse_image_free(muse_image *image);
+_declare("muse_image_free", None, IMG)
+# int32_t muse_image_width(const muse_image *image);
+_declare("muse_image_width", ctypes.c_int32, IMG)
+# int32_t muse_image_height(const muse_image *image);
+_declare("muse_image_height", ctypes.c_int32, IMG)
+# const uint8_t *muse_image_pixels(const muse_image *image);
+_declare("muse_image_pixels", ctypes.c_void_p, IMG)

@@ -259,6 +259,44 @@ class Model(Handle):
         return ChatTemplate(meta["tokenizer.chat_template"], _handle=h, bos_token=text("tokenizer.ggml.bos_token_id"),
                             eos_token=text("tokenizer.ggml.eos_token_id"))
 
+    def image_tokens(self, image) -> int:
+        """Embedding rows `image` (muse.Image) becomes for this model's vision projector."""
+        n = ctypes.c_int64()
+        check(lib.muse_model_image_tokens(self._h(), image._h(), ctypes.byref(n)))
+        return int(n.value)
+
+    def encode_image(self, image):
+        """The projected embeddings of `image` (n_tokens x n_embd) the decoder receives, for
+        inspection: a numpy float32 array when numpy is installed, else a list of rows."""
+        n = self.image_tokens(image)
+        buf = (ctypes.c_float * max(1, n * self.n_embd))()
+        rows, embd = ctypes.c_int64(), ctypes.c_int64()
+        check(lib.muse_model_encode_image(self._h(), image._h(), buf, n * self.n_embd, ctypes.byref(rows),
+                                          ctypes.byref(embd)))
+        r, d = int(rows.value), int(embd.value)
+        try:
+            import numpy as np
+            return np.frombuffer(buf, dtype=np.float32, count=r * d).reshape(r, d).copy()
+        except ImportError:
+            return [list(buf[i * d:(i + 1) * d]) for i in range(r)]
+
+    def chat_prompt(self, messages, *, thinking: str = "auto", effort=None, tools=None, variables=None,
+                    template=None, thinking_budget=None) -> str:
+        """The prompt a chat turn would evaluate for `messages` (rendered with the chat template,
+        thinking mode and effort applied to its variables)."""
+        from . import conversation
+        gp, cp, keep = conversation._params(
+            None, thinking=thinking, thinking_budget=thinking_budget, min_thinking_tokens=0,
+            effort=effort, wrap_up=None, continue_cue=None, tools=tools, variables=variables, template=template,
+            reuse_prefix=True, max_tokens=1, seed=0, sampling={})
+        out = ctypes.c_void_p()
+        check(lib.muse_model_chat_prompt(self._h(), conversation._messages_json(messages), ctypes.byref(cp),
+                                         ctypes.byref(gp), ctypes.byref(out)))
+        try:
+            return ctypes.string_at(out).decode("utf-8", "replace")
+        finally:
+            lib.muse_string_free(out)
+
     def session(self, n_ctx: int = 4096, n_seq_max: int = 1, seed: int = 0, *, n_batch: int = 512,
                 kv_type: str = "f16", swa_full: bool = False) -> "Session":
         """A new inference session (KV cache) over this model. swa_full keeps every position in

@@ -9,12 +9,13 @@ from typing import Iterator, List, Optional, Sequence
 from . import _ffi
 from ._ffi import lib
 from ._handle import Handle
+from .conversation import ChatMixin
 from .errors import Error, check
 
 _KV_TYPES = {"f16": 0, "f32": 1}
 
 
-class Session(Handle):
+class Session(ChatMixin, Handle):
     """Create with Model.session(n_ctx=4096, n_seq_max=1, seed=0, n_batch=512, kv_type="f16").
     Use from one thread at a time. The model stays alive while the session does."""
     _kind = "session"
@@ -46,10 +47,33 @@ class Session(Handle):
         check(lib.muse_session_eval(self._h(), int(seq_id), arr, len(tokens), ctypes.byref(out)))
         return out[: self.n_vocab]
 
-    def _prompt_ids(self, prompt) -> List[int]:
+    def _prompt_ids(self, prompt, images=None, seq_id: int = 0) -> List[int]:
+        if images:
+            # Text with <__media__> markers: evaluated here (images encoded by the mmproj);
+            # generation then continues from it with an empty prompt.
+            if not isinstance(prompt, str):
+                raise TypeError("images need a text prompt with one <__media__> marker per image")
+            self.eval_prompt(prompt, images, seq_id=seq_id)
+            return []
         if isinstance(prompt, str):  # text: special tokens parsed, BOS as the model's metadata says
-            return self.model.tokenize(prompt, add_special=self.seq_length() == 0, parse_special=True)
+            return self.model.tokenize(prompt, add_special=self.seq_length(seq_id) == 0, parse_special=True)
         return [int(t) for t in prompt]
+
+    def eval_prompt(self, text: str, images=(), *, seq_id: int = 0, add_bos: Optional[bool] = None) -> List[float]:
+        """Evaluates a text prompt in which each "<__media__>" marker stands for the next image
+        (muse.Image), encoded by the model's vision projector and wrapped as its family does.
+        BOS: as the model says when the sequence is empty (add_bos=None). Returns the logits."""
+        from .image import Image
+        images = list(images)
+        for im in images:
+            if not isinstance(im, Image):
+                raise TypeError(f"images must be muse.Image objects, not {type(im).__name__}")
+        arr = (ctypes.c_void_p * max(1, len(images)))(*[im._h() for im in images])
+        bos = (-1 if self.seq_length(seq_id) == 0 else 0) if add_bos is None else (1 if add_bos else 0)
+        logits = ctypes.POINTER(ctypes.c_float)()
+        check(lib.muse_session_eval_prompt(self._h(), int(seq_id), text.encode(), arr, len(images), bos,
+                                           ctypes.byref(logits), None))
+        return logits[: self.n_vocab]
 
     @staticmethod
     def _sampling(temperature=0.0, top_k=0, top_p=1.0, min_p=0.0, seed=0, repeat_penalty=1.0,
@@ -62,12 +86,14 @@ class Session(Handle):
         return p
 
     def generate(self, prompt, max_tokens: int = 256, *, seq_id: int = 0, seed: Optional[int] = None,
-                 stop: Sequence[str] = (), logit_bias: Optional[dict] = None, **sampling) -> Iterator[str]:
+                 stop: Sequence[str] = (), logit_bias: Optional[dict] = None, images=None,
+                 **sampling) -> Iterator[str]:
         """Generates from a text (or token ids) prompt, yielding text pieces as they are made.
         Sampling keywords: temperature, top_k, top_p, min_p, repeat_penalty, presence_penalty,
         frequency_penalty; logit_bias {token: bias}. Stops after an end-of-generation token,
-        before any `stop` string, or at max_tokens."""
-        ids = self._prompt_ids(prompt)
+        before any `stop` string, or at max_tokens. images: muse.Image objects for the
+        "<__media__>" markers of a text prompt (needs the model's mmproj)."""
+        ids = self._prompt_ids(prompt, images, seq_id)
         p = self._sampling(seed=self._seed if seed is None else seed, **sampling)
         bias_keep = self._bias(p, logit_bias)
         gp = _ffi.GenerateParams()
@@ -134,10 +160,11 @@ class Session(Handle):
                         top_p: float = 1.0, min_p: float = 0.0, seed: Optional[int] = None, *,
                         repeat_penalty: float = 1.0, presence_penalty: float = 0.0,
                         frequency_penalty: float = 0.0, seq_id: int = 0,
-                        logit_bias: Optional[dict] = None) -> List[int]:
+                        logit_bias: Optional[dict] = None, images=None) -> List[int]:
         """Evaluates the prompt (token ids, or text), then samples up to max_tokens
-        (greedy at temperature 0), stopping after an end-of-generation token (kept in the result)."""
-        tokens = self._prompt_ids(tokens)
+        (greedy at temperature 0), stopping after an end-of-generation token (kept in the result).
+        images: muse.Image objects for the "<__media__>" markers of a text prompt."""
+        tokens = self._prompt_ids(tokens, images, seq_id)
         p = self._sampling(temperature, top_k, top_p, min_p, self._seed if seed is None else seed,
                            repeat_penalty, presence_penalty, frequency_penalty)
         bias_keep = self._bias(p, logit_bias)  # noqa: F841  (must outlive the call)

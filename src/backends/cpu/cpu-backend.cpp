@@ -1,6 +1,7 @@
 #include "backends/cpu/cpu-backend.h"
 
 #include "backends/cpu/cpu-kernels.h"
+#include "backends/cpu/cpu-vision-ops.h"
 #include "backends/cpu/thread-pool.h"
 #include "core/dequant.h"
 #include "core/error.h"
@@ -291,6 +292,19 @@ public:
                 }
             }
         });
+    }
+
+    // Vision ops: implemented in cpu-vision-ops.cpp.
+    void patches(const Tensor &img, int patch, const Tensor &out) override { cpu::patches(pool_, img, patch, out); }
+    void resize_bilinear(const Tensor &src, const Tensor &dst) override { cpu::resize_bilinear(pool_, src, dst); }
+    void rope_2d(const Tensor &x, const int32_t *pos_a, const int32_t *pos_b, float freq_base) override {
+        cpu::rope_2d(pool_, x, pos_a, pos_b, freq_base);
+    }
+    void activation(const Tensor &x, Activation f) override { cpu::activation(pool_, x, f); }
+    void transpose(const Tensor &src, const Tensor &dst) override { cpu::transpose(pool_, src, dst); }
+    void attention_windows(const Tensor &q, const Tensor &k, const Tensor &v, const int32_t *windows,
+                           int64_t n_windows, int n_head_kv, float scale, const Tensor &out) override {
+        cpu::attention_windows(pool_, q, k, v, windows, n_windows, n_head_kv, scale, out);
     }
 
 private:

@@ -1,0 +1,274 @@
+// C entry points for chat turns and thinking-controlled generation (chat/chat-turn.h).
+#include "api/api-guard.h"
+#include "api/image-handle.h"
+#include "api/session-params.h"
+#include "multimodal/mm-prompt.h"
+#include "tokenizer/tokenizer.h"
+
+#include <cstring>
+
+namespace muse::api {
+namespace {
+
+using nlohmann::ordered_json;
+
+constexpr size_t kChatParamsSizes[] = {sizeof(muse_chat_params)};
+
+ordered_json parse_json_arg(const char *text, const char *what) {
+    try {
+        return ordered_json::parse(text);
+    } catch (const nlohmann::json::exception &e) {
+        fail(MUSE_ERR_INVALID_ARGUMENT, what, " is not valid JSON: ", e.what());
+    }
+}
+
+// Builds the request of a chat turn from the C arguments.
+ChatRequest chat_request(const char *messages_json, const muse_chat_params *chat, const muse_generate_params *params,
+                         int32_t seq) {
+    require(messages_json, "messages_json");
+    const muse_chat_params cp = read_params(chat, muse_chat_params_init, kChatParamsSizes, "muse_chat_params");
+    const muse_generate_params gp = read_generate_params(params);
+    if (gp.n_stop > 0 || gp.n_logprobs > 0)
+        fail(MUSE_ERR_UNSUPPORTED, "stop strings and n_logprobs are not available in chat turns yet");
+    ChatRequest r;
+    r.messages = parse_json_arg(messages_json, "messages_json");
+    if (!r.messages.is_array()) fail(MUSE_ERR_INVALID_ARGUMENT, "messages_json must be a JSON array");
+    if (cp.tools_json) {
+        r.tools = parse_json_arg(cp.tools_json, "tools_json");
+        if (!r.tools.is_array() && !r.tools.is_null()) fail(MUSE_ERR_INVALID_ARGUMENT, "tools_json must be a JSON array");
+    }
+    if (cp.variables_json) {
+        r.variables = parse_json_arg(cp.variables_json, "variables_json");
+        if (!r.variables.is_object()) fail(MUSE_ERR_INVALID_ARGUMENT, "variables_json must be a JSON object");
+    }
+    if (cp.template_source) r.template_source = cp.template_source;
+    r.reuse_prefix = cp.reuse_prefix != 0;
+    if (cp.n_images > 0) require(cp.images, "images");
+    for (size_t i = 0; i < cp.n_images; ++i) {
+        if (!cp.images[i]) fail(MUSE_ERR_INVALID_ARGUMENT, "image ", i, " is NULL");
+        r.images.push_back(&cp.images[i]->impl);
+    }
+    r.sampling = sampling_from(gp.sampling);
+    r.max_tokens = gp.max_tokens;
+    r.seq = seq;
+    thinking_from(gp.thinking, reasoning::ThinkingMode::automatic, r);
+    return r;
+}
+
+// Streams chat events to a muse_token_cb.
+std::function<bool(const ChatEvent &)> event_sink(muse_token_cb cb, void *user_data) {
+    if (!cb) return nullptr;
+    return [cb, user_data](const ChatEvent &e) {
+        muse_token_event ev{};
+        ev.struct_size = sizeof(ev);
+        ev.token = e.token;
+        ev.piece = e.text.c_str();
+        ev.piece_len = e.text.size();
+        ev.channel = e.channel == reasoning::Channel::reasoning   ? MUSE_CHANNEL_REASONING
+                     : e.channel == reasoning::Channel::tool_call ? MUSE_CHANNEL_TOOL_CALL
+                                                                  : MUSE_CHANNEL_ANSWER;
+        ev.forced = e.forced ? 1 : 0;
+        if (e.call) {
+            ev.tool_name = e.call->name.c_str();
+            ev.tool_arguments = e.call->arguments.c_str();
+        }
+        return cb(&ev, user_data);
+    };
+}
+
+ordered_json result_json(const ChatResult &r) {
+    ordered_json calls = ordered_json::array();
+    for (const reasoning::ToolCall &c : r.tool_calls) {
+        ordered_json call = {{"name", c.name}, {"recipient", c.recipient}};
+        try {
+            call["arguments"] = ordered_json::parse(c.arguments);
+        } catch (const nlohmann::json::exception &) {
+            call["arguments"] = c.arguments;  // kept as text when it is not JSON
+        }
+        calls.push_back(std::move(call));
+    }
+    return {{"reasoning", r.reasoning},
+            {"answer", r.answer},
+            {"tool_calls", std::move(calls)},
+            {"finish_reason", r.finish_reason},
+            {"malformed", r.malformed},
+            {"usage",
+             {{"prompt_tokens", r.prompt_tokens},
+              {"cached_tokens", r.cached_tokens},
+              {"reasoning_tokens", r.usage.reasoning_tokens},
+              {"answer_tokens", r.usage.answer_tokens},
+              {"forced_tokens", r.usage.forced_tokens},
+              {"cues", r.usage.cues},
+              {"probes", r.usage.probes},
+              {"probe_tokens", r.usage.probe_tokens},
+              {"reasoning_end", to_string(r.usage.end)}}}};
+}
+
+} // namespace
+
+void thinking_from(const muse_thinking_params &p, reasoning::ThinkingMode none_as, ChatRequest &r) {
+    const int mode = enum_value(p.mode);
+    switch (mode) {
+    case MUSE_THINKING_NONE: r.thinking.mode = none_as; break;
+    case MUSE_THINKING_AUTO: r.thinking.mode = reasoning::ThinkingMode::automatic; break;
+    case MUSE_THINKING_ON: r.thinking.mode = reasoning::ThinkingMode::on; break;
+    case MUSE_THINKING_OFF: r.thinking.mode = reasoning::ThinkingMode::off; break;
+    default: fail(MUSE_ERR_INVALID_ARGUMENT, "unknown thinking mode ", mode);
+    }
+    const int effort = enum_value(p.effort);
+    switch (effort) {
+    case MUSE_EFFORT_DEFAULT: break;
+    case MUSE_EFFORT_LOW: r.effort = reasoning::Effort::low; break;
+    case MUSE_EFFORT_MEDIUM: r.effort = reasoning::Effort::medium; break;
+    case MUSE_EFFORT_HIGH: r.effort = reasoning::Effort::high; break;
+    default: fail(MUSE_ERR_INVALID_ARGUMENT, "unknown effort ", effort);
+    }
+    if (p.min_tokens < 0) fail(MUSE_ERR_INVALID_ARGUMENT, "thinking min_tokens must not be negative");
+    r.thinking.budget = p.budget < 0 ? -1 : p.budget;
+    r.thinking.min_tokens = p.min_tokens;
+    if (p.wrap_up) r.thinking.wrap_up = p.wrap_up;
+    if (p.continue_cue) r.thinking.continue_cue = p.continue_cue;
+    EarlyExitOptions &e = r.thinking.early_exit;
+    e.enabled = p.early_exit != 0;
+    if (p.early_exit_interval < 0 || p.early_exit_stable < 0 || p.early_exit_probe_tokens < 0 ||
+        !(p.early_exit_min_prob >= 0.0f && p.early_exit_min_prob <= 1.0f))
+        fail(MUSE_ERR_INVALID_ARGUMENT, "early-exit settings must be non-negative (min_prob in 0..1)");
+    if (p.early_exit_interval > 0) e.interval = p.early_exit_interval;
+    if (p.early_exit_stable > 0) e.stable = p.early_exit_stable;
+    if (p.early_exit_probe_tokens > 0) e.probe_tokens = p.early_exit_probe_tokens;
+    if (p.early_exit_min_prob > 0.0f) e.min_prob = p.early_exit_min_prob;
+}
+
+size_t generate_with_thinking(const Model &model, Session &session, int32_t seq, const std::vector<int32_t> &prompt,
+                              const muse_generate_params &params, muse_token_cb on_token, void *user_data) {
+    ChatRequest r;
+    r.sampling = sampling_from(params.sampling);
+    r.max_tokens = params.max_tokens;
+    r.seq = seq;
+    thinking_from(params.thinking, reasoning::ThinkingMode::automatic, r);
+    ChatResult result;
+    // Where the response starts is read from the text the sequence ends with.
+    const Tokenizer &tok = model.require_tokenizer();
+    if (!prompt.empty()) {
+        result.prompt = tok.detokenize(prompt, true);
+        session.eval(prompt, seq);
+    } else if (const std::vector<int32_t> *have = session.seq_tokens(seq)) {
+        std::vector<int32_t> text_ids;  // image rows carry negative record ids: not text
+        for (int32_t t : *have)
+            if (t >= 0) text_ids.push_back(t);
+        result.prompt = tok.detokenize(text_ids, true);
+    }
+    if (session.logits().empty()) fail(MUSE_ERR_INVALID_ARGUMENT, "generate needs a prompt (nothing was evaluated yet)");
+    respond(model, session, model_reasoning_format(model), r, event_sink(on_token, user_data), result);
+    return result.tokens.size();
+}
+
+} // namespace muse::api
+
+using namespace muse;
+using namespace muse::api;
+
+extern "C" {
+
+MUSE_API void muse_chat_params_init(muse_chat_params *p) {
+    if (!p) return;
+    std::memset(static_cast<void *>(p), 0, sizeof(*p));
+    p->struct_size = sizeof(*p);
+    p->reuse_prefix = 1;
+}
+
+MUSE_API muse_status muse_session_chat(muse_session *s, int32_t seq_id, const char *messages_json,
+                                       const muse_chat_params *chat, const muse_generate_params *params,
+                                       muse_token_cb on_token, void *user_data, char **out_result_json) {
+    if (out_result_json) *out_result_json = nullptr;
+    return guard([&] {
+        Session &session = session_of(s);
+        ChatRequest request = chat_request(messages_json, chat, params, seq_id);
+        request.image_cache = &s->images;
+        const ChatResult result = run_chat_turn(*s->model, session, request, event_sink(on_token, user_data));
+        if (out_result_json)
+            *out_result_json = dup_string(result_json(result).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    });
+}
+
+MUSE_API muse_status muse_session_eval_prompt(muse_session *s, int32_t seq_id, const char *text,
+                                              const muse_image *const *images, size_t n_images, int32_t add_bos,
+                                              const float **out_logits, size_t *out_n_positions) {
+    if (out_logits) *out_logits = nullptr;
+    if (out_n_positions) *out_n_positions = 0;
+    return guard([&] {
+        Session &session = session_of(s);
+        require(text, "text");
+        if (n_images > 0) require(images, "images");
+        if (add_bos < -1 || add_bos > 1) fail(MUSE_ERR_INVALID_ARGUMENT, "add_bos must be -1, 0 or 1");
+        const Model &model = *s->model;
+        const Tokenizer &tok = model.require_tokenizer();
+        std::vector<std::shared_ptr<const EmbeddedImage>> embedded;
+        if (n_images > 0) {
+            if (count_media_markers(text) != n_images)
+                fail(MUSE_ERR_INVALID_ARGUMENT, "the prompt has ", count_media_markers(text), " ", kMediaMarker,
+                     " marker(s) but ", n_images, " image(s) were given");
+            const ImageEmbedder &embedder = model.require_images();
+            for (size_t i = 0; i < n_images; ++i) {
+                if (!images[i]) fail(MUSE_ERR_INVALID_ARGUMENT, "image ", i, " is NULL");
+                embedded.push_back(s->images.get(embedder, images[i]->impl));
+            }
+        }
+        const bool bos = add_bos == 1 || (add_bos == -1 && tok.add_bos());
+        const MultimodalPrompt p = build_multimodal_prompt(tok, text, bos, std::move(embedded));
+        if (p.ids.empty()) fail(MUSE_ERR_INVALID_ARGUMENT, "the prompt is empty");
+        eval_multimodal_prompt(session, p, 0, seq_id);
+        if (out_logits) *out_logits = session.logits().data();
+        if (out_n_positions) *out_n_positions = p.ids.size();
+    });
+}
+
+MUSE_API muse_status muse_model_image_tokens(const muse_model *m, const muse_image *image, int64_t *out_n_rows) {
+    if (out_n_rows) *out_n_rows = 0;
+    return guard([&] {
+        if (!m || !m->impl) fail(MUSE_ERR_INVALID_ARGUMENT, "model handle is NULL");
+        if (!image) fail(MUSE_ERR_INVALID_ARGUMENT, "image is NULL");
+        require(out_n_rows, "out_n_rows");
+        *out_n_rows = m->impl->require_images().n_rows(image->impl);
+    });
+}
+
+MUSE_API muse_status muse_model_encode_image(const muse_model *m, const muse_image *image, float *out,
+                                             size_t capacity, int64_t *out_n_rows, int64_t *out_n_embd) {
+    if (out_n_rows) *out_n_rows = 0;
+    if (out_n_embd) *out_n_embd = 0;
+    return guard([&] {
+        if (!m || !m->impl) fail(MUSE_ERR_INVALID_ARGUMENT, "model handle is NULL");
+        if (!image) fail(MUSE_ERR_INVALID_ARGUMENT, "image is NULL");
+        const ImageEmbedder &embedder = m->impl->require_images();
+        const int64_t n_embd = embedder.hparams().n_embd_out;
+        const int64_t rows = embedder.n_rows(image->impl);
+        if (out_n_rows) *out_n_rows = rows;
+        if (out_n_embd) *out_n_embd = n_embd;
+        if (static_cast<uint64_t>(rows * n_embd) > capacity)
+            fail(MUSE_ERR_OUT_OF_RANGE, "the output holds ", capacity, " floats; the image needs ", rows * n_embd,
+                 " (", rows, " rows x ", n_embd, ")");
+        require(out, "out");
+        const EmbeddedImage e = embedder.embed(image->impl);
+        if (e.n_rows() != rows) fail(MUSE_ERR_INTERNAL, "image rows differ from the predicted count");
+        float *at = out;
+        for (const EmbeddedImage::Piece &p : e.pieces) {
+            std::copy(p.embd.begin(), p.embd.end(), at);
+            at += p.embd.size();
+        }
+    });
+}
+
+MUSE_API muse_status muse_model_chat_prompt(const muse_model *m, const char *messages_json,
+                                            const muse_chat_params *chat, const muse_generate_params *params,
+                                            char **out_prompt) {
+    if (out_prompt) *out_prompt = nullptr;
+    return guard([&] {
+        if (!m || !m->impl) fail(MUSE_ERR_INVALID_ARGUMENT, "model handle is NULL");
+        require(out_prompt, "out_prompt");
+        const ChatRequest request = chat_request(messages_json, chat, params, 0);
+        *out_prompt = dup_string(render_chat_prompt(*m->impl, request));
+    });
+}
+
+} // extern "C"

@@ -1,0 +1,21 @@
+// CPU implementations of the vision ops of backend.h (patches, resize_bilinear,
+// rope_2d, activation, transpose, attention_windows). CpuBackend forwards to
+// these; each checks the shapes it is given and runs on the backend's pool.
+#pragma once
+
+#include "backends/backend.h"
+#include "backends/cpu/thread-pool.h"
+
+#include <cstdint>
+
+namespace muse::cpu {
+
+void patches(ThreadPool &pool, const Tensor &img, int patch, const Tensor &out);
+void resize_bilinear(ThreadPool &pool, const Tensor &src, const Tensor &dst);
+void rope_2d(ThreadPool &pool, const Tensor &x, const int32_t *pos_a, const int32_t *pos_b, float freq_base);
+void activation(ThreadPool &pool, const Tensor &x, Activation f);
+void transpose(ThreadPool &pool, const Tensor &src, const Tensor &dst);
+void attention_windows(ThreadPool &pool, const Tensor &q, const Tensor &k, const Tensor &v, const int32_t *windows,
+                       int64_t n_windows, int n_head_kv, float scale, const Tensor &out);
+
+} // namespace muse::cpu

@@ -1,0 +1,87 @@
+// One assistant turn of a chat: render the model's own chat template for the
+// conversation, tokenize, reuse what the session's sequence already holds of that
+// prompt, generate under the thinking controller, and split the output into
+// reasoning / answer / tool-call channels as it streams.
+//
+//   ChatRequest req;  req.messages = ...;  req.thinking.mode = ThinkingMode::on;  req.thinking.budget = 64;
+//   ChatResult r = run_chat_turn(model, session, req, [](const ChatEvent &e) { show(e); return true; });
+//
+// The reasoning format (delimiters, template variables for thinking off and effort)
+// comes from reasoning::detect_format on the model's architecture, template and
+// vocabulary; nothing is keyed on token ids.
+#pragma once
+
+#include "reasoning/channel-parser.h"
+#include "sampling/sampler.h"
+#include "thinking/thinking-controller.h"
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace muse {
+
+class Model;
+class Session;
+struct Image;
+class ImageCache;
+
+struct ChatRequest {
+    nlohmann::ordered_json messages = nlohmann::ordered_json::array();  // OpenAI chat format
+    nlohmann::ordered_json tools;                                      // OpenAI tools array or null
+    nlohmann::ordered_json variables = nlohmann::ordered_json::object();  // extra template variables
+    std::string template_source;  // empty: the model's tokenizer.chat_template
+    ThinkingOptions thinking;
+    std::optional<reasoning::Effort> effort;  // template effort variable + default budget
+    SamplingParams sampling;
+    size_t max_tokens = 1024;
+    int seq = 0;
+    bool reuse_prefix = true;  // keep the cached prefix the sequence shares with the new prompt
+    // Images of the conversation, in order: one per image content part
+    // ({"type": "image"} / "image_url" / "input_image") across the messages. Parts become
+    // the media marker before the template renders (as llama.cpp does), then the model's
+    // image chunks. Needs a model loaded with its mmproj.
+    std::vector<const Image *> images;
+    ImageCache *image_cache = nullptr;  // optional: reuse encodings across turns
+};
+
+struct ChatEvent {
+    reasoning::Channel channel = reasoning::Channel::answer;
+    std::string text;
+    const reasoning::ToolCall *call = nullptr;  // tool_call events
+    int32_t token = -1;                          // the token that released the text (-1: end of stream)
+    bool forced = false;                         // that token was forced by the thinking controller
+};
+
+struct ChatResult {
+    std::string prompt;  // the rendered prompt
+    std::string reasoning, answer;
+    std::vector<reasoning::ToolCall> tool_calls;
+    ThinkingUsage usage;
+    int32_t prompt_tokens = 0;  // tokens of the rendered prompt
+    int32_t cached_tokens = 0;  // of those, reused from the sequence's cache
+    std::vector<int32_t> tokens;  // the generated tokens (forced ones included)
+    bool malformed = false;
+    std::string finish_reason;  // "stop" (end of turn), "length", "cancelled", "callback"
+};
+
+// Renders the prompt of a turn (for inspection, and used by run_chat_turn).
+std::string render_chat_prompt(const Model &model, const ChatRequest &request);
+
+ChatResult run_chat_turn(const Model &model, Session &session, const ChatRequest &request,
+                         const std::function<bool(const ChatEvent &)> &on_event = nullptr);
+
+// The model's reasoning format (from its own template, architecture and vocabulary).
+reasoning::ReasoningFormat model_reasoning_format(const Model &model);
+
+// The generation half of a turn, for prompts the caller evaluated itself:
+// result.prompt must hold the prompt text (special tokens rendered) — it tells where
+// the response starts — and session's sequence request.seq must end with it. Uses
+// request.thinking/effort/sampling/max_tokens/seq/tools; fills the rest of result.
+void respond(const Model &model, Session &session, const reasoning::ReasoningFormat &format,
+             const ChatRequest &request, const std::function<bool(const ChatEvent &)> &on_event, ChatResult &result);
+
+} // namespace muse

@@ -1,0 +1,31 @@
+#include "vision/vision-encoder.h"
+
+#include "core/error.h"
+
+namespace muse {
+
+std::unique_ptr<VisionEncoder> VisionEncoder::load(const gguf::File &file, Backend &backend) {
+    const std::string type = read_projector_type(file);
+    if (type == "muse-glimmer") return make_muse_glimmer_vision(file, backend);
+    if (type == "mlp") return make_clip_mlp_vision(file, backend);
+    if (type == "idefics3") return make_idefics3_vision(file, backend);
+    fail(MUSE_ERR_UNSUPPORTED, "mmproj: projector type '", type,
+         "' is not supported (muse supports: muse-glimmer, mlp, idefics3)");
+}
+
+std::vector<float> VisionEncoder::encode(const float *planar_rgb, int width, int height) const {
+    if (!planar_rgb) fail(MUSE_ERR_INVALID_ARGUMENT, "vision encode: no image data");
+    const int64_t n_tok = n_output_tokens(width, height);  // validates the size first
+    Arena ar(be_);
+    const Tensor img = ar.f32(width, height, 3);
+    be_.upload(img, planar_rgb, static_cast<size_t>(width) * static_cast<size_t>(height) * 3 * 4);
+    const Tensor out = forward(ar, img);
+    if (out.ne[0] != hp_.n_embd_out || out.n_rows() != n_tok)
+        fail(MUSE_ERR_INTERNAL, "vision encode produced [", out.ne[0], ",", out.n_rows(), "], expected [",
+             hp_.n_embd_out, ",", n_tok, "]");
+    std::vector<float> result(static_cast<size_t>(n_tok * hp_.n_embd_out));
+    be_.download(out, result.data(), result.size() * 4);
+    return result;
+}
+
+} // namespace muse
