@@ -59,6 +59,7 @@ class VisionConfig:
     image_std: Sequence[float] = (0.5, 0.5, 0.5)
     max_tokens: int = 4096           # set_limit_image_tokens(1, 4096)
     min_tokens: int = 1
+    pos_init: float = 0.02           # std of the initial position table (training only)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -348,7 +349,7 @@ class VisionModel(nn.Module):
         self.c = c
         D = c.n_embd
         self.patch_embd = nn.Conv2d(3, D, kernel_size=c.patch, stride=c.patch, bias=True)
-        self.position_embd = nn.Parameter(torch.randn(c.pgrid * c.pgrid, D) * 0.02)
+        self.position_embd = nn.Parameter(torch.randn(c.pgrid * c.pgrid, D) * c.pos_init)
         self.pre_ln = nn.LayerNorm(D, eps=c.eps)
         self.layers = nn.ModuleList([VisionLayer(c) for _ in range(c.n_layer)])
         self.post_ln = nn.LayerNorm(D, eps=c.eps)

@@ -34,16 +34,24 @@ REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 # ----------------------------------------------------------------------------------------------
 # configs
 
+# Training episode mix: fewer tool episodes than the world's default mix (their ~450-token tool
+# preamble made them ~45% of all tokens) and fewer thinking-off ones; the held-out set uses the
+# world's default mix (world.make_sample without mix).
+TRAIN_MIX = {"plain": 0.825, "off": 0.13, "calc": 0.015, "zoom": 0.03}
+
 CONFIGS = {
-    # the bundled model: ~7.8M parameters (5.6M text incl. 0.8M embeddings, 2.2M vision)
+    # the bundled model: ~7.8M parameters. pos_init: a first run with the usual 0.02 position
+    # table had image rows that did not encode their cell at all after 300 steps (cell-position
+    # probe at chance), so the text model could not look cells up; 0.5 ~ the patch embedding scale (5.6M text incl. 0.8M embeddings, 2.2M vision)
     "full": dict(
-        text=dict(n_embd=256, n_layer=6, n_head=4, n_head_kv=2, head_dim=64, n_ff=704, n_swa=128,
+        text=dict(n_embd=256, n_layer=6, n_head=4, n_head_kv=2, head_dim=64, n_ff=704, n_swa=256,
                   swa_pattern=(True, True, False, True, True, False), logit_scale=1.0, softcap=30.0,
                   n_ctx=1024),
         vision=dict(n_embd=192, n_layer=4, n_head=4, n_ff=768, patch=8, merge=2, pgrid=6,
-                    adapter1=256, adapter2=256),
-        steps=3600, seq_len=768, rows=4, lr=2e-3, min_lr=1e-4, warmup=100, wd=0.05, clip=1.0,
-        p_trunc=0.15, seed=1234, bf16=True, aux=0.5),
+                    adapter1=256, adapter2=256, pos_init=0.5),
+        steps=3000, seq_len=768, rows=3, lr=3e-3, min_lr=1e-4, warmup=100, wd=0.05, clip=1.0,
+        schedule="wsd", decay_frac=0.25,
+        p_trunc=0.15, seed=1234, bf16=True, aux=0.5, mix=TRAIN_MIX),
     # smoke: tiny, a few hundred steps (< 5 min including the checks)
     "smoke": dict(
         text=dict(n_embd=128, n_layer=4, n_head=4, n_head_kv=2, head_dim=32, n_ff=256, n_swa=32,
@@ -103,8 +111,8 @@ def _find(seq: List[int], sub: List[int]) -> int:
 class Stream:
     """Deterministic episode stream: episode i comes from world seed base + i."""
 
-    def __init__(self, tk, vc, seed: int, p_trunc: float, start: int = 0):
-        self.tk, self.vc, self.seed, self.p_trunc = tk, vc, seed, p_trunc
+    def __init__(self, tk, vc, seed: int, p_trunc: float, start: int = 0, mix=None):
+        self.tk, self.vc, self.seed, self.p_trunc, self.mix = tk, vc, seed, p_trunc, mix
         self.i = start
         self.pending = None
 
@@ -114,7 +122,7 @@ class Stream:
             return e
         s = self.seed * 1_000_003 + self.i
         self.i += 1
-        return encode_sample(self.tk, self.vc, world.make_sample(s), random.Random(s ^ 0x5EED), self.p_trunc)
+        return encode_sample(self.tk, self.vc, world.make_sample(s, self.mix), random.Random(s ^ 0x5EED), self.p_trunc)
 
 
 def make_batch(stream: Stream, rows: int, T: int, tk: Tokenizer, split: int = 256):
@@ -174,17 +182,26 @@ class AuxHead(torch.nn.Module):
         self.color = torch.nn.Linear(d, 8)
         self.shape = torch.nn.Linear(d, 6)
         self.size = torch.nn.Linear(d, 4)
+        self.cell = torch.nn.Linear(d, 9)
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def logits(self, z: torch.Tensor):
         N, n, D = z.shape
         g = int(round(n ** 0.5))                     # merged grid side (6 for 96 px images)
         k = g // 3
         cells = z.float().view(N, 3, k, 3, k, D).mean((2, 4)).reshape(N, 9, D)
+        return [head(cells) for head in (self.color, self.shape, self.size)]
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         loss = 0.0
-        for j, head in enumerate((self.color, self.shape, self.size)):
-            loss = loss + F.cross_entropy(head(cells).reshape(-1, head.out_features), labels[..., j].reshape(-1),
-                                          ignore_index=-100)
-        return loss / 3
+        for j, lg in enumerate(self.logits(z)):
+            loss = loss + F.cross_entropy(lg.reshape(-1, lg.shape[-1]), labels[..., j].reshape(-1), ignore_index=-100) / 3
+        # every image row also says which cell it belongs to: the text model looks cells up by
+        # content (2 of its layers have no RoPE), so the cell identity must be readable from the row
+        N, n, D = z.shape
+        g = int(round(n ** 0.5))
+        ij = torch.arange(g)
+        cell_of = ((ij[:, None] * 3 // g) * 3 + (ij[None, :] * 3 // g)).reshape(-1).repeat(N)
+        return loss + F.cross_entropy(self.cell(z.float()).reshape(-1, 9), cell_of)
 
 
 def forward_with_aux(m: NanoModel, aux, b):
@@ -203,9 +220,22 @@ def forward_with_aux(m: NanoModel, aux, b):
 
 
 def lr_at(step, cfg):
+    """Linear warmup, then either a cosine to min_lr over the whole run, or (schedule 'wsd')
+    constant LR followed by a cosine decay over the last decay_frac of the steps. With WSD the
+    total --steps can still be changed on --resume before the decay starts (deadline control)."""
     if step < cfg["warmup"]:
         return cfg["lr"] * (step + 1) / cfg["warmup"]
-    p = (step - cfg["warmup"]) / max(1, cfg["steps"] - cfg["warmup"])
+    if cfg.get("tail_from") is not None and step >= cfg["tail_from"]:
+        # continuation of a finished run (--tail-from/--tail-lr): a second, low-LR cosine to min_lr
+        p = (step - cfg["tail_from"]) / max(1, cfg["steps"] - cfg["tail_from"])
+        return cfg["min_lr"] + 0.5 * (cfg["tail_lr"] - cfg["min_lr"]) * (1 + math.cos(math.pi * min(1.0, p)))
+    if cfg.get("schedule") == "wsd":
+        d0 = int(cfg["steps"] * (1 - cfg["decay_frac"]))
+        if step < d0:
+            return cfg["lr"]
+        p = (step - d0) / max(1, cfg["steps"] - d0)
+    else:
+        p = (step - cfg["warmup"]) / max(1, cfg["steps"] - cfg["warmup"])
     return cfg["min_lr"] + 0.5 * (cfg["lr"] - cfg["min_lr"]) * (1 + math.cos(math.pi * min(1.0, p)))
 
 
@@ -238,7 +268,7 @@ def train(cfg: Dict, out_dir: str, resume: bool = False, log_every: int = 10, ma
     os.makedirs(out_dir, exist_ok=True)
     ck_path = os.path.join(out_dir, "ckpt.pt")
     step = 0
-    stream = Stream(tk, m.vc, cfg["seed"], cfg["p_trunc"])
+    stream = Stream(tk, m.vc, cfg["seed"], cfg["p_trunc"], mix=cfg.get("mix"))
     if resume and os.path.exists(ck_path):
         ck = torch.load(ck_path, map_location="cpu", weights_only=False)
         m.load_state_dict(ck["model"])
@@ -464,7 +494,7 @@ def check_ckpt(args):
     m = NanoModel(TextConfig(**ck["text_config"]), VisionConfig(**ck["vision_config"]))
     m.load_state_dict(ck["model"])
     tk = Tokenizer()
-    base = args.out or os.path.join(REPO, "models", "nano-smoke")
+    base = os.path.abspath(args.out) if args.out else os.path.join(REPO, "models", "nano-smoke")   # node runs in REPO
     return 0 if export_and_check(m, tk, base) else 1
 
 
@@ -481,6 +511,10 @@ def main():
     ap.add_argument("--budget-min", type=float, default=110.0)
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the real run uses 2)")
     ap.add_argument("--max-minutes", type=float, default=0)
+    ap.add_argument("--aux", type=float, default=None, help="override the auxiliary perception loss weight")
+    ap.add_argument("--tail-from", type=int, default=None, metavar="STEP",
+                    help="continue a finished run from STEP to --steps with a cosine from --tail-lr to min_lr")
+    ap.add_argument("--tail-lr", type=float, default=5e-4)
     ap.add_argument("--export", action="store_true", help="export models/muse-glimmer-nano*.gguf at the end")
     args = ap.parse_args()
     if args.check:
@@ -502,6 +536,10 @@ def main():
     cfg = dict(CONFIGS[args.config])
     if args.steps:
         cfg["steps"] = args.steps
+    if args.aux is not None:
+        cfg["aux"] = args.aux
+    if args.tail_from is not None:
+        cfg["tail_from"], cfg["tail_lr"] = args.tail_from, args.tail_lr
     out_dir = args.out or os.path.join(HERE, "out", args.config)
     m, tk, info = train(cfg, out_dir, resume=args.resume, max_minutes=args.max_minutes, threads=args.threads)
     print("train:", json.dumps(info))

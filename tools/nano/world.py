@@ -199,23 +199,56 @@ def plural(shape: str) -> str:
     return shape + "s"
 
 
-def enum_list(objs: List[Obj], with_color=False, with_size=False) -> str:
-    if not objs:
-        return "none"
+# Reasoning = a *scan*: the cells are visited in the fixed reading order and each one is read
+# out ("top left red", "top middle none", ...), matching objects get a running number. Every
+# reasoning token is then a local operation -- a lookup of the named cell in the image rows, a
+# comparison with the question, an increment -- instead of a search for "the next red shape"
+# over the image, which a tiny model trained for ~2 CPU hours did not learn (first session).
+# A truncated scan (thinking budget) has read a prefix of the cells.
+
+def _grid(objs: List[Obj]) -> Dict:
+    return {(o.r, o.c): o for o in objs}
+
+
+def _read(o: Optional[Obj], attrs, cluster: bool) -> str:
+    if o is None:
+        return "tiny" if cluster else "none"
+    return " ".join(getattr(o, a) for a in attrs)
+
+
+def scan_block(label: str, objs: List[Obj], pred, attrs, cluster_rc=None, cells=None) -> (str, int):
+    """'label: top left red 1, top middle none, ... . Total k.' over `cells` (default all 9)."""
+    g = _grid(objs)
+    parts, k = [], 0
+    for (r, c) in (cells if cells is not None else [(r, c) for r in range(3) for c in range(3)]):
+        o = g.get((r, c))
+        w = f"{cell_name(r, c)} {_read(o, attrs, (r, c) == cluster_rc)}"
+        if o is not None and pred(o):
+            k += 1
+            w += f" {k}"
+        parts.append(w)
+    return f"{label}: {', '.join(parts)}. Total {k}.", k
+
+
+def find_scan(label: str, objs: List[Obj], pred, attrs, cluster_rc=None) -> (str, Optional[tuple]):
+    """Scan in reading order until the first cell that satisfies pred(obj or None, (r, c))."""
+    g = _grid(objs)
     parts = []
-    for i, o in enumerate(objs, 1):
-        w = [str(i), o.pos]
-        if with_size:
-            w.append(o.size)
-        if with_color:
-            w.append(o.color)
-        w.append(o.shape)
-        parts.append(" ".join(w))
-    return ", ".join(parts)
+    for r in range(3):
+        for c in range(3):
+            o = g.get((r, c))
+            parts.append(f"{cell_name(r, c)} {_read(o, attrs, (r, c) == cluster_rc)}")
+            if pred(o, (r, c)):
+                return f"{label}: {', '.join(parts)}.", (r, c)
+    return f"{label}: {', '.join(parts)}.", None
 
 
-def count_block(label: str, objs: List[Obj], with_color=False, with_size=False) -> str:
-    return f"{label}: {enum_list(objs, with_color, with_size)}. Total {len(objs)}."
+def _crc(sc: Scene):
+    return (sc.cluster[0], sc.cluster[1]) if sc.cluster else None
+
+
+def count_block(label: str, sc: Scene, pred, attrs) -> (str, int):
+    return scan_block(label, sc.objs, pred, attrs, _crc(sc))
 
 
 def q_count(rng, sc: Scene):
@@ -223,53 +256,48 @@ def q_count(rng, sc: Scene):
     kind = rng.choice(["color", "shape", "all", "color_shape", "size"])
     if kind == "color":
         col = rng.choice(sorted({o.color for o in objs})) if rng.random() < 0.75 else rng.choice(COLOR_NAMES)
-        sel = [o for o in objs if o.color == col]
         q = f"How many {col} shapes are there?"
-        r = count_block(f"{col} shapes", sel)
+        r, n = count_block(f"{col} shapes", sc, lambda o: o.color == col, ("color",))
     elif kind == "shape":
         sh = rng.choice(SHAPES)
-        sel = [o for o in objs if o.shape == sh]
         q = f"How many {plural(sh)} are there?"
-        r = count_block(plural(sh), sel, with_color=True)
+        r, n = count_block(plural(sh), sc, lambda o: o.shape == sh, ("shape",))
     elif kind == "all":
-        sel = list(objs)
         q = "How many shapes are there?"
-        r = count_block("shapes", sel, with_color=True)
+        r, n = count_block("shapes", sc, lambda o: True, ("color", "shape"))
     elif kind == "size":
         sz = rng.choice(SIZES)
-        sel = [o for o in objs if o.size == sz]
         q = f"How many {sz} shapes are there?"
-        r = count_block(f"{sz} shapes", sel, with_color=True)
+        r, n = count_block(f"{sz} shapes", sc, lambda o: o.size == sz, ("size",))
     else:
         o0 = rng.choice(objs)
         col, sh = (o0.color, o0.shape) if rng.random() < 0.8 else (rng.choice(COLOR_NAMES), rng.choice(SHAPES))
-        sel = [o for o in objs if o.color == col and o.shape == sh]
         q = f"How many {col} {plural(sh)} are there?"
-        r = count_block(f"{col} {plural(sh)}", sel)
-    return "count", q, r, str(len(sel))
+        r, n = count_block(f"{col} {plural(sh)}", sc, lambda o: o.color == col and o.shape == sh,
+                           ("color", "shape"))
+    return "count", q, r, str(n)
 
 
 def q_attribute(rng, sc: Scene):
     objs = sc.objs
     o = rng.choice(objs)
     kind = rng.choice(["color_at", "shape_at", "size_at", "where"])
+    if kind == "where" and sum(1 for p in objs if p.color == o.color and p.shape == o.shape) != 1:
+        kind = "color_at"
+    if kind == "where":
+        q = f"Where is the {o.color} {o.shape}?"
+        r, _ = find_scan(f"{o.color} {o.shape}", objs, lambda p, rc: p is o, ("color", "shape"), _crc(sc))
+        a = o.pos
+        return "attribute", q, r + f" Answer: {a}.", a
     if kind == "color_at":
         q = f"What color is the shape at {o.pos}?"
         a = o.color
     elif kind == "shape_at":
         q = f"What shape is at {o.pos}?"
         a = o.shape
-    elif kind == "size_at":
+    else:
         q = f"Is the shape at {o.pos} big or small?"
         a = o.size
-    else:
-        same = [p for p in objs if p.color == o.color and p.shape == o.shape]
-        if len(same) != 1:
-            q = f"What color is the shape at {o.pos}?"
-            a = o.color
-        else:
-            q = f"Where is the {o.color} {o.shape}?"
-            a = o.pos
     r = f"At {o.pos}: {o.desc()}. Answer: {a}."
     return "attribute", q, r, a
 
@@ -280,26 +308,29 @@ def q_compare(rng, sc: Scene):
     present = sorted({o.color for o in objs})
     if len(present) >= 2 and rng.random() < 0.7:
         cols = rng.sample(present, 2)
-    a_sel = [o for o in objs if o.color == cols[0]]
-    b_sel = [o for o in objs if o.color == cols[1]]
+    ra, na = count_block(f"{cols[0]} shapes", sc, lambda o: o.color == cols[0], ("color",))
+    rb, nb = count_block(f"{cols[1]} shapes", sc, lambda o: o.color == cols[1], ("color",))
     kind = rng.choice(["more", "fewer"])
-    na, nb = len(a_sel), len(b_sel)
+    rel = "more than" if na > nb else ("equal to" if na == nb else "less than")
     if kind == "more":
         q = f"Are there more {cols[0]} shapes than {cols[1]} shapes?"
         ans = "yes" if na > nb else "no"
-        rel = "more than" if na > nb else ("equal to" if na == nb else "less than")
     else:
         q = f"Are there fewer {cols[0]} shapes than {cols[1]} shapes?"
         ans = "yes" if na < nb else "no"
-        rel = "more than" if na > nb else ("equal to" if na == nb else "less than")
-    r = (count_block(f"{cols[0]} shapes", a_sel) + " " + count_block(f"{cols[1]} shapes", b_sel)
-         + f" {na} is {rel} {nb}.")
-    return "compare", q, r, ans
+    return "compare", q, f"{ra} {rb} {na} is {rel} {nb}.", ans
 
 
 def _unique_obj(rng, objs):
     cands = [o for o in objs if sum(1 for p in objs if p.color == o.color and p.shape == o.shape) == 1]
     return rng.choice(cands) if cands else None
+
+
+def relation_cells(rel: str, r0: int, c0: int):
+    """The cells (reading order) that are `rel` of cell (r0, c0)."""
+    test = {"left of": lambda r, c: c < c0, "right of": lambda r, c: c > c0,
+            "above": lambda r, c: r < r0, "below": lambda r, c: r > r0}[rel]
+    return [(r, c) for r in range(3) for c in range(3) if test(r, c)]
 
 
 def q_spatial(rng, sc: Scene):
@@ -308,17 +339,14 @@ def q_spatial(rng, sc: Scene):
     if o is None:
         return q_count(rng, sc)
     rel = rng.choice(["left of", "right of", "above", "below"])
-    if rel == "left of":
-        sel = [p for p in objs if p.c < o.c]
-    elif rel == "right of":
-        sel = [p for p in objs if p.c > o.c]
-    elif rel == "above":
-        sel = [p for p in objs if p.r < o.r]
-    else:
-        sel = [p for p in objs if p.r > o.r]
     q = f"How many shapes are {rel} the {o.color} {o.shape}?"
-    r = f"The {o.color} {o.shape} is at {o.pos}. " + count_block(f"shapes {rel} it", sel, with_color=True)
-    return "spatial", q, r, str(len(sel))
+    r1, _ = find_scan(f"{o.color} {o.shape}", objs, lambda p, rc: p is o, ("color", "shape"), _crc(sc))
+    cells = relation_cells(rel, o.r, o.c)
+    if cells:
+        r2, n = scan_block(f"shapes {rel} it", objs, lambda p: True, ("color",), _crc(sc), cells)
+    else:
+        r2, n = f"shapes {rel} it: none. Total 0.", 0
+    return "spatial", q, f"{r1} It is at {o.pos}. {r2}", str(n)
 
 
 ARITH_OPS = {"plus": ("+", lambda a, b: a + b), "times": ("*", lambda a, b: a * b),
@@ -329,16 +357,14 @@ def _arith_parts(rng, sc: Scene):
     objs = sc.objs
     col = rng.choice(sorted({o.color for o in objs}))
     sh = rng.choice(sorted({o.shape for o in objs}))
-    a_sel = [o for o in objs if o.color == col]
-    b_sel = [o for o in objs if o.shape == sh]
     op = rng.choice(list(ARITH_OPS))
-    if op == "minus" and len(a_sel) < len(b_sel):
+    ra, na = count_block(f"{col} shapes", sc, lambda o: o.color == col, ("color",))
+    rb, nb = count_block(plural(sh), sc, lambda o: o.shape == sh, ("shape",))
+    if op == "minus" and na < nb:
         op = "plus"
     sym, fn = ARITH_OPS[op]
-    na, nb = len(a_sel), len(b_sel)
     q = f"What is the number of {col} shapes {op} the number of {plural(sh)}?"
-    r = count_block(f"{col} shapes", a_sel) + " " + count_block(plural(sh), b_sel, with_color=True)
-    return q, r, f"{na}{sym}{nb}", fn(na, nb)
+    return q, f"{ra} {rb}", f"{na}{sym}{nb}", fn(na, nb)
 
 
 def q_arith(rng, sc: Scene):
@@ -403,21 +429,19 @@ def _zoom_sample(rng) -> Dict:
     region = cell_name(cr, cc)
     kind = rng.choice(["all", "color", "shape"])
     if kind == "all":
-        sel = list(sub)
         q = "How many tiny shapes are there?"
-        r2 = count_block("tiny shapes", sel, with_color=True)
+        r2, n = scan_block("tiny shapes", sub, lambda o: True, ("color", "shape"))
     elif kind == "color":
         col = rng.choice([o.color for o in sub] + [rng.choice(COLOR_NAMES)])
-        sel = [o for o in sub if o.color == col]
         q = f"How many tiny {col} shapes are there?"
-        r2 = count_block(f"tiny {col} shapes", sel)
+        r2, n = scan_block(f"tiny {col} shapes", sub, lambda o: o.color == col, ("color",))
     else:
         sh = rng.choice([o.shape for o in sub] + [rng.choice(SHAPES)])
-        sel = [o for o in sub if o.shape == sh]
         q = f"How many tiny {plural(sh)} are there?"
-        r2 = count_block(f"tiny {plural(sh)}", sel, with_color=True)
-    a = str(len(sel))
-    r1 = f"The tiny shapes are at {region}. I need a closer look."
+        r2, n = scan_block(f"tiny {plural(sh)}", sub, lambda o: o.shape == sh, ("shape",))
+    a = str(n)
+    r0, _ = find_scan("tiny shapes", sc.objs, lambda p, rc: rc == (cr, cc), ("shape",), (cr, cc))
+    r1 = f"{r0} I need a closer look at {region}."
     msgs = [_user(q),
             {"role": "assistant", "reasoning_content": r1,
              "tool_calls": [{"id": "call_0", "type": "function",
