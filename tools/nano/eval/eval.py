@@ -39,10 +39,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import world  # noqa: E402
+from heldout import heldout  # noqa: E402  (eval/ is on sys.path as the script's folder)
 from model import NanoModel, TextConfig, VisionConfig, preprocess  # noqa: E402
 from tok import Tokenizer  # noqa: E402
 
-HELDOUT_SEED0 = 900_000_000
 ANSWER_HDR = "<|eom|><|start|>assistant to=user<|message|>"
 
 
@@ -181,16 +181,6 @@ def load(ckpt_path, tokenizer=None):
     tk = Tokenizer(ck.get("tokenizer") if ck.get("tokenizer") and os.path.exists(ck["tokenizer"]) else
                    os.path.join(os.path.dirname(HERE), "tokenizer", "nano.model"))
     return m, tk
-
-
-def heldout(n: int, kinds=("plain",)):
-    out, s = [], HELDOUT_SEED0
-    while len(out) < n:
-        smp = world.make_sample(s)
-        s += 1
-        if smp["kind"] in kinds:
-            out.append(smp)
-    return out
 
 
 def main():

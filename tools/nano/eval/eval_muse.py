@@ -28,18 +28,8 @@ sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
 
 import muse  # noqa: E402
 import world  # noqa: E402
+from heldout import heldout  # noqa: E402
 
-HELDOUT_SEED0 = 900_000_000
-
-
-def heldout(n: int, kinds=("plain",)):
-    out, s = [], HELDOUT_SEED0
-    while len(out) < n:
-        smp = world.make_sample(s)
-        s += 1
-        if smp["kind"] in kinds:
-            out.append(smp)
-    return out
 
 
 def to_muse(img) -> "muse.Image":
