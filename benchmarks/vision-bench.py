@@ -42,32 +42,8 @@ TORCH_SCRIPT = textwrap.dedent("""
     size, threads, repeat = int(size), int(threads), int(repeat)
     sys.path.insert(0, nano)
     torch.set_num_threads(threads)
-    from gguf import GGUFReader
-    from model import VisionConfig, VisionModel
-    r = GGUFReader(mmproj)
-    meta = {k: f.contents() for k, f in r.fields.items()}
-    T = {t.name: torch.from_numpy(np.asarray(t.data).astype(np.float32).reshape(
-             tuple(int(d) for d in reversed(list(t.shape))))) for t in r.tensors}
-    G = int(T["v.position_embd.weight"].shape[0] ** 0.5)
-    vc = VisionConfig(n_embd=meta["clip.vision.embedding_length"], n_layer=meta["clip.vision.block_count"],
-                      n_head=meta["clip.vision.attention.head_count"], n_ff=meta["clip.vision.feed_forward_length"],
-                      patch=meta["clip.vision.patch_size"], merge=meta["clip.vision.spatial_merge_size"], pgrid=G,
-                      eps=meta["clip.vision.attention.layer_norm_epsilon"],
-                      adapter1=T["mm.0.weight"].shape[0], adapter2=T["mm.1.weight"].shape[0])
-    with torch.device("meta"):
-        m = VisionModel(vc, T["mm.2.weight"].shape[0])
-    sd = {"patch_embd.weight": T["v.patch_embd.weight"], "patch_embd.bias": T["v.patch_embd.bias"],
-          "position_embd": T["v.position_embd.weight"], "mm0.weight": T["mm.0.weight"],
-          "mm1.weight": T["mm.1.weight"], "mm2.weight": T["mm.2.weight"]}
-    for ln in ("pre_ln", "post_ln"):
-        for p in ("weight", "bias"):
-            sd[f"{ln}.{p}"] = T[f"v.{ln}.{p}"]
-    for i in range(vc.n_layer):
-        for nm in ("ln1", "attn_q", "attn_k", "attn_v", "attn_out", "ln2", "ffn_up", "ffn_down"):
-            for p in ("weight", "bias"):
-                sd[f"layers.{i}.{nm}.{p}"] = T[f"v.blk.{i}.{nm}.{p}"]
-    m.load_state_dict(sd, strict=True, assign=True)
-    m.eval()
+    from export import load_vision_from_mmproj
+    m = load_vision_from_mmproj(mmproj)
     img = torch.from_numpy(np.fromfile(img_path, np.float32).reshape(1, 3, size, size))
     times, cpu = [], []
     with torch.inference_mode():

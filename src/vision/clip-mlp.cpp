@@ -28,9 +28,7 @@ class ClipMlpVision final : public VisionEncoder {
 public:
     ClipMlpVision(const gguf::File &file, Backend &backend) : VisionEncoder(file, backend) {
         hp_ = read_vision_hparams(reader_, "mlp");
-        if (hp_.n_head_kv != hp_.n_head || hp_.head_dim * hp_.n_head != hp_.n_embd)
-            fail(MUSE_ERR_UNSUPPORTED,
-                 "mmproj: the mlp (CLIP) encoder has no grouped-query attention or custom head_dim");
+        require_plain_multi_head(hp_, "mlp (CLIP)");
         if (hp_.image_size % hp_.patch_size != 0)
             fail(MUSE_ERR_FORMAT, "mmproj: image_size ", hp_.image_size, " is not a multiple of patch_size ",
                  hp_.patch_size);

@@ -19,9 +19,7 @@ class Idefics3Vision final : public VisionEncoder {
 public:
     Idefics3Vision(const gguf::File &file, Backend &backend) : VisionEncoder(file, backend) {
         hp_ = read_vision_hparams(reader_, "idefics3");
-        if (hp_.n_head_kv != hp_.n_head || hp_.head_dim * hp_.n_head != hp_.n_embd)
-            fail(MUSE_ERR_UNSUPPORTED,
-                 "mmproj: the idefics3 (SigLIP) encoder has no grouped-query attention or custom head_dim");
+        require_plain_multi_head(hp_, "idefics3 (SigLIP)");
         const auto scale = reader_.optional_count("clip.vision.projector.scale_factor");
         if (!scale) fail(MUSE_ERR_FORMAT, "mmproj: missing required metadata 'clip.vision.projector.scale_factor'");
         if (*scale < 2 || *scale > 16)

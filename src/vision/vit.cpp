@@ -37,6 +37,11 @@ Tensor bias_slice(const Tensor &b, int64_t first, int64_t n) {
 
 } // namespace
 
+void require_plain_multi_head(const VisionHParams &hp, const char *encoder) {
+    if (hp.n_head_kv != hp.n_head || hp.head_dim * hp.n_head != hp.n_embd)
+        fail(MUSE_ERR_UNSUPPORTED, "mmproj: the ", encoder, " encoder has no grouped-query attention or custom head_dim");
+}
+
 VitWeights load_vit(const MmprojReader &r, const VisionHParams &hp, bool legacy_ffn_swap) {
     const int64_t e = hp.n_embd, q = hp.n_embd_q(), kv = hp.n_embd_kv(), ff = hp.n_ff, ps = hp.patch_size;
     VitWeights w;

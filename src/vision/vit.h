@@ -37,6 +37,10 @@ struct VitWeights {
     std::vector<VitLayer> layers;
 };
 
+// Refuses hyperparameters that the plain CLIP/SigLIP ViT graph (one K/V head per query head,
+// head_dim * n_head == n_embd) cannot run; `encoder` names the projector in the message.
+void require_plain_multi_head(const VisionHParams &hp, const char *encoder);
+
 // Loads the ViT of an mmproj. legacy_ffn_swap: llama.cpp's repair for old converters
 // that stored fc1 as ffn_down and fc2 as ffn_up (detected as ffn_down.ne[0] == n_embd;
 // clip.cpp applies it to the mlp and idefics3 projectors among others).

@@ -166,32 +166,9 @@ NANO_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np, torch
     sys.path.insert(0, sys.argv[1])
-    from gguf import GGUFReader
-    from model import VisionConfig, VisionModel
+    from export import load_vision_from_mmproj
     mmproj, img_path, w, h, out = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
-    torch.set_num_threads(1)
-    r = GGUFReader(mmproj)
-    meta = {k: f.contents() for k, f in r.fields.items()}
-    T = {t.name: np.asarray(t.data).astype(np.float32).reshape(tuple(int(d) for d in reversed(list(t.shape))))
-         for t in r.tensors}
-    G = int(np.sqrt(T["v.position_embd.weight"].shape[0]))
-    vc = VisionConfig(n_embd=meta["clip.vision.embedding_length"], n_layer=meta["clip.vision.block_count"],
-                      n_head=meta["clip.vision.attention.head_count"], n_ff=meta["clip.vision.feed_forward_length"],
-                      patch=meta["clip.vision.patch_size"], merge=meta.get("clip.vision.spatial_merge_size", 2),
-                      pgrid=G, eps=meta["clip.vision.attention.layer_norm_epsilon"],
-                      adapter1=T["mm.0.weight"].shape[0], adapter2=T["mm.1.weight"].shape[0])
-    m = VisionModel(vc, T["mm.2.weight"].shape[0])
-    sd = {"patch_embd.weight": T["v.patch_embd.weight"], "patch_embd.bias": T["v.patch_embd.bias"],
-          "position_embd": T["v.position_embd.weight"], "mm0.weight": T["mm.0.weight"],
-          "mm1.weight": T["mm.1.weight"], "mm2.weight": T["mm.2.weight"]}
-    for ln in ("pre_ln", "post_ln"):
-        for p in ("weight", "bias"):
-            sd[f"{ln}.{p}"] = T[f"v.{ln}.{p}"]
-    for i in range(vc.n_layer):
-        for nm in ("ln1", "attn_q", "attn_k", "attn_v", "attn_out", "ln2", "ffn_up", "ffn_down"):
-            for p in ("weight", "bias"):
-                sd[f"layers.{i}.{nm}.{p}"] = T[f"v.blk.{i}.{nm}.{p}"]
-    m.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in sd.items()}, strict=True)
+    m = load_vision_from_mmproj(mmproj, threads=1)
     img = np.fromfile(img_path, np.float32).reshape(1, 3, h, w)
     with torch.no_grad():
         z = m(torch.from_numpy(img))[0]

@@ -196,6 +196,40 @@ def load_text_weights_from_gguf(m: NanoModel, path: str):
             L.post_ffw_norm.copy_(sd[p + "post_ffw_norm.weight"])
 
 
+def load_vision_from_mmproj(path: str, threads: int = 0):
+    """A VisionModel (encoder + adapter, float32, eval mode) with the configuration and the
+    (dequantized) weights of an mmproj GGUF: the PyTorch reference that tests and benchmarks
+    compare muse's encoder with. Any mmproj of this projector works, not only nano's."""
+    from model import VisionModel
+    if threads:
+        torch.set_num_threads(threads)
+    r = gguf.GGUFReader(path)
+    meta = {k: f.contents() for k, f in r.fields.items()}
+    T = {}
+    for t in r.tensors:
+        a = np.array(gguf.quants.dequantize(t.data, t.tensor_type), dtype=np.float32)
+        T[t.name] = torch.from_numpy(a.reshape(tuple(int(d) for d in reversed(list(t.shape)))))
+    vc = VisionConfig(n_embd=meta["clip.vision.embedding_length"], n_layer=meta["clip.vision.block_count"],
+                      n_head=meta["clip.vision.attention.head_count"], n_ff=meta["clip.vision.feed_forward_length"],
+                      patch=meta["clip.vision.patch_size"], merge=meta.get("clip.vision.spatial_merge_size", 2),
+                      pgrid=int(round(T["v.position_embd.weight"].shape[0] ** 0.5)),
+                      eps=meta["clip.vision.attention.layer_norm_epsilon"],
+                      adapter1=T["mm.0.weight"].shape[0], adapter2=T["mm.1.weight"].shape[0])
+    m = VisionModel(vc, T["mm.2.weight"].shape[0])
+    sd = {"patch_embd.weight": T["v.patch_embd.weight"], "patch_embd.bias": T["v.patch_embd.bias"],
+          "position_embd": T["v.position_embd.weight"], "mm0.weight": T["mm.0.weight"],
+          "mm1.weight": T["mm.1.weight"], "mm2.weight": T["mm.2.weight"]}
+    for ln in ("pre_ln", "post_ln"):
+        for p in ("weight", "bias"):
+            sd[f"{ln}.{p}"] = T[f"v.{ln}.{p}"]
+    for i in range(vc.n_layer):
+        for nm in ("ln1", "attn_q", "attn_k", "attn_v", "attn_out", "ln2", "ffn_up", "ffn_down"):
+            for p in ("weight", "bias"):
+                sd[f"layers.{i}.{nm}.{p}"] = T[f"v.blk.{i}.{nm}.{p}"]
+    m.load_state_dict(sd, strict=True)
+    return m.eval()
+
+
 def check_gguf(path: str, expect: Dict[str, np.ndarray]) -> None:
     """Parse with gguf-py and check names + ggml shapes (ne = reversed numpy shape)."""
     r = gguf.GGUFReader(path)

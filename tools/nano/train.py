@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 import world
 from model import NanoModel, TextConfig, VisionConfig, count_params, preprocess
+from perception import perception_batch
 from tok import Tokenizer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -52,6 +53,22 @@ CONFIGS = {
         steps=3000, seq_len=768, rows=3, lr=3e-3, min_lr=1e-4, warmup=100, wd=0.05, clip=1.0,
         schedule="wsd", decay_frac=0.25,
         p_trunc=0.15, seed=1234, bf16=True, aux=0.5, mix=TRAIN_MIX),
+    # third session: the text model of "full" (its 1,920-step run) fine-tuned with a new vision
+    # tower whose attention windows are the 3x3 scene cells (pgrid 4 -> 4x4-patch = 32 px windows;
+    # "full"'s 6x6-patch windows cut the middle row and column of cells in half, so 3 of its 4
+    # layers saw parts of those shapes only). The tower is pre-trained by perception.py, then
+    # both are trained together: fresh AdamW, warmup, constant LR, cosine decay; `perception`
+    # extra scenes per step feed the auxiliary loss; the vision tower's LR is scaled by
+    # vision_lr_mult; prompts carry the template's "Current date" line (world.sample_date).
+    "full2": dict(
+        text=dict(n_embd=256, n_layer=6, n_head=4, n_head_kv=2, head_dim=64, n_ff=704, n_swa=256,
+                  swa_pattern=(True, True, False, True, True, False), logit_scale=1.0, softcap=30.0,
+                  n_ctx=1024),
+        vision=dict(n_embd=192, n_layer=4, n_head=4, n_ff=768, patch=8, merge=2, pgrid=4,
+                    adapter1=256, adapter2=256, pos_init=0.5),
+        steps=1800, seq_len=768, rows=3, lr=1e-3, min_lr=5e-5, warmup=50, wd=0.05, clip=1.0,
+        schedule="wsd", decay_frac=0.3, vision_lr_mult=0.5, perception=16,
+        p_trunc=0.15, seed=4321, bf16=True, aux=1.0, mix=TRAIN_MIX),
     # smoke: tiny, a few hundred steps (< 5 min including the checks)
     "smoke": dict(
         text=dict(n_embd=128, n_layer=4, n_head=4, n_head_kv=2, head_dim=32, n_ff=256, n_swa=32,
@@ -245,15 +262,40 @@ def build(cfg, tk):
     return NanoModel(tc, vc)
 
 
-def param_groups(m, wd):
-    decay, no = [], []
+def param_groups(m, wd, vision_lr_mult=None):
+    """AdamW groups: matrices decay, the rest not; with vision_lr_mult the vision tower gets its
+    own two groups whose LR is the schedule's times that factor."""
+    groups = {}
     for n, p in m.named_parameters():
-        (decay if p.dim() >= 2 and "position_embd" not in n else no).append(p)
-    return [dict(params=decay, weight_decay=wd), dict(params=no, weight_decay=0.0)]
+        decay = p.dim() >= 2 and "position_embd" not in n
+        vis = vision_lr_mult is not None and n.startswith("vision.")
+        groups.setdefault((vis, decay), []).append(p)
+    out = []
+    for (vis, decay), ps in sorted(groups.items()):
+        out.append(dict(params=ps, weight_decay=wd if decay else 0.0, lr_mult=vision_lr_mult if vis else 1.0))
+    return out
+
+
+def init_from(m, aux, text_ckpt: str, vision_ckpt: str):
+    """Start a run from trained parts: text.* from text_ckpt, vision.* (and the auxiliary heads)
+    from vision_ckpt; the configs must match the parts they provide."""
+    if text_ckpt:
+        ck = torch.load(text_ckpt, map_location="cpu", weights_only=False)
+        assert ck["text_config"] == dataclasses.asdict(m.tc), "text config differs from " + text_ckpt
+        m.text.load_state_dict({k[5:]: v for k, v in ck["model"].items() if k.startswith("text.")})
+        print(f"text model from {text_ckpt} (step {ck['step']})")
+    if vision_ckpt:
+        ck = torch.load(vision_ckpt, map_location="cpu", weights_only=False)
+        assert ck["vision_config"] == dataclasses.asdict(m.vc), "vision config differs from " + vision_ckpt
+        m.vision.load_state_dict({k[7:]: v for k, v in ck["model"].items() if k.startswith("vision.")})
+        if aux is not None and ck.get("aux") is not None:
+            aux.load_state_dict(ck["aux"])
+        print(f"vision tower from {vision_ckpt} (step {ck['step']})")
 
 
 def train(cfg: Dict, out_dir: str, resume: bool = False, log_every: int = 10, max_minutes: float = 0,
-          save_every_min: float = 10.0, threads: int = 2, stop_at: int = 0):
+          save_every_min: float = 10.0, threads: int = 2, stop_at: int = 0, init_text: str = "",
+          init_vision: str = ""):
     torch.set_num_threads(threads)
     torch.manual_seed(cfg["seed"])
     random.seed(cfg["seed"])
@@ -261,9 +303,9 @@ def train(cfg: Dict, out_dir: str, resume: bool = False, log_every: int = 10, ma
     tk = Tokenizer()
     m = build(cfg, tk)
     aux = AuxHead(m.tc.n_embd) if cfg.get("aux", 0) > 0 else None
-    params = param_groups(m, cfg["wd"])
+    params = param_groups(m, cfg["wd"], cfg.get("vision_lr_mult"))
     if aux is not None:
-        params.append(dict(params=list(aux.parameters()), weight_decay=0.0))
+        params.append(dict(params=list(aux.parameters()), weight_decay=0.0, lr_mult=1.0))
     opt = torch.optim.AdamW(params, lr=cfg["lr"], betas=(0.9, 0.95), eps=1e-8)
     os.makedirs(out_dir, exist_ok=True)
     ck_path = os.path.join(out_dir, "ckpt.pt")
@@ -282,6 +324,8 @@ def train(cfg: Dict, out_dir: str, resume: bool = False, log_every: int = 10, ma
             stream.i = ck["pending_seed"]
         torch.set_rng_state(ck["torch_rng"])
         print(f"resumed at step {step}")
+    elif init_text or init_vision:
+        init_from(m, aux, init_text, init_vision)
     n_text, n_vis = count_params(m.text), count_params(m.vision)
     print(f"params: text {n_text:,}  vision+adapter {n_vis:,}  total {n_text + n_vis:,}", flush=True)
     t0 = time.time()
@@ -294,7 +338,7 @@ def train(cfg: Dict, out_dir: str, resume: bool = False, log_every: int = 10, ma
     while step < cfg["steps"]:
         batch = make_batch(stream, cfg["rows"], cfg["seq_len"], tk)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
+            g["lr"] = lr_at(step, cfg) * g.get("lr_mult", 1.0)
         n_lab = sum(int((b["labels"] != -100).sum()) for b in batch)
         opt.zero_grad(set_to_none=True)
         loss = 0.0
@@ -312,6 +356,15 @@ def train(cfg: Dict, out_dir: str, resume: bool = False, log_every: int = 10, ma
                 aux_sum += w * float(aux_loss.detach())
             total.backward()
             loss += float(lsum.detach())
+        if aux is not None and cfg.get("perception"):
+            # extra labelled scenes for the auxiliary loss only (perception.py); weighted like
+            # the episodes' images, so the tower sees ~3x the images at a small cost per step
+            px, lab = perception_batch(cfg["seed"], step, cfg["perception"], m.vc)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(cfg.get("bf16"))):
+                z = m.vision(px)
+            p_loss = aux(z, lab)
+            (cfg["aux"] * p_loss).backward()
+            aux_sum += float(p_loss.detach())
         gn = torch.nn.utils.clip_grad_norm_(m.parameters(), cfg["clip"])
         opt.step()
         step += 1
@@ -515,6 +568,9 @@ def main():
     ap.add_argument("--tail-from", type=int, default=None, metavar="STEP",
                     help="continue a finished run from STEP to --steps with a cosine from --tail-lr to min_lr")
     ap.add_argument("--tail-lr", type=float, default=5e-4)
+    ap.add_argument("--init-text", default="", metavar="CKPT", help="start from the text model of CKPT (fresh optimizer)")
+    ap.add_argument("--init-vision", default="", metavar="CKPT",
+                    help="start from the vision tower + auxiliary heads of CKPT (e.g. perception.py's)")
     ap.add_argument("--export", action="store_true", help="export models/muse-glimmer-nano*.gguf at the end")
     args = ap.parse_args()
     if args.check:
@@ -541,7 +597,8 @@ def main():
     if args.tail_from is not None:
         cfg["tail_from"], cfg["tail_lr"] = args.tail_from, args.tail_lr
     out_dir = args.out or os.path.join(HERE, "out", args.config)
-    m, tk, info = train(cfg, out_dir, resume=args.resume, max_minutes=args.max_minutes, threads=args.threads)
+    m, tk, info = train(cfg, out_dir, resume=args.resume, max_minutes=args.max_minutes, threads=args.threads,
+                        init_text=args.init_text, init_vision=args.init_vision)
     print("train:", json.dumps(info))
     if args.export and info["steps"] >= cfg["steps"]:
         import export

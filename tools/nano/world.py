@@ -17,6 +17,7 @@ Everything is deterministic from the seed: `make_sample(seed)`.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import random
@@ -383,9 +384,21 @@ def _user(q: str) -> Dict:
     return {"role": "user", "content": f"{MEDIA}\n{q}"}
 
 
+def sample_date(seed: int) -> datetime.date:
+    """The episode's "current date" (2024-01-01 .. 2028-12-31), from its own generator so that
+    the episode's content does not depend on it."""
+    return datetime.date(2024, 1, 1) + datetime.timedelta(days=random.Random(seed ^ 0xDA7E).randrange(1827))
+
+
 def make_sample(seed: int, mix: Optional[Dict[str, float]] = None) -> Dict:
     """One deterministic episode. Returns a dict with messages/tools/reasoning_strength/images/
-    answer/kind/qtype (+ 'truncated' False)."""
+    answer/kind/qtype/date/scene/cell_labels."""
+    smp = _make_sample(seed, mix)
+    smp["date"] = sample_date(seed)
+    return smp
+
+
+def _make_sample(seed: int, mix: Optional[Dict[str, float]]) -> Dict:
     rng = random.Random(seed * 7919 + 17)
     mix = mix or {"plain": 0.66, "off": 0.2, "calc": 0.05, "zoom": 0.09}
     u = rng.random()
@@ -479,11 +492,16 @@ def _env():
 BOS = "<s>"
 
 
-def render_chat(messages, tools=None, reasoning_strength="high", add_generation_prompt=False) -> str:
-    """Render with muse-glimmer.jinja (bos_token '<s>'); media markers stay as <__media__>."""
+def render_chat(messages, tools=None, reasoning_strength="high", add_generation_prompt=False,
+                date: Optional[datetime.date] = None) -> str:
+    """Render with muse-glimmer.jinja (bos_token '<s>'); media markers stay as <__media__>.
+    date: what the template's strftime_now() returns (the "Current date: ..." line that every
+    real engine prints); None leaves strftime_now undefined, so the line is absent."""
     env, tpl = _env()
     kw = dict(messages=messages, bos_token=BOS, add_generation_prompt=add_generation_prompt,
               reasoning_strength=reasoning_strength)
+    if date is not None:
+        kw["strftime_now"] = date.strftime
     if tools:
         kw["tools"] = tools
     return tpl.render(**kw)
@@ -517,7 +535,7 @@ def train_spans(text: str, truncated_at: Optional[int] = None):
 
 
 def sample_text(sample: Dict) -> str:
-    return render_chat(sample["messages"], sample["tools"], sample["reasoning_strength"])
+    return render_chat(sample["messages"], sample["tools"], sample["reasoning_strength"], date=sample.get("date"))
 
 
 def prompt_text(sample: Dict) -> str:
@@ -527,7 +545,8 @@ def prompt_text(sample: Dict) -> str:
         if m["role"] == "assistant":
             break
         msgs.append(m)
-    return render_chat(msgs, sample["tools"], sample["reasoning_strength"], add_generation_prompt=True)
+    return render_chat(msgs, sample["tools"], sample["reasoning_strength"], add_generation_prompt=True,
+                       date=sample.get("date"))
 
 
 def corpus_text(n: int, seed0: int = 1_000_000) -> List[str]:

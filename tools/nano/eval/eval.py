@@ -107,7 +107,7 @@ def run_episode(R: Runner, smp, setting: str, threshold: float = 0.9, max_answer
         if mm["role"] == "assistant":
             break
         msgs.append(mm)
-    prompt = world.render_chat(msgs, smp["tools"], strength, add_generation_prompt=True)
+    prompt = world.render_chat(msgs, smp["tools"], strength, add_generation_prompt=True, date=smp.get("date"))
     ids = tk.encode(world.expand_media(prompt))
     state, logits = R.feed(([], 0), ids, smp["images"][:1])
     if setting == "off":

@@ -37,18 +37,7 @@ def to_muse(img) -> "muse.Image":
     return muse.Image.from_pixels(rgb.tobytes(), rgb.width, rgb.height, 3)
 
 
-def as_trained_template(model) -> str:
-    """The model's template without the strftime_now date line: world.py rendered the training
-    data with jinja2 and no strftime_now, so the nano model never saw "Current date: ...".
-    Real engines (muse, llama.cpp, transformers) define strftime_now and print it."""
-    src = model.metadata["tokenizer.chat_template"]
-    branch = "{%- elif strftime_now is defined -%}\n        {{- '\\nCurrent date: ' + strftime_now('%Y-%m-%d') + '.' -}}\n"
-    if branch not in src:
-        raise SystemExit("the template's date branch was not found; cannot render as trained")
-    return src.replace(branch, "")
-
-
-def run_episode(session, smp, setting: str, threshold: float, template=None):
+def run_episode(session, smp, setting: str, threshold: float, same_date: bool):
     msgs = []
     for m in smp["messages"]:
         if m["role"] == "assistant":
@@ -57,7 +46,9 @@ def run_episode(session, smp, setting: str, threshold: float, template=None):
     images = [to_muse(im) for im in smp["images"][:1]]
     n_markers = sum(str(m.get("content", "")).count(world.MEDIA) for m in msgs)
     images = images[:n_markers]
-    kw = dict(tools=smp["tools"] or None, max_tokens=400, reuse_prefix=False, template=template)
+    kw = dict(tools=smp["tools"] or None, max_tokens=400, reuse_prefix=False)
+    if same_date:       # the template prefers current_date over strftime_now (today)
+        kw["variables"] = {"current_date": smp["date"].isoformat()}
     if setting == "off":
         kw.update(thinking="off")
     elif setting == "unlimited":
@@ -79,12 +70,12 @@ def main():
     ap.add_argument("--threshold", type=float, default=0.9)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default="")
-    ap.add_argument("--as-trained", action="store_true",
-                    help="render without the date line, exactly as the training data (and eval.py) did")
+    ap.add_argument("--date", choices=("episode", "today"), default="episode",
+                    help="the prompt's 'Current date' line: the episode's own date, as eval.py renders it "
+                         "(token-for-token comparable), or today's (strftime_now, what a user gets)")
     a = ap.parse_args()
     m = muse.Model(a.model, mmproj=a.mmproj, threads=a.threads)
     s = m.session(n_ctx=2048, n_seq_max=2)
-    template = as_trained_template(m) if a.as_trained else None
     plain = heldout(a.n)
     summary = {}
     t0 = time.time()
@@ -92,7 +83,7 @@ def main():
         per = defaultdict(lambda: [0, 0])
         toks, probes = [], []
         for smp in plain:
-            r = run_episode(s, smp, setting, a.threshold, template)
+            r = run_episode(s, smp, setting, a.threshold, a.date == "episode")
             ok = r.answer.strip() == smp["answer"]
             group = "count_attr" if smp["qtype"] in ("count", "attribute") else smp["qtype"]
             for g in (group, "all"):
