@@ -40,34 +40,34 @@ REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 # world's default mix (world.make_sample without mix).
 TRAIN_MIX = {"plain": 0.825, "off": 0.13, "calc": 0.015, "zoom": 0.03}
 
+# The bundled model's shape: ~7.8M parameters (5.6M text incl. 0.8M embeddings, 2.2M vision).
+# pos_init: a first run with the usual 0.02 position table had image rows that did not encode
+# their cell at all after 300 steps (cell-position probe at chance), so the text model could not
+# look cells up; 0.5 ~ the patch embedding scale.
+FULL_TEXT = dict(n_embd=256, n_layer=6, n_head=4, n_head_kv=2, head_dim=64, n_ff=704, n_swa=256,
+                 swa_pattern=(True, True, False, True, True, False), logit_scale=1.0, softcap=30.0,
+                 n_ctx=1024)
+FULL_VISION = dict(n_embd=192, n_layer=4, n_head=4, n_ff=768, patch=8, merge=2, pgrid=6,
+                   adapter1=256, adapter2=256, pos_init=0.5)
+
 CONFIGS = {
-    # the bundled model: ~7.8M parameters. pos_init: a first run with the usual 0.02 position
-    # table had image rows that did not encode their cell at all after 300 steps (cell-position
-    # probe at chance), so the text model could not look cells up; 0.5 ~ the patch embedding scale (5.6M text incl. 0.8M embeddings, 2.2M vision)
+    # second session: the text model trained from scratch (its 1,920-step run)
     "full": dict(
-        text=dict(n_embd=256, n_layer=6, n_head=4, n_head_kv=2, head_dim=64, n_ff=704, n_swa=256,
-                  swa_pattern=(True, True, False, True, True, False), logit_scale=1.0, softcap=30.0,
-                  n_ctx=1024),
-        vision=dict(n_embd=192, n_layer=4, n_head=4, n_ff=768, patch=8, merge=2, pgrid=6,
-                    adapter1=256, adapter2=256, pos_init=0.5),
+        text=FULL_TEXT, vision=FULL_VISION,
         steps=3000, seq_len=768, rows=3, lr=3e-3, min_lr=1e-4, warmup=100, wd=0.05, clip=1.0,
         schedule="wsd", decay_frac=0.25,
         p_trunc=0.15, seed=1234, bf16=True, aux=0.5, mix=TRAIN_MIX),
-    # third session: the text model of "full" (its 1,920-step run) fine-tuned with a new vision
-    # tower whose attention windows are the 3x3 scene cells (pgrid 4 -> 4x4-patch = 32 px windows;
-    # "full"'s 6x6-patch windows cut the middle row and column of cells in half, so 3 of its 4
-    # layers saw parts of those shapes only). The tower is pre-trained by perception.py, then
-    # both are trained together: fresh AdamW, warmup, constant LR, cosine decay; `perception`
-    # extra scenes per step feed the auxiliary loss; the vision tower's LR is scaled by
-    # vision_lr_mult; prompts carry the template's "Current date" line (world.sample_date).
+    # third session: the text model of "full" fine-tuned with a new vision tower whose attention
+    # windows are the 3x3 scene cells (pgrid 4 -> 4x4-patch = 32 px windows; "full"'s 6x6-patch
+    # windows cut the middle row and column of cells in half, so 3 of its 4 layers saw parts of
+    # those shapes only). The tower is pre-trained by perception.py, then both are trained
+    # together: fresh AdamW, warmup, constant LR, cosine decay; `perception` extra scenes per
+    # step feed the auxiliary loss; the vision tower's LR is scaled by vision_lr_mult; prompts
+    # carry the template's "Current date" line (world.sample_date).
     "full2": dict(
-        text=dict(n_embd=256, n_layer=6, n_head=4, n_head_kv=2, head_dim=64, n_ff=704, n_swa=256,
-                  swa_pattern=(True, True, False, True, True, False), logit_scale=1.0, softcap=30.0,
-                  n_ctx=1024),
-        vision=dict(n_embd=192, n_layer=4, n_head=4, n_ff=768, patch=8, merge=2, pgrid=4,
-                    adapter1=256, adapter2=256, pos_init=0.5),
-        steps=1800, seq_len=768, rows=3, lr=1e-3, min_lr=5e-5, warmup=50, wd=0.05, clip=1.0,
-        schedule="wsd", decay_frac=0.3, vision_lr_mult=0.5, perception=16,
+        text=FULL_TEXT, vision=dict(FULL_VISION, pgrid=4),
+        steps=2400, seq_len=768, rows=3, lr=1e-3, min_lr=5e-5, warmup=50, wd=0.05, clip=1.0,
+        schedule="wsd", decay_frac=0.3, vision_lr_mult=0.2, perception=16,
         p_trunc=0.15, seed=4321, bf16=True, aux=1.0, mix=TRAIN_MIX),
     # smoke: tiny, a few hundred steps (< 5 min including the checks)
     "smoke": dict(

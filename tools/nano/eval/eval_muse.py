@@ -8,9 +8,13 @@ Settings map onto muse's thinking controller, with the same protocol as the PyTo
   adaptive    thinking="on" + adaptive early exit: a probe every 2 reasoning tokens, stop once two
               probes in a row agree with first-token probability >= --threshold
 
+The prompt's "Current date" line is the episode's own date by default (the template prefers a
+`current_date` variable over strftime_now), exactly as eval.py renders it, so the two harnesses
+see the same tokens; `--date today` renders what a user gets.
+
     PYTHONPATH=../../bindings/python MUSE_LIBRARY=../../build/src/libmuse.so \\
       .venv/bin/python eval/eval_muse.py ../../models/muse-glimmer-nano.gguf \\
-      ../../models/muse-glimmer-nano-mmproj.gguf --n 300 --json out/full/eval_muse.json
+      ../../models/muse-glimmer-nano-mmproj.gguf --n 250 --json out/full2/eval_muse.json
 """
 from __future__ import annotations
 
