@@ -271,8 +271,11 @@ def param_groups(m, wd, vision_lr_mult=None):
         vis = vision_lr_mult is not None and n.startswith("vision.")
         groups.setdefault((vis, decay), []).append(p)
     out = []
-    for (vis, decay), ps in sorted(groups.items()):
-        out.append(dict(params=ps, weight_decay=wd if decay else 0.0, lr_mult=vision_lr_mult if vis else 1.0))
+    for vis in (False, True):        # decayed group first: the order that older checkpoints' optimizer state has
+        for decay in (True, False):
+            if (vis, decay) in groups:
+                out.append(dict(params=groups[(vis, decay)], weight_decay=wd if decay else 0.0,
+                                lr_mult=vision_lr_mult if vis else 1.0))
     return out
 
 
