@@ -360,8 +360,10 @@ def train(cfg: Dict, out_dir: str, resume: bool = False, log_every: int = 10, ma
             total.backward()
             loss += float(lsum.detach())
         if aux is not None and cfg.get("perception"):
-            # extra labelled scenes for the auxiliary loss only (perception.py); weighted like
-            # the episodes' images, so the tower sees ~3x the images at a small cost per step
+            # extra labelled scenes for the auxiliary loss only (perception.py), with the same
+            # weight as all the episodes' images together: the tower sees ~3x the images per
+            # step for ~15% more time. They come from perception.py's stream (same seed
+            # formula), so with the same seed they repeat scenes its pre-training saw.
             px, lab = perception_batch(cfg["seed"], step, cfg["perception"], m.vc)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(cfg.get("bf16"))):
                 z = m.vision(px)
