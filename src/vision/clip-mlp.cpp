@@ -29,12 +29,7 @@ public:
     ClipMlpVision(const gguf::File &file, Backend &backend) : VisionEncoder(file, backend) {
         hp_ = read_vision_hparams(reader_, "mlp");
         require_plain_multi_head(hp_, "mlp (CLIP)");
-        if (hp_.image_size % hp_.patch_size != 0)
-            fail(MUSE_ERR_FORMAT, "mmproj: image_size ", hp_.image_size, " is not a multiple of patch_size ",
-                 hp_.patch_size);
-        grid_ = hp_.image_size / hp_.patch_size;
-        if (int64_t(grid_) * grid_ > kMaxPatches)
-            fail(MUSE_ERR_FORMAT, "mmproj: image_size ", hp_.image_size, " makes more than ", kMaxPatches, " patches");
+        grid_ = square_patch_grid();
         vit_ = load_vit(reader_, hp_, true);
         class_embd_ = reader_.tensor("v.class_embd", {hp_.n_embd}, false);
         n_pos_ = int64_t(grid_) * grid_ + (class_embd_.valid() ? 1 : 0);

@@ -25,12 +25,7 @@ public:
         if (*scale < 2 || *scale > 16)
             fail(MUSE_ERR_FORMAT, "mmproj: clip.vision.projector.scale_factor ", *scale, " is not in [2, 16]");
         hp_.n_merge = static_cast<int>(*scale);
-        if (hp_.image_size % hp_.patch_size != 0)
-            fail(MUSE_ERR_FORMAT, "mmproj: image_size ", hp_.image_size, " is not a multiple of patch_size ",
-                 hp_.patch_size);
-        grid_ = hp_.image_size / hp_.patch_size;
-        if (int64_t(grid_) * grid_ > kMaxPatches)
-            fail(MUSE_ERR_FORMAT, "mmproj: image_size ", hp_.image_size, " makes more than ", kMaxPatches, " patches");
+        grid_ = square_patch_grid();
         vit_ = load_vit(reader_, hp_, true);
         if (vit_.pos_embd.ne[1] != int64_t(grid_) * grid_)  // added as is (no interpolation for idefics3)
             fail(MUSE_ERR_FORMAT, "mmproj: v.position_embd.weight has ", vit_.pos_embd.ne[1], " rows, expected ",

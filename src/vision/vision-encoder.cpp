@@ -13,6 +13,15 @@ std::unique_ptr<VisionEncoder> VisionEncoder::load(const gguf::File &file, Backe
          "' is not supported (muse supports: muse-glimmer, mlp, idefics3)");
 }
 
+int VisionEncoder::square_patch_grid() const {
+    if (hp_.image_size % hp_.patch_size != 0)
+        fail(MUSE_ERR_FORMAT, "mmproj: image_size ", hp_.image_size, " is not a multiple of patch_size ", hp_.patch_size);
+    const int grid = hp_.image_size / hp_.patch_size;
+    if (int64_t(grid) * grid > kMaxPatches)
+        fail(MUSE_ERR_FORMAT, "mmproj: image_size ", hp_.image_size, " makes more than ", kMaxPatches, " patches");
+    return grid;
+}
+
 std::vector<float> VisionEncoder::encode(const float *planar_rgb, int width, int height) const {
     if (!planar_rgb) fail(MUSE_ERR_INVALID_ARGUMENT, "vision encode: no image data");
     const int64_t n_tok = n_output_tokens(width, height);  // validates the size first
