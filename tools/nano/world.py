@@ -550,10 +550,12 @@ def prompt_text(sample: Dict) -> str:
 
 
 def corpus_text(n: int, seed0: int = 1_000_000) -> List[str]:
-    """Plain text (media markers removed) for tokenizer training."""
+    """Plain text (media markers removed) for tokenizer training. Rendered without the date
+    line, as when tokenizer/nano.model was trained, so tok.py still reproduces it."""
     out = []
     for s in range(seed0, seed0 + n):
-        t = sample_text(make_sample(s)).replace(MEDIA, "")
+        smp = make_sample(s)
+        t = render_chat(smp["messages"], smp["tools"], smp["reasoning_strength"]).replace(MEDIA, "")
         out.append(t)
     return out
 
