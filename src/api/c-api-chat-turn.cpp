@@ -1,4 +1,4 @@
-// C entry points for chat turns and thinking-controlled generation (chat/chat-turn.h).
+// C entry points for chat turns and thinking-controlled generation (engine/chat-turn.h).
 #include "api/api-guard.h"
 #include "api/image-handle.h"
 #include "api/session-params.h"

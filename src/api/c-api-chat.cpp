@@ -1,7 +1,7 @@
-// C entry points for chat templates (src/chat/jinja.h).
+// C entry points for chat templates (src/jinja/jinja.h).
 #include "api/api-guard.h"
 #include "api/handles.h"
-#include "chat/jinja.h"
+#include "jinja/jinja.h"
 
 #include <cstdlib>
 

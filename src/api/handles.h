@@ -1,7 +1,7 @@
 // Definitions of the opaque C handles (one place, shared by the c-api-*.cpp files).
 #pragma once
 
-#include "decoder/session.h"
+#include "engine/session.h"
 #include "model/model.h"
 #include "multimodal/image-embedder.h"
 

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "api/handles.h"
-#include "chat/chat-turn.h"
+#include "engine/chat-turn.h"
 
 namespace muse::api {
 

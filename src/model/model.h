@@ -3,7 +3,7 @@
 #pragma once
 
 #include "backends/backend.h"
-#include "decoder/decoder.h"
+#include "families/decoder.h"
 #include "gguf/gguf-file.h"
 #include "tokenizer/tokenizer.h"
 

@@ -1,7 +1,7 @@
 #include "multimodal/mm-prompt.h"
 
 #include "core/error.h"
-#include "decoder/session.h"
+#include "engine/session.h"
 #include "tokenizer/tokenizer.h"
 
 #include <cstring>

@@ -104,7 +104,7 @@ public:
     // Call once generation has stopped.
     const ThinkingUsage &finish();
     const ThinkingUsage &usage() const { return usage_; }
-    // Early-exit bookkeeping (the probes themselves run in chat/chat-turn.cpp).
+    // Early-exit bookkeeping (the probes themselves run in engine/chat-turn.cpp).
     void count_probe(int32_t tokens) {
         ++usage_.probes;
         usage_.probe_tokens += tokens;

@@ -1,4 +1,4 @@
-#include "decoder/decoder.h"
+#include "families/decoder.h"
 
 #include "core/error.h"
 

@@ -4,7 +4,7 @@
 // Families differ only in the options below (bias, per-head QK norm, rope style).
 #pragma once
 
-#include "decoder/decoder.h"
+#include "families/decoder.h"
 
 namespace muse {
 

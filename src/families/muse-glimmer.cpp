@@ -5,7 +5,7 @@
 // and a final softcap that defaults to 30.0 when the key is absent.
 #include "core/dequant.h"
 #include "core/error.h"
-#include "models/registry.h"
+#include "families/registry.h"
 
 namespace muse {
 namespace {

@@ -1,6 +1,6 @@
 // qwen3: llama block with per-head RMS norms on Q and K (before rope) and NEOX rope.
-#include "models/llama-like.h"
-#include "models/registry.h"
+#include "families/llama-like.h"
+#include "families/registry.h"
 
 namespace muse {
 

@@ -1,4 +1,4 @@
-#include "chat/jinja-interpreter.h"
+#include "jinja/jinja-interpreter.h"
 
 #include "core/stack-guard.h"
 

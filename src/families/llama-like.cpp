@@ -1,4 +1,4 @@
-#include "models/llama-like.h"
+#include "families/llama-like.h"
 
 #include "core/error.h"
 

@@ -1,10 +1,10 @@
 // The token decoder: hyperparameters every family shares, the batch a forward
-// pass consumes, and the Decoder base class that each family in src/models/
-// specializes (one file per family, registered in models/registry.cpp).
+// pass consumes, and the Decoder base class that each family in src/families/
+// specializes (one file per family, registered in families/registry.cpp).
 #pragma once
 
 #include "backends/backend.h"
-#include "decoder/kv-cache.h"
+#include "engine/kv-cache.h"
 #include "gguf/gguf-file.h"
 
 #include <functional>
@@ -107,7 +107,7 @@ protected:
 // naming the architecture and the supported list).
 std::unique_ptr<Decoder> make_decoder(const gguf::File &file, Backend &backend);
 
-// Registry entry of a family (models/registry.cpp lists them).
+// Registry entry of a family (families/registry.cpp lists them).
 struct DecoderFamily {
     const char *arch;
     std::function<std::unique_ptr<Decoder>(const gguf::File &, Backend &)> create;

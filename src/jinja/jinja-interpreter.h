@@ -4,8 +4,8 @@
 // and dict methods live in jinja-builtins.cpp.
 #pragma once
 
-#include "chat/jinja-parser.h"
-#include "chat/jinja-value.h"
+#include "jinja/jinja-parser.h"
+#include "jinja/jinja-value.h"
 
 #include <chrono>
 #include <memory>

@@ -1,4 +1,4 @@
-#include "models/registry.h"
+#include "families/registry.h"
 
 namespace muse {
 

@@ -1,7 +1,7 @@
 // llama (and the many families converted as "llama"): NORM rope, no biases,
 // tied embeddings when output.weight is absent.
-#include "models/llama-like.h"
-#include "models/registry.h"
+#include "families/llama-like.h"
+#include "families/registry.h"
 
 namespace muse {
 

@@ -1,4 +1,4 @@
-#include "chat/jinja-lexer.h"
+#include "jinja/jinja-lexer.h"
 
 #include "core/error.h"
 

@@ -2,7 +2,7 @@
 // Python 3 behaviour a chat template can observe. transformers overrides
 // `tojson` (no HTML escaping, ensure_ascii=False) and adds raise_exception and
 // strftime_now; those are the versions implemented here.
-#include "chat/jinja-interpreter.h"
+#include "jinja/jinja-interpreter.h"
 
 #include <algorithm>
 #include <cstdint>

@@ -2,7 +2,7 @@
 // logits. Used by one thread at a time; the model it reads is shared.
 #pragma once
 
-#include "decoder/decoder.h"
+#include "families/decoder.h"
 #include "sampling/generation-policy.h"
 #include "sampling/sampler.h"
 

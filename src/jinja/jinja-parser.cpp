@@ -1,4 +1,4 @@
-#include "chat/jinja-parser.h"
+#include "jinja/jinja-parser.h"
 #include "core/stack-guard.h"
 
 #include "core/error.h"

@@ -2,8 +2,8 @@
 // jinja2's grammar and operator precedence. The tree is immutable after parsing.
 #pragma once
 
-#include "chat/jinja-lexer.h"
-#include "chat/jinja-value.h"
+#include "jinja/jinja-lexer.h"
+#include "jinja/jinja-value.h"
 
 #include <memory>
 #include <string>

@@ -1,8 +1,8 @@
-#include "chat/jinja.h"
+#include "jinja/jinja.h"
 
-#include "chat/jinja-interpreter.h"
-#include "chat/jinja-lexer.h"
-#include "chat/jinja-parser.h"
+#include "jinja/jinja-interpreter.h"
+#include "jinja/jinja-lexer.h"
+#include "jinja/jinja-parser.h"
 #include "core/error.h"
 
 #include <new>

@@ -2,7 +2,7 @@
 // Adding a family: one file defining make_<family>() plus one line in registry.cpp.
 #pragma once
 
-#include "decoder/decoder.h"
+#include "families/decoder.h"
 
 namespace muse {
 

@@ -1,6 +1,6 @@
 // qwen2 / qwen2.5: llama block with Q/K/V biases and NEOX (rotate-half) rope.
-#include "models/llama-like.h"
-#include "models/registry.h"
+#include "families/llama-like.h"
+#include "families/registry.h"
 
 namespace muse {
 

@@ -1,8 +1,8 @@
-#include "chat/chat-turn.h"
+#include "engine/chat-turn.h"
 
-#include "chat/jinja.h"
+#include "jinja/jinja.h"
 #include "core/error.h"
-#include "decoder/session.h"
+#include "engine/session.h"
 #include "model/model.h"
 #include "multimodal/mm-prompt.h"
 #include "tokenizer/tokenizer.h"

@@ -1,4 +1,4 @@
-#include "decoder/session.h"
+#include "engine/session.h"
 
 #include "core/error.h"
 

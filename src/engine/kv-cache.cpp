@@ -1,4 +1,4 @@
-#include "decoder/kv-cache.h"
+#include "engine/kv-cache.h"
 
 #include "core/error.h"
 
