@@ -1,4 +1,4 @@
-# The Jinja chat-template engine (src/chat/jinja*.cpp): unit tests, and a
+# The Jinja chat-template engine (src/jinja/jinja*.cpp): unit tests, and a
 # conformance test rendering every template in shared/templates against
 # Python's jinja2 configured as Hugging Face transformers configures it.
 add_executable(jinja-render tools/jinja-render.cpp)

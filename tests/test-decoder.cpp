@@ -3,7 +3,7 @@
 // tests/python/test_decoder_parity.py (numpy) and the llama.cpp comparisons.
 #include "core/error.h"
 #include "decoder-models.h"
-#include "decoder/session.h"
+#include "engine/session.h"
 #include "model/model.h"
 
 #include <catch2/catch.hpp>
@@ -228,8 +228,8 @@ TEST_CASE("sliding-window layers keep only their window, with the same results",
         full.swa_full = true;
         Session a(l.model->require_decoder(), small), b(l.model->require_decoder(), full);
         // 4 * 1 + n_batch cells instead of n_ctx.
-        CHECK(a.cache().pool_size(KvCache::kSwa) == 4 + n_batch);
-        CHECK(b.cache().pool_size(KvCache::kSwa) == 64);
+        CHECK(a.cache().pool(KvCache::kSwa).capacity() == 4 + n_batch);
+        CHECK(b.cache().pool(KvCache::kSwa).capacity() == 64);
         CHECK(a.cache().layer_pool(0) == KvCache::kSwa);
         CHECK(a.cache().layer_pool(1) == KvCache::kFull);
         // Whole prompt in chunks of n_batch, then token by token.
@@ -249,7 +249,7 @@ TEST_CASE("sliding-window cache: forks and rollback within the window, clear err
     SessionOptions o = opts(64, 2);
     o.n_batch = 4;
     Session s(l.model->require_decoder(), o);
-    CHECK(s.cache().pool_size(KvCache::kSwa) == 2 * 4 + 4);
+    CHECK(s.cache().pool(KvCache::kSwa).capacity() == 2 * 4 + 4);
     s.eval(prompt, 0);
 
     // Forking the whole sequence and continuing both gives the reference logits.

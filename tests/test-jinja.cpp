@@ -1,8 +1,8 @@
-// Unit tests of the Jinja engine (src/chat/jinja*.cpp). Expected strings are
+// Unit tests of the Jinja engine (src/jinja/jinja*.cpp). Expected strings are
 // what Python's jinja2 3.1 renders with transformers' settings (trim_blocks,
 // lstrip_blocks, loopcontrols, ImmutableSandboxedEnvironment); the Python
 // conformance test (tests/python/test_jinja_templates.py) checks real templates.
-#include "chat/jinja.h"
+#include "jinja/jinja.h"
 #include "core/error.h"
 
 #include <catch2/catch.hpp>

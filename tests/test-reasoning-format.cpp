@@ -3,7 +3,7 @@
 // read from prompts rendered by the Jinja engine from the templates in shared/templates
 // (the templates are the reference: what they render is what the model was trained on).
 // Cases that need shared/ skip with a message when it is absent.
-#include "chat/jinja.h"
+#include "jinja/jinja.h"
 #include "core/error.h"
 #include "reasoning/channel-parser.h"
 #include "reasoning/reasoning-format.h"

@@ -3,9 +3,9 @@
 // The random models are steered with logit biases: "never ends its reasoning"
 // bans every token that could close it; "always wants to end" boosts the close.
 #include "chat-models.h"
-#include "chat/chat-turn.h"
+#include "engine/chat-turn.h"
 #include "core/error.h"
-#include "decoder/session.h"
+#include "engine/session.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 

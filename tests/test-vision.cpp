@@ -207,23 +207,6 @@ TEST_CASE("window layout follows MUSE_GLIMMER.md §2.4 on a partial grid", "[vis
     CHECK(status_of([] { window_layout(0, 3, 2); }) == MUSE_ERR_INVALID_ARGUMENT);
 }
 
-TEST_CASE("block-diagonal mask: 0 inside a window, -inf across", "[vision]") {
-    const std::vector<float> m = block_diagonal_mask({2, 1, 3});
-    REQUIRE(m.size() == 36);
-    const float inf = std::numeric_limits<float>::infinity();
-    auto at = [&](int r, int c) { return m[static_cast<size_t>(r * 6 + c)]; };
-    CHECK(at(0, 1) == 0.0f);
-    CHECK(at(1, 0) == 0.0f);
-    CHECK(at(1, 2) == -inf);
-    CHECK(at(2, 2) == 0.0f);
-    CHECK(at(2, 3) == -inf);
-    CHECK(at(5, 3) == 0.0f);
-    CHECK(at(0, 5) == -inf);
-    int zeros = 0;
-    for (float v : m) zeros += v == 0.0f;
-    CHECK(zeros == 4 + 1 + 9);
-}
-
 TEST_CASE("patch-merge gather: sub-positions row-major, padding marked -1", "[vision]") {
     CHECK(merge_gather(4, 2, 2) == std::vector<int32_t>{0, 1, 4, 5, 2, 3, 6, 7});
     CHECK(merge_gather(3, 3, 2) == std::vector<int32_t>{0, 1, 3, 4, 2, -1, 5, -1, 6, 7, -1, -1, 8, -1, -1, -1});
@@ -343,7 +326,7 @@ TEST_CASE("transpose swaps the first two axes", "[vision][ops]") {
             for (int i = 0; i < 4; ++i) CHECK(got[size_t(n * 12 + i * 3 + j)] == x[size_t(n * 12 + j * 4 + i)]);
 }
 
-TEST_CASE("attention_windows equals masked attention with the block-diagonal mask", "[vision][ops]") {
+TEST_CASE("attention_windows equals gathered attention over each token's window", "[vision][ops]") {
     Host h;
     // Windows of uneven sizes (one longer than the 128-row query block), GQA 4 -> 2.
     const std::vector<std::vector<int32_t>> cases = {{5, 3, 1, 7}, {16}, {150, 40}, {1, 1, 1}};
@@ -355,9 +338,19 @@ TEST_CASE("attention_windows equals masked attention with the block-diagonal mas
         const Tensor q = h.with(randn(size_t(hd * heads * n), 5, 2.0f), hd, heads, n);
         const Tensor k = h.with(randn(size_t(hd * kv_heads * n), 6, 2.0f), hd * kv_heads, n);
         const Tensor v = h.with(randn(size_t(hd * kv_heads * n), 7), hd * kv_heads, n);
-        const std::vector<float> mask = block_diagonal_mask(windows);
+        // Every token of a run reads exactly the cells of its run.
+        std::vector<int32_t> cells(static_cast<size_t>(n)), begin, end;
+        for (int i = 0; i < n; ++i) cells[size_t(i)] = i;
+        int at = 0;
+        for (int32_t s : windows) {
+            for (int i = 0; i < s; ++i) {
+                begin.push_back(at);
+                end.push_back(at + s);
+            }
+            at += s;
+        }
         const Tensor want = h.f32(hd * heads, n), got = h.f32(hd * heads, n);
-        h.be->attention(q, k, v, h.with(mask, n, n), kv_heads, 0.3f, want);
+        h.be->attention(q, k, v, KvGather{cells.data(), begin.data(), end.data()}, kv_heads, 0.3f, want);
         h.be->attention_windows(q, k, v, windows.data(), static_cast<int64_t>(windows.size()), kv_heads, 0.3f, got);
         CHECK(max_rel(h.get(got), h.get(want)) < 1e-5);
     }

@@ -1,4 +1,4 @@
-# The thinking-budget controller and chat turns (src/thinking/, src/chat/chat-turn.cpp).
+# The thinking-budget controller and chat turns (src/thinking/, src/engine/chat-turn.cpp).
 muse_cpp_test(test-thinking muse_internal)
 target_compile_definitions(test-thinking PRIVATE MUSE_TEST_SHARED_DIR="${PROJECT_SOURCE_DIR}/../shared")
 add_executable(make-chat-model tools/make-chat-model.cpp)

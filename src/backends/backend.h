@@ -66,6 +66,14 @@ struct RopeParams {
     RopeMode mode = RopeMode::Norm;
 };
 
+// The cached cells every query token of a forward pass reads (host arrays, n_tok
+// ranges into `cells`; tokens of one sequence usually share one list).
+struct KvGather {
+    const int32_t *cells = nullptr;
+    const int32_t *begin = nullptr;  // n_tok
+    const int32_t *end = nullptr;    // n_tok
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -97,19 +105,21 @@ public:
     virtual void rope(const Tensor &x, const int32_t *pos, const RopeParams &p) = 0;
     // gate = silu(gate) * up
     virtual void swiglu(const Tensor &gate, const Tensor &up) = 0;
-    // x = gelu_erf(x)
-    virtual void gelu(const Tensor &x) = 0;
     // x *= sigmoid(g)
     virtual void sigmoid_mul(const Tensor &x, const Tensor &g) = 0;
     // x = c * tanh(x / c)
     virtual void softcap(const Tensor &x, float c) = 0;
     // Writes columns of src [ne0, n] into dst columns cells[i] (dst may be F32 or F16).
     virtual void set_columns(const Tensor &dst, const Tensor &src, const int32_t *cells) = 0;
-    // Multi-head attention over cached keys/values.
-    //   q   [hd, n_head, n_tok] F32      k, v [hd * n_head_kv, n_kv] F32 or F16
-    //   mask [n_kv, n_tok] F32 (0 or -inf)  out [hd * n_head, n_tok]
+    // Multi-head causal attention over cached keys/values, reading only the cells each
+    // query token may see (no mask over the pool):
+    //   q [hd, n_head, n_tok] F32     k, v [hd * n_head_kv, n_cells] F32 or F16 (the layer's cache)
+    //   out [hd * n_head, n_tok]
+    // Token t attends the cells kv.cells[kv.begin[t] .. kv.end[t]) in that order (the engine
+    // lists them by position, so the softmax sums in position order whatever cells they
+    // occupy); an empty range gives a zero row. F16 caches are read in place, row by row.
     // GQA: query head h reads kv head h / (n_head / n_head_kv).
-    virtual void attention(const Tensor &q, const Tensor &k, const Tensor &v, const Tensor &mask, int n_head_kv,
+    virtual void attention(const Tensor &q, const Tensor &k, const Tensor &v, const KvGather &kv, int n_head_kv,
                            float scale, const Tensor &out) = 0;
 
     // ---- vision ops (the image encoders of src/vision/); all tensors F32 unless stated

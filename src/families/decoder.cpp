@@ -27,10 +27,10 @@ Tensor Workspace::f32(int64_t ne0, int64_t ne1, int64_t ne2) {
     return t;
 }
 
-size_t Decoder::workspace_bytes(int64_t n, int64_t n_kv) const {
-    // Generous upper bound: a dozen activations of the widest row per token plus masks.
+size_t Decoder::workspace_bytes(int64_t n) const {
+    // Generous upper bound: a dozen activations of the widest row per token.
     const int64_t widest = std::max({hp_.n_embd, hp_.n_ff, hp_.n_embd_q(), hp_.n_vocab});
-    return static_cast<size_t>(16 * widest * n + 2 * n_kv * n) * 4 + 64 * 32;
+    return static_cast<size_t>(16 * widest * n) * 4 + 64 * 32;
 }
 
 void Decoder::load_common_hparams() {
@@ -108,15 +108,9 @@ Tensor Decoder::tensor(const std::string &name, std::vector<int64_t> ne, bool re
 void Decoder::attend(ForwardState &st, int layer, const Tensor &q, const Tensor &k, const Tensor &v,
                      const Batch &batch, KvCache &cache, const KvSlots &slots, const Tensor &out) const {
     const KvCache::Pool pool = cache.layer_pool(layer);
-    const int64_t n_kv = slots.n_kv[pool];
     backend_.set_columns(cache.k(layer), k, slots.cells[pool].data());
     backend_.set_columns(cache.v(layer), v, slots.cells[pool].data());
-    const std::vector<float> &mask = st.mask[pool];
-    const int64_t n = batch.size();
-    Tensor m = st.ws.f32(n_kv, n);
-    backend_.upload(m, mask.data(), mask.size() * 4);
-    Tensor kview = cache.k(layer).rows(0, n_kv), vview = cache.v(layer).rows(0, n_kv);
-    backend_.attention(q, kview, vview, m, static_cast<int>(hp_.n_head_kv),
+    backend_.attention(q, cache.k(layer), cache.v(layer), st.gather[pool].view(), static_cast<int>(hp_.n_head_kv),
                        1.0f / std::sqrt(static_cast<float>(hp_.head_dim)), out);
 }
 
@@ -124,12 +118,10 @@ void Decoder::forward(ForwardState &st, KvCache &cache, const Batch &batch, std:
     const int64_t n = batch.size();
     const KvSlots slots = cache.claim(batch.pos, batch.seq);
     try {
-        st.ws.reset(workspace_bytes(n, std::max(slots.n_kv[0], slots.n_kv[1])));
-        for (int p = 0; p < 2; ++p) {
-            st.mask[p].resize(static_cast<size_t>(slots.n_kv[p] * n));
-            if (slots.n_kv[p] > 0)
-                cache.build_mask(static_cast<KvCache::Pool>(p), batch.pos, batch.seq, slots.n_kv[p], st.mask[p].data());
-        }
+        st.ws.reset(workspace_bytes(n));
+        for (int p = 0; p < 2; ++p)
+            if (p == KvCache::kFull || cache.has_swa_pool())
+                cache.gather(static_cast<KvCache::Pool>(p), batch.pos, batch.seq, st.gather[p]);
 
         Tensor x = st.ws.f32(hp_.n_embd, n);
         if (batch.embd) backend_.upload(x, batch.embd, static_cast<size_t>(hp_.n_embd * n) * 4);

@@ -60,7 +60,7 @@ private:
 struct ForwardState {
     explicit ForwardState(Backend &backend) : ws(backend) {}
     Workspace ws;
-    std::vector<float> mask[2];  // per KV pool (full, sliding-window)
+    KvGatherLists gather[2];  // per KV pool (full, sliding-window): the cells each token reads
 };
 
 class Decoder {
@@ -75,7 +75,7 @@ public:
     Backend &backend() const { return backend_; }
 
     // Bytes of activations a batch of n tokens needs (for Workspace sizing).
-    virtual size_t workspace_bytes(int64_t n_tokens, int64_t n_kv) const;
+    virtual size_t workspace_bytes(int64_t n_tokens) const;
 
 protected:
     Decoder(const gguf::File &file, Backend &backend) : file_(file), backend_(backend) {}

@@ -40,19 +40,6 @@ WindowLayout window_layout(int grid_w, int grid_h, int G) {
     return l;
 }
 
-std::vector<float> block_diagonal_mask(const std::vector<int32_t> &windows) {
-    int64_t n = 0;
-    for (int32_t s : windows) n += s;
-    std::vector<float> mask(static_cast<size_t>(n * n), -std::numeric_limits<float>::infinity());
-    int64_t start = 0;
-    for (int32_t s : windows) {
-        for (int64_t r = start; r < start + s; ++r)
-            for (int64_t c = start; c < start + s; ++c) mask[static_cast<size_t>(r * n + c)] = 0.0f;
-        start += s;
-    }
-    return mask;
-}
-
 std::vector<int32_t> merge_gather(int grid_w, int grid_h, int f) {
     if (grid_w <= 0 || grid_h <= 0 || f <= 0)
         fail(MUSE_ERR_INVALID_ARGUMENT, "patch merge of a ", grid_w, "x", grid_h, " grid by ", f);

@@ -19,11 +19,6 @@ struct WindowLayout {
 };
 WindowLayout window_layout(int grid_w, int grid_h, int G);
 
-// The mask the windows stand for: [n x n] row-major (row = query slot), 0 where the two
-// slots share a window, -inf elsewhere. The encoders never build it (attention_windows
-// takes the sizes); tests use it to check that op against masked attention.
-std::vector<float> block_diagonal_mask(const std::vector<int32_t> &windows);
-
 // Patch-merge gather for a merge factor f: for each merged token o in raster order of the
 // merged grid (ceil(grid_w/f) x ceil(grid_h/f)) and each sub-position s = ry*f + rx,
 // entry o*f*f + s is the raster patch (oy*f + ry)*grid_w + (ox*f + rx), or -1 where that

@@ -10,7 +10,7 @@
 //   jinja-render [--now EPOCH_SECONDS] --cases CASES_JSON_FILE
 //       the file holds a JSON array of {"template": ..., "context": {...}};
 //       prints a JSON array of {"output": ...} or {"error": ...}.
-#include "chat/jinja.h"
+#include "jinja/jinja.h"
 #include "core/error.h"
 
 #include <chrono>

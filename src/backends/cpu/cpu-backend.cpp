@@ -216,12 +216,6 @@ public:
         for (int64_t i = 0; i < gate.n_elements(); ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
     }
 
-    void gelu(const Tensor &x) override {
-        float *v = x.f32();
-        for (int64_t i = 0; i < x.n_elements(); ++i)
-            v[i] = 0.5f * v[i] * (1.0f + std::erf(v[i] * static_cast<float>(M_SQRT1_2)));
-    }
-
     void sigmoid_mul(const Tensor &x, const Tensor &g) override {
         float *v = x.f32();
         const float *gs = static_cast<const float *>(g.raw());
@@ -247,48 +241,58 @@ public:
         }
     }
 
-    void attention(const Tensor &q, const Tensor &k, const Tensor &v, const Tensor &mask, int n_head_kv, float scale,
+    void attention(const Tensor &q, const Tensor &k, const Tensor &v, const KvGather &kv, int n_head_kv, float scale,
                    const Tensor &out) override {
-        const int64_t hd = q.ne[0], n_head = q.ne[1], n_tok = q.ne[2], n_kv = k.ne[1];
+        const int64_t hd = q.ne[0], n_head = q.ne[1], n_tok = q.ne[2];
         const int64_t group = n_head / n_head_kv;
         const float *qs = static_cast<const float *>(q.raw());
-        const float *ms = static_cast<const float *>(mask.raw());
         float *os = out.f32();
-        // Keys/values as F32 (converted once per call when the cache is F16).
-        std::vector<float> kf, vf;
-        const float *ks = to_f32(k, kf), *vs = to_f32(v, vf);
-        const int64_t kv_stride = hd * n_head_kv;
-        pool_.parallel_for(n_tok * n_head, [&](int64_t j0, int64_t j1) {
-            std::vector<float> score(static_cast<size_t>(n_kv));
+        const auto *kbase = static_cast<const uint8_t *>(k.raw());
+        const auto *vbase = static_cast<const uint8_t *>(v.raw());
+        const size_t k_row = k.row_bytes(), v_row = v.row_bytes();
+        const bool f16 = k.type == GgmlType::F16;
+        const size_t elem = f16 ? 2 : 4;
+        const cpu::RowDotFn kdot = cpu::row_dot_kernel(k.type);
+        // One work item per (token, kv head): the group's query heads share each K/V row read.
+        pool_.parallel_for(n_tok * n_head_kv, [&](int64_t j0, int64_t j1) {
+            std::vector<float> score, vrow(static_cast<size_t>(hd));
             for (int64_t j = j0; j < j1; ++j) {
-                const int64_t t = j / n_head, h = j % n_head, hk = h / group;
-                const float *qv = qs + (t * n_head + h) * hd;
-                const float *mrow = ms + t * n_kv;
-                float mx = -std::numeric_limits<float>::infinity();
+                const int64_t t = j / n_head_kv, hk = j % n_head_kv;
+                const int32_t b = kv.begin[t], e = kv.end[t];
+                const int64_t n_kv = e - b;
+                score.resize(static_cast<size_t>(std::max<int64_t>(n_kv, 0) * group));
+                for (int64_t g = 0; g < group; ++g) {
+                    float *o = os + (t * n_head + hk * group + g) * hd;
+                    std::fill(o, o + hd, 0.0f);
+                }
+                if (n_kv <= 0) continue;
                 for (int64_t c = 0; c < n_kv; ++c) {
-                    if (std::isinf(mrow[c]) && mrow[c] < 0) {
-                        score[static_cast<size_t>(c)] = -std::numeric_limits<float>::infinity();
-                        continue;
+                    const uint8_t *kr = kbase + k_row * static_cast<size_t>(kv.cells[b + c]) + elem * static_cast<size_t>(hk * hd);
+                    for (int64_t g = 0; g < group; ++g)
+                        score[static_cast<size_t>(g * n_kv + c)] = kdot(kr, qs + (t * n_head + hk * group + g) * hd, hd) * scale;
+                }
+                for (int64_t g = 0; g < group; ++g) {
+                    float *sc = score.data() + g * n_kv;
+                    float mx = -std::numeric_limits<float>::infinity();
+                    for (int64_t c = 0; c < n_kv; ++c) mx = std::max(mx, sc[c]);
+                    double sum = 0.0;
+                    for (int64_t c = 0; c < n_kv; ++c) sum += sc[c] = std::exp(sc[c] - mx);
+                    const float inv = static_cast<float>(1.0 / sum);
+                    for (int64_t c = 0; c < n_kv; ++c) sc[c] *= inv;
+                }
+                for (int64_t c = 0; c < n_kv; ++c) {
+                    const uint8_t *vr = vbase + v_row * static_cast<size_t>(kv.cells[b + c]) + elem * static_cast<size_t>(hk * hd);
+                    const float *vf = reinterpret_cast<const float *>(vr);
+                    if (f16) {
+                        const auto *h = reinterpret_cast<const uint16_t *>(vr);
+                        for (int64_t i = 0; i < hd; ++i) vrow[static_cast<size_t>(i)] = fp16_to_fp32(h[i]);
+                        vf = vrow.data();
                     }
-                    const float sc = dot_f32(qv, ks + c * kv_stride + hk * hd, hd) * scale + mrow[c];
-                    score[static_cast<size_t>(c)] = sc;
-                    mx = std::max(mx, sc);
-                }
-                float *o = os + (t * n_head + h) * hd;
-                std::fill(o, o + hd, 0.0f);
-                if (mx == -std::numeric_limits<float>::infinity()) continue;  // fully masked row
-                double sum = 0.0;
-                for (int64_t c = 0; c < n_kv; ++c) {
-                    const float e = std::exp(score[static_cast<size_t>(c)] - mx);
-                    score[static_cast<size_t>(c)] = e;
-                    sum += e;
-                }
-                const float inv = static_cast<float>(1.0 / sum);
-                for (int64_t c = 0; c < n_kv; ++c) {
-                    const float p = score[static_cast<size_t>(c)] * inv;
-                    if (p == 0.0f) continue;
-                    const float *vr = vs + c * kv_stride + hk * hd;
-                    for (int64_t i = 0; i < hd; ++i) o[i] += p * vr[i];
+                    for (int64_t g = 0; g < group; ++g) {
+                        const float p = score[static_cast<size_t>(g * n_kv + c)];
+                        float *o = os + (t * n_head + hk * group + g) * hd;
+                        for (int64_t i = 0; i < hd; ++i) o[i] += p * vf[i];
+                    }
                 }
             }
         });
@@ -340,13 +344,6 @@ private:
             }
         }, 64);
         if (failed.load()) fail(MUSE_ERR_INTERNAL, "oneDNN sgemm failed");
-    }
-
-    static const float *to_f32(const Tensor &t, std::vector<float> &tmp) {
-        if (t.type == GgmlType::F32) return static_cast<const float *>(t.raw());
-        tmp.resize(static_cast<size_t>(t.n_elements()));
-        dequantize(t.type, t.raw(), tmp.data(), t.n_elements());
-        return tmp.data();
     }
 
     ThreadPool pool_;
