@@ -56,7 +56,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a function is added or a struct grows. Never decreases. */
-#define MUSE_ABI_VERSION 3
+#define MUSE_ABI_VERSION 4
 
 /* ---------------------------------------------------------------- status */
 
@@ -298,7 +298,8 @@ MUSE_API const uint8_t *muse_image_pixels(const muse_image *image);
 
 /* A session: a KV cache with one or more sequences over a model, plus the
  * logits of its last evaluation. Use it from one thread at a time; several
- * sessions may share one model. */
+ * sessions may share one model and run at the same time on different threads
+ * (each forward pass takes its share of the model's thread pool). */
 typedef struct muse_session muse_session;
 
 typedef enum muse_kv_type {
@@ -511,6 +512,116 @@ MUSE_API muse_status muse_model_chat_prompt(const muse_model *model, const char 
 /* Asks a running generation on this session to stop after its current token.
  * The one session function that may be called from another thread. */
 MUSE_API void muse_session_cancel(muse_session *session);
+
+/* ------------------------------------------------- batched decoding (host loop)
+ *
+ * The low-level step, as llama_decode: a batch holds any mix of tokens of any
+ * sequences (prompt chunks and next tokens together); one forward pass computes
+ * them all and keeps the logits of the rows that ask for them.
+ *
+ *     muse_batch *b;  muse_batch_create(64, &b);
+ *     muse_batch_add(b, tok_a, -1, 0, true);      // next token of sequence 0
+ *     muse_batch_add(b, tok_b, -1, 1, true);      // and of sequence 1, in the same pass
+ *     muse_session_decode(s, b);
+ *     muse_session_logits(s, 1, &logits);          // row 1: sequence 1's next-token logits
+ */
+typedef struct muse_batch muse_batch;
+
+/* A batch of at most capacity rows (1..65536). */
+MUSE_API muse_status muse_batch_create(size_t capacity, muse_batch **out_batch);
+MUSE_API void muse_batch_free(muse_batch *batch);
+MUSE_API void muse_batch_clear(muse_batch *batch);
+/* Number of rows (-1 on a NULL batch). */
+MUSE_API int64_t muse_batch_size(const muse_batch *batch);
+/* Appends a row: token at position pos of sequence seq_id (pos < 0: the next position of
+ * that sequence, counting rows already in this batch). logits: keep this row's logits.
+ * MUSE_ERR_OUT_OF_RANGE when the batch is full. */
+MUSE_API muse_status muse_batch_add(muse_batch *batch, int32_t token, int32_t pos, int32_t seq_id, bool logits);
+
+/* Runs one forward pass over the batch (rows of one sequence must have increasing positions
+ * at or after the sequence's next position). Batches larger than the session's n_batch are
+ * split. On error (bad id, full context) the session is unchanged. */
+MUSE_API muse_status muse_session_decode(muse_session *session, const muse_batch *batch);
+/* The logits (n_vocab floats) of a row of the last decoded batch that asked for them; valid
+ * until the next decode or generation step on this session. */
+MUSE_API muse_status muse_session_logits(muse_session *session, int32_t row, const float **out_logits);
+
+/* ------------------------------------------------------ generations (pull API)
+ *
+ * A generation is one response being produced on one sequence: its sampler chain,
+ * stop strings, logprobs, thinking controller and channel parser. Any number of
+ * generations (one per sequence) may be live on a session; each step of the session
+ * decodes all of them in one batched forward pass (prompt chunks included).
+ *
+ *     muse_generation *g;
+ *     muse_generation_start(s, 0, prompt, n, &params, &g);
+ *     muse_event ev;  ev.struct_size = sizeof ev;
+ *     while (muse_generation_next(g, &ev) == MUSE_OK && ev.kind != MUSE_EVENT_DONE)
+ *         fwrite(ev.text, 1, ev.text_len, stdout);
+ *     muse_generation_free(g);
+ */
+typedef struct muse_generation muse_generation;
+
+typedef enum muse_event_kind {
+    MUSE_EVENT_TOKEN     = 0,  /* a token that released no text (held back, or end of generation) */
+    MUSE_EVENT_ANSWER    = 1,  /* answer text (all text when thinking is not enabled) */
+    MUSE_EVENT_REASONING = 2,  /* reasoning text */
+    MUSE_EVENT_TOOL_CALL = 3,  /* a complete tool call: tool_name + tool_arguments */
+    MUSE_EVENT_DONE      = 4,  /* the generation ended: finish_reason */
+    MUSE_EVENT_ERROR     = 5   /* the generation failed: text is the message; the session stays usable */
+} muse_event_kind;
+
+typedef struct muse_event {
+    uint32_t       struct_size;   /* set by the caller: sizeof(muse_event) */
+    int32_t        kind;          /* muse_event_kind */
+    int32_t        seq_id;        /* the generation's sequence */
+    int32_t        agent;         /* index of the generation within its request (0 for single ones) */
+    int32_t        token;         /* the token this event comes from, -1 for none (end-of-stream text) */
+    int32_t        forced;        /* nonzero: the thinking controller forced the token */
+    const char    *text;          /* UTF-8 text (never NULL; "" when none) */
+    size_t         text_len;
+    float          logprob;       /* log-softmax of the raw logits at token (0 when token is -1) */
+    int32_t        n_top;         /* entries in top_tokens / top_logprobs (n_logprobs asked) */
+    const int32_t *top_tokens;    /* best first */
+    const float   *top_logprobs;
+    const char    *tool_name;     /* TOOL_CALL: the function name, else NULL */
+    const char    *tool_arguments;/* TOOL_CALL: the arguments (JSON text), else NULL */
+    const char    *finish_reason; /* DONE: "stop", "length", "cancelled" or "error"; else NULL */
+} muse_event;
+
+/* Starts a raw generation on sequence seq_id: prompt (may be empty to continue what the
+ * sequence holds) is evaluated by the following steps, then tokens are sampled as params
+ * say (params->thinking mode NONE: raw text; otherwise the model's reasoning format splits
+ * it into channels). Nothing runs until the first step. The generation must be freed
+ * before its session. Fails when the sequence already has a live generation. */
+MUSE_API muse_status muse_generation_start(muse_session *session, int32_t seq_id, const int32_t *prompt,
+                                           size_t n_prompt, const muse_generate_params *params,
+                                           muse_generation **out_generation);
+/* Starts a chat turn (as muse_session_chat) as a generation. */
+MUSE_API muse_status muse_generation_start_chat(muse_session *session, int32_t seq_id, const char *messages_json,
+                                                const muse_chat_params *chat, const muse_generate_params *params,
+                                                muse_generation **out_generation);
+/* The next event of this generation: a queued one, or else the session is stepped (all its
+ * live generations advance together) until this one has an event. After DONE every call
+ * returns the DONE event again. Pointers in the event live until the next call on this
+ * generation or its free. Errors of a step end the generations of that step with an ERROR
+ * event followed by DONE ("error"). */
+MUSE_API muse_status muse_generation_next(muse_generation *generation, muse_event *out_event);
+/* Advances every live generation of the session by one batched forward pass; their events
+ * queue up for muse_generation_next. *out_n_live (may be NULL) receives the generations
+ * still live afterwards. */
+MUSE_API muse_status muse_session_step(muse_session *session, int32_t *out_n_live);
+/* Asks the generation to stop (finish_reason "cancelled") at its next step; callable from any
+ * thread at any time. */
+MUSE_API void muse_generation_cancel(muse_generation *generation);
+/* Whether the generation has ended (all its events may not have been read yet). */
+MUSE_API bool muse_generation_done(const muse_generation *generation);
+/* The result so far, as muse_session_chat's JSON plus "tokens" (the generated ids) and, with
+ * n_logprobs, "logprobs": [{"token", "logprob", "top": [[token, logprob], ...]}, ...].
+ * Release with muse_string_free(). */
+MUSE_API muse_status muse_generation_result(const muse_generation *generation, char **out_json);
+/* Frees a generation; a live one is cancelled and its sequence keeps what was evaluated. */
+MUSE_API void muse_generation_free(muse_generation *generation);
 
 #ifdef __cplusplus
 }
