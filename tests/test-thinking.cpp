@@ -197,7 +197,6 @@ TEST_CASE("controller: reasoning opened later in off mode is closed at once", "[
     // The model answers, ends the message and opens a reasoning message by itself.
     for (int32_t t : tok.tokenize("4<|eom|><|start|>assistant to=self<|message|>", false, true)) {
         REQUIRE(c.force_next() < 0);
-        REQUIRE(c.accept(t));
         c.on_token(t, false);
     }
     CHECK(c.in_reasoning());
@@ -223,7 +222,6 @@ TEST_CASE("controller: the budget waits for the current UTF-8 character", "[thin
     const auto feed = [&](const char *piece) {
         const int32_t t = *tok.find_token(piece);
         REQUIRE(c.force_next() < 0);
-        REQUIRE(c.accept(t));
         c.on_token(t, false);
     };
     feed("<0x61>");  // 'a'

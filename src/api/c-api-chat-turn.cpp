@@ -22,14 +22,13 @@ ordered_json parse_json_arg(const char *text, const char *what) {
     }
 }
 
-// Builds the request of a chat turn from the C arguments.
+} // namespace
+
 ChatRequest chat_request(const char *messages_json, const muse_chat_params *chat, const muse_generate_params *params,
                          int32_t seq) {
     require(messages_json, "messages_json");
     const muse_chat_params cp = read_params(chat, muse_chat_params_init, kChatParamsSizes, "muse_chat_params");
     const muse_generate_params gp = read_generate_params(params);
-    if (gp.n_stop > 0 || gp.n_logprobs > 0)
-        fail(MUSE_ERR_UNSUPPORTED, "stop strings and n_logprobs are not available in chat turns yet");
     ChatRequest r;
     r.messages = parse_json_arg(messages_json, "messages_json");
     if (!r.messages.is_array()) fail(MUSE_ERR_INVALID_ARGUMENT, "messages_json must be a JSON array");
@@ -48,33 +47,98 @@ ChatRequest chat_request(const char *messages_json, const muse_chat_params *chat
         if (!cp.images[i]) fail(MUSE_ERR_INVALID_ARGUMENT, "image ", i, " is NULL");
         r.images.push_back(&cp.images[i]->impl);
     }
-    r.sampling = sampling_from(gp.sampling);
-    r.max_tokens = gp.max_tokens;
+    generate_from(gp, r);
     r.seq = seq;
     thinking_from(gp.thinking, reasoning::ThinkingMode::automatic, r);
     return r;
 }
 
-// Streams chat events to a muse_token_cb.
-std::function<bool(const ChatEvent &)> event_sink(muse_token_cb cb, void *user_data) {
-    if (!cb) return nullptr;
-    return [cb, user_data](const ChatEvent &e) {
-        muse_token_event ev{};
-        ev.struct_size = sizeof(ev);
-        ev.token = e.token;
-        ev.piece = e.text.c_str();
-        ev.piece_len = e.text.size();
-        ev.channel = e.channel == reasoning::Channel::reasoning   ? MUSE_CHANNEL_REASONING
-                     : e.channel == reasoning::Channel::tool_call ? MUSE_CHANNEL_TOOL_CALL
-                                                                  : MUSE_CHANNEL_ANSWER;
-        ev.forced = e.forced ? 1 : 0;
-        if (e.call) {
-            ev.tool_name = e.call->name.c_str();
-            ev.tool_arguments = e.call->arguments.c_str();
-        }
-        return cb(&ev, user_data);
-    };
+void generate_from(const muse_generate_params &gp, ChatRequest &r) {
+    r.sampling = sampling_from(gp.sampling);
+    r.max_tokens = gp.max_tokens;
+    if (gp.n_logprobs < 0 || gp.n_logprobs > 64) fail(MUSE_ERR_INVALID_ARGUMENT, "n_logprobs must be in 0..64");
+    r.n_logprobs = gp.n_logprobs;
+    if (gp.n_stop > 0) require(gp.stop, "stop");
+    for (size_t i = 0; i < gp.n_stop; ++i) r.stop.emplace_back(require(gp.stop[i], "stop string"));
 }
+
+bool emit_token_event(const GenerationEvent &e, muse_token_cb cb, void *user_data) {
+    using Kind = GenerationEvent::Kind;
+    if (e.kind == Kind::done || e.kind == Kind::error) return true;
+    muse_token_event ev{};
+    ev.struct_size = sizeof(ev);
+    ev.token = e.token;
+    ev.piece = e.text.c_str();
+    ev.piece_len = e.text.size();
+    ev.logprob = e.logprob;
+    std::vector<int32_t> top_tokens;
+    std::vector<float> top_lps;
+    for (const TokenLogprob &t : e.top) {
+        top_tokens.push_back(t.token);
+        top_lps.push_back(t.logprob);
+    }
+    ev.n_top = static_cast<int32_t>(top_tokens.size());
+    ev.top_tokens = top_tokens.data();
+    ev.top_logprobs = top_lps.data();
+    ev.channel = e.kind == Kind::reasoning ? MUSE_CHANNEL_REASONING
+                 : e.kind == Kind::tool_call ? MUSE_CHANNEL_TOOL_CALL
+                                             : MUSE_CHANNEL_ANSWER;
+    ev.forced = e.forced ? 1 : 0;
+    if (e.call) {
+        ev.tool_name = e.call->name.c_str();
+        ev.tool_arguments = e.call->arguments.c_str();
+    }
+    return cb(&ev, user_data);
+}
+
+GenerationSetup raw_setup(const Model &model, Session &session, int32_t seq, const std::vector<int32_t> &prompt,
+                          const muse_generate_params &params) {
+    ChatRequest r;
+    generate_from(params, r);
+    r.seq = seq;
+    GenerationSetup setup;
+    if (params.thinking.mode != MUSE_THINKING_NONE) {
+        thinking_from(params.thinking, reasoning::ThinkingMode::automatic, r);
+        // Where the response starts is read from the text the sequence ends with.
+        const Tokenizer &tok = model.require_tokenizer();
+        std::string text;
+        if (!prompt.empty()) {
+            text = tok.detokenize(prompt, true);
+        } else if (const std::vector<int32_t> *have = session.seq_tokens(seq)) {
+            std::vector<int32_t> text_ids;  // image rows carry negative record ids: not text
+            for (int32_t t : *have)
+                if (t >= 0) text_ids.push_back(t);
+            text = tok.detokenize(text_ids, true);
+        }
+        setup = prepare_response(model, text, r);
+    } else {
+        setup.sampling = r.sampling;
+        setup.max_tokens = r.max_tokens;
+        setup.stop = r.stop;
+        setup.n_logprobs = r.n_logprobs;
+        try {
+            setup.tokenizer = &model.require_tokenizer();
+        } catch (const Error &) {
+            if (!r.stop.empty()) throw;  // token-only generation works without a tokenizer
+        }
+    }
+    setup.prompt.ids = prompt;
+    if (const std::vector<int32_t> *have = prompt.empty() ? session.seq_tokens(seq) : nullptr) setup.context = *have;
+    else setup.context = prompt;
+    return setup;
+}
+
+namespace {
+ordered_json logprobs_json(const std::vector<TokenLogprobs> &lps) {
+    ordered_json out = ordered_json::array();
+    for (const TokenLogprobs &t : lps) {
+        ordered_json top = ordered_json::array();
+        for (const TokenLogprob &x : t.top) top.push_back({x.token, x.logprob});
+        out.push_back({{"token", t.token}, {"logprob", t.logprob}, {"top", std::move(top)}});
+    }
+    return out;
+}
+} // namespace
 
 ordered_json result_json(const ChatResult &r) {
     ordered_json calls = ordered_json::array();
@@ -101,10 +165,10 @@ ordered_json result_json(const ChatResult &r) {
               {"cues", r.usage.cues},
               {"probes", r.usage.probes},
               {"probe_tokens", r.usage.probe_tokens},
-              {"reasoning_end", to_string(r.usage.end)}}}};
+              {"reasoning_end", to_string(r.usage.end)}}},
+            {"tokens", r.tokens},
+            {"logprobs", logprobs_json(r.logprobs)}};
 }
-
-} // namespace
 
 void thinking_from(const muse_thinking_params &p, reasoning::ThinkingMode none_as, ChatRequest &r) {
     const int mode = enum_value(p.mode);
@@ -139,30 +203,6 @@ void thinking_from(const muse_thinking_params &p, reasoning::ThinkingMode none_a
     if (p.early_exit_min_prob > 0.0f) e.min_prob = p.early_exit_min_prob;
 }
 
-size_t generate_with_thinking(const Model &model, Session &session, int32_t seq, const std::vector<int32_t> &prompt,
-                              const muse_generate_params &params, muse_token_cb on_token, void *user_data) {
-    ChatRequest r;
-    r.sampling = sampling_from(params.sampling);
-    r.max_tokens = params.max_tokens;
-    r.seq = seq;
-    thinking_from(params.thinking, reasoning::ThinkingMode::automatic, r);
-    ChatResult result;
-    // Where the response starts is read from the text the sequence ends with.
-    const Tokenizer &tok = model.require_tokenizer();
-    if (!prompt.empty()) {
-        result.prompt = tok.detokenize(prompt, true);
-        session.eval(prompt, seq);
-    } else if (const std::vector<int32_t> *have = session.seq_tokens(seq)) {
-        std::vector<int32_t> text_ids;  // image rows carry negative record ids: not text
-        for (int32_t t : *have)
-            if (t >= 0) text_ids.push_back(t);
-        result.prompt = tok.detokenize(text_ids, true);
-    }
-    if (session.logits().empty()) fail(MUSE_ERR_INVALID_ARGUMENT, "generate needs a prompt (nothing was evaluated yet)");
-    respond(model, session, model_reasoning_format(model), r, event_sink(on_token, user_data), result);
-    return result.tokens.size();
-}
-
 } // namespace muse::api
 
 using namespace muse;
@@ -185,7 +225,12 @@ MUSE_API muse_status muse_session_chat(muse_session *s, int32_t seq_id, const ch
         Session &session = session_of(s);
         ChatRequest request = chat_request(messages_json, chat, params, seq_id);
         request.image_cache = &s->images;
-        const ChatResult result = run_chat_turn(*s->model, session, request, event_sink(on_token, user_data));
+        std::string prompt;
+        GenerationSetup setup = prepare_chat_turn(*s->model, session, request, &prompt);
+        std::unique_ptr<Generation> gen = session.start(seq_id, std::move(setup));
+        session.run(*gen, [&](const GenerationEvent &ev) { return !on_token || emit_token_event(ev, on_token, user_data); });
+        if (gen->result().finish_reason == "error") fail(gen->result().error_status, gen->result().error);
+        const ChatResult result = chat_result(*gen, std::move(prompt));
         if (out_result_json)
             *out_result_json = dup_string(result_json(result).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     });

@@ -2,7 +2,7 @@
 #include "api/api-guard.h"
 #include "api/handles.h"
 #include "api/session-params.h"
-#include "sampling/stop-strings.h"
+#include "engine/chat-turn.h"
 
 #include <algorithm>
 #include <cstddef>
@@ -135,11 +135,18 @@ MUSE_API muse_status muse_session_generate_tokens(muse_session *s, int32_t seq_i
         if (n_prompt > 0) require(prompt, "prompt");
         if (max_tokens > 0) require(out_tokens, "out_tokens");
         require(out_n, "out_n_tokens");
-        const SamplingParams sp = sampling_from(params);
-        const std::vector<int32_t> out = session.generate(std::vector<int32_t>(prompt, prompt + n_prompt), max_tokens,
-                                                          sp, static_cast<int>(seq_id));
-        std::copy(out.begin(), out.end(), out_tokens);
-        *out_n = out.size();
+        GenerationSetup setup;
+        setup.prompt.ids.assign(prompt, prompt + n_prompt);
+        setup.context = setup.prompt.ids;
+        setup.sampling = sampling_from(params);
+        setup.max_tokens = max_tokens;
+        if (max_tokens == 0) return;
+        std::unique_ptr<Generation> gen = session.start(seq_id, std::move(setup));
+        session.run(*gen);
+        const GenerationResult &r = gen->result();
+        if (r.finish_reason == "error") fail(r.error_status, r.error);
+        std::copy(r.tokens.begin(), r.tokens.end(), out_tokens);
+        *out_n = r.tokens.size();
     });
 }
 
@@ -159,65 +166,12 @@ MUSE_API muse_status muse_session_generate(muse_session *s, int32_t seq_id, cons
         if (n_prompt > 0) require(prompt, "prompt");
         if (!on_token) fail(MUSE_ERR_INVALID_ARGUMENT, "on_token callback is NULL");
         const muse_generate_params gp = read_generate_params(params);
-        if (gp.thinking.mode != MUSE_THINKING_NONE) {
-            if (gp.n_stop > 0 || gp.n_logprobs > 0)
-                fail(MUSE_ERR_UNSUPPORTED, "stop strings and n_logprobs are not available with thinking enabled yet");
-            const std::vector<int32_t> tokens(prompt, prompt + n_prompt);
-            if (out_n_tokens)
-                *out_n_tokens = generate_with_thinking(*s->model, session, seq_id, tokens, gp, on_token, user_data);
-            else generate_with_thinking(*s->model, session, seq_id, tokens, gp, on_token, user_data);
-            return;
-        }
-        if (gp.n_logprobs < 0 || gp.n_logprobs > 64) fail(MUSE_ERR_INVALID_ARGUMENT, "n_logprobs must be in 0..64");
-        if (gp.n_stop > 0) require(gp.stop, "stop");
-        std::vector<std::string> stops;
-        for (size_t i = 0; i < gp.n_stop; ++i) stops.emplace_back(require(gp.stop[i], "stop string"));
-        const SamplingParams sp = sampling_from(gp.sampling);
-        const Tokenizer &tokenizer = s->model->require_tokenizer();
-        StreamingDetokenizer detok(tokenizer, false);
-        StopMatcher stopper(std::move(stops));
-        size_t n = 0;
-        bool stopped = false;
-        std::vector<int32_t> top_tokens;
-        std::vector<float> top_lps;
-        auto emit = [&](int32_t tok, const std::string &piece, float lp) {
-            muse_token_event ev{};
-            ev.struct_size = sizeof(ev);
-            ev.token = tok;
-            ev.piece = piece.c_str();
-            ev.piece_len = piece.size();
-            ev.logprob = lp;
-            ev.n_top = static_cast<int32_t>(top_tokens.size());
-            ev.top_tokens = top_tokens.data();
-            ev.top_logprobs = top_lps.data();
-            return on_token(&ev, user_data);
-        };
-        session.generate(std::vector<int32_t>(prompt, prompt + n_prompt), gp.max_tokens, sp, static_cast<int>(seq_id),
-                         [&](int32_t tok, bool) {
-                             ++n;
-                             // The logits the token was sampled from (the sampler sees penalties/bias;
-                             // logprobs report the model's own distribution).
-                             const std::vector<float> &logits = session.logits();
-                             const auto top = Sampler::top_logprobs(logits, std::max(1, gp.n_logprobs));
-                             float lp = Sampler::logprob_of(logits, tok);
-                             top_tokens.clear();
-                             top_lps.clear();
-                             for (int i = 0; i < gp.n_logprobs && i < static_cast<int>(top.size()); ++i) {
-                                 top_tokens.push_back(top[static_cast<size_t>(i)].token);
-                                 top_lps.push_back(top[static_cast<size_t>(i)].logprob);
-                             }
-                             const bool eog = tokenizer.is_eog(tok);
-                             const std::string piece = eog ? std::string() : stopper.push(detok.push(tok));
-                             stopped = !emit(tok, piece, lp) || stopper.matched();
-                             return !stopped;
-                         });
-        top_tokens.clear();
-        top_lps.clear();
-        if (!stopped) {
-            const std::string rest = stopper.push(detok.flush()) + stopper.flush();
-            if (!rest.empty()) emit(-1, rest, 0.0f);
-        }
-        if (out_n_tokens) *out_n_tokens = n;
+        GenerationSetup setup = raw_setup(*s->model, session, seq_id, std::vector<int32_t>(prompt, prompt + n_prompt), gp);
+        std::unique_ptr<Generation> gen = session.start(seq_id, std::move(setup));
+        session.run(*gen, [&](const GenerationEvent &ev) { return emit_token_event(ev, on_token, user_data); });
+        const GenerationResult &r = gen->result();
+        if (out_n_tokens) *out_n_tokens = r.tokens.size();
+        if (r.finish_reason == "error") fail(r.error_status, r.error);
     });
 }
 

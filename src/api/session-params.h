@@ -12,9 +12,20 @@ SamplingParams sampling_from(const muse_sampling_params *params);
 muse_generate_params read_generate_params(const muse_generate_params *params);
 // The controller settings of a muse_thinking_params (mode NONE maps to `none_as`).
 void thinking_from(const muse_thinking_params &p, reasoning::ThinkingMode none_as, ChatRequest &request);
-// muse_session_generate with params->thinking enabled: the prompt's text tells where the
-// response starts; events carry channels. Returns the number of tokens generated.
-size_t generate_with_thinking(const Model &model, Session &session, int32_t seq, const std::vector<int32_t> &prompt,
-                              const muse_generate_params &params, muse_token_cb on_token, void *user_data);
+// The generation settings of a muse_generate_params (sampling, max_tokens, stop strings,
+// logprobs and, when thinking is enabled, the thinking block) into a request.
+void generate_from(const muse_generate_params &p, ChatRequest &request);
+// The request of a chat turn from the C arguments.
+ChatRequest chat_request(const char *messages_json, const muse_chat_params *chat, const muse_generate_params *params,
+                         int32_t seq);
+// The set-up of a raw generation on seq: prompt tokens (may be empty: continue), raw text,
+// or with params->thinking enabled the model's reasoning format, whose start is read from
+// the text the sequence holds.
+GenerationSetup raw_setup(const Model &model, Session &session, int32_t seq, const std::vector<int32_t> &prompt,
+                          const muse_generate_params &params);
+// The result JSON of muse_session_chat / muse_generation_result.
+nlohmann::ordered_json result_json(const ChatResult &r);
+// Passes a generation event to a muse_token_cb (events with no channel: token events).
+bool emit_token_event(const GenerationEvent &ev, muse_token_cb cb, void *user_data);
 
 } // namespace muse::api

@@ -1,7 +1,8 @@
 // One assistant turn of a chat: render the model's own chat template for the
 // conversation, tokenize, reuse what the session's sequence already holds of that
-// prompt, generate under the thinking controller, and split the output into
-// reasoning / answer / tool-call channels as it streams.
+// prompt, and set up a generation (engine/generation.h) under the thinking
+// controller whose parser splits the output into reasoning / answer / tool-call
+// channels as it streams. The turn runs on the session's one batched pipeline.
 //
 //   ChatRequest req;  req.messages = ...;  req.thinking.mode = ThinkingMode::on;  req.thinking.budget = 64;
 //   ChatResult r = run_chat_turn(model, session, req, [](const ChatEvent &e) { show(e); return true; });
@@ -11,6 +12,7 @@
 // vocabulary; nothing is keyed on token ids.
 #pragma once
 
+#include "engine/generation.h"
 #include "reasoning/channel-parser.h"
 #include "sampling/sampler.h"
 #include "thinking/thinking-controller.h"
@@ -38,6 +40,8 @@ struct ChatRequest {
     std::optional<reasoning::Effort> effort;  // template effort variable + default budget
     SamplingParams sampling;
     size_t max_tokens = 1024;
+    std::vector<std::string> stop;  // end the answer before any of these
+    int n_logprobs = 0;             // top-n logprobs per token (events and result)
     int seq = 0;
     bool reuse_prefix = true;  // keep the cached prefix the sequence shares with the new prompt
     // Images of the conversation, in order: one per image content part
@@ -64,8 +68,9 @@ struct ChatResult {
     int32_t prompt_tokens = 0;  // tokens of the rendered prompt
     int32_t cached_tokens = 0;  // of those, reused from the sequence's cache
     std::vector<int32_t> tokens;  // the generated tokens (forced ones included)
+    std::vector<TokenLogprobs> logprobs;  // with n_logprobs
     bool malformed = false;
-    std::string finish_reason;  // "stop" (end of turn), "length", "cancelled", "callback"
+    std::string finish_reason;  // "stop" (end of turn or stop string), "length", "cancelled", "callback", "error"
 };
 
 // Renders the prompt of a turn (for inspection, and used by run_chat_turn).
@@ -74,14 +79,23 @@ std::string render_chat_prompt(const Model &model, const ChatRequest &request);
 ChatResult run_chat_turn(const Model &model, Session &session, const ChatRequest &request,
                          const std::function<bool(const ChatEvent &)> &on_event = nullptr);
 
+// The set-up of a turn as a generation: renders and tokenizes the prompt, cuts the
+// sequence back to the prefix it shares with it (prefix reuse) and fills the rest.
+// prompt_text (may be NULL) receives the rendered prompt.
+GenerationSetup prepare_chat_turn(const Model &model, Session &session, const ChatRequest &request,
+                                  std::string *prompt_text = nullptr);
+
+// The set-up of a response to a prompt the caller built itself: prompt_text (special
+// tokens rendered) tells where the response starts in the model's reasoning format.
+// Uses request.thinking/effort/sampling/max_tokens/stop/n_logprobs.
+GenerationSetup prepare_response(const Model &model, const std::string &prompt_text, const ChatRequest &request);
+
+// The result of a finished chat generation, in the turn's terms.
+ChatResult chat_result(const Generation &gen, std::string prompt_text);
+// A generation event as a chat event (channel + text); false for events with no channel.
+bool chat_event(const GenerationEvent &ev, ChatEvent &out);
+
 // The model's reasoning format (from its own template, architecture and vocabulary).
 reasoning::ReasoningFormat model_reasoning_format(const Model &model);
-
-// The generation half of a turn, for prompts the caller evaluated itself:
-// result.prompt must hold the prompt text (special tokens rendered) — it tells where
-// the response starts — and session's sequence request.seq must end with it. Uses
-// request.thinking/effort/sampling/max_tokens/seq/tools; fills the rest of result.
-void respond(const Model &model, Session &session, const reasoning::ReasoningFormat &format,
-             const ChatRequest &request, const std::function<bool(const ChatEvent &)> &on_event, ChatResult &result);
 
 } // namespace muse

@@ -3,6 +3,7 @@
 #include "core/error.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace muse {
 
@@ -25,13 +26,111 @@ Session::Session(const Decoder &decoder, const SessionOptions &options)
     records_.resize(static_cast<size_t>(cache_->n_seq_max()));
 }
 
-const std::vector<float> &Session::eval(const std::vector<int32_t> &tokens, int seq) {
+Session::~Session() {
+    // Generations still alive (a host bug) keep a pointer to this session: cut them loose.
+    for (Generation *g : live_) g->phase_ = Generation::Phase::done;
+}
+
+// ------------------------------------------------------------------ decode
+
+const float *Session::output(int64_t i) const {
+    if (i < 0 || i >= n_outputs_) fail(MUSE_ERR_OUT_OF_RANGE, "output ", i, " out of range (", n_outputs_, " outputs)");
+    return outputs_.data() + i * decoder_.hparams().n_vocab;
+}
+
+void Session::forward_chunk(const Batch &batch, size_t row0, size_t n, std::vector<float> &out) {
+    Batch sub;
+    sub.tokens.assign(batch.tokens.begin() + static_cast<long>(row0), batch.tokens.begin() + static_cast<long>(row0 + n));
+    if (!batch.embd.empty())
+        sub.embd.assign(batch.embd.begin() + static_cast<long>(row0), batch.embd.begin() + static_cast<long>(row0 + n));
+    sub.pos.assign(batch.pos.begin() + static_cast<long>(row0), batch.pos.begin() + static_cast<long>(row0 + n));
+    sub.seq.assign(batch.seq.begin() + static_cast<long>(row0), batch.seq.begin() + static_cast<long>(row0 + n));
+    std::vector<size_t> slot;  // where each chunk output goes in outputs_
+    for (size_t o = 0; o < batch.outputs.size(); ++o) {
+        const size_t r = static_cast<size_t>(batch.outputs[o]);
+        if (r >= row0 && r < row0 + n) {
+            sub.outputs.push_back(static_cast<int32_t>(r - row0));
+            slot.push_back(o);
+        }
+    }
+    decoder_.forward(state_, *cache_, sub, out);
+    const size_t n_vocab = static_cast<size_t>(decoder_.hparams().n_vocab);
+    for (size_t i = 0; i < slot.size(); ++i)
+        std::memcpy(outputs_.data() + slot[i] * n_vocab, out.data() + i * n_vocab, n_vocab * 4);
+    // Token records: rows that continue a sequence's plain prefix extend it.
+    for (size_t i = 0; i < n; ++i) {
+        TokenRecord &rec = records_[static_cast<size_t>(sub.seq[i])];
+        if (rec.known && static_cast<int64_t>(rec.tokens.size()) == sub.pos[i]) rec.tokens.push_back(sub.tokens[i]);
+        else rec.known = false;
+    }
+}
+
+void Session::decode(const Batch &batch) {
     const DecoderHParams &hp = decoder_.hparams();
-    if (tokens.empty()) fail(MUSE_ERR_INVALID_ARGUMENT, "eval needs at least one token");
-    for (size_t i = 0; i < tokens.size(); ++i)
-        if (tokens[i] < 0 || tokens[i] >= hp.n_vocab)
-            fail(MUSE_ERR_OUT_OF_RANGE, "token id ", tokens[i], " at index ", i, " is outside the vocabulary (0..",
+    const size_t n = batch.tokens.size();
+    if (n == 0) fail(MUSE_ERR_INVALID_ARGUMENT, "decode needs at least one row");
+    if (batch.pos.size() != n || batch.seq.size() != n || (!batch.embd.empty() && batch.embd.size() != n))
+        fail(MUSE_ERR_INTERNAL, "batch arrays differ in length");
+    std::vector<int32_t> next(static_cast<size_t>(cache_->n_seq_max()), -1), first(next.size(), -1);
+    for (size_t i = 0; i < n; ++i) {
+        const int s = batch.seq[i];
+        if (s < 0 || s >= cache_->n_seq_max())
+            fail(MUSE_ERR_OUT_OF_RANGE, "row ", i, ": sequence id ", s, " out of range (n_seq_max ", cache_->n_seq_max(), ")");
+        if (!batch.is_embd(i) && (batch.tokens[i] < 0 || batch.tokens[i] >= hp.n_vocab))
+            fail(MUSE_ERR_OUT_OF_RANGE, "token id ", batch.tokens[i], " at index ", i, " is outside the vocabulary (0..",
                  hp.n_vocab - 1, ")");
+        int32_t &at = next[static_cast<size_t>(s)];
+        if (at < 0) at = first[static_cast<size_t>(s)] = cache_->seq_next_pos(s);
+        if (batch.pos[i] < at)
+            fail(MUSE_ERR_INVALID_ARGUMENT, "row ", i, ": position ", batch.pos[i], " of sequence ", s,
+                 " is not after its last position ", at - 1, " (remove positions first)");
+        if (batch.pos[i] >= cache_->n_ctx())
+            fail(MUSE_ERR_OUT_OF_RANGE, "prompt too long: position ", batch.pos[i], " exceeds n_ctx = ", cache_->n_ctx());
+        at = batch.pos[i] + 1;
+    }
+    for (int32_t o : batch.outputs)
+        if (o < 0 || static_cast<size_t>(o) >= n) fail(MUSE_ERR_OUT_OF_RANGE, "output row ", o, " is not in the batch");
+    if (cache_->n_free() < static_cast<int64_t>(n))
+        fail(MUSE_ERR_OUT_OF_RANGE, "context is full: ", n, " tokens do not fit in the ", cache_->n_free(),
+             " free cells of n_ctx = ", cache_->n_ctx(), " (other sequences hold the rest; remove tokens first)");
+
+    outputs_.resize(batch.outputs.size() * static_cast<size_t>(hp.n_vocab));
+    n_outputs_ = 0;
+    logits_owners_ = 0;
+    std::vector<float> out;
+    const size_t chunk = static_cast<size_t>(options_.n_batch);
+    for (size_t r0 = 0; r0 < n; r0 += chunk) {
+        try {
+            forward_chunk(batch, r0, std::min(chunk, n - r0), out);
+        } catch (const Error &e) {
+            // Earlier chunks already sit in the cache: take them out again if the
+            // sliding-window layers still hold what each sequence's start needs.
+            bool kept = false;
+            for (size_t s = 0; s < first.size(); ++s) {
+                if (first[s] < 0) continue;
+                if (r0 == 0 || cache_->can_resume_at(static_cast<int>(s), first[s])) seq_remove(static_cast<int>(s), first[s], -1);
+                else kept = true;
+            }
+            logits_.clear();
+            if (!kept) throw;
+            fail(e.status(), e.what(), " (after ", r0, " of ", n, " rows: those stay evaluated, as their sliding-window "
+                 "positions are gone)");
+        }
+    }
+    n_outputs_ = static_cast<int64_t>(batch.outputs.size());
+    if (n_outputs_ > 0) {
+        const size_t last_row = static_cast<size_t>(batch.outputs.back());
+        // Only a sequence's final row of the batch leaves its next-token logits.
+        bool final_row = true;
+        for (size_t i = last_row + 1; i < n; ++i) final_row = final_row && batch.seq[i] != batch.seq[last_row];
+        if (final_row) logits_owners_ = uint64_t(1) << batch.seq[last_row];
+        const float *last = output(n_outputs_ - 1);
+        logits_.assign(last, last + hp.n_vocab);
+    }
+}
+
+const std::vector<float> &Session::eval(const std::vector<int32_t> &tokens, int seq) {
+    if (tokens.empty()) fail(MUSE_ERR_INVALID_ARGUMENT, "eval needs at least one token");
     return eval_rows(tokens.data(), nullptr, static_cast<int64_t>(tokens.size()), tokens, seq);
 }
 
@@ -45,57 +144,166 @@ const std::vector<float> &Session::eval_embeddings(const float *embd, int64_t n_
 
 const std::vector<float> &Session::eval_rows(const int32_t *tokens, const float *embd, int64_t n_rows,
                                              const std::vector<int32_t> &record_ids, int seq) {
-    const int64_t n_embd = decoder_.hparams().n_embd;
     if (seq < 0 || seq >= cache_->n_seq_max())
         fail(MUSE_ERR_OUT_OF_RANGE, "sequence id ", seq, " out of range (n_seq_max ", cache_->n_seq_max(), ")");
     const int32_t start = cache_->seq_next_pos(seq);
     if (static_cast<int64_t>(start) + n_rows > cache_->n_ctx())
-        fail(MUSE_ERR_OUT_OF_RANGE, "prompt too long: ", start, " + ", n_rows, " tokens exceed n_ctx = ",
-             cache_->n_ctx());
-    if (cache_->n_free() < n_rows)
-        fail(MUSE_ERR_OUT_OF_RANGE, "context is full: ", n_rows, " tokens do not fit in the ", cache_->n_free(),
-             " free cells of n_ctx = ", cache_->n_ctx(), " (other sequences hold the rest; remove tokens first)");
-    std::vector<float> out;
-    for (int64_t b = 0; b < n_rows; b += options_.n_batch) {
-        const int64_t n = std::min<int64_t>(n_rows - b, options_.n_batch);
-        Batch batch;
-        if (tokens) batch.tokens.assign(tokens + b, tokens + b + n);
-        else {
-            batch.embd = embd + b * n_embd;
-            batch.n_embd_rows = n;
-        }
-        for (int64_t i = 0; i < n; ++i) {
-            batch.pos.push_back(start + static_cast<int32_t>(b + i));
-            batch.seq.push_back(seq);
-        }
-        const bool last = b + n == n_rows;
-        if (last) batch.outputs.push_back(static_cast<int32_t>(n - 1));
-        TokenRecord &rec = records_[static_cast<size_t>(seq)];
-        if (rec.known && static_cast<int64_t>(rec.tokens.size()) != start + b) rec.known = false;
-        try {
-            decoder_.forward(state_, *cache_, batch, out);
-            if (rec.known) rec.tokens.insert(rec.tokens.end(), record_ids.begin() + b, record_ids.begin() + b + n);
-        } catch (const Error &e) {
-            // Earlier chunks of this call already sit in the cache: take them out
-            // again if the sliding-window layers still hold what `start` needs.
-            if (b == 0 || cache_->can_resume_at(seq, start)) {
-                seq_remove(seq, start, -1);
-                throw;
-            }
-            logits_.clear();
-            fail(e.status(), e.what(), " (after ", b, " of ", n_rows, " tokens: those stay evaluated in sequence ",
-                 seq, ", which now ends at position ", start + static_cast<int32_t>(b) - 1, ")");
-        } catch (...) {
-            if (b == 0 || cache_->can_resume_at(seq, start)) seq_remove(seq, start, -1);
-            else logits_.clear();
-            throw;
-        }
+        fail(MUSE_ERR_OUT_OF_RANGE, "prompt too long: ", start, " + ", n_rows, " tokens exceed n_ctx = ", cache_->n_ctx());
+    const int64_t n_embd = decoder_.hparams().n_embd;
+    Batch batch;
+    batch.tokens.assign(record_ids.begin(), record_ids.end());
+    if (tokens) batch.tokens.assign(tokens, tokens + n_rows);
+    for (int64_t i = 0; i < n_rows; ++i) {
+        if (embd) batch.embd.push_back(embd + i * n_embd);
+        batch.pos.push_back(start + static_cast<int32_t>(i));
+        batch.seq.push_back(seq);
     }
-    logits_.swap(out);
+    batch.outputs.push_back(static_cast<int32_t>(n_rows - 1));
+    decode(batch);
     return logits_;
 }
 
+// ------------------------------------------------------------- generations
+
+bool Session::has_live(int seq) const {
+    return std::any_of(live_.begin(), live_.end(), [&](const Generation *g) { return g->seq() == seq && !g->done(); });
+}
+
+int Session::free_seq(int except) const {
+    for (int s = 0; s < cache_->n_seq_max(); ++s)
+        if (s != except && cache_->seq_length(s) == 0 && !has_live(s)) return s;
+    return -1;
+}
+
+std::unique_ptr<Generation> Session::start(int seq, GenerationSetup setup) {
+    if (seq < 0 || seq >= cache_->n_seq_max())
+        fail(MUSE_ERR_OUT_OF_RANGE, "sequence id ", seq, " out of range (n_seq_max ", cache_->n_seq_max(), ")");
+    if (has_live(seq)) fail(MUSE_ERR_INVALID_ARGUMENT, "sequence ", seq, " already has a live generation");
+    for (int32_t id : setup.prompt.ids)
+        if (id >= decoder_.hparams().n_vocab)
+            fail(MUSE_ERR_OUT_OF_RANGE, "token id ", id, " is outside the vocabulary (0..", decoder_.hparams().n_vocab - 1, ")");
+    if (setup.prompt.ids.empty() && !has_logits_for(seq))
+        fail(MUSE_ERR_INVALID_ARGUMENT, "generate needs a prompt (nothing was evaluated on sequence ", seq, " yet)");
+    cancel_all_.store(false);  // a cancel asked before this generation does not stop it
+    std::unique_ptr<Generation> g(new Generation(*this, seq, std::move(setup)));
+    live_.push_back(g.get());
+    return g;
+}
+
+int Session::n_live() const {
+    return static_cast<int>(std::count_if(live_.begin(), live_.end(), [](const Generation *g) { return !g->done(); }));
+}
+
+void Session::detach(Generation *gen) { live_.erase(std::remove(live_.begin(), live_.end(), gen), live_.end()); }
+
+int Session::step() {
+    auto alive = [&](Generation *g) { return std::find(live_.begin(), live_.end(), g) != live_.end() && !g->done(); };
+    std::vector<Generation *> work = live_;
+    if (cancel_all_.exchange(false))
+        for (Generation *g : work) g->cancel();
+    // Cancellations first (a cancelled generation drops its probe), then generations that
+    // continue from logits the session already has.
+    for (Generation *g : work)
+        if (alive(g) && g->cancel_.load()) g->finish("cancelled");
+    for (Generation *g : work) {
+        if (!alive(g) || g->phase_ != Generation::Phase::sample) continue;
+        if (has_logits_for(g->seq()) && !logits_.empty()) g->on_logits(logits_.data());
+        else g->fail(MUSE_ERR_INVALID_ARGUMENT, "nothing was evaluated on sequence " + std::to_string(g->seq()) + " to continue from");
+    }
+
+    // One batch: the next token of every decoding generation, then prompt chunks in start
+    // order while rows are left.
+    const int64_t n_embd = decoder_.hparams().n_embd;
+    Batch batch;
+    struct Part {
+        Generation *gen;
+        size_t rows;
+        int32_t output;  // index into batch.outputs, or -1
+    };
+    std::vector<Part> parts;
+    std::vector<int32_t> next_pos(static_cast<size_t>(cache_->n_seq_max()), -1);
+    auto add_row = [&](Generation *g, int32_t token, const float *embd, bool output) {
+        int32_t &p = next_pos[static_cast<size_t>(g->seq())];
+        if (p < 0) p = cache_->seq_next_pos(g->seq());
+        if (embd && batch.embd.empty()) batch.embd.assign(batch.tokens.size(), nullptr);
+        batch.tokens.push_back(token);
+        if (!batch.embd.empty()) batch.embd.push_back(embd);
+        batch.pos.push_back(p++);
+        batch.seq.push_back(g->seq());
+        if (output) batch.outputs.push_back(static_cast<int32_t>(batch.tokens.size() - 1));
+    };
+    work = live_;
+    int64_t budget = options_.n_batch;
+    for (Generation *g : work) {
+        if (!alive(g) || g->phase_ != Generation::Phase::feed || budget == 0) continue;
+        add_row(g, g->pending_, nullptr, true);
+        parts.push_back({g, 1, static_cast<int32_t>(batch.outputs.size() - 1)});
+        --budget;
+    }
+    for (Generation *g : work) {
+        if (!alive(g) || g->phase_ != Generation::Phase::prefill || budget == 0) continue;
+        const MultimodalPrompt &p = g->setup_.prompt;
+        const size_t k = static_cast<size_t>(std::min<int64_t>(g->prompt_left(), budget));
+        for (size_t i = g->prompt_at_; i < g->prompt_at_ + k; ++i) {
+            const float *embd = nullptr;
+            if (p.ids[i] < 0)
+                for (const MultimodalPrompt::ImageRun &run : p.runs)
+                    if (i >= run.begin && i < run.begin + static_cast<size_t>(run.n_rows))
+                        embd = run.embd + static_cast<int64_t>(i - run.begin) * n_embd;
+            if (p.ids[i] < 0 && !embd) {
+                g->fail(MUSE_ERR_INTERNAL, "prompt row " + std::to_string(i) + " is an image row without embeddings");
+                break;
+            }
+            add_row(g, p.ids[i], embd, i + 1 == p.ids.size());
+        }
+        if (g->done()) continue;
+        const bool last = g->prompt_at_ + k == p.ids.size();
+        parts.push_back({g, k, last ? static_cast<int32_t>(batch.outputs.size() - 1) : -1});
+        budget -= static_cast<int64_t>(k);
+    }
+    if (!batch.tokens.empty()) {
+        try {
+            decode(batch);
+        } catch (const Error &e) {
+            for (const Part &part : parts)
+                if (alive(part.gen)) part.gen->fail(e.status(), e.what());
+            return n_live();
+        }
+        for (const Part &part : parts) {
+            Generation *g = part.gen;
+            if (!alive(g)) continue;
+            if (g->phase_ == Generation::Phase::prefill) g->prompt_at_ += part.rows;
+            if (part.output >= 0) g->on_logits(output(part.output));
+        }
+    }
+    // Probes that ended hand their verdict to the generation waiting for it.
+    for (Generation *g : std::vector<Generation *>(live_))
+        if (alive(g) && g->phase_ == Generation::Phase::waiting && g->probe_ && g->probe_->done()) g->on_probe_done();
+    return n_live();
+}
+
+void Session::run(Generation &gen, const std::function<bool(const GenerationEvent &)> &on_event) {
+    bool listening = static_cast<bool>(on_event);
+    GenerationEvent ev;
+    for (;;) {
+        while (gen.next_event(ev))
+            if (listening && !on_event(ev)) {
+                listening = false;
+                gen.stop("callback");
+            }
+        if (gen.done()) {
+            while (gen.next_event(ev)) {}
+            return;
+        }
+        step();
+    }
+}
+
+// -------------------------------------------------------------- sequences
+
 void Session::seq_remove(int seq, int32_t p0, int32_t p1) {
+    std::vector<int32_t> ends;  // where each sequence ended before
+    for (int s = 0; s < cache_->n_seq_max(); ++s) ends.push_back(cache_->seq_next_pos(s));
     cache_->seq_remove(seq, p0, p1);  // validates and may refuse: records change only after it
     for (int s = seq < 0 ? 0 : seq; s < (seq < 0 ? cache_->n_seq_max() : seq + 1); ++s) {
         TokenRecord &rec = records_[static_cast<size_t>(s)];
@@ -103,13 +311,18 @@ void Session::seq_remove(int seq, int32_t p0, int32_t p1) {
         if (cache_->seq_length(s) == 0) rec = TokenRecord{};
         else if (p1 < 0 || static_cast<size_t>(p1) >= rec.tokens.size()) rec.tokens.resize(std::min(from, rec.tokens.size()));
         else rec.known = false;  // a hole in the middle
+        if (cache_->seq_next_pos(s) != ends[static_cast<size_t>(s)])  // no longer what the logits follow
+            logits_owners_ &= ~(uint64_t(1) << s);
     }
 }
 
 void Session::seq_copy(int src, int dst, int32_t p0, int32_t p1) {
     const bool was_empty = cache_->seq_length(dst) == 0;
+    const int32_t src_end = cache_->seq_next_pos(src);
     cache_->seq_copy(src, dst, p0, p1);
     if (src == dst) return;
+    if (was_empty && p0 <= 0 && (p1 < 0 || p1 >= src_end) && has_logits_for(src)) logits_owners_ |= uint64_t(1) << dst;
+    else logits_owners_ &= ~(uint64_t(1) << dst);
     const TokenRecord &from = records_[static_cast<size_t>(src)];
     TokenRecord &to = records_[static_cast<size_t>(dst)];
     if (was_empty && p0 <= 0 && from.known) {
@@ -126,38 +339,6 @@ const std::vector<int32_t> *Session::seq_tokens(int seq) const {
     const TokenRecord &rec = records_[static_cast<size_t>(seq)];
     if (!rec.known || static_cast<int64_t>(rec.tokens.size()) != cache_->seq_length(seq)) return nullptr;
     return &rec.tokens;
-}
-
-std::vector<int32_t> Session::generate(const std::vector<int32_t> &prompt, size_t max_tokens,
-                                      const SamplingParams &params, int seq, const TokenCallback &on_token,
-                                      GenerationPolicy *policy) {
-    cancel_.store(false);
-    Sampler sampler(params);
-    if (!prompt.empty()) eval(prompt, seq);
-    else if (logits_.empty()) fail(MUSE_ERR_INVALID_ARGUMENT, "generate needs a prompt (nothing was evaluated yet)");
-    std::vector<int32_t> history = prompt, out;
-    int vetoes = 0;  // in a row: a policy that vetoes without queueing a replacement would spin
-    while (out.size() < max_tokens && !cancel_.load() && !(policy && policy->done())) {
-        int32_t tok = policy ? policy->force_next() : -1;
-        const bool forced = tok >= 0;
-        if (!forced) {
-            tok = sampler.sample(logits_, history);
-            if (policy && !policy->accept(tok)) {  // replaced by what the policy queued
-                if (++vetoes > 16) fail(MUSE_ERR_INTERNAL, "generation policy vetoed 16 tokens in a row");
-                continue;
-            }
-        } else if (tok >= decoder_.hparams().n_vocab) {
-            fail(MUSE_ERR_INTERNAL, "generation policy forced token ", tok, " outside the vocabulary");
-        }
-        vetoes = 0;
-        out.push_back(tok);
-        history.push_back(tok);
-        if (policy) policy->on_token(tok, forced);
-        if (on_token && !on_token(tok, forced)) break;
-        if (std::find(eog_.begin(), eog_.end(), tok) != eog_.end()) break;
-        if (out.size() < max_tokens && !(policy && policy->done())) eval({tok}, seq);
-    }
-    return out;
 }
 
 } // namespace muse

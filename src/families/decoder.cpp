@@ -124,8 +124,17 @@ void Decoder::forward(ForwardState &st, KvCache &cache, const Batch &batch, std:
                 cache.gather(static_cast<KvCache::Pool>(p), batch.pos, batch.seq, st.gather[p]);
 
         Tensor x = st.ws.f32(hp_.n_embd, n);
-        if (batch.embd) backend_.upload(x, batch.embd, static_cast<size_t>(hp_.n_embd * n) * 4);
-        else backend_.get_rows(tok_embd_, batch.tokens.data(), n, x);
+        for (int64_t i = 0; i < n;) {  // runs of token rows are looked up together
+            if (batch.is_embd(static_cast<size_t>(i))) {
+                backend_.upload(x.rows(i, 1), batch.embd[static_cast<size_t>(i)], static_cast<size_t>(hp_.n_embd) * 4);
+                ++i;
+                continue;
+            }
+            int64_t j = i;
+            while (j < n && !batch.is_embd(static_cast<size_t>(j))) ++j;
+            backend_.get_rows(tok_embd_, batch.tokens.data() + i, j - i, x.rows(i, j - i));
+            i = j;
+        }
         prepare_input(x);
         forward_layers(st, x, batch, cache, slots);
 

@@ -30,16 +30,16 @@ struct DecoderHParams {
     int64_t n_embd_kv() const { return head_dim * n_head_kv; }
 };
 
-// One forward pass: tokens (or embeddings) with their positions and sequences,
-// and which rows need logits.
+// One forward pass: rows of any sequences (tokens, or input embeddings for image
+// rows) with their positions, and which rows need logits.
 struct Batch {
-    std::vector<int32_t> tokens;      // n tokens, or empty when embd is used
-    const float *embd = nullptr;      // [n_embd, n] input embeddings instead of tokens
-    int64_t n_embd_rows = 0;          // n when embd is used
+    std::vector<int32_t> tokens;      // n: token ids; image rows carry their record id (< 0)
+    std::vector<const float *> embd;  // empty, or n: the row's input embedding [n_embd] (nullptr: a token row)
     std::vector<int32_t> pos, seq;    // n each
-    std::vector<int32_t> outputs;     // indices into the batch whose logits are returned
+    std::vector<int32_t> outputs;     // rows whose logits are returned, in this order
 
-    int64_t size() const { return embd ? n_embd_rows : static_cast<int64_t>(tokens.size()); }
+    int64_t size() const { return static_cast<int64_t>(tokens.size()); }
+    bool is_embd(size_t i) const { return !embd.empty() && embd[i]; }
 };
 
 // Bump allocator of F32 activation tensors, reset at every forward pass.

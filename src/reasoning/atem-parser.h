@@ -16,6 +16,8 @@ class AtemParser final : public ChannelParser {
 public:
     AtemParser(State start, nlohmann::ordered_json tools);
 
+    std::unique_ptr<ChannelParser> clone() const override { return std::unique_ptr<ChannelParser>(new AtemParser(*this)); }
+
 private:
     void process(bool at_end) override;
     void close() override;

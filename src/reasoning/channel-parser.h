@@ -84,8 +84,9 @@ struct ChannelEvent {
 class ChannelParser {
 public:
     virtual ~ChannelParser() = default;
-    ChannelParser(const ChannelParser &) = delete;
     ChannelParser &operator=(const ChannelParser &) = delete;
+    // An independent copy in the same state (generations snapshot it for rollback).
+    virtual std::unique_ptr<ChannelParser> clone() const = 0;
 
     std::vector<ChannelEvent> feed(std::string_view piece);
     // Flushes what was held back and closes the response (see the malformed rules).
@@ -97,6 +98,7 @@ public:
 
 protected:
     explicit ChannelParser(State start) : state_(start) {}
+    ChannelParser(const ChannelParser &) = default;
 
     // Consumes as much of buf_ as can be decided; at_end: no more input will come.
     virtual void process(bool at_end) = 0;

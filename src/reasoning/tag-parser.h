@@ -15,6 +15,8 @@ class TagParser final : public ChannelParser {
 public:
     TagParser(const ReasoningFormat &format, State start);
 
+    std::unique_ptr<ChannelParser> clone() const override { return std::unique_ptr<ChannelParser>(new TagParser(*this)); }
+
 private:
     void process(bool at_end) override;
     void close() override;

@@ -8,7 +8,15 @@
 
 namespace muse {
 
-Sampler::Sampler(const SamplingParams &params) : p_(params), rng_(params.seed) {
+int32_t Candidates::top() const {
+    int32_t best = 0;
+    for (size_t i = 1; i < logits.size(); ++i)
+        if (logits[i] > logits[static_cast<size_t>(best)]) best = static_cast<int32_t>(i);
+    return best;
+}
+
+SamplerChain::SamplerChain(const SamplingParams &params, std::vector<int32_t> history)
+    : p_(params), history_(std::move(history)), rng_(params.seed) {
     if (!(p_.top_p > 0.0f && p_.top_p <= 1.0f)) fail(MUSE_ERR_INVALID_ARGUMENT, "top_p must be in (0, 1]");
     if (!(p_.min_p >= 0.0f && p_.min_p <= 1.0f)) fail(MUSE_ERR_INVALID_ARGUMENT, "min_p must be in [0, 1]");
     if (p_.top_k < 0) fail(MUSE_ERR_INVALID_ARGUMENT, "top_k must not be negative");
@@ -16,45 +24,79 @@ Sampler::Sampler(const SamplingParams &params) : p_(params), rng_(params.seed) {
     if (!(p_.repeat_penalty > 0.0f)) fail(MUSE_ERR_INVALID_ARGUMENT, "repeat_penalty must be positive");
 }
 
-int32_t Sampler::sample(const std::vector<float> &logits, const std::vector<int32_t> &history) {
-    const int32_t n_vocab = static_cast<int32_t>(logits.size());
-    candidates_.resize(logits.size());
-    for (int32_t i = 0; i < n_vocab; ++i) candidates_[static_cast<size_t>(i)] = {logits[static_cast<size_t>(i)], i};
+SamplerChain::SamplerChain(const SamplerChain &o)
+    : p_(o.p_), history_(o.history_), rng_(o.rng_), grammar_(o.grammar_ ? o.grammar_->clone() : nullptr),
+      controller_(o.controller_ ? o.controller_->clone() : nullptr) {}
 
-    // Penalties over the recent window.
-    if (p_.repeat_penalty != 1.0f || p_.presence_penalty != 0.0f || p_.frequency_penalty != 0.0f) {
-        std::unordered_map<int32_t, int> counts;
-        const size_t from = history.size() > static_cast<size_t>(std::max(0, p_.penalty_last_n))
-                                ? history.size() - static_cast<size_t>(std::max(0, p_.penalty_last_n)) : 0;
-        for (size_t i = from; i < history.size(); ++i) counts[history[i]]++;
-        for (const auto &[tok, count] : counts) {
-            if (tok < 0 || tok >= n_vocab) continue;
-            float &l = candidates_[static_cast<size_t>(tok)].first;
-            l = l > 0 ? l / p_.repeat_penalty : l * p_.repeat_penalty;
-            l -= static_cast<float>(count) * p_.frequency_penalty + p_.presence_penalty;
-        }
+SamplerChain &SamplerChain::operator=(const SamplerChain &o) {
+    if (this != &o) {
+        SamplerChain copy(o);
+        *this = std::move(copy);
     }
-    for (const auto &[tok, bias] : p_.logit_bias)
-        if (tok >= 0 && tok < n_vocab) candidates_[static_cast<size_t>(tok)].first += bias;
+    return *this;
+}
 
+void SamplerChain::apply_penalties(Candidates &c) const {
+    if (p_.repeat_penalty == 1.0f && p_.presence_penalty == 0.0f && p_.frequency_penalty == 0.0f) return;
+    const int64_t n_vocab = static_cast<int64_t>(c.logits.size());
+    std::unordered_map<int32_t, int> counts;
+    const size_t last_n = static_cast<size_t>(std::max(0, p_.penalty_last_n));
+    for (size_t i = history_.size() > last_n ? history_.size() - last_n : 0; i < history_.size(); ++i)
+        counts[history_[i]]++;
+    for (const auto &[tok, count] : counts) {
+        if (tok < 0 || tok >= n_vocab) continue;  // image rows of the prompt have negative ids
+        float &l = c.logits[static_cast<size_t>(tok)];
+        l = l > 0 ? l / p_.repeat_penalty : l * p_.repeat_penalty;
+        l -= static_cast<float>(count) * p_.frequency_penalty + p_.presence_penalty;
+    }
+}
+
+SamplerChain::Pick SamplerChain::sample(const float *logits, int64_t n_vocab) {
+    Candidates &c = work_;
+    c.logits.assign(logits, logits + n_vocab);
+    c.forced = -1;
+    for (const auto &[tok, bias] : p_.logit_bias)  // 1. logit bias
+        if (tok >= 0 && tok < n_vocab) c.logits[static_cast<size_t>(tok)] += bias;
+    apply_penalties(c);                           // 2. penalties
+    if (grammar_) grammar_->apply(c);             // 3. grammar slot
+    if (c.forced < 0 && controller_) controller_->apply(c);  // 4. thinking controller
+    if (c.forced >= 0) {
+        if (c.forced >= n_vocab) fail(MUSE_ERR_INTERNAL, "a sampler stage forced token ", c.forced, " outside the vocabulary");
+        return {c.forced, true};
+    }
+    return {pick(c), false};                      // 5. the pick
+}
+
+void SamplerChain::accept(int32_t token, bool forced) {
+    history_.push_back(token);
+    if (grammar_) grammar_->accept(token, forced);
+    if (controller_) controller_->accept(token, forced);
+}
+
+int32_t SamplerChain::next(const float *logits, int64_t n_vocab) {
+    const Pick p = sample(logits, n_vocab);
+    accept(p.token, p.forced);
+    return p.token;
+}
+
+int32_t SamplerChain::pick(Candidates &c) {
+    const int32_t n_vocab = static_cast<int32_t>(c.logits.size());
+    if (p_.temperature <= 0.0f) return c.top();  // greedy; ties go to the lowest id
+    sorted_.resize(c.logits.size());
+    for (int32_t i = 0; i < n_vocab; ++i) sorted_[static_cast<size_t>(i)] = {c.logits[static_cast<size_t>(i)], i};
     auto by_logit = [](const auto &a, const auto &b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
-    if (p_.temperature <= 0.0f) {
-        // Greedy; ties go to the lowest id, deterministically.
-        return std::min_element(candidates_.begin(), candidates_.end(), by_logit)->second;
-    }
-
-    size_t n = candidates_.size();
+    size_t n = sorted_.size();
     if (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < n) {
-        std::partial_sort(candidates_.begin(), candidates_.begin() + p_.top_k, candidates_.end(), by_logit);
+        std::partial_sort(sorted_.begin(), sorted_.begin() + p_.top_k, sorted_.end(), by_logit);
         n = static_cast<size_t>(p_.top_k);
     } else {
-        std::sort(candidates_.begin(), candidates_.end(), by_logit);
+        std::sort(sorted_.begin(), sorted_.end(), by_logit);
     }
     // Softmax at the temperature over the kept candidates (sorted, best first).
     std::vector<double> probs(n);
-    const double mx = candidates_[0].first / p_.temperature;
+    const double mx = sorted_[0].first / p_.temperature;
     double sum = 0.0;
-    for (size_t i = 0; i < n; ++i) sum += probs[i] = std::exp(candidates_[i].first / p_.temperature - mx);
+    for (size_t i = 0; i < n; ++i) sum += probs[i] = std::exp(sorted_[i].first / p_.temperature - mx);
     for (auto &p : probs) p /= sum;
     if (p_.min_p > 0.0f) {
         size_t keep = 1;
@@ -76,35 +118,41 @@ int32_t Sampler::sample(const std::vector<float> &logits, const std::vector<int3
     double r = u(rng_);
     for (size_t i = 0; i < n; ++i) {
         r -= probs[i];
-        if (r <= 0.0) return candidates_[i].second;
+        if (r <= 0.0) return sorted_[i].second;
     }
-    return candidates_[n - 1].second;
+    return sorted_[n - 1].second;
 }
 
-float Sampler::logprob_of(const std::vector<float> &logits, int32_t token) {
+namespace {
+double log_sum_exp(const float *logits, int64_t n) {
     double mx = -std::numeric_limits<double>::infinity();
-    for (float l : logits) mx = std::max(mx, static_cast<double>(l));
+    for (int64_t i = 0; i < n; ++i) mx = std::max(mx, static_cast<double>(logits[i]));
     double sum = 0.0;
-    for (float l : logits) sum += std::exp(l - mx);
-    return static_cast<float>(logits.at(static_cast<size_t>(token)) - (mx + std::log(sum)));
+    for (int64_t i = 0; i < n; ++i) sum += std::exp(logits[i] - mx);
+    return mx + std::log(sum);
+}
+} // namespace
+
+float SamplerChain::logprob_of(const float *logits, int64_t n_vocab, int32_t token) {
+    if (token < 0 || token >= n_vocab) fail(MUSE_ERR_OUT_OF_RANGE, "token ", token, " outside the vocabulary");
+    return static_cast<float>(logits[token] - log_sum_exp(logits, n_vocab));
 }
 
-std::vector<TokenLogprob> Sampler::top_logprobs(const std::vector<float> &logits, int n) {
-    double mx = -std::numeric_limits<double>::infinity();
-    for (float l : logits) mx = std::max(mx, static_cast<double>(l));
-    double sum = 0.0;
-    for (float l : logits) sum += std::exp(l - mx);
-    const double lse = mx + std::log(sum);
-    std::vector<int32_t> idx(logits.size());
-    for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int32_t>(i);
-    const size_t k = std::min(idx.size(), static_cast<size_t>(std::max(0, n)));
-    std::partial_sort(idx.begin(), idx.begin() + static_cast<long>(k), idx.end(), [&](int32_t a, int32_t b) {
-        return logits[static_cast<size_t>(a)] > logits[static_cast<size_t>(b)] ||
-               (logits[static_cast<size_t>(a)] == logits[static_cast<size_t>(b)] && a < b);
-    });
+std::vector<TokenLogprob> SamplerChain::top_logprobs(const float *logits, int64_t n_vocab, int n) {
+    const double lse = log_sum_exp(logits, n_vocab);
+    const size_t k = std::min(static_cast<size_t>(n_vocab), static_cast<size_t>(std::max(0, n)));
     std::vector<TokenLogprob> out;
-    for (size_t i = 0; i < k; ++i)
-        out.push_back({idx[i], static_cast<float>(logits[static_cast<size_t>(idx[i])] - lse)});
+    if (k == 0) return out;
+    // Keep the k best in a small sorted list: one pass, no sort of the vocabulary.
+    std::vector<int32_t> best;
+    best.reserve(k + 1);
+    auto better = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+    for (int32_t i = 0; i < static_cast<int32_t>(n_vocab); ++i) {
+        if (best.size() == k && !better(i, best.back())) continue;
+        best.insert(std::upper_bound(best.begin(), best.end(), i, better), i);
+        if (best.size() > k) best.pop_back();
+    }
+    for (int32_t t : best) out.push_back({t, static_cast<float>(logits[t] - lse)});
     return out;
 }
 

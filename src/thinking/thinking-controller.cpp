@@ -4,6 +4,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace muse {
 
@@ -66,6 +67,13 @@ ThinkingController::ThinkingController(const reasoning::ReasoningFormat &format,
     if (direct && format_.kind != reasoning::FormatKind::plain) usage_.end = ReasoningEnd::forced_off;
 }
 
+ThinkingController::ThinkingController(const ThinkingController &o)
+    : SamplerStage(o), format_(o.format_), options_(o.options_), tokenizer_(o.tokenizer_),
+      watcher_(o.watcher_->clone()), queue_(o.queue_), last_forced_framing_(o.last_forced_framing_),
+      answer_open_(o.answer_open_), wrap_up_(o.wrap_up_), cue_(o.cue_), enders_(o.enders_),
+      ender_tokens_(o.ender_tokens_), tail_(o.tail_), utf8_pending_(o.utf8_pending_),
+      reasoning_seen_(o.reasoning_seen_), cut_(o.cut_), utf8_grace_(o.utf8_grace_), usage_(o.usage_) {}
+
 std::vector<int32_t> ThinkingController::tokenize(const std::string &text, bool parse_special) const {
     return text.empty() ? std::vector<int32_t>{} : tokenizer_.tokenize(text, false, parse_special);
 }
@@ -104,19 +112,45 @@ bool ThinkingController::would_end_reasoning(int32_t token) const {
     return std::any_of(enders_.begin(), enders_.end(), [&](const std::string &e) { return s.find(e) != std::string::npos; });
 }
 
-bool ThinkingController::accept(int32_t token) {
-    if (!in_reasoning() || !would_end_reasoning(token)) return true;
-    if (usage_.reasoning_tokens < options_.min_tokens) {
-        queue(cue_, false);  // s1 budget forcing: "Wait" instead of the end of reasoning
-        ++usage_.cues;
-        return false;
+void ThinkingController::ban_enders(Candidates &c, bool all_enders) {
+    for (int32_t t : tokenizer_.eog_ids())
+        if (t >= 0 && static_cast<size_t>(t) < c.logits.size()) c.logits[static_cast<size_t>(t)] = -INFINITY;
+    if (!all_enders) return;
+    if (!ender_tokens_) {
+        // Tokens whose own text holds an ender; an ender split over tokens is caught by the
+        // best-candidate check in apply().
+        auto list = std::make_shared<std::vector<int32_t>>();
+        for (int32_t t = 0; t < tokenizer_.n_vocab(); ++t) {
+            const std::string piece = tokenizer_.token_to_piece(t, true);
+            if (std::any_of(enders_.begin(), enders_.end(),
+                            [&](const std::string &e) { return piece.find(e) != std::string::npos; }))
+                list->push_back(t);
+        }
+        ender_tokens_ = std::move(list);
     }
-    if (tokenizer_.is_eog(token)) {
-        // Never end the turn inside reasoning: close it and open the answer instead.
-        queue(answer_open_, true);
-        return false;
+    for (int32_t t : *ender_tokens_)
+        if (static_cast<size_t>(t) < c.logits.size()) c.logits[static_cast<size_t>(t)] = -INFINITY;
+}
+
+void ThinkingController::apply(Candidates &c) {
+    int32_t t = force_next();
+    if (t < 0 && in_reasoning()) {
+        const int32_t best = c.top();
+        const bool early = usage_.reasoning_tokens < options_.min_tokens;
+        if (would_end_reasoning(best)) {
+            if (early) {
+                queue(cue_, false);  // s1 budget forcing: "Wait" instead of the end of reasoning
+                ++usage_.cues;
+                t = force_next();
+            } else if (tokenizer_.is_eog(best)) {
+                // Never end the turn inside reasoning: close it and open the answer instead.
+                queue(answer_open_, true);
+                t = force_next();
+            }
+        }
+        if (t < 0) ban_enders(c, early);
     }
-    return true;
+    if (t >= 0) c.forced = t;
 }
 
 void ThinkingController::on_token(int32_t token, bool forced) {

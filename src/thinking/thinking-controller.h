@@ -1,6 +1,7 @@
-// The thinking-budget controller: a GenerationPolicy that enforces a thinking
-// mode and budget on one response, using only the family's framing strings
-// (reasoning/reasoning-format.h), never token ids.
+// The thinking-budget controller: the controller stage of a generation's sampler
+// chain (sampling/sampler.h). It enforces a thinking mode and budget on one
+// response before each pick, forcing and banning tokens, using only the family's
+// framing strings (reasoning/reasoning-format.h), never token ids.
 //
 //   mode off        force the answer open at the start (atem " to=user<|message|>",
 //                   think tags an empty "<think>\n\n</think>\n\n"); any reasoning the model
@@ -12,11 +13,12 @@
 //                   answer_open ("<|eom|><|start|>assistant to=user<|message|>", "</think>\n\n")
 //                   token by token, so an answer always follows. A later reasoning message
 //                   is closed at once. budget 0 answers directly.
-//   min_tokens M    until M reasoning tokens are spent, a token that would end reasoning
-//                   (its close string, an end-of-turn string, an end-of-generation token) is
-//                   replaced by `continue_cue` (s1's budget forcing with "Wait").
-//   An end-of-generation token while reasoning is never accepted: the answer is forced
-//   open instead, so a response never ends inside its reasoning.
+//   min_tokens M    until M reasoning tokens are spent, tokens that would end reasoning
+//                   (its close string, an end-of-turn string, an end-of-generation token)
+//                   are banned before the pick; when the best candidate was one of them,
+//                   `continue_cue` is forced instead (s1's budget forcing with "Wait").
+//   End-of-generation tokens are banned while reasoning; when the best candidate was one,
+//   the answer is forced open instead, so a response never ends inside its reasoning.
 // The controller watches the response through a ChannelParser of its own, fed with every
 // token's text (special tokens rendered), and counts: reasoning tokens (every token written
 // while the parser is in reasoning: the budget is checked against them before the cut, so
@@ -26,7 +28,7 @@
 
 #include "reasoning/channel-parser.h"
 #include "reasoning/reasoning-format.h"
-#include "sampling/generation-policy.h"
+#include "sampling/sampler.h"
 
 #include <cstdint>
 #include <deque>
@@ -84,15 +86,23 @@ struct ThinkingUsage {
     ReasoningEnd end = ReasoningEnd::none;
 };
 
-class ThinkingController final : public GenerationPolicy {
+class ThinkingController final : public SamplerStage {
 public:
     // start: where the response begins (reasoning::response_start on the rendered prompt).
     ThinkingController(const reasoning::ReasoningFormat &format, reasoning::State start,
                        const ThinkingOptions &options, const Tokenizer &tokenizer);
+    ThinkingController(const ThinkingController &other);
 
-    int32_t force_next() override;
-    bool accept(int32_t token) override;
-    void on_token(int32_t token, bool forced) override;
+    // The stage: forces queued tokens, bans what must not end reasoning now.
+    const char *name() const override { return "thinking"; }
+    void apply(Candidates &c) override;
+    void accept(int32_t token, bool forced) override { on_token(token, forced); }
+    std::unique_ptr<SamplerStage> clone() const override { return std::make_unique<ThinkingController>(*this); }
+
+    // The next token to force, or -1 to let the chain pick (apply() calls it).
+    int32_t force_next();
+    // Every token appended to the response, sampled or forced, in order.
+    void on_token(int32_t token, bool forced);
 
     // Ends reasoning now the way the budget does (adaptive early exit calls this).
     void end_reasoning(ReasoningEnd why);
@@ -113,6 +123,8 @@ public:
 private:
     std::vector<int32_t> tokenize(const std::string &text, bool parse_special) const;
     bool would_end_reasoning(int32_t token) const;
+    // Bans, in c, the tokens that may not come while reasoning (see apply).
+    void ban_enders(Candidates &c, bool all_enders);
     // framing: forced structure (open/close sequences), never counted as reasoning;
     // wrap-up text and continue cues are reasoning the controller wrote.
     void queue(const std::vector<int32_t> &tokens, bool framing);
@@ -125,6 +137,7 @@ private:
     bool last_forced_framing_ = false;
     std::vector<int32_t> answer_open_, wrap_up_, cue_;
     std::vector<std::string> enders_;  // strings that end reasoning when they appear
+    std::shared_ptr<const std::vector<int32_t>> ender_tokens_;  // tokens whose text holds an ender (lazy)
     std::string tail_;                 // last reasoning bytes (to see enders split over tokens)
     std::string utf8_pending_;         // bytes of an unfinished UTF-8 character in reasoning
     bool reasoning_seen_ = false, cut_ = false;

@@ -1,0 +1,277 @@
+#include "engine/generation.h"
+
+#include "core/error.h"
+#include "engine/session.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace muse {
+
+struct Generation::Snapshot {
+    int32_t next_pos;
+    Phase phase;
+    size_t prompt_at;
+    int32_t pending;
+    SamplerChain chain;
+    std::optional<StreamingDetokenizer> detok;
+    std::unique_ptr<reasoning::ChannelParser> parser;
+    std::optional<StopMatcher> stops;
+    GenerationResult result;
+    int32_t probed_at, stable;
+    std::string last_probe_answer;
+};
+
+Generation::Generation(Session &session, int seq, GenerationSetup setup)
+    : session_(session), seq_(seq), setup_(std::move(setup)), chain_(setup_.sampling, setup_.context) {
+    if (setup_.n_logprobs < 0 || setup_.n_logprobs > 64) muse::fail(MUSE_ERR_INVALID_ARGUMENT, "n_logprobs must be in 0..64");
+    for (int32_t t : session.end_of_generation()) eog_.insert(t);
+    const Tokenizer *tok = setup_.tokenizer;
+    if (setup_.format || setup_.thinking) {
+        if (!tok) muse::fail(MUSE_ERR_INTERNAL, "reasoning channels need the tokenizer");
+        if (!setup_.format) muse::fail(MUSE_ERR_INTERNAL, "a thinking controller needs the reasoning format");
+        parser_ = reasoning::make_channel_parser(*setup_.format, setup_.start, setup_.tools);
+        if (setup_.thinking) {
+            auto controller = std::make_unique<ThinkingController>(*setup_.format, setup_.start, *setup_.thinking, *tok);
+            controller_ = controller.get();
+            chain_.set_controller(std::move(controller));
+            const EarlyExitOptions &e = setup_.thinking->early_exit;
+            if (e.enabled && setup_.thinking->mode != reasoning::ThinkingMode::off && setup_.thinking->budget != 0) {
+                if (e.interval <= 0 || e.stable <= 0 || e.probe_tokens <= 0)
+                    muse::fail(MUSE_ERR_INVALID_ARGUMENT, "early exit interval, stable and probe_tokens must be positive");
+                probe_seq_ = session.free_seq(seq);
+                if (probe_seq_ < 0)
+                    muse::fail(MUSE_ERR_INVALID_ARGUMENT, "adaptive early exit needs a free sequence: create the session "
+                                                          "with n_seq_max >= 2 and leave one sequence empty");
+            }
+        }
+    }
+    // Chat text renders special tokens (the parser reads the framing); raw text does not.
+    if (tok) detok_.emplace(*tok, setup_.format.has_value());
+    if (!setup_.stop.empty()) {
+        if (!tok) muse::fail(MUSE_ERR_INVALID_ARGUMENT, "stop strings need the model's tokenizer");
+        stops_.emplace(setup_.stop);
+    }
+    result_.prompt_tokens = static_cast<int32_t>(setup_.prompt.ids.size());
+    if (!setup_.prompt.ids.empty() && setup_.cached >= setup_.prompt.ids.size())
+        muse::fail(MUSE_ERR_INTERNAL, "a generation must evaluate at least one prompt row");
+    prompt_at_ = setup_.cached;
+    result_.prompt_evaluated = static_cast<int32_t>(setup_.prompt.ids.size() - setup_.cached);
+    if (setup_.prompt.ids.empty()) phase_ = Phase::sample;  // continue from the last logits
+}
+
+Generation::~Generation() {
+    probe_.reset();
+    session_.detach(this);
+}
+
+bool Generation::next_event(GenerationEvent &out) {
+    if (events_.empty()) return false;
+    out = std::move(events_.front());
+    events_.pop_front();
+    return true;
+}
+
+void Generation::deliver(GenerationEvent ev) { events_.push_back(std::move(ev)); }
+
+void Generation::emit_text(std::vector<reasoning::ChannelEvent> events, int32_t token, bool forced, bool *first,
+                           float logprob, const std::vector<TokenLogprob> &top) {
+    for (reasoning::ChannelEvent &ce : events) {
+        if (result_.finish_reason == "stop" && stops_ && stops_->matched()) return;
+        GenerationEvent ev;
+        ev.token = token;
+        ev.forced = forced;
+        if (ce.channel == reasoning::Channel::tool_call) {
+            ev.kind = GenerationEvent::Kind::tool_call;
+            ev.text = ce.text;
+            ev.call = ce.call;
+            if (ce.call) result_.tool_calls.push_back(*ce.call);
+        } else if (ce.channel == reasoning::Channel::reasoning) {
+            ev.kind = GenerationEvent::Kind::reasoning;
+            ev.text = std::move(ce.text);
+            result_.reasoning += ev.text;
+        } else {
+            ev.kind = GenerationEvent::Kind::answer;
+            ev.text = stops_ ? stops_->push(ce.text) : std::move(ce.text);
+            result_.answer += ev.text;
+        }
+        if (ev.kind != GenerationEvent::Kind::tool_call) result_.text += ev.text;
+        if (ev.text.empty() && ev.kind != GenerationEvent::Kind::tool_call && !*first) continue;
+        if (*first) {
+            ev.logprob = logprob;
+            ev.top = top;
+            *first = false;
+        }
+        deliver(std::move(ev));
+    }
+}
+
+void Generation::on_logits(const float *logits) {
+    const int64_t n_vocab = session_.hparams().n_vocab;
+    const SamplerChain::Pick pick = chain_.sample(logits, n_vocab);
+    chain_.accept(pick.token, pick.forced);
+    const int32_t token = pick.token;
+    result_.tokens.push_back(token);
+    const float logprob = SamplerChain::logprob_of(logits, n_vocab, token);
+    std::vector<TokenLogprob> top;
+    if (setup_.n_logprobs > 0) {
+        top = SamplerChain::top_logprobs(logits, n_vocab, setup_.n_logprobs);
+        result_.logprobs.push_back({token, logprob, top});
+    }
+    if (parent_) {  // an early-exit probe: greedy answer tokens, watched by its parent
+        probe_min_prob_ = std::min(probe_min_prob_, std::exp(logprob));
+        if (eog_.count(token)) return finish("stop");
+        probe_answer_ += setup_.tokenizer->token_to_piece(token, true);
+        if (result_.tokens.size() >= setup_.max_tokens) return finish("length");
+        pending_ = token;
+        phase_ = Phase::feed;
+        return;
+    }
+
+    const bool eog = eog_.count(token) != 0;
+    bool first = true;
+    if (!eog && detok_) {
+        const std::string piece = detok_->push(token);
+        if (parser_) emit_text(parser_->feed(piece), token, pick.forced, &first, logprob, top);
+        else emit_text({reasoning::ChannelEvent{reasoning::Channel::answer, piece, std::nullopt}}, token, pick.forced,
+                       &first, logprob, top);
+    }
+    if (first) {  // the token released no text: report it alone
+        GenerationEvent ev;
+        ev.token = token;
+        ev.forced = pick.forced;
+        ev.logprob = logprob;
+        ev.top = std::move(top);
+        deliver(std::move(ev));
+    }
+    if (eog || (stops_ && stops_->matched()) || (parser_ && parser_->state() == reasoning::State::ended))
+        return finish("stop");
+    if (result_.tokens.size() >= setup_.max_tokens) return finish("length");
+    pending_ = token;
+    phase_ = Phase::feed;
+    maybe_probe(token, pick.forced);
+}
+
+void Generation::maybe_probe(int32_t token, bool forced) {
+    if (probe_seq_ < 0 || !controller_ || forced || !controller_->in_reasoning() || controller_->reasoning_cut()) return;
+    const int32_t spent = controller_->usage().reasoning_tokens;
+    const EarlyExitOptions &o = setup_.thinking->early_exit;
+    if (spent <= 0 || spent % o.interval != 0 || spent == probed_at_) return;
+    probed_at_ = spent;
+    // Fork the sequence as it is (the new token not yet evaluated), force the answer open
+    // on the fork and let the probe decode a few greedy answer tokens alongside the others.
+    session_.seq_copy(seq_, probe_seq_, 0, -1);
+    GenerationSetup ps;
+    ps.prompt.ids.push_back(token);
+    const std::vector<int32_t> &open = controller_->answer_open_tokens();
+    ps.prompt.ids.insert(ps.prompt.ids.end(), open.begin(), open.end());
+    ps.max_tokens = static_cast<size_t>(o.probe_tokens);
+    ps.tokenizer = setup_.tokenizer;
+    probe_.reset(new Generation(session_, probe_seq_, std::move(ps)));
+    probe_->parent_ = this;
+    session_.live_.push_back(probe_.get());
+    phase_ = Phase::waiting;
+}
+
+void Generation::on_probe_done() {
+    Generation &p = *probe_;
+    const EarlyExitOptions &o = setup_.thinking->early_exit;
+    const int32_t evaluated = static_cast<int32_t>(p.setup_.prompt.ids.size() + p.result_.tokens.size()) -
+                              (p.result_.tokens.empty() ? 0 : 1);
+    controller_->count_probe(evaluated);
+    const bool confident = p.probe_min_prob_ >= o.min_prob;
+    stable_ = confident && p.probe_answer_ == last_probe_answer_ ? stable_ + 1 : (confident ? 1 : 0);
+    last_probe_answer_ = p.probe_answer_;
+    probe_.reset();
+    session_.seq_remove(probe_seq_, 0, -1);
+    if (stable_ >= o.stable) controller_->end_reasoning(ReasoningEnd::early_exit);
+    if (phase_ == Phase::waiting) phase_ = Phase::feed;
+}
+
+void Generation::finish(const std::string &reason) {
+    if (phase_ == Phase::done) return;
+    if (probe_) {
+        probe_.reset();
+        session_.seq_remove(probe_seq_, 0, -1);
+    }
+    phase_ = Phase::done;
+    const bool stopped = stops_ && stops_->matched();
+    if (!parent_ && !stopped && reason != "error") {
+        bool first = false;  // trailing text belongs to no token
+        std::vector<reasoning::ChannelEvent> tail;
+        const std::string rest = detok_ ? detok_->flush() : std::string();
+        if (parser_) {
+            tail = parser_->feed(rest);
+            for (auto &e : parser_->finish()) tail.push_back(std::move(e));
+        } else if (!rest.empty()) {
+            tail.push_back({reasoning::Channel::answer, rest, std::nullopt});
+        }
+        emit_text(std::move(tail), -1, false, &first, 0.0f, {});
+        if (stops_ && !stops_->matched()) {
+            const std::string held = stops_->flush();
+            if (!held.empty()) {
+                GenerationEvent ev;
+                ev.kind = GenerationEvent::Kind::answer;
+                ev.text = held;
+                result_.answer += held;
+                result_.text += held;
+                deliver(std::move(ev));
+            }
+        }
+    }
+    if (controller_) {
+        result_.usage = controller_->finish();
+    } else {
+        result_.usage.answer_tokens = static_cast<int32_t>(result_.tokens.size());
+    }
+    if (parser_) result_.malformed = parser_->malformed();
+    result_.finish_reason = reason;
+    GenerationEvent done;
+    done.kind = GenerationEvent::Kind::done;
+    done.finish_reason = reason;
+    deliver(std::move(done));
+    if (parent_) parent_->on_probe_done();
+}
+
+void Generation::fail(muse_status status, const std::string &message) {
+    if (phase_ == Phase::done) return;
+    result_.error = message;
+    result_.error_status = status;
+    GenerationEvent ev;
+    ev.kind = GenerationEvent::Kind::error;
+    ev.text = message;
+    deliver(std::move(ev));
+    finish("error");
+}
+
+void Generation::stop(const std::string &reason) { finish(reason); }
+
+std::shared_ptr<const Generation::Snapshot> Generation::snapshot() const {
+    if (probe_) muse::fail(MUSE_ERR_INVALID_ARGUMENT, "a generation cannot be snapshot while its early-exit probe runs");
+    auto s = std::make_shared<Snapshot>(Snapshot{session_.cache().seq_next_pos(seq_), phase_, prompt_at_, pending_, chain_,
+                                                 detok_, parser_ ? parser_->clone() : nullptr, stops_, result_, probed_at_,
+                                                 stable_, last_probe_answer_});
+    return s;
+}
+
+void Generation::restore(const Snapshot &s) {
+    if (probe_) muse::fail(MUSE_ERR_INVALID_ARGUMENT, "a generation cannot be restored while its early-exit probe runs");
+    session_.seq_remove(seq_, s.next_pos, -1);
+    phase_ = s.phase;
+    prompt_at_ = s.prompt_at;
+    pending_ = s.pending;
+    chain_ = s.chain;
+    controller_ = dynamic_cast<ThinkingController *>(chain_.controller());
+    detok_.reset();
+    if (s.detok) detok_.emplace(*s.detok);
+    parser_ = s.parser ? s.parser->clone() : nullptr;
+    stops_ = s.stops;
+    result_ = s.result;
+    probed_at_ = s.probed_at;
+    stable_ = s.stable;
+    last_probe_answer_ = s.last_probe_answer;
+    events_.clear();
+    cancel_.store(false);
+}
+
+} // namespace muse

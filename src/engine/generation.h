@@ -1,0 +1,157 @@
+// A generation: one response being produced on one sequence of a session. It
+// owns everything per-response -- the sampler chain (with the thinking controller
+// and the grammar slot), the streaming detokenizer, the reasoning-channel parser,
+// stop strings, logprobs, penalties over its own history (prompt included), usage
+// counters and a cancel flag -- and turns each sampled token into events.
+//
+// Raw generation, chat turns and early-exit probes are all generations; the
+// session's scheduler advances every live one in one batched forward pass per
+// step (Session::step). Events queue up in the generation and are pulled with
+// next_event(). snapshot()/restore() roll a generation back (its sequence's cache
+// included), for speculative decoding and probes.
+#pragma once
+
+#include "multimodal/mm-prompt.h"
+#include "muse/muse.h"
+#include "reasoning/channel-parser.h"
+#include "sampling/sampler.h"
+#include "sampling/stop-strings.h"
+#include "thinking/thinking-controller.h"
+#include "tokenizer/tokenizer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace muse {
+
+class Session;
+
+// How a generation is set up.
+struct GenerationSetup {
+    // The rows to evaluate first (tokens, and image rows with their embeddings). Empty:
+    // continue from the logits the sequence's last evaluation left.
+    MultimodalPrompt prompt;
+    size_t cached = 0;  // leading rows of `prompt` the sequence already holds (prefix reuse)
+    // Tokens the sequence already holds before `prompt` (its history for the penalties).
+    std::vector<int32_t> context;
+    SamplingParams sampling;
+    size_t max_tokens = 256;
+    std::vector<std::string> stop;  // generation ends before the first match (answer text)
+    int n_logprobs = 0;             // top-n logprobs per token in the events (0..64)
+    const Tokenizer *tokenizer = nullptr;  // text events need it; nullptr: token events only
+    // Reasoning channels: when set, a channel parser of this format splits the text, and
+    // with `thinking` a controller steers it. start: where the response begins.
+    std::optional<reasoning::ReasoningFormat> format;
+    reasoning::State start = reasoning::State::answer;
+    std::optional<ThinkingOptions> thinking;
+    nlohmann::ordered_json tools;  // for the parser (tool-call recipients)
+    int agent = 0;                 // index within a multi-generation request
+};
+
+struct GenerationEvent {
+    enum class Kind { token, answer, reasoning, tool_call, done, error };
+    Kind kind = Kind::token;
+    int32_t token = -1;  // -1: text flushed at the end
+    bool forced = false;
+    std::string text;
+    float logprob = 0.0f;
+    std::vector<TokenLogprob> top;
+    std::optional<reasoning::ToolCall> call;
+    std::string finish_reason;  // done: "stop", "length", "cancelled", "callback", "error"
+};
+
+struct TokenLogprobs {
+    int32_t token;
+    float logprob;
+    std::vector<TokenLogprob> top;
+};
+
+struct GenerationResult {
+    std::vector<int32_t> tokens;  // generated (forced ones included, end-of-generation included)
+    std::string reasoning, answer, text;  // text: everything released, in order (raw generations)
+    std::vector<reasoning::ToolCall> tool_calls;
+    ThinkingUsage usage;
+    std::vector<TokenLogprobs> logprobs;  // with n_logprobs > 0
+    int32_t prompt_tokens = 0;            // rows of the prompt
+    int32_t prompt_evaluated = 0;         // of those, the rows this generation evaluated (not cached)
+    bool malformed = false;
+    std::string finish_reason;  // empty while live
+    std::string error;
+    muse_status error_status = MUSE_OK;
+};
+
+class Generation {
+public:
+    ~Generation();
+    Generation(const Generation &) = delete;
+    Generation &operator=(const Generation &) = delete;
+
+    int seq() const { return seq_; }
+    int agent() const { return setup_.agent; }
+    bool done() const { return phase_ == Phase::done; }
+    // Thread-safe: the generation ends ("cancelled") at its session's next step.
+    void cancel() { cancel_.store(true); }
+    // Ends the generation now with this finish reason (the host's callback said stop).
+    void stop(const std::string &reason);
+    // Pops the next queued event; false when none is queued.
+    bool next_event(GenerationEvent &out);
+    bool has_events() const { return !events_.empty(); }
+    const GenerationResult &result() const { return result_; }
+
+    // Rollback point: every per-response state plus the sequence's length.
+    struct Snapshot;
+    std::shared_ptr<const Snapshot> snapshot() const;
+    // Returns to a snapshot: the sequence is cut back, the chain, parsers and counters restored.
+    void restore(const Snapshot &s);
+
+private:
+    friend class Session;
+    enum class Phase { prefill, feed, sample, waiting, done };
+    Generation(Session &session, int seq, GenerationSetup setup);
+
+    // Scheduler hooks (Session::step).
+    bool wants_rows() const { return phase_ == Phase::prefill || phase_ == Phase::feed; }
+    int64_t prompt_left() const { return static_cast<int64_t>(setup_.prompt.ids.size() - prompt_at_); }
+    void on_logits(const float *logits);
+    void on_probe_done();
+    void finish(const std::string &reason);
+    void fail(muse_status status, const std::string &message);
+    void deliver(GenerationEvent ev);
+    void emit_text(std::vector<reasoning::ChannelEvent> events, int32_t token, bool forced, bool *first,
+                   float logprob, const std::vector<TokenLogprob> &top);
+    void maybe_probe(int32_t token, bool forced);
+
+    Session &session_;
+    int seq_;
+    GenerationSetup setup_;
+    Phase phase_ = Phase::prefill;
+    size_t prompt_at_ = 0;
+    int32_t pending_ = -1;  // the last token, to evaluate next
+    std::atomic<bool> cancel_{false};
+    SamplerChain chain_;
+    ThinkingController *controller_ = nullptr;  // inside chain_
+    std::optional<StreamingDetokenizer> detok_;
+    std::unique_ptr<reasoning::ChannelParser> parser_;
+    std::optional<StopMatcher> stops_;
+    std::unordered_set<int32_t> eog_;
+    std::deque<GenerationEvent> events_;
+    GenerationResult result_;
+
+    // Adaptive early exit: a probe generation forked from this one, riding in the same
+    // steps while this one waits for its verdict.
+    std::unique_ptr<Generation> probe_;
+    Generation *parent_ = nullptr;
+    int probe_seq_ = -1;
+    int32_t probed_at_ = 0, stable_ = 0, probe_evaluated_ = 0;
+    float probe_min_prob_ = 1.0f;
+    std::string probe_answer_, last_probe_answer_;
+};
+
+} // namespace muse
