@@ -461,7 +461,8 @@ typedef struct muse_generate_params {
     uint32_t                    struct_size;  /* sizeof(muse_generate_params), set by _init */
     size_t                      max_tokens;   /* default 256 */
     const muse_sampling_params *sampling;     /* NULL: greedy */
-    const char *const          *stop;         /* stop strings (generation ends before them), may be NULL */
+    const char *const          *stop;         /* stop strings (generation ends before them; with thinking
+                                                 they apply to the answer text), may be NULL */
     size_t                      n_stop;
     int32_t                     n_logprobs;   /* top-n logprobs per token in the events, 0..64 (default 0) */
     muse_thinking_params        thinking;     /* ABI 3; all zero = MUSE_THINKING_NONE */
@@ -473,7 +474,8 @@ MUSE_API void muse_generate_params_init(muse_generate_params *params);
  * calling on_token (required) for every token, until an end-of-generation token
  * (reported, its text not rendered), a stop string, max_tokens, a false return or
  * muse_session_cancel(). *out_n_tokens (may be NULL) receives the token count.
- * Needs the model's tokenizer. */
+ * Needs the model's tokenizer. Runs on the session's batched engine (a generation driven
+ * to its end): stop strings, logprobs and thinking apply together. */
 MUSE_API muse_status muse_session_generate(muse_session *session, int32_t seq_id, const int32_t *prompt,
                                            size_t n_prompt, const muse_generate_params *params,
                                            muse_token_cb on_token, void *user_data, size_t *out_n_tokens);
@@ -509,8 +511,9 @@ MUSE_API muse_status muse_model_chat_prompt(const muse_model *model, const char 
                                             const muse_chat_params *chat, const muse_generate_params *params,
                                             char **out_prompt);
 
-/* Asks a running generation on this session to stop after its current token.
- * The one session function that may be called from another thread. */
+/* Asks every generation running on this session to stop after its current token
+ * (finish_reason "cancelled"); a generation started later is not affected. Callable from
+ * any thread (with muse_generation_cancel, the only session calls that are). */
 MUSE_API void muse_session_cancel(muse_session *session);
 
 /* ------------------------------------------------- batched decoding (host loop)

@@ -35,7 +35,6 @@ public:
     static std::unique_ptr<Model> load_from_memory(const void *data, size_t size, const ModelLoadOptions &options);
 
     const gguf::File &file() const { return *file_; }
-    const gguf::File *mmproj() const { return mmproj_.get(); }
     const ModelLoadOptions &options() const { return options_; }
 
     const std::string &arch() const { return arch_; }
@@ -54,7 +53,6 @@ public:
     // The image encoder of the mmproj (loaded with --mmproj / mmproj_path), built on
     // first use on the decoder's backend; MUSE_ERR_INVALID_ARGUMENT when none was loaded.
     const ImageEmbedder &require_images() const;
-    bool has_images() const { return mmproj_ != nullptr; }
     // End-of-generation token ids (tokenizer's set, else eos/eot from metadata).
     std::vector<int32_t> end_of_generation() const;
 
