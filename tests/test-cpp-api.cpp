@@ -113,3 +113,255 @@ TEST_CASE("muse::session::chat streams channels and honours the thinking budget"
     go.thinking.mode = MUSE_THINKING_OFF;
     CHECK(s.chat(R"([{"role": "user", "content": "Again?"}])", go).reasoning.empty());
 }
+
+#include <atomic>
+#include <cmath>
+#include <thread>
+
+namespace {
+
+std::string tiny_qwen3_path(const char *tag) {
+    const std::string path = "/tmp/muse-cpp-" + std::string(tag) + "-" + std::to_string(::getpid()) + ".gguf";
+    muse::test::TinyDecoderSpec spec;
+    spec.arch = "qwen3";
+    muse::test::tiny_decoder_writer(spec).write_file(path);
+    return path;
+}
+
+std::vector<int32_t> alone(const muse::model &m, const std::vector<int32_t> &prompt, size_t n,
+                           const muse::sampling &sp = {}) {
+    muse::session_options o;
+    o.n_ctx = 128;
+    o.kv_type = MUSE_KV_F32;
+    muse::session s(m, o);
+    return s.generate_tokens(prompt, n, sp);
+}
+
+// The "tokens" array of a generation's result JSON.
+std::vector<int32_t> result_tokens(const std::string &json) {
+    std::vector<int32_t> out;
+    const size_t at = json.find("\"tokens\":[");
+    if (at == std::string::npos) return out;
+    size_t i = at + 10;
+    while (i < json.size() && json[i] != ']') {
+        size_t end = 0;
+        out.push_back(std::stoi(json.substr(i), &end));
+        i += end;
+        if (json[i] == ',') ++i;
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("muse::generation pulls events like the C API", "[cpp-api]") {
+    const std::string path = tiny_qwen3_path("pull");
+    const muse::model m(path);
+    std::remove(path.c_str());
+    const std::vector<int32_t> prompt = {1, 5, 9, 12};
+    muse::session_options o;
+    o.n_ctx = 128;
+    o.kv_type = MUSE_KV_F32;
+    muse::session s(m, o);
+    muse::generate_options go;
+    go.max_tokens = 10;
+    go.n_logprobs = 2;
+    muse::generation g = s.start(prompt, go);
+    std::vector<int32_t> seen;
+    std::string last_kind_reason;
+    int n_events = 0, n_done = 0;
+    for (const muse::event &e : g) {
+        ++n_events;
+        if (e.kind == MUSE_EVENT_DONE) {
+            ++n_done;
+            last_kind_reason = e.finish_reason;
+            continue;
+        }
+        CHECK(n_done == 0);
+        CHECK((e.kind == MUSE_EVENT_TOKEN || e.kind == MUSE_EVENT_ANSWER));
+        CHECK(e.seq_id == 0);
+        if (e.token >= 0) {
+            seen.push_back(e.token);
+            CHECK(e.top.size() == 2);
+            CHECK(e.logprob <= 0.0f);
+        }
+    }
+    CHECK(n_done == 1);
+    CHECK(n_events > 1);
+    CHECK((last_kind_reason == "stop" || last_kind_reason == "length"));
+    CHECK(g.done());
+    muse::event again;
+    CHECK_FALSE(g.next(again));  // DONE was returned
+    CHECK(result_tokens(g.result_json()) == seen);
+    CHECK(g.result_json().find("\"logprobs\"") != std::string::npos);
+    CHECK(seen == alone(m, prompt, 10));
+    // a second generation on a busy sequence is refused
+    muse::generation busy = s.start({}, go);
+    CHECK_THROWS_AS(s.start({1}, go), muse::error);
+}
+
+TEST_CASE("muse::session::step advances two generations together, equal to alone", "[cpp-api]") {
+    const std::string path = tiny_qwen3_path("step");
+    const muse::model m(path);
+    std::remove(path.c_str());
+    const std::vector<int32_t> p0 = {1, 5, 9, 12}, p1 = {2, 3, 4, 7, 8, 11};
+    muse::session_options o;
+    o.n_ctx = 256;
+    o.n_seq_max = 2;
+    o.kv_type = MUSE_KV_F32;
+    muse::session s(m, o);
+    muse::generate_options g0o, g1o;
+    g0o.max_tokens = g1o.max_tokens = 8;
+    g1o.sampling.temperature = 0.9f;
+    g1o.sampling.seed = 4;
+    muse::generation a = s.start(p0, g0o, 0), b = s.start(p1, g1o, 1);
+    int steps = 0;
+    while (s.step() > 0) ++steps;
+    CHECK(steps <= 12);
+    CHECK(a.done());
+    CHECK(b.done());
+    CHECK(result_tokens(a.result_json()) == alone(m, p0, 8));
+    CHECK(result_tokens(b.result_json()) == alone(m, p1, 8, g1o.sampling));
+    int seq1 = 0;
+    for (const muse::event &e : b) seq1 += e.seq_id == 1;
+    CHECK(seq1 > 0);
+}
+
+TEST_CASE("muse::generation::cancel works from another thread", "[cpp-api]") {
+    const std::string path = tiny_qwen3_path("cancel");
+    const muse::model m(path);
+    std::remove(path.c_str());
+    muse::session_options o;
+    o.n_ctx = 1024;
+    muse::session s(m, o);
+    muse::generate_options go;
+    go.max_tokens = 900;
+    muse::generation g = s.start({1, 5, 9}, go);
+    muse::event e;
+    int n = 0;
+    std::thread canceller;
+    std::string reason;
+    while (g.next(e)) {
+        if (++n == 3) canceller = std::thread([&g] { g.cancel(); });
+        if (e.kind == MUSE_EVENT_DONE) reason = e.finish_reason;
+    }
+    canceller.join();
+    CHECK(reason == "cancelled");
+    CHECK(result_tokens(g.result_json()).size() < 900);
+    g = muse::generation();  // frees it: the sequence is free again
+    go.max_tokens = 3;
+    muse::generation h = s.start({}, go);
+    while (h.next(e)) {}
+    CHECK((e.finish_reason == "stop" || e.finish_reason == "length"));
+}
+
+TEST_CASE("muse::session::decode of a two-sequence batch equals evaluating each alone", "[cpp-api]") {
+    const std::string path = tiny_qwen3_path("decode");
+    const muse::model m(path);
+    std::remove(path.c_str());
+    const std::vector<int32_t> a = {1, 5, 9, 12}, b = {2, 3, 4, 7, 8};
+    muse::session_options o;
+    o.n_ctx = 128;
+    o.n_seq_max = 2;
+    o.kv_type = MUSE_KV_F32;
+    muse::session s(m, o);
+    muse::batch batch(16);
+    int32_t ia = -1, ib = -1;
+    for (size_t i = 0; i < a.size(); ++i) ia = batch.add(a[i], -1, 0, i + 1 == a.size());
+    for (size_t i = 0; i < b.size(); ++i) ib = batch.add(b[i], int32_t(i), 1, i + 1 == b.size());
+    CHECK(batch.size() == a.size() + b.size());
+    CHECK(batch.n_outputs() == 2);
+    s.decode(batch);
+    const auto la = s.logits(ia), lb = s.logits(ib);
+    muse::session_options o1 = o;
+    o1.n_seq_max = 1;
+    const auto ra = muse::session(m, o1).eval(a), rb = muse::session(m, o1).eval(b);
+    auto close = [](const std::vector<float> &x, const std::vector<float> &y) {
+        REQUIRE(x.size() == y.size());
+        float scale = 1e-6f, diff = 0.0f;
+        for (size_t i = 0; i < x.size(); ++i) {
+            scale = std::max(scale, std::fabs(y[i]));
+            diff = std::max(diff, std::fabs(x[i] - y[i]));
+        }
+        return diff <= 1e-4f * scale;
+    };
+    CHECK(close(la, ra));
+    CHECK(close(lb, rb));
+    CHECK_THROWS_AS(s.logits(7), muse::error);
+    // a bad token is an error and leaves the session unchanged and usable
+    batch.clear();
+    batch.add(1, -1, 0);
+    batch.add(100000, -1, 1);
+    CHECK_THROWS_AS(s.decode(batch), muse::error);
+    CHECK(s.seq_length(0) == int64_t(a.size()));
+    batch.clear();
+    batch.add(3, -1, 0);
+    s.decode(batch);
+    CHECK(s.seq_length(0) == int64_t(a.size() + 1));
+}
+
+TEST_CASE("muse::session chat with thinking + stop + logprobs + budget together", "[cpp-api]") {
+    const std::string path = "/tmp/muse-cpp-chat2-" + std::to_string(::getpid()) + ".gguf";
+    muse::test::tiny_decoder_writer(muse::test::atem_chat_spec()).write_file(path);
+    const muse::model m(path);
+    ::unlink(path.c_str());
+    const std::string messages = R"([{"role": "user", "content": "How many?"}])";
+    muse::generate_options go;
+    go.max_tokens = 60;
+    go.n_logprobs = 2;
+    go.thinking.mode = MUSE_THINKING_ON;
+    go.thinking.budget = 6;
+    go.thinking.wrap_up = " Enough.";
+    for (const char *t : {"<|eom|>", "<|eot|>", "<|start|>", "<|message|>", "</s>"}) {
+        go.sampling.logit_bias_tokens.push_back(m.tokenize(t, false, true).at(0));
+        go.sampling.logit_bias_values.push_back(-1e9f);
+    }
+    // the budget, then at most 3 tokens finishing a partial UTF-8 character, then the wrap-up
+    const size_t wrap = m.tokenize(" Enough.").size() + 3;
+    muse::session s(m);
+    int with_top = 0, tokens = 0;
+    const muse::chat_response full = s.chat(messages, go, {}, [&](const muse::token_event &e) {
+        if (e.token >= 0) {
+            ++tokens;
+            with_top += e.top.size() == 2;
+        }
+        return true;
+    });
+    CHECK(tokens > 0);
+    CHECK(with_top == tokens);
+    CHECK(full.json.find("\"reasoning_end\":\"budget\"") != std::string::npos);
+    const size_t rt = full.json.find("\"reasoning_tokens\":");
+    REQUIRE(rt != std::string::npos);
+    CHECK(size_t(std::stoi(full.json.substr(rt + 19))) <= 6 + wrap);
+    REQUIRE(full.answer.size() >= 3);
+    // the pull API gives the same turn, with logprobs in its result
+    muse::session s2(m);
+    muse::generation g = s2.start_chat(messages, go);
+    std::string answer, reasoning;
+    for (const muse::event &e : g) {
+        if (e.kind == MUSE_EVENT_ANSWER) answer += e.text;
+        if (e.kind == MUSE_EVENT_REASONING) reasoning += e.text;
+    }
+    CHECK(answer == full.answer);
+    CHECK(reasoning == full.reasoning);
+    CHECK(g.result_json().find("\"logprobs\":[{") != std::string::npos);
+    // a stop string taken from the middle of the answer ends the turn before it
+    std::string stop;
+    for (size_t i = full.answer.size() / 2; i < full.answer.size() && stop.empty(); ++i)
+        if (static_cast<unsigned char>(full.answer[i]) < 0x80 && full.answer[i] != ' ') stop = full.answer.substr(i, 1);
+    if (stop.empty()) return;
+    go.stop = {stop};
+    muse::session s3(m);
+    const muse::chat_response cut = s3.chat(messages, go);
+    CHECK(cut.answer.find(stop) == std::string::npos);
+    CHECK(full.answer.compare(0, cut.answer.size(), cut.answer) == 0);
+    CHECK(cut.json.find("\"finish_reason\":\"stop\"") != std::string::npos);
+    muse::session s4(m);
+    muse::generation h = s4.start_chat(messages, go);
+    muse::event e;
+    std::string cut_answer;
+    while (h.next(e))
+        if (e.kind == MUSE_EVENT_ANSWER) cut_answer += e.text;
+    CHECK(e.finish_reason == "stop");
+    CHECK(cut_answer == cut.answer);
+}

@@ -6,13 +6,22 @@
 //     for (const auto &t : m.tensors()) std::cout << t.name << " " << t.type_name << "\n";
 //
 // Thread rules are those of the C handles: a muse::model may be shared by threads.
+//
+// Batched engine: several generations (one per sequence) advance together:
+//
+//     muse::session s(m, opts);                       // opts.n_seq_max = 2
+//     muse::generation a = s.start(prompt_a, go, 0), b = s.start(prompt_b, go, 1);
+//     while (s.step() > 0) {}                         // one forward pass per step for both
+//     for (const muse::event &e : a) if (e.kind == MUSE_EVENT_ANSWER) std::cout << e.text;
 #ifndef MUSE_HPP
 #define MUSE_HPP
 
 #include "muse/muse.h"
 
 #include <cstdint>
+#include <cstddef>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -283,6 +292,136 @@ private:
     unique_handle<muse_image, muse_image_free> handle_;
 };
 
+// ---- batched decoding (muse_batch): rows of any sequences decoded in one forward pass
+
+class batch {
+public:
+    explicit batch(size_t capacity = 512) {
+        muse_batch *b = nullptr;
+        check(muse_batch_create(capacity, &b));
+        handle_.reset(b);
+    }
+    const muse_batch *get() const noexcept { return handle_.get(); }
+
+    // Appends a row (pos < 0: the sequence's next position, counting rows already here).
+    // Returns the index to pass to session::logits() after decode() when logits is true
+    // (rows that keep logits are numbered 0, 1, ... in batch order), else -1.
+    int32_t add(int32_t token, int32_t pos = -1, int32_t seq_id = 0, bool logits = true) {
+        check(muse_batch_add(handle_.get(), token, pos, seq_id, logits));
+        return logits ? n_outputs_++ : -1;
+    }
+    void clear() noexcept {
+        muse_batch_clear(handle_.get());
+        n_outputs_ = 0;
+    }
+    size_t size() const noexcept { return static_cast<size_t>(muse_batch_size(handle_.get())); }
+    int32_t n_outputs() const noexcept { return n_outputs_; }
+
+private:
+    unique_handle<muse_batch, muse_batch_free> handle_;
+    int32_t n_outputs_ = 0;
+};
+
+// ---- generations pulled event by event (muse_generation)
+
+// One event of a generation (a copy: it outlives the next call).
+struct event {
+    muse_event_kind kind = MUSE_EVENT_TOKEN;
+    int32_t seq_id = 0;
+    int32_t agent = 0;
+    int32_t token = -1;                          // -1: none (end-of-stream text)
+    bool forced = false;                         // forced by the thinking controller
+    std::string text;                            // ANSWER / REASONING text; ERROR: the message
+    float logprob = 0.0f;
+    std::vector<std::pair<int32_t, float>> top;  // best first, n_logprobs entries
+    std::string tool_name, tool_arguments;       // TOOL_CALL
+    std::string finish_reason;                   // DONE: stop | length | cancelled | error
+};
+
+// One response produced on one sequence (session::start / session::start_chat). Move-only;
+// destroy it before its session (a live one is cancelled). cancel() may be called from any
+// thread while another thread pulls events.
+class generation {
+public:
+    generation() = default;
+    explicit generation(muse_generation *g) : handle_(g) {}
+    generation(generation &&o) noexcept : handle_(std::move(o.handle_)), finished_(o.finished_) {}
+    generation &operator=(generation &&o) noexcept {
+        handle_ = std::move(o.handle_);
+        finished_ = o.finished_;
+        return *this;
+    }
+
+    muse_generation *get() const noexcept { return handle_.get(); }
+    explicit operator bool() const noexcept { return static_cast<bool>(handle_); }
+
+    // The next event (stepping the session when none is queued): true for every event up to
+    // and including DONE, false once DONE has been returned.
+    bool next(event &e) {
+        if (finished_) return false;
+        muse_event ev{};
+        ev.struct_size = sizeof(ev);
+        check(muse_generation_next(get(), &ev));
+        e.kind = static_cast<muse_event_kind>(ev.kind);
+        e.seq_id = ev.seq_id;
+        e.agent = ev.agent;
+        e.token = ev.token;
+        e.forced = ev.forced != 0;
+        e.text.assign(ev.text ? ev.text : "", ev.text ? ev.text_len : 0);
+        e.logprob = ev.logprob;
+        e.top.clear();
+        for (int32_t i = 0; i < ev.n_top; ++i) e.top.emplace_back(ev.top_tokens[i], ev.top_logprobs[i]);
+        e.tool_name = ev.tool_name ? ev.tool_name : "";
+        e.tool_arguments = ev.tool_arguments ? ev.tool_arguments : "";
+        e.finish_reason = ev.finish_reason ? ev.finish_reason : "";
+        if (e.kind == MUSE_EVENT_DONE) finished_ = true;
+        return true;
+    }
+
+    // Ends the generation ("cancelled") at its next step; any thread.
+    void cancel() noexcept { muse_generation_cancel(get()); }
+    // Whether it has ended (its events may not all have been read).
+    bool done() const noexcept { return muse_generation_done(get()); }
+    // The result so far: muse_session_chat's JSON plus "tokens" and (n_logprobs) "logprobs".
+    std::string result_json() const {
+        char *s = nullptr;
+        check(muse_generation_result(get(), &s));
+        std::string out(s);
+        muse_string_free(s);
+        return out;
+    }
+
+    // Range-for over the events, DONE included:  for (const muse::event &e : g) ...
+    class iterator {
+    public:
+        using iterator_category = std::input_iterator_tag;
+        using value_type = event;
+        using difference_type = std::ptrdiff_t;
+        using pointer = const event *;
+        using reference = const event &;
+        iterator() = default;
+        explicit iterator(generation *g) : g_(g) { advance(); }
+        reference operator*() const { return e_; }
+        pointer operator->() const { return &e_; }
+        iterator &operator++() { advance(); return *this; }
+        bool operator==(const iterator &o) const { return g_ == o.g_; }
+        bool operator!=(const iterator &o) const { return g_ != o.g_; }
+
+    private:
+        void advance() {
+            if (g_ && !g_->next(e_)) g_ = nullptr;
+        }
+        generation *g_ = nullptr;
+        event e_;
+    };
+    iterator begin() { return iterator(this); }
+    iterator end() { return iterator(); }
+
+private:
+    unique_handle<muse_generation, muse_generation_free> handle_;
+    bool finished_ = false;
+};
+
 struct session_options {
     int32_t n_ctx = 4096;
     int32_t n_seq_max = 1;
@@ -414,15 +553,10 @@ public:
     size_t generate(const std::vector<int32_t> &prompt, const generate_options &options,
                     const std::function<bool(const token_event &)> &on_token, int32_t seq_id = 0) {
         callback_ctx ctx{&on_token};
-        const muse_sampling_params sp = options.sampling.c_params();
-        std::vector<const char *> stops;
-        for (const auto &st : options.stop) stops.push_back(st.c_str());
-        muse_generate_params gp = c_generate_params(options, sp);
-        gp.stop = stops.data();
-        gp.n_stop = stops.size();
+        const c_generate c(options);
         size_t n = 0;
         const muse_status st =
-            muse_session_generate(get(), seq_id, prompt.data(), prompt.size(), &gp, &forward_event, &ctx, &n);
+            muse_session_generate(get(), seq_id, prompt.data(), prompt.size(), &c.gp, &forward_event, &ctx, &n);
         if (ctx.threw) throw error(MUSE_ERR_CANCELLED, "the on_token callback threw; generation stopped");
         check(st);
         return n;
@@ -440,21 +574,11 @@ public:
             return on_token ? on_token(e) : true;
         };
         callback_ctx ctx{&collect};
-        const muse_sampling_params sp = options.sampling.c_params();
-        const muse_generate_params gp = c_generate_params(options, sp);
-        muse_chat_params cp;
-        muse_chat_params_init(&cp);
-        cp.tools_json = chat.tools_json.empty() ? nullptr : chat.tools_json.c_str();
-        cp.variables_json = chat.variables_json.empty() ? nullptr : chat.variables_json.c_str();
-        cp.template_source = chat.template_source.empty() ? nullptr : chat.template_source.c_str();
-        cp.reuse_prefix = chat.reuse_prefix ? 1 : 0;
-        std::vector<const muse_image *> imgs;
-        for (const image *im : chat.images) imgs.push_back(im ? im->get() : nullptr);
-        cp.images = imgs.data();
-        cp.n_images = imgs.size();
+        const c_generate c(options);
+        const c_chat cc(chat);
         char *json = nullptr;
         const muse_status st =
-            muse_session_chat(get(), seq_id, messages_json.c_str(), &cp, &gp, &forward_event, &ctx, &json);
+            muse_session_chat(get(), seq_id, messages_json.c_str(), &cc.cp, &c.gp, &forward_event, &ctx, &json);
         if (json) {
             r.json = json;
             muse_string_free(json);
@@ -479,9 +603,76 @@ public:
     void seq_copy(int32_t src, int32_t dst, int32_t p0 = 0, int32_t p1 = -1) {
         check(muse_session_seq_copy(get(), src, dst, p0, p1));
     }
+    // Stops every generation running on this session at its next step; any thread.
     void cancel() noexcept { muse_session_cancel(get()); }
 
+    // ---- batched decoding and pulled generations
+
+    // One forward pass over the batch (any mix of sequences); on error the session is unchanged.
+    void decode(const muse::batch &b) { check(muse_session_decode(get(), b.get())); }
+    // The logits of output i of the last decoded batch (see batch::add), n_vocab floats.
+    std::vector<float> logits(int32_t i) const {
+        const float *l = nullptr;
+        check(muse_session_logits(get(), i, &l));
+        return std::vector<float>(l, l + n_vocab_);
+    }
+    // Starts a generation on seq_id (prompt may be empty to continue the sequence); nothing runs
+    // until its first next() or step(). Throws when the sequence already has a live generation.
+    generation start(const std::vector<int32_t> &prompt, const generate_options &options = {}, int32_t seq_id = 0) {
+        const c_generate c(options);
+        muse_generation *g = nullptr;
+        check(muse_generation_start(get(), seq_id, prompt.data(), prompt.size(), &c.gp, &g));
+        return generation(g);
+    }
+    // Starts a chat turn (as chat()) as a generation.
+    generation start_chat(const std::string &messages_json, const generate_options &options = {},
+                          const chat_options &chat = {}, int32_t seq_id = 0) {
+        const c_generate c(options);
+        const c_chat cc(chat);
+        muse_generation *g = nullptr;
+        check(muse_generation_start_chat(get(), seq_id, messages_json.c_str(), &cc.cp, &c.gp, &g));
+        return generation(g);
+    }
+    // Advances every live generation of this session by one batched forward pass; returns
+    // how many are still live.
+    int32_t step() {
+        int32_t n = 0;
+        check(muse_session_step(get(), &n));
+        return n;
+    }
+
 private:
+    // muse_generate_params with the buffers it points to (stop strings, sampling).
+    struct c_generate {
+        muse_sampling_params sp;
+        std::vector<const char *> stops;
+        muse_generate_params gp;
+        explicit c_generate(const generate_options &o) : sp(o.sampling.c_params()) {
+            for (const auto &st : o.stop) stops.push_back(st.c_str());
+            gp = c_generate_params(o, sp);
+            gp.stop = stops.empty() ? nullptr : stops.data();
+            gp.n_stop = stops.size();
+        }
+        c_generate(const c_generate &) = delete;
+        c_generate &operator=(const c_generate &) = delete;
+    };
+    struct c_chat {
+        std::vector<const muse_image *> imgs;
+        muse_chat_params cp;
+        explicit c_chat(const chat_options &chat) {
+            muse_chat_params_init(&cp);
+            cp.tools_json = chat.tools_json.empty() ? nullptr : chat.tools_json.c_str();
+            cp.variables_json = chat.variables_json.empty() ? nullptr : chat.variables_json.c_str();
+            cp.template_source = chat.template_source.empty() ? nullptr : chat.template_source.c_str();
+            cp.reuse_prefix = chat.reuse_prefix ? 1 : 0;
+            for (const image *im : chat.images) imgs.push_back(im ? im->get() : nullptr);
+            cp.images = imgs.data();
+            cp.n_images = imgs.size();
+        }
+        c_chat(const c_chat &) = delete;
+        c_chat &operator=(const c_chat &) = delete;
+    };
+
     static muse_generate_params c_generate_params(const generate_options &o, const muse_sampling_params &sp) {
         muse_generate_params gp;
         muse_generate_params_init(&gp);

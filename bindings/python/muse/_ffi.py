@@ -370,3 +370,70 @@ _declare("muse_image_width", ctypes.c_int32, IMG)
 _declare("muse_image_height", ctypes.c_int32, IMG)
 # const uint8_t *muse_image_pixels(const muse_image *image);
 _declare("muse_image_pixels", ctypes.c_void_p, IMG)
+
+# ------------------------------------------------- batched decoding (host loop)
+B = ctypes.c_void_p  # muse_batch *
+
+# muse_status muse_batch_create(size_t capacity, muse_batch **out_batch);
+_declare("muse_batch_create", ST, ctypes.c_size_t, c_void_pp)
+# void muse_batch_free(muse_batch *batch);
+_declare("muse_batch_free", None, B)
+# void muse_batch_clear(muse_batch *batch);
+_declare("muse_batch_clear", None, B)
+# int64_t muse_batch_size(const muse_batch *batch);
+_declare("muse_batch_size", ctypes.c_int64, B)
+# muse_status muse_batch_add(muse_batch *batch, int32_t token, int32_t pos, int32_t seq_id, bool logits);
+_declare("muse_batch_add", ST, B, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_bool)
+# muse_status muse_session_decode(muse_session *session, const muse_batch *batch);
+_declare("muse_session_decode", ST, S, B)
+# muse_status muse_session_logits(muse_session *session, int32_t row, const float **out_logits);
+_declare("muse_session_logits", ST, S, ctypes.c_int32, c_float_pp)
+
+# ------------------------------------------------------ generations (pull API)
+G = ctypes.c_void_p  # muse_generation *
+
+# muse_event_kind
+EVENT_TOKEN, EVENT_ANSWER, EVENT_REASONING, EVENT_TOOL_CALL, EVENT_DONE, EVENT_ERROR = range(6)
+
+
+class Event(ctypes.Structure):
+    """struct muse_event"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("kind", ctypes.c_int32),
+        ("seq_id", ctypes.c_int32),
+        ("agent", ctypes.c_int32),
+        ("token", ctypes.c_int32),
+        ("forced", ctypes.c_int32),
+        ("text", ctypes.POINTER(ctypes.c_char)),
+        ("text_len", ctypes.c_size_t),
+        ("logprob", ctypes.c_float),
+        ("n_top", ctypes.c_int32),
+        ("top_tokens", ctypes.POINTER(ctypes.c_int32)),
+        ("top_logprobs", ctypes.POINTER(ctypes.c_float)),
+        ("tool_name", ctypes.c_char_p),
+        ("tool_arguments", ctypes.c_char_p),
+        ("finish_reason", ctypes.c_char_p),
+    ]
+
+
+# muse_status muse_generation_start(muse_session *, int32_t seq_id, const int32_t *prompt, size_t n_prompt,
+#     const muse_generate_params *params, muse_generation **out_generation);
+_declare("muse_generation_start", ST, S, ctypes.c_int32, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t,
+         ctypes.POINTER(GenerateParams), c_void_pp)
+# muse_status muse_generation_start_chat(muse_session *, int32_t seq_id, const char *messages_json,
+#     const muse_chat_params *chat, const muse_generate_params *params, muse_generation **out_generation);
+_declare("muse_generation_start_chat", ST, S, ctypes.c_int32, ctypes.c_char_p, ctypes.POINTER(ChatParams),
+         ctypes.POINTER(GenerateParams), c_void_pp)
+# muse_status muse_generation_next(muse_generation *generation, muse_event *out_event);
+_declare("muse_generation_next", ST, G, ctypes.POINTER(Event))
+# muse_status muse_session_step(muse_session *session, int32_t *out_n_live);
+_declare("muse_session_step", ST, S, ctypes.POINTER(ctypes.c_int32))
+# void muse_generation_cancel(muse_generation *generation);
+_declare("muse_generation_cancel", None, G)
+# bool muse_generation_done(const muse_generation *generation);
+_declare("muse_generation_done", ctypes.c_bool, G)
+# muse_status muse_generation_result(const muse_generation *generation, char **out_json);
+_declare("muse_generation_result", ST, G, ctypes.POINTER(ctypes.c_void_p))
+# void muse_generation_free(muse_generation *generation);
+_declare("muse_generation_free", None, G)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import queue
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -35,14 +33,24 @@ class Response:
     usage: Dict[str, Any] = field(default_factory=dict)
     finish_reason: str = ""
     malformed: bool = False
+    tokens: List[int] = field(default_factory=list)  # generated ids (chat_stream / start_chat; chat with logprobs)
+    logprobs: List[Dict[str, Any]] = field(default_factory=list)  # with n_logprobs: {"token", "logprob", "top"}
 
 
-def _params(session, *, thinking, thinking_budget, min_thinking_tokens, effort, wrap_up, continue_cue, tools,
-            variables, template, reuse_prefix, max_tokens, seed, sampling, early_exit=None):
-    if thinking not in _MODES:
+def _generate_params(session, *, max_tokens, seed, sampling, stop=(), n_logprobs=0, thinking=None,
+                     thinking_budget=None, min_thinking_tokens=0, effort=None, wrap_up=None, continue_cue=None,
+                     early_exit=None):
+    """muse_generate_params (and the buffers it points to) for generate / chat / start.
+    thinking None: no controller (raw text; chat turns treat it as "auto")."""
+    if thinking is not None and thinking not in _MODES:
         raise ValueError(f"thinking must be one of {sorted(_MODES)}, not {thinking!r}")
     if effort not in _EFFORTS:
         raise ValueError(f"effort must be one of low, medium, high or None, not {effort!r}")
+    if isinstance(stop, str):
+        stop = [stop]
+    stop = list(stop or ())
+    if not 0 <= int(n_logprobs) <= 64:
+        raise ValueError(f"n_logprobs must be in 0..64, not {n_logprobs!r}")
     from .session import Session
     keep = []  # ctypes objects that must outlive the call
     sampling = dict(sampling)
@@ -54,7 +62,12 @@ def _params(session, *, thinking, thinking_budget, min_thinking_tokens, effort, 
     lib.muse_generate_params_init(ctypes.byref(gp))
     gp.max_tokens = int(max_tokens)
     gp.sampling = ctypes.pointer(p)
-    gp.thinking.mode = _MODES[thinking]
+    if stop:
+        stops = (ctypes.c_char_p * len(stop))(*[s.encode() for s in stop])
+        keep.append(stops)
+        gp.stop, gp.n_stop = stops, len(stop)
+    gp.n_logprobs = int(n_logprobs)
+    gp.thinking.mode = 0 if thinking is None else _MODES[thinking]
     gp.thinking.budget = -1 if thinking_budget is None else int(thinking_budget)
     gp.thinking.min_tokens = int(min_thinking_tokens)
     gp.thinking.effort = _EFFORTS[effort]
@@ -74,6 +87,26 @@ def _params(session, *, thinking, thinking_budget, min_thinking_tokens, effort, 
     if continue_cue is not None:
         keep.append(continue_cue.encode())
         gp.thinking.continue_cue = keep[-1]
+    return gp, (p, keep)
+
+
+def _n_logprobs(n_logprobs, logprobs) -> int:
+    """n_logprobs from either keyword: logprobs=True means 1, an int means that many."""
+    if logprobs is None or logprobs is False:
+        return int(n_logprobs or 0)
+    if logprobs is True:
+        return max(1, int(n_logprobs or 0))
+    return int(logprobs)
+
+
+def _params(session, *, thinking, thinking_budget, min_thinking_tokens, effort, wrap_up, continue_cue, tools,
+            variables, template, reuse_prefix, max_tokens, seed, sampling, early_exit=None, stop=(), n_logprobs=0):
+    if thinking not in _MODES:
+        raise ValueError(f"thinking must be one of {sorted(_MODES)}, not {thinking!r}")
+    gp, (p, keep) = _generate_params(session, max_tokens=max_tokens, seed=seed, sampling=sampling, stop=stop,
+                                     n_logprobs=n_logprobs, thinking=thinking, thinking_budget=thinking_budget,
+                                     min_thinking_tokens=min_thinking_tokens, effort=effort, wrap_up=wrap_up,
+                                     continue_cue=continue_cue, early_exit=early_exit)
     cp = _ffi.ChatParams()
     lib.muse_chat_params_init(ctypes.byref(cp))
     if tools is not None:
@@ -131,7 +164,36 @@ def _attach_images(cp, messages, keep, extra=None):
 def _response(text: str) -> Response:
     d = json.loads(text)
     return Response(reasoning=d["reasoning"], answer=d["answer"], tool_calls=d["tool_calls"], usage=d["usage"],
-                    finish_reason=d["finish_reason"], malformed=d["malformed"])
+                    finish_reason=d["finish_reason"], malformed=d["malformed"], tokens=d.get("tokens", []),
+                    logprobs=d.get("logprobs", []))
+
+
+_CHAT_NAMES = ("thinking", "thinking_budget", "min_thinking_tokens", "effort", "wrap_up", "continue_cue", "tools",
+               "variables", "template", "reuse_prefix", "max_tokens", "seed", "early_exit", "stop")
+_CHAT_DEFAULTS = dict(thinking="auto", thinking_budget=None, min_thinking_tokens=0, effort=None, wrap_up=None,
+                      continue_cue=None, tools=None, variables=None, template=None, reuse_prefix=True,
+                      max_tokens=1024, seed=None, early_exit=None, stop=())
+
+
+def _chat_setup(session, messages, kwargs):
+    """(seq_id, messages_json, gp, cp, keep) from chat()'s keywords."""
+    kwargs = dict(kwargs)
+    opts = dict(_CHAT_DEFAULTS)
+    opts.update({k: kwargs.pop(k) for k in _CHAT_NAMES if k in kwargs})
+    seq_id = int(kwargs.pop("seq_id", 0))
+    extra_images = kwargs.pop("images", None)
+    n_logprobs = _n_logprobs(kwargs.pop("n_logprobs", 0), kwargs.pop("logprobs", None))
+    gp, cp, keep = _params(session, sampling=kwargs, n_logprobs=n_logprobs, **opts)
+    messages_json = _attach_images(cp, messages, keep[1], extra_images)
+    return seq_id, messages_json, gp, cp, keep
+
+
+def _decode_pending(pending: bytes):
+    """(text, rest): pieces are whole characters; join defensively anyway."""
+    try:
+        return pending.decode("utf-8"), b""
+    except UnicodeDecodeError:
+        return None, pending
 
 
 class ChatMixin:
@@ -141,107 +203,85 @@ class ChatMixin:
              min_thinking_tokens: int = 0, effort: Optional[str] = None, wrap_up: Optional[str] = None,
              continue_cue: Optional[str] = None, tools=None, variables: Optional[dict] = None,
              template: Optional[str] = None, reuse_prefix: bool = True, max_tokens: int = 1024, seq_id: int = 0,
-             seed: Optional[int] = None, early_exit=None, images=None, **sampling) -> Response:
+             seed: Optional[int] = None, early_exit=None, images=None, stop=(), n_logprobs: int = 0,
+             logprobs=None, **sampling) -> Response:
         """One assistant turn for `messages` (OpenAI chat format), rendered with the model's chat
         template. thinking: "auto" (the model decides), "on", "off" (no reasoning token at all);
         thinking_budget: reasoning tokens before a wrap-up and the answer are forced;
         min_thinking_tokens: reasoning may not end earlier ("Wait" is injected); effort:
         "low" | "medium" | "high" (template variable + default budget). Sampling keywords as
-        in generate(). The sequence keeps the conversation: the next call reuses its prefix.
+        in generate(); stop: strings that end the turn (before them); n_logprobs (or
+        logprobs=True/int): top-n logprobs of every token, in Response.logprobs.
+        The sequence keeps the conversation: the next call reuses its prefix.
         early_exit: True or {"interval", "stable", "probe_tokens", "min_prob"} for adaptive early
         exit (needs a session with n_seq_max >= 2). Images: content parts
         {"type": "image", "image": muse.Image}, or "<__media__>" markers in text contents with the
         images given here (after those of the parts, in order)."""
-        gp, cp, keep = _params(self, thinking=thinking, thinking_budget=thinking_budget,
-                               min_thinking_tokens=min_thinking_tokens, effort=effort, wrap_up=wrap_up,
-                               continue_cue=continue_cue, tools=tools, variables=variables, template=template,
-                               reuse_prefix=reuse_prefix, max_tokens=max_tokens, seed=seed, sampling=sampling,
-                               early_exit=early_exit)
+        seq_id, messages_json, gp, cp, keep = _chat_setup(self, messages, dict(
+            thinking=thinking, thinking_budget=thinking_budget, min_thinking_tokens=min_thinking_tokens,
+            effort=effort, wrap_up=wrap_up, continue_cue=continue_cue, tools=tools, variables=variables,
+            template=template, reuse_prefix=reuse_prefix, max_tokens=max_tokens, seq_id=seq_id, seed=seed,
+            early_exit=early_exit, images=images, stop=stop, n_logprobs=n_logprobs, logprobs=logprobs, **sampling))
+        tokens: List[int] = []
+        lps: List[Dict[str, Any]] = []
+        cb = _ffi.TOKEN_CB(0)
+        if gp.n_logprobs > 0:  # muse_session_chat's JSON has no logprobs: collect them from the stream
+            def on_token(event, _user):
+                ev = event.contents
+                if ev.token >= 0:
+                    tokens.append(int(ev.token))
+                    lps.append({"token": int(ev.token), "logprob": float(ev.logprob),
+                                "top": [[int(ev.top_tokens[i]), float(ev.top_logprobs[i])] for i in range(ev.n_top)]})
+                return True
+            cb = _ffi.TOKEN_CB(on_token)
         out = ctypes.c_void_p()
-        messages_json = _attach_images(cp, messages, keep[1], images)
-        check(lib.muse_session_chat(self._h(), int(seq_id), messages_json, ctypes.byref(cp),
-                                    ctypes.byref(gp), _ffi.TOKEN_CB(0), None, ctypes.byref(out)))
+        check(lib.muse_session_chat(self._h(), seq_id, messages_json, ctypes.byref(cp),
+                                    ctypes.byref(gp), cb, None, ctypes.byref(out)))
         try:
-            return _response(ctypes.string_at(out).decode("utf-8", "replace"))
+            r = _response(ctypes.string_at(out).decode("utf-8", "replace"))
         finally:
             lib.muse_string_free(out)
+        if gp.n_logprobs > 0:
+            r.tokens, r.logprobs = tokens, lps
+        return r
+
+    def start_chat(self, messages, **kwargs):
+        """Starts a chat turn (keywords as chat()) as a muse.Generation pulled event by event;
+        several (one per sequence) advance together. Nothing runs until the first event."""
+        from .generation import Generation
+        seq_id, messages_json, gp, cp, keep = _chat_setup(self, messages, kwargs)
+        h = ctypes.c_void_p()
+        check(lib.muse_generation_start_chat(self._h(), seq_id, messages_json, ctypes.byref(cp), ctypes.byref(gp),
+                                             ctypes.byref(h)))
+        return Generation(self, h, (gp, cp, keep))
 
     def chat_stream(self, messages, **kwargs) -> Iterator[Tuple[str, Any]]:
         """Like chat(), yielding (channel, text) as the turn streams: channel is "reasoning" or
         "answer"; tool calls come whole as ("tool_call", {"name": ..., "arguments": {...}}).
-        The final Response is in self.last_response afterwards."""
-        names = ("thinking", "thinking_budget", "min_thinking_tokens", "effort", "wrap_up", "continue_cue", "tools",
-                 "variables", "template", "reuse_prefix", "max_tokens", "seed", "early_exit")
-        opts = {k: kwargs.pop(k) for k in names if k in kwargs}
-        seq_id = int(kwargs.pop("seq_id", 0))
-        extra_images = kwargs.pop("images", None)
-        defaults = dict(thinking="auto", thinking_budget=None, min_thinking_tokens=0, effort=None, wrap_up=None,
-                        continue_cue=None, tools=None, variables=None, template=None, reuse_prefix=True,
-                        max_tokens=1024, seed=None, early_exit=None)
-        defaults.update(opts)
-        gp, cp, keep = _params(self, sampling=kwargs, **defaults)
-        events: "queue.Queue" = queue.Queue()
-        done = object()
-        result: Dict[str, Any] = {}
-
-        def on_token(event, _user):
-            ev = event.contents
-            channel = _CHANNELS.get(ev.channel, "answer")
-            if channel == "tool_call":
-                args = ev.tool_arguments.decode("utf-8", "replace") if ev.tool_arguments else "{}"
-                try:
-                    parsed = json.loads(args)
-                except ValueError:
-                    parsed = args
-                name = ev.tool_name.decode("utf-8", "replace") if ev.tool_name else ""
-                events.put((channel, {"name": name, "arguments": parsed}))
-            elif ev.piece_len:
-                events.put((channel, ctypes.string_at(ev.piece, ev.piece_len)))
-            return not result.get("stop")
-
-        cb = _ffi.TOKEN_CB(on_token)
-        messages_json = _attach_images(cp, messages, keep[1], extra_images)
-
-        def run():
-            out = ctypes.c_void_p()
-            result["status"] = lib.muse_session_chat(self._h(), seq_id, messages_json, ctypes.byref(cp),
-                                                     ctypes.byref(gp), cb, None, ctypes.byref(out))
-            result["error"] = lib.muse_last_error().decode("utf-8", "replace")
-            if out:
-                result["response"] = ctypes.string_at(out).decode("utf-8", "replace")
-                lib.muse_string_free(out)
-            events.put(done)
-
-        worker = threading.Thread(target=run, daemon=True)
-        worker.start()
+        The final Response is in self.last_response afterwards. Events are pulled from a
+        muse.Generation on the calling thread; Session.cancel() (any thread) ends the turn."""
         pending = {"reasoning": b"", "answer": b""}
-        try:
-            while True:
-                item = events.get()
-                if item is done:
-                    break
-                channel, payload = item
-                if channel == "tool_call":
-                    yield channel, payload
-                    continue
-                pending[channel] += payload
-                try:  # pieces are whole characters; join defensively anyway
-                    text = pending[channel].decode("utf-8")
-                    pending[channel] = b""
-                    yield channel, text
-                except UnicodeDecodeError:
-                    continue
-        finally:
-            if worker.is_alive():
-                result["stop"] = True
-                self.cancel()
-            worker.join()
-        for channel, rest in pending.items():
-            if rest:
-                yield channel, rest.decode("utf-8", "replace")
-        if result.get("status", 0) != 0:
-            raise Error(result["status"], result["error"])
-        self.last_response = _response(result["response"]) if "response" in result else None
+        error = None
+        with self.start_chat(messages, **kwargs) as g:
+            for ev, data in g._raw_events():
+                if ev.kind == "tool_call":
+                    yield "tool_call", ev.tool
+                elif ev.kind == "error":
+                    from .generation import _error_from_message
+                    error = _error_from_message(ev.text)
+                elif ev.kind in pending and data:
+                    text, pending[ev.kind] = _decode_pending(pending[ev.kind] + data)
+                    if text is not None:
+                        yield ev.kind, text
+            for channel, rest in pending.items():
+                if rest:
+                    yield channel, rest.decode("utf-8", "replace")
+            if error is not None:
+                raise error
+            d = g.result()
+        self.last_response = Response(reasoning=d["reasoning"], answer=d["answer"], tool_calls=d["tool_calls"],
+                                      usage=d["usage"], finish_reason=d["finish_reason"], malformed=d["malformed"],
+                                      tokens=d.get("tokens", []), logprobs=d.get("logprobs", []))
 
     def chat_prompt(self, messages, **kwargs) -> str:
         """The prompt chat() would evaluate for `messages` (same keywords)."""

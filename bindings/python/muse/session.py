@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import ctypes
-import queue
 import threading
+import weakref
 from typing import Iterator, List, Optional, Sequence
 
 from . import _ffi
@@ -11,6 +11,7 @@ from ._ffi import lib
 from ._handle import Handle
 from .conversation import ChatMixin
 from .errors import Error, check
+from .generation import Batch, Generation, _error_from_message
 
 _KV_TYPES = {"f16": 0, "f32": 1}
 
@@ -23,6 +24,8 @@ class Session(ChatMixin, Handle):
     def __init__(self, model, *, n_ctx: int, n_seq_max: int, seed: int, n_batch: int, kv_type: str,
                  swa_full: bool = False):
         self._handle = None
+        self._gens = weakref.WeakSet()  # live muse.Generation objects of this session
+        self._gens_lock = threading.Lock()
         if kv_type not in _KV_TYPES:
             raise ValueError(f"kv_type must be one of {sorted(_KV_TYPES)}, not {kv_type!r}")
         self.model = model
@@ -35,9 +38,14 @@ class Session(ChatMixin, Handle):
         check(lib.muse_session_create(model._h(), ctypes.byref(p), ctypes.byref(h)))
         self._handle = h
         self._seed = int(seed)
+        self.n_seq_max = int(n_seq_max)
         self.n_vocab = model.n_vocab
 
     def _free(self, handle) -> None:
+        with self._gens_lock:  # generations must be freed before their session
+            gens = list(self._gens)
+        for g in gens:
+            g.close()
         lib.muse_session_free(handle)
 
     def eval(self, tokens: Sequence[int], *, seq_id: int = 0) -> List[float]:
@@ -87,64 +95,118 @@ class Session(ChatMixin, Handle):
 
     def generate(self, prompt, max_tokens: int = 256, *, seq_id: int = 0, seed: Optional[int] = None,
                  stop: Sequence[str] = (), logit_bias: Optional[dict] = None, images=None,
-                 **sampling) -> Iterator[str]:
+                 **options) -> Iterator[str]:
         """Generates from a text (or token ids) prompt, yielding text pieces as they are made.
         Sampling keywords: temperature, top_k, top_p, min_p, repeat_penalty, presence_penalty,
         frequency_penalty; logit_bias {token: bias}. Stops after an end-of-generation token,
         before any `stop` string, or at max_tokens. images: muse.Image objects for the
-        "<__media__>" markers of a text prompt (needs the model's mmproj)."""
-        ids = self._prompt_ids(prompt, images, seq_id)
-        p = self._sampling(seed=self._seed if seed is None else seed, **sampling)
-        bias_keep = self._bias(p, logit_bias)
-        gp = _ffi.GenerateParams()
-        lib.muse_generate_params_init(ctypes.byref(gp))
-        gp.max_tokens = int(max_tokens)
-        gp.sampling = ctypes.pointer(p)
-        stops = (ctypes.c_char_p * max(1, len(stop)))(*[s.encode() for s in stop])
-        gp.stop, gp.n_stop = stops, len(stop)
-        pieces: "queue.Queue" = queue.Queue()
-        done = object()
-        result = {}
-
-        def on_token(event, _user):
-            ev = event.contents
-            if ev.piece_len:
-                pieces.put(ctypes.string_at(ev.piece, ev.piece_len))
-            return True
-
-        cb = _ffi.TOKEN_CB(on_token)
-        arr = (ctypes.c_int32 * len(ids))(*ids)
-
-        def run():
-            n = ctypes.c_size_t()
-            result["status"] = lib.muse_session_generate(self._h(), int(seq_id), arr, len(ids), ctypes.byref(gp),
-                                                         cb, None, ctypes.byref(n))
-            result["error"] = lib.muse_last_error().decode("utf-8", "replace")
-            pieces.put(done)
-
-        worker = threading.Thread(target=run, daemon=True)
-        worker.start()
+        "<__media__>" markers of a text prompt (needs the model's mmproj). Thinking keywords
+        (thinking, thinking_budget, ...) and n_logprobs as in start(); the text of every channel
+        is yielded. Events are pulled on the calling thread (a muse.Generation); cancel() from
+        another thread ends it."""
         pending = b""
-        try:
-            while True:
-                item = pieces.get()
-                if item is done:
-                    break
-                pending += item
-                try:  # pieces are whole characters; join defensively anyway
-                    text = pending.decode("utf-8")
-                    pending = b""
-                    yield text
-                except UnicodeDecodeError:
-                    continue
-        finally:
-            if worker.is_alive():
-                self.cancel()
-            worker.join()
+        with self.start(prompt, max_tokens, seq_id=seq_id, seed=seed, stop=stop, logit_bias=logit_bias,
+                        images=images, **options) as g:
+            for ev, data in g._raw_events():
+                if ev.kind == "error":
+                    raise _error_from_message(ev.text)
+                if data and ev.kind in ("answer", "reasoning", "token"):
+                    pending += data
+                    try:  # pieces are whole characters; join defensively anyway
+                        text = pending.decode("utf-8")
+                        pending = b""
+                        yield text
+                    except UnicodeDecodeError:
+                        continue
         if pending:
             yield pending.decode("utf-8", "replace")
-        if result.get("status", 0) != 0:
-            raise Error(result["status"], result["error"])
+
+    def start(self, prompt=(), max_tokens: int = 256, *, seq_id: int = 0, seed: Optional[int] = None,
+              stop: Sequence[str] = (), n_logprobs: int = 0, logprobs=None, thinking: Optional[str] = None,
+              thinking_budget: Optional[int] = None, min_thinking_tokens: int = 0, effort: Optional[str] = None,
+              wrap_up: Optional[str] = None, continue_cue: Optional[str] = None, early_exit=None,
+              logit_bias: Optional[dict] = None, images=None, **sampling) -> Generation:
+        """Starts a generation on sequence seq_id (prompt: text or token ids; empty continues
+        what the sequence holds) and returns it as a muse.Generation: iterate it for events,
+        or step the session (step()) to advance every live generation together. Sampling
+        keywords as in generate(); n_logprobs (or logprobs=True/int): top-n alternatives per
+        token; thinking: None (raw text), "auto", "on" or "off" with the thinking keywords of
+        chat(). Fails when the sequence already has a live generation."""
+        from .conversation import _generate_params, _n_logprobs
+        ids = self._prompt_ids(prompt, images, seq_id)
+        if logit_bias is not None:
+            sampling["logit_bias"] = logit_bias
+        gp, keep = _generate_params(self, max_tokens=max_tokens, seed=seed, sampling=sampling, stop=stop,
+                                    n_logprobs=_n_logprobs(n_logprobs, logprobs), thinking=thinking,
+                                    thinking_budget=thinking_budget, min_thinking_tokens=min_thinking_tokens,
+                                    effort=effort, wrap_up=wrap_up, continue_cue=continue_cue,
+                                    early_exit=early_exit)
+        arr = (ctypes.c_int32 * max(1, len(ids)))(*ids)
+        h = ctypes.c_void_p()
+        check(lib.muse_generation_start(self._h(), int(seq_id), arr, len(ids), ctypes.byref(gp), ctypes.byref(h)))
+        return Generation(self, h, (gp, keep, arr))
+
+    def step(self) -> int:
+        """Advances every live generation of this session by one batched forward pass (their
+        events queue up for iteration); returns how many are still live."""
+        n = ctypes.c_int32()
+        check(lib.muse_session_step(self._h(), ctypes.byref(n)))
+        return int(n.value)
+
+    def generate_many(self, prompts, max_tokens: int = 256, *, seed=None, **options) -> List[List[int]]:
+        """Runs the prompts (token lists or texts) as concurrent generations on sequences
+        0..len(prompts)-1, all decoded together in one batched forward pass per step, and returns
+        each one's generated tokens. The session needs n_seq_max >= len(prompts). seed: an int
+        (prompt i gets seed + i), a list (one per prompt) or None (the session's seed + i).
+        Other keywords as in start()."""
+        prompts = list(prompts)
+        if len(prompts) > self.n_seq_max:
+            raise ValueError(f"generate_many of {len(prompts)} prompts needs a session with n_seq_max >= "
+                             f"{len(prompts)} (this one has {self.n_seq_max})")
+        if "seq_id" in options:
+            raise TypeError("generate_many uses sequences 0..len(prompts)-1; seq_id is not accepted")
+        if seed is None:
+            seeds = [self._seed + i for i in range(len(prompts))]
+        elif isinstance(seed, (list, tuple)):
+            if len(seed) != len(prompts):
+                raise ValueError(f"seed list has {len(seed)} entries for {len(prompts)} prompts")
+            seeds = [int(x) for x in seed]
+        else:
+            seeds = [int(seed) + i for i in range(len(prompts))]
+        gens: List[Generation] = []
+        try:
+            for i, prompt in enumerate(prompts):
+                gens.append(self.start(prompt, max_tokens, seq_id=i, seed=seeds[i], **options))
+            while self.step() > 0:
+                pass
+            out = []
+            for g in gens:
+                for ev in g:  # drain the queued events; an error is raised
+                    if ev.kind == "error":
+                        raise _error_from_message(ev.text)
+                out.append([int(t) for t in g.result()["tokens"]])
+            return out
+        finally:
+            for g in gens:
+                g.close()
+
+    def decode(self, batch: Batch) -> None:
+        """Runs one forward pass over a muse.Batch (any mix of sequences); the rows added with
+        logits=True can then be read with logits(row). On error the session is unchanged."""
+        if not isinstance(batch, Batch):
+            raise TypeError(f"decode needs a muse.Batch, not {type(batch).__name__}")
+        check(lib.muse_session_decode(self._h(), batch._h()))
+
+    def logits(self, i: int) -> List[float]:
+        """The logits (n_vocab floats) of the last decoded batch's output `i`: the rows added with
+        logits=True are numbered 0, 1, ... in batch order (Batch.add returns the number)."""
+        out = ctypes.POINTER(ctypes.c_float)()
+        check(lib.muse_session_logits(self._h(), int(i), ctypes.byref(out)))
+        return out[: self.n_vocab]
+
+    def _track(self, generation) -> None:
+        with self._gens_lock:
+            self._gens.add(generation)
 
     @staticmethod
     def _bias(p, logit_bias):
@@ -176,7 +238,8 @@ class Session(ChatMixin, Handle):
         return list(out[: n.value])
 
     def cancel(self) -> None:
-        """Stops a generation running on another thread after its current token."""
+        """Stops every generation running on this session (a blocking call on another thread,
+        or pulled generations) at its next step. Safe from any thread."""
         if self._handle:
             lib.muse_session_cancel(self._handle)
 
