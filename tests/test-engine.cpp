@@ -377,9 +377,10 @@ TEST_CASE("C batches: muse_session_decode and per-row logits", "[engine][c-api]"
     CHECK(muse_batch_size(b) == 5);
     REQUIRE(muse_session_decode(s, b) == MUSE_OK);
     const float *row0 = nullptr, *row1 = nullptr, *want = nullptr;
-    REQUIRE(muse_session_logits(s, 0, &row0) == MUSE_OK);
-    REQUIRE(muse_session_logits(s, 1, &row1) == MUSE_OK);
-    CHECK(muse_session_logits(s, 2, &want) == MUSE_ERR_OUT_OF_RANGE);
+    REQUIRE(muse_session_logits(s, 2, &row0) == MUSE_OK);  // batch rows, as llama_get_logits_ith
+    REQUIRE(muse_session_logits(s, 4, &row1) == MUSE_OK);
+    CHECK(muse_session_logits(s, 1, &want) == MUSE_ERR_OUT_OF_RANGE);  // asked for no logits
+    CHECK(muse_session_logits(s, 5, &want) == MUSE_ERR_OUT_OF_RANGE);
     const int64_t n_vocab = 64;
     std::vector<float> r0(row0, row0 + n_vocab), r1(row1, row1 + n_vocab);
     REQUIRE(muse_session_eval(ref, 0, a, 3, &want) == MUSE_OK);

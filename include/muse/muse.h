@@ -526,7 +526,7 @@ MUSE_API void muse_session_cancel(muse_session *session);
  *     muse_batch_add(b, tok_a, -1, 0, true);      // next token of sequence 0
  *     muse_batch_add(b, tok_b, -1, 1, true);      // and of sequence 1, in the same pass
  *     muse_session_decode(s, b);
- *     muse_session_logits(s, 1, &logits);          // row 1: sequence 1's next-token logits
+ *     muse_session_logits(s, 1, &logits);          // batch row 1: sequence 1's next-token logits
  */
 typedef struct muse_batch muse_batch;
 
@@ -545,8 +545,9 @@ MUSE_API muse_status muse_batch_add(muse_batch *batch, int32_t token, int32_t po
  * at or after the sequence's next position). Batches larger than the session's n_batch are
  * split. On error (bad id, full context) the session is unchanged. */
 MUSE_API muse_status muse_session_decode(muse_session *session, const muse_batch *batch);
-/* The logits (n_vocab floats) of a row of the last decoded batch that asked for them; valid
- * until the next decode or generation step on this session. */
+/* The logits (n_vocab floats) of a row of the last decoded batch (its index in the batch,
+ * counting every row, as llama_get_logits_ith); the row must have asked for them
+ * (MUSE_ERR_OUT_OF_RANGE otherwise). Valid until the next decode or step on this session. */
 MUSE_API muse_status muse_session_logits(muse_session *session, int32_t row, const float **out_logits);
 
 /* ------------------------------------------------------ generations (pull API)
@@ -583,7 +584,7 @@ typedef struct muse_event {
     int32_t        forced;        /* nonzero: the thinking controller forced the token */
     const char    *text;          /* UTF-8 text (never NULL; "" when none) */
     size_t         text_len;
-    float          logprob;       /* log-softmax of the raw logits at token (0 when token is -1) */
+    float          logprob;       /* log-softmax of the raw logits at token: with n_logprobs > 0 (else 0) */
     int32_t        n_top;         /* entries in top_tokens / top_logprobs (n_logprobs asked) */
     const int32_t *top_tokens;    /* best first */
     const float   *top_logprobs;

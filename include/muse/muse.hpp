@@ -304,11 +304,14 @@ public:
     const muse_batch *get() const noexcept { return handle_.get(); }
 
     // Appends a row (pos < 0: the sequence's next position, counting rows already here).
-    // Returns the index to pass to session::logits() after decode() when logits is true
-    // (rows that keep logits are numbered 0, 1, ... in batch order), else -1.
+    // Returns the row's index in the batch, which session::logits() takes after decode() when
+    // logits is true (as llama.cpp's llama_get_logits_ith), else -1.
     int32_t add(int32_t token, int32_t pos = -1, int32_t seq_id = 0, bool logits = true) {
+        const int32_t row = static_cast<int32_t>(size());
         check(muse_batch_add(handle_.get(), token, pos, seq_id, logits));
-        return logits ? n_outputs_++ : -1;
+        if (!logits) return -1;
+        ++n_outputs_;
+        return row;
     }
     void clear() noexcept {
         muse_batch_clear(handle_.get());

@@ -139,7 +139,7 @@ MUSE_API muse_status muse_session_logits(muse_session *s, int32_t row, const flo
     return guard([&] {
         Session &session = session_of(s);
         require(out_logits, "out_logits");
-        *out_logits = session.output(row);
+        *out_logits = session.row_logits(row);
     });
 }
 

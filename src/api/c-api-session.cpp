@@ -167,6 +167,7 @@ MUSE_API muse_status muse_session_generate(muse_session *s, int32_t seq_id, cons
         if (!on_token) fail(MUSE_ERR_INVALID_ARGUMENT, "on_token callback is NULL");
         const muse_generate_params gp = read_generate_params(params);
         GenerationSetup setup = raw_setup(*s->model, session, seq_id, std::vector<int32_t>(prompt, prompt + n_prompt), gp);
+        setup.token_logprobs = true;  // muse_token_event.logprob is always filled here
         std::unique_ptr<Generation> gen = session.start(seq_id, std::move(setup));
         session.run(*gen, [&](const GenerationEvent &ev) { return emit_token_event(ev, on_token, user_data); });
         const GenerationResult &r = gen->result();

@@ -23,7 +23,7 @@ struct Generation::Snapshot {
 };
 
 Generation::Generation(Session &session, int seq, GenerationSetup setup)
-    : session_(session), seq_(seq), setup_(std::move(setup)), chain_(setup_.sampling, setup_.context) {
+    : session_(&session), seq_(seq), setup_(std::move(setup)), chain_(setup_.sampling, setup_.context) {
     if (setup_.n_logprobs < 0 || setup_.n_logprobs > 64) muse::fail(MUSE_ERR_INVALID_ARGUMENT, "n_logprobs must be in 0..64");
     for (int32_t t : session.end_of_generation()) eog_.insert(t);
     const Tokenizer *tok = setup_.tokenizer;
@@ -62,7 +62,7 @@ Generation::Generation(Session &session, int seq, GenerationSetup setup)
 
 Generation::~Generation() {
     probe_.reset();
-    session_.detach(this);
+    if (session_) session_->detach(this);
 }
 
 bool Generation::next_event(GenerationEvent &out) {
@@ -107,12 +107,14 @@ void Generation::emit_text(std::vector<reasoning::ChannelEvent> events, int32_t 
 }
 
 void Generation::on_logits(const float *logits) {
-    const int64_t n_vocab = session_.hparams().n_vocab;
+    const int64_t n_vocab = session_->hparams().n_vocab;
     const SamplerChain::Pick pick = chain_.sample(logits, n_vocab);
     chain_.accept(pick.token, pick.forced);
     const int32_t token = pick.token;
     result_.tokens.push_back(token);
-    const float logprob = SamplerChain::logprob_of(logits, n_vocab, token);
+    // A log-softmax over the vocabulary per token: only when someone reads it.
+    const bool want_logprob = setup_.n_logprobs > 0 || setup_.token_logprobs || parent_;
+    const float logprob = want_logprob ? SamplerChain::logprob_of(logits, n_vocab, token) : 0.0f;
     std::vector<TokenLogprob> top;
     if (setup_.n_logprobs > 0) {
         top = SamplerChain::top_logprobs(logits, n_vocab, setup_.n_logprobs);
@@ -160,16 +162,16 @@ void Generation::maybe_probe(int32_t token, bool forced) {
     probed_at_ = spent;
     // Fork the sequence as it is (the new token not yet evaluated), force the answer open
     // on the fork and let the probe decode a few greedy answer tokens alongside the others.
-    session_.seq_copy(seq_, probe_seq_, 0, -1);
+    session_->seq_copy(seq_, probe_seq_, 0, -1);
     GenerationSetup ps;
     ps.prompt.ids.push_back(token);
     const std::vector<int32_t> &open = controller_->answer_open_tokens();
     ps.prompt.ids.insert(ps.prompt.ids.end(), open.begin(), open.end());
     ps.max_tokens = static_cast<size_t>(o.probe_tokens);
     ps.tokenizer = setup_.tokenizer;
-    probe_.reset(new Generation(session_, probe_seq_, std::move(ps)));
+    probe_.reset(new Generation(*session_, probe_seq_, std::move(ps)));
     probe_->parent_ = this;
-    session_.live_.push_back(probe_.get());
+    session_->live_.push_back(probe_.get());
     phase_ = Phase::waiting;
 }
 
@@ -183,7 +185,7 @@ void Generation::on_probe_done() {
     stable_ = confident && p.probe_answer_ == last_probe_answer_ ? stable_ + 1 : (confident ? 1 : 0);
     last_probe_answer_ = p.probe_answer_;
     probe_.reset();
-    session_.seq_remove(probe_seq_, 0, -1);
+    session_->seq_remove(probe_seq_, 0, -1);
     if (stable_ >= o.stable) controller_->end_reasoning(ReasoningEnd::early_exit);
     if (phase_ == Phase::waiting) phase_ = Phase::feed;
 }
@@ -192,7 +194,7 @@ void Generation::finish(const std::string &reason) {
     if (phase_ == Phase::done) return;
     if (probe_) {
         probe_.reset();
-        session_.seq_remove(probe_seq_, 0, -1);
+        session_->seq_remove(probe_seq_, 0, -1);
     }
     phase_ = Phase::done;
     const bool stopped = stops_ && stops_->matched();
@@ -247,16 +249,18 @@ void Generation::fail(muse_status status, const std::string &message) {
 void Generation::stop(const std::string &reason) { finish(reason); }
 
 std::shared_ptr<const Generation::Snapshot> Generation::snapshot() const {
+    if (!session_) muse::fail(MUSE_ERR_INVALID_ARGUMENT, "the generation's session was freed");
     if (probe_) muse::fail(MUSE_ERR_INVALID_ARGUMENT, "a generation cannot be snapshot while its early-exit probe runs");
-    auto s = std::make_shared<Snapshot>(Snapshot{session_.cache().seq_next_pos(seq_), phase_, prompt_at_, pending_, chain_,
+    auto s = std::make_shared<Snapshot>(Snapshot{session_->cache().seq_next_pos(seq_), phase_, prompt_at_, pending_, chain_,
                                                  detok_, parser_ ? parser_->clone() : nullptr, stops_, result_, probed_at_,
                                                  stable_, last_probe_answer_});
     return s;
 }
 
 void Generation::restore(const Snapshot &s) {
+    if (!session_) muse::fail(MUSE_ERR_INVALID_ARGUMENT, "the generation's session was freed");
     if (probe_) muse::fail(MUSE_ERR_INVALID_ARGUMENT, "a generation cannot be restored while its early-exit probe runs");
-    session_.seq_remove(seq_, s.next_pos, -1);
+    session_->seq_remove(seq_, s.next_pos, -1);
     phase_ = s.phase;
     prompt_at_ = s.prompt_at;
     pending_ = s.pending;

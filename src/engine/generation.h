@@ -45,6 +45,7 @@ struct GenerationSetup {
     size_t max_tokens = 256;
     std::vector<std::string> stop;  // generation ends before the first match (answer text)
     int n_logprobs = 0;             // top-n logprobs per token in the events (0..64)
+    bool token_logprobs = false;    // the chosen token's logprob in every event even without n_logprobs
     const Tokenizer *tokenizer = nullptr;  // text events need it; nullptr: token events only
     // Reasoning channels: when set, a channel parser of this format splits the text, and
     // with `thinking` a controller steers it. start: where the response begins.
@@ -128,7 +129,7 @@ private:
                    float logprob, const std::vector<TokenLogprob> &top);
     void maybe_probe(int32_t token, bool forced);
 
-    Session &session_;
+    Session *session_;  // nullptr once the session is gone (a host freed it first)
     int seq_;
     GenerationSetup setup_;
     Phase phase_ = Phase::prefill;

@@ -27,8 +27,11 @@ Session::Session(const Decoder &decoder, const SessionOptions &options)
 }
 
 Session::~Session() {
-    // Generations still alive (a host bug) keep a pointer to this session: cut them loose.
-    for (Generation *g : live_) g->phase_ = Generation::Phase::done;
+    // Generations still alive (freed after their session) keep a pointer to it: cut them loose.
+    for (Generation *g : live_) {
+        g->phase_ = Generation::Phase::done;
+        g->session_ = nullptr;
+    }
 }
 
 // ------------------------------------------------------------------ decode
@@ -36,6 +39,12 @@ Session::~Session() {
 const float *Session::output(int64_t i) const {
     if (i < 0 || i >= n_outputs_) fail(MUSE_ERR_OUT_OF_RANGE, "output ", i, " out of range (", n_outputs_, " outputs)");
     return outputs_.data() + i * decoder_.hparams().n_vocab;
+}
+
+const float *Session::row_logits(int64_t row) const {
+    for (size_t i = 0; i < output_rows_.size(); ++i)
+        if (output_rows_[i] == row) return output(static_cast<int64_t>(i));
+    fail(MUSE_ERR_OUT_OF_RANGE, "row ", row, " of the last batch did not ask for logits (or is not in it)");
 }
 
 void Session::forward_chunk(const Batch &batch, size_t row0, size_t n, std::vector<float> &out) {
@@ -96,6 +105,7 @@ void Session::decode(const Batch &batch) {
 
     outputs_.resize(batch.outputs.size() * static_cast<size_t>(hp.n_vocab));
     n_outputs_ = 0;
+    output_rows_.clear();
     logits_owners_ = 0;
     std::vector<float> out;
     const size_t chunk = static_cast<size_t>(options_.n_batch);
@@ -118,6 +128,7 @@ void Session::decode(const Batch &batch) {
         }
     }
     n_outputs_ = static_cast<int64_t>(batch.outputs.size());
+    output_rows_ = batch.outputs;
     if (n_outputs_ > 0) {
         const size_t last_row = static_cast<size_t>(batch.outputs.back());
         // Only a sequence's final row of the batch leaves its next-token logits.

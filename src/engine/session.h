@@ -50,6 +50,8 @@ public:
     void decode(const Batch &batch);
     int64_t n_outputs() const { return n_outputs_; }
     const float *output(int64_t i) const;
+    // The logits of batch row `row` of the latest decode (it must have asked for them).
+    const float *row_logits(int64_t row) const;
     // Whether logits() are the next-token logits of what seq holds now (its last row was
     // the latest output, or it was forked whole from such a sequence since).
     bool has_logits_for(int seq) const { return seq >= 0 && seq < 64 && (logits_owners_ >> seq & 1); }
@@ -112,6 +114,7 @@ private:
     ForwardState state_;
     std::vector<float> outputs_;  // [n_outputs, n_vocab]
     int64_t n_outputs_ = 0;
+    std::vector<int32_t> output_rows_;  // batch row of each output
     uint64_t logits_owners_ = 0;  // sequences logits_ continues (bit s)
     std::vector<float> logits_;
     std::vector<int32_t> eog_;

@@ -43,13 +43,14 @@ class Batch(Handle):
 
     def add(self, token: int, pos: int = -1, seq_id: int = 0, logits: bool = True) -> Optional[int]:
         """Appends a row (pos < 0: the sequence's next position, counting rows already here).
-        Returns the index to pass to Session.logits() after decode() for a row added with
-        logits=True (the rows that keep logits are numbered 0, 1, ... in batch order), else None."""
+        Returns the row's index in the batch, which Session.logits() takes after decode() for
+        a row added with logits=True (as llama.cpp's llama_get_logits_ith), else None."""
+        row = len(self)
         check(lib.muse_batch_add(self._h(), int(token), int(pos), int(seq_id), bool(logits)))
         if not logits:
             return None
         self.n_outputs += 1
-        return self.n_outputs - 1
+        return row
 
     def clear(self) -> None:
         lib.muse_batch_clear(self._h())
