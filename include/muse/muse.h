@@ -414,6 +414,8 @@ typedef struct muse_token_event {
     int32_t        forced;        /* nonzero: the thinking controller forced this token */
     const char    *tool_name;     /* TOOL_CALL events: the function name, else NULL */
     const char    *tool_arguments;/* TOOL_CALL events: the arguments as a JSON object, else NULL */
+    /* ABI 4 */
+    int32_t        agent;         /* contemplating mode: the agent (-1: the aggregate answer); else 0 */
 } muse_token_event;
 
 /* Return false to stop generating. Pointers in the event live until the callback returns. */
@@ -457,6 +459,46 @@ typedef struct muse_thinking_params {
     float       early_exit_min_prob;
 } muse_thinking_params;
 
+/* Contemplating mode: how several agents' answers become one. */
+typedef enum muse_aggregate {
+    MUSE_AGGREGATE_VOTE       = 0,  /* majority over normalized final answers */
+    MUSE_AGGREGATE_WEIGHTED   = 1,  /* DeepConf: votes weighted by trace confidence, top keep_top only */
+    MUSE_AGGREGATE_EARLY_STOP = 2,  /* DeepConf online: low-confidence agents are stopped, then weighted */
+    MUSE_AGGREGATE_SYNTHESIZE = 3,  /* a final pass on the shared prompt reads the answers and writes one */
+    MUSE_AGGREGATE_ALL        = 4   /* every agent's answer goes to the host (the vote is reported too) */
+} muse_aggregate;
+
+/* Normalizes an agent's final answer for voting: writes a NUL-terminated canonical form into
+ * out (capacity bytes) and returns its length, or a negative value to use muse's own rule
+ * (numbers with units, case and whitespace, choice letters, yes/no, \boxed{}). */
+typedef int32_t (*muse_normalize_cb)(const char *answer, char *out, size_t capacity, void *user_data);
+
+/* Contemplating mode: n_agents reasoning agents answer in parallel, in one batched forward pass
+ * per step; the prompt is evaluated once and forked to every agent (no recomputation). Needs a
+ * session with n_seq_max >= n_agents (+ 1 for SYNTHESIZE). Token confidence is DeepConf's:
+ * minus the mean logprob of the step's top confidence_top_k candidates; group confidence its
+ * mean over confidence_window tokens; a trace's score its lowest group confidence (trace_score
+ * 0), its tail confidence over tail_tokens (1) or its mean (2). Zero fields take the defaults. */
+typedef struct muse_contemplate_params {
+    int32_t           n_agents;            /* <= 1: one agent, no contemplation (default 0) */
+    int32_t           aggregate;           /* muse_aggregate (default VOTE) */
+    float             temperature_spread;  /* agent temperatures spread evenly over T +- spread/2 */
+    int32_t           confidence_window;   /* default 16 */
+    int32_t           confidence_top_k;    /* default 10 */
+    int32_t           trace_score;         /* 0 lowest group (default), 1 tail, 2 mean */
+    int32_t           tail_tokens;         /* default 32 */
+    float             keep_top;            /* WEIGHTED/EARLY_STOP: fraction of traces that vote (default 1) */
+    float             stop_threshold;      /* EARLY_STOP: > 0 a fixed group-confidence threshold; 0: calibrated */
+    int32_t           warmup_agents;       /* EARLY_STOP: agents finished before calibrating (default 2) */
+    float             stop_percentile;     /* EARLY_STOP: percentile of their scores (default 10) */
+    int32_t           synthesize_reasoning;/* SYNTHESIZE: nonzero shows the synthesis each agent's reasoning tail */
+    const float      *agent_temperatures;  /* per-agent overrides, n_agents entries each, may be NULL */
+    const int32_t    *agent_budgets;       /*   thinking budgets (< -1: the request's) */
+    const uint64_t   *agent_seeds;         /*   default: the request's seed + agent index */
+    muse_normalize_cb normalize;           /* optional */
+    void             *normalize_user_data;
+} muse_contemplate_params;
+
 typedef struct muse_generate_params {
     uint32_t                    struct_size;  /* sizeof(muse_generate_params), set by _init */
     size_t                      max_tokens;   /* default 256 */
@@ -466,6 +508,7 @@ typedef struct muse_generate_params {
     size_t                      n_stop;
     int32_t                     n_logprobs;   /* top-n logprobs per token in the events, 0..64 (default 0) */
     muse_thinking_params        thinking;     /* ABI 3; all zero = MUSE_THINKING_NONE */
+    muse_contemplate_params     contemplate;  /* ABI 4; all zero = one agent */
 } muse_generate_params;
 
 MUSE_API void muse_generate_params_init(muse_generate_params *params);
@@ -501,7 +544,12 @@ MUSE_API void muse_chat_params_init(muse_chat_params *params);
  * NULL) streams the text by channel. *out_result_json (may be NULL; free with
  * muse_string_free) receives {"reasoning", "answer", "tool_calls": [{"name", "arguments",
  * "recipient"}], "finish_reason", "malformed", "usage": {"prompt_tokens", "cached_tokens",
- * "reasoning_tokens", "answer_tokens", "forced_tokens", "cues", "reasoning_end"}}. */
+ * "reasoning_tokens", "answer_tokens", "forced_tokens", "cues", "reasoning_end"}, "tokens",
+ * "logprobs"}. With params->contemplate.n_agents > 1 the turn runs in contemplating mode: events
+ * carry their agent, "answer"/"reasoning" are the aggregate's, and the JSON adds "agents": [{"agent",
+ * "answer", "reasoning", "confidence", "finish_reason", "temperature", "seed", "voted", "usage"}],
+ * "aggregate": {"method", "agreement", "tally": [[answer, weight], ...]} and usage
+ * "prompt_tokens_evaluated" (prompt rows the backend actually ran) and "completion_tokens". */
 MUSE_API muse_status muse_session_chat(muse_session *session, int32_t seq_id, const char *messages_json,
                                        const muse_chat_params *chat, const muse_generate_params *params,
                                        muse_token_cb on_token, void *user_data, char **out_result_json);
@@ -572,14 +620,16 @@ typedef enum muse_event_kind {
     MUSE_EVENT_REASONING = 2,  /* reasoning text */
     MUSE_EVENT_TOOL_CALL = 3,  /* a complete tool call: tool_name + tool_arguments */
     MUSE_EVENT_DONE      = 4,  /* the generation ended: finish_reason */
-    MUSE_EVENT_ERROR     = 5   /* the generation failed: text is the message; the session stays usable */
+    MUSE_EVENT_ERROR     = 5,  /* the generation failed: text is the message; the session stays usable */
+    MUSE_EVENT_AGENT_DONE = 6  /* contemplating mode: one agent ended (finish_reason); the request goes on */
 } muse_event_kind;
 
 typedef struct muse_event {
     uint32_t       struct_size;   /* set by the caller: sizeof(muse_event) */
     int32_t        kind;          /* muse_event_kind */
     int32_t        seq_id;        /* the generation's sequence */
-    int32_t        agent;         /* index of the generation within its request (0 for single ones) */
+    int32_t        agent;         /* contemplating mode: the agent (n_agents: the synthesis; -1: the
+                                     aggregate answer and the final DONE); else 0 */
     int32_t        token;         /* the token this event comes from, -1 for none (end-of-stream text) */
     int32_t        forced;        /* nonzero: the thinking controller forced the token */
     const char    *text;          /* UTF-8 text (never NULL; "" when none) */
@@ -590,7 +640,8 @@ typedef struct muse_event {
     const float   *top_logprobs;
     const char    *tool_name;     /* TOOL_CALL: the function name, else NULL */
     const char    *tool_arguments;/* TOOL_CALL: the arguments (JSON text), else NULL */
-    const char    *finish_reason; /* DONE: "stop", "length", "cancelled" or "error"; else NULL */
+    const char    *finish_reason; /* DONE / AGENT_DONE: "stop", "length", "cancelled", "low_confidence" or
+                                     "error"; else NULL */
 } muse_event;
 
 /* Starts a raw generation on sequence seq_id: prompt (may be empty to continue what the

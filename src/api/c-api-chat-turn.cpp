@@ -5,6 +5,7 @@
 #include "multimodal/mm-prompt.h"
 #include "tokenizer/tokenizer.h"
 
+#include <cmath>
 #include <cstring>
 
 namespace muse::api {
@@ -62,10 +63,11 @@ void generate_from(const muse_generate_params &gp, ChatRequest &r) {
     for (size_t i = 0; i < gp.n_stop; ++i) r.stop.emplace_back(require(gp.stop[i], "stop string"));
 }
 
-bool emit_token_event(const GenerationEvent &e, muse_token_cb cb, void *user_data) {
+bool emit_token_event(const GenerationEvent &e, muse_token_cb cb, void *user_data, int agent) {
     using Kind = GenerationEvent::Kind;
     if (e.kind == Kind::done || e.kind == Kind::error) return true;
     muse_token_event ev{};
+    ev.agent = agent;
     ev.struct_size = sizeof(ev);
     ev.token = e.token;
     ev.piece = e.text.c_str();
@@ -139,6 +141,111 @@ ordered_json logprobs_json(const std::vector<TokenLogprobs> &lps) {
     return out;
 }
 } // namespace
+
+ContemplateOptions contemplate_from(const muse_contemplate_params &p, const muse_generate_params &gp) {
+    ContemplateOptions o;
+    o.n_agents = p.n_agents;
+    const int method = enum_value(p.aggregate);
+    switch (method) {
+    case MUSE_AGGREGATE_VOTE: o.method = Aggregation::vote; break;
+    case MUSE_AGGREGATE_WEIGHTED: o.method = Aggregation::weighted; break;
+    case MUSE_AGGREGATE_EARLY_STOP: o.method = Aggregation::early_stop; break;
+    case MUSE_AGGREGATE_SYNTHESIZE: o.method = Aggregation::synthesize; break;
+    case MUSE_AGGREGATE_ALL: o.method = Aggregation::all; break;
+    default: fail(MUSE_ERR_INVALID_ARGUMENT, "unknown aggregate ", method);
+    }
+    if (!std::isfinite(p.temperature_spread) || p.temperature_spread < 0)
+        fail(MUSE_ERR_INVALID_ARGUMENT, "temperature_spread must be finite and not negative");
+    o.temperature_spread = p.temperature_spread;
+    if (p.confidence_window < 0 || p.confidence_top_k < 0 || p.tail_tokens < 0 || p.warmup_agents < 0)
+        fail(MUSE_ERR_INVALID_ARGUMENT, "contemplate window, top_k, tail and warm-up counts must not be negative");
+    if (p.confidence_window > 0) o.confidence_window = p.confidence_window;
+    if (p.confidence_top_k > 0) o.confidence_top_k = std::min(p.confidence_top_k, 64);
+    if (p.tail_tokens > 0) o.tail_tokens = p.tail_tokens;
+    if (p.trace_score < 0 || p.trace_score > 2) fail(MUSE_ERR_INVALID_ARGUMENT, "trace_score must be 0, 1 or 2");
+    o.score = p.trace_score == 1 ? TraceScore::tail : p.trace_score == 2 ? TraceScore::mean : TraceScore::lowest_group;
+    if (p.keep_top != 0.0f) o.keep_top = p.keep_top;
+    if (!(p.stop_threshold >= 0.0f)) fail(MUSE_ERR_INVALID_ARGUMENT, "stop_threshold must not be negative");
+    o.stop_threshold = p.stop_threshold;
+    if (p.warmup_agents > 0) o.warmup_agents = p.warmup_agents;
+    if (p.stop_percentile != 0.0f) o.stop_percentile = p.stop_percentile;
+    if (!(o.stop_percentile >= 0.0 && o.stop_percentile <= 100.0))
+        fail(MUSE_ERR_INVALID_ARGUMENT, "stop_percentile must be in 0..100");
+    o.synthesize_reasoning = p.synthesize_reasoning != 0;
+    const size_t n = static_cast<size_t>(std::max(p.n_agents, 0));
+    if (p.agent_temperatures) o.temperatures.assign(p.agent_temperatures, p.agent_temperatures + n);
+    if (p.agent_budgets) o.budgets.assign(p.agent_budgets, p.agent_budgets + n);
+    if (p.agent_seeds) o.seeds.assign(p.agent_seeds, p.agent_seeds + n);
+    for (float t : o.temperatures)
+        if (!std::isfinite(t) || t < 0) fail(MUSE_ERR_INVALID_ARGUMENT, "agent temperatures must be finite and >= 0");
+    if (p.normalize) {
+        const muse_normalize_cb cb = p.normalize;
+        void *user = p.normalize_user_data;
+        o.normalize = [cb, user](const std::string &answer) {
+            std::string out(1024, '\0');
+            const int32_t n_out = cb(answer.c_str(), out.data(), out.size(), user);
+            if (n_out < 0) return normalize_answer(answer);
+            out.resize(std::min<size_t>(static_cast<size_t>(n_out), out.size() - 1));
+            return out;
+        };
+    }
+    (void)gp;
+    return o;
+}
+
+void run_contemplation(Contemplation &c, muse_token_cb on_token, void *user_data) {
+    bool listening = on_token != nullptr;
+    GenerationEvent ev;
+    int agent = 0;
+    for (;;) {
+        while (c.next_event(ev, agent))
+            if (listening && ev.kind != GenerationEvent::Kind::done && !emit_token_event(ev, on_token, user_data, agent)) {
+                listening = false;
+                c.cancel();
+            }
+        if (c.done()) return;  // its last events were just delivered
+        c.pump();
+    }
+}
+
+ordered_json contemplation_json(const ContemplationResult &r) {
+    ordered_json agents = ordered_json::array();
+    for (const AgentResult &a : r.agents)
+        agents.push_back({{"agent", a.agent},
+                          {"answer", a.answer},
+                          {"reasoning", a.reasoning},
+                          {"confidence", a.confidence},
+                          {"finish_reason", a.finish_reason},
+                          {"temperature", a.temperature},
+                          {"seed", a.seed},
+                          {"voted", a.voted},
+                          {"usage",
+                           {{"completion_tokens", a.tokens},
+                            {"reasoning_tokens", a.usage.reasoning_tokens},
+                            {"answer_tokens", a.usage.answer_tokens},
+                            {"reasoning_end", to_string(a.usage.end)}}}});
+    ordered_json tally = ordered_json::array();
+    for (const auto &[answer, weight] : r.vote.tally) tally.push_back({answer, weight});
+    ordered_json j = {{"answer", r.answer},
+                      {"reasoning", r.reasoning},
+                      {"tool_calls", ordered_json::array()},
+                      {"finish_reason", r.finish_reason},
+                      {"malformed", false},
+                      {"agents", std::move(agents)},
+                      {"aggregate",
+                       {{"method", to_string(r.method)},
+                        {"agreement", r.agreement},
+                        {"tally", std::move(tally)},
+                        {"synthesis_prompt_tokens", r.synthesis_prompt_tokens},
+                        {"synthesis_cached_tokens", r.synthesis_cached_tokens}}},
+                      {"usage",
+                       {{"prompt_tokens", r.prompt_tokens},
+                        {"cached_tokens", r.cached_tokens},
+                        {"prompt_tokens_evaluated", r.prompt_tokens_evaluated},
+                        {"completion_tokens", r.completion_tokens}}}};
+    if (!r.error.empty()) j["error"] = r.error;
+    return j;
+}
 
 ordered_json result_json(const ChatResult &r) {
     ordered_json calls = ordered_json::array();
@@ -227,6 +334,17 @@ MUSE_API muse_status muse_session_chat(muse_session *s, int32_t seq_id, const ch
         request.image_cache = &s->images;
         std::string prompt;
         GenerationSetup setup = prepare_chat_turn(*s->model, session, request, &prompt);
+        const muse_generate_params gp = read_generate_params(params);
+        if (gp.contemplate.n_agents > 1) {
+            Contemplation c(session, seq_id, std::move(setup), contemplate_from(gp.contemplate, gp),
+                            chat_synthesis(*s->model, session, request, gp.contemplate.synthesize_reasoning != 0));
+            run_contemplation(c, on_token, user_data);
+            if (c.result().finish_reason == "error") fail(c.result().error_status, c.result().error);
+            if (out_result_json)
+                *out_result_json = dup_string(contemplation_json(c.result()).dump(-1, ' ', false,
+                                                                                  nlohmann::json::error_handler_t::replace));
+            return;
+        }
         std::unique_ptr<Generation> gen = session.start(seq_id, std::move(setup));
         session.run(*gen, [&](const GenerationEvent &ev) { return !on_token || emit_token_event(ev, on_token, user_data); });
         if (gen->result().finish_reason == "error") fail(gen->result().error_status, gen->result().error);

@@ -16,7 +16,7 @@ muse_batch &batch_of(muse_batch *b) {
 }
 
 muse_generation &generation_of(muse_generation *g) {
-    if (!g || !g->impl) fail(MUSE_ERR_INVALID_ARGUMENT, "generation handle is NULL");
+    if (!g || (!g->impl && !g->group)) fail(MUSE_ERR_INVALID_ARGUMENT, "generation handle is NULL");
     return *g;
 }
 
@@ -44,8 +44,9 @@ void fill_event(muse_generation &g, muse_event *out) {
     muse_event ev{};
     ev.struct_size = sizeof(ev);
     ev.kind = event_kind(e.kind);
-    ev.seq_id = g.impl->seq();
-    ev.agent = g.impl->agent();
+    ev.seq_id = g.group ? g.group->seq() : g.impl->seq();
+    ev.agent = g.group ? g.current_agent : g.impl->agent();
+    if (g.group && e.kind == GenerationEvent::Kind::done && g.current_agent >= 0) ev.kind = MUSE_EVENT_AGENT_DONE;
     ev.token = e.token;
     ev.forced = e.forced ? 1 : 0;
     ev.text = e.text.c_str();
@@ -71,6 +72,13 @@ muse_generation *wrap(muse_session *s, std::unique_ptr<Generation> gen, std::str
     handle->impl = std::move(gen);
     handle->session = s;
     handle->prompt = std::move(prompt);
+    return handle.release();
+}
+
+muse_generation *wrap_group(muse_session *s, std::unique_ptr<Contemplation> group) {
+    auto handle = std::make_unique<muse_generation>();
+    handle->group = std::move(group);
+    handle->session = s;
     return handle.release();
 }
 
@@ -152,6 +160,13 @@ MUSE_API muse_status muse_generation_start(muse_session *s, int32_t seq_id, cons
         if (n_prompt > 0) require(prompt, "prompt");
         const muse_generate_params gp = read_generate_params(params);
         GenerationSetup setup = raw_setup(*s->model, session, seq_id, std::vector<int32_t>(prompt, prompt + n_prompt), gp);
+        if (gp.contemplate.n_agents > 1) {
+            GenerationSetup base = setup;
+            *out = wrap_group(s, std::make_unique<Contemplation>(
+                                     session, seq_id, std::move(setup), contemplate_from(gp.contemplate, gp),
+                                     prompt_synthesis(*s->model, std::move(base), gp.contemplate.synthesize_reasoning != 0)));
+            return;
+        }
         *out = wrap(s, session.start(seq_id, std::move(setup)), {});
     });
 }
@@ -167,6 +182,13 @@ MUSE_API muse_status muse_generation_start_chat(muse_session *s, int32_t seq_id,
         request.image_cache = &s->images;
         std::string prompt;
         GenerationSetup setup = prepare_chat_turn(*s->model, session, request, &prompt);
+        const muse_generate_params gp = read_generate_params(params);
+        if (gp.contemplate.n_agents > 1) {
+            *out = wrap_group(s, std::make_unique<Contemplation>(
+                                     session, seq_id, std::move(setup), contemplate_from(gp.contemplate, gp),
+                                     chat_synthesis(*s->model, session, request, gp.contemplate.synthesize_reasoning != 0)));
+            return;
+        }
         *out = wrap(s, session.start(seq_id, std::move(setup)), std::move(prompt));
     });
 }
@@ -176,6 +198,14 @@ MUSE_API muse_status muse_generation_next(muse_generation *g, muse_event *out) {
         muse_generation &gen = generation_of(g);
         require(out, "out_event");
         if (gen.done_delivered) return fill_event(gen, out);  // DONE again
+        if (gen.group) {
+            while (!gen.group->next_event(gen.current, gen.current_agent)) {
+                if (gen.group->done()) fail(MUSE_ERR_INTERNAL, "a contemplating request ended without a done event");
+                gen.group->pump();
+            }
+            if (gen.current.kind == GenerationEvent::Kind::done && gen.current_agent < 0) gen.done_delivered = true;
+            return fill_event(gen, out);
+        }
         Session &session = session_of(gen.session);
         while (!gen.impl->next_event(gen.current)) {
             if (gen.impl->done()) fail(MUSE_ERR_INTERNAL, "a generation ended without a done event");
@@ -196,15 +226,25 @@ MUSE_API muse_status muse_session_step(muse_session *s, int32_t *out_n_live) {
 
 MUSE_API void muse_generation_cancel(muse_generation *g) {
     if (g && g->impl) g->impl->cancel();
+    if (g && g->group) g->group->cancel();
 }
 
-MUSE_API bool muse_generation_done(const muse_generation *g) { return !g || !g->impl || g->impl->done(); }
+MUSE_API bool muse_generation_done(const muse_generation *g) {
+    if (g && g->group) return g->group->done();
+    return !g || !g->impl || g->impl->done();
+}
 
 MUSE_API muse_status muse_generation_result(const muse_generation *g, char **out_json) {
     if (out_json) *out_json = nullptr;
     return guard([&] {
-        if (!g || !g->impl) fail(MUSE_ERR_INVALID_ARGUMENT, "generation handle is NULL");
+        if (!g || (!g->impl && !g->group)) fail(MUSE_ERR_INVALID_ARGUMENT, "generation handle is NULL");
         require(out_json, "out_json");
+        if (g->group) {
+            nlohmann::ordered_json j = contemplation_json(g->group->result());
+            j["seq_id"] = g->group->seq();
+            *out_json = dup_string(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+            return;
+        }
         nlohmann::ordered_json j = result_json(chat_result(*g->impl, g->prompt));
         j["seq_id"] = g->impl->seq();
         j["agent"] = g->impl->agent();

@@ -11,8 +11,9 @@ namespace muse::api {
 namespace {
 constexpr size_t kSessionParamsSizes[] = {sizeof(muse_session_params)};
 constexpr size_t kSamplingParamsSizes[] = {sizeof(muse_sampling_params)};
-// ABI 2 ended before the thinking block.
-constexpr size_t kGenerateParamsSizes[] = {offsetof(muse_generate_params, thinking), sizeof(muse_generate_params)};
+// ABI 2 ended before the thinking block, ABI 3 before the contemplate block.
+constexpr size_t kGenerateParamsSizes[] = {offsetof(muse_generate_params, thinking),
+                                           offsetof(muse_generate_params, contemplate), sizeof(muse_generate_params)};
 } // namespace
 
 muse_generate_params read_generate_params(const muse_generate_params *params) {
@@ -168,6 +169,15 @@ MUSE_API muse_status muse_session_generate(muse_session *s, int32_t seq_id, cons
         const muse_generate_params gp = read_generate_params(params);
         GenerationSetup setup = raw_setup(*s->model, session, seq_id, std::vector<int32_t>(prompt, prompt + n_prompt), gp);
         setup.token_logprobs = true;  // muse_token_event.logprob is always filled here
+        if (gp.contemplate.n_agents > 1) {
+            GenerationSetup base = setup;
+            Contemplation c(session, seq_id, std::move(setup), contemplate_from(gp.contemplate, gp),
+                            prompt_synthesis(*s->model, std::move(base), gp.contemplate.synthesize_reasoning != 0));
+            run_contemplation(c, on_token, user_data);
+            if (out_n_tokens) *out_n_tokens = static_cast<size_t>(c.result().completion_tokens);
+            if (c.result().finish_reason == "error") fail(c.result().error_status, c.result().error);
+            return;
+        }
         std::unique_ptr<Generation> gen = session.start(seq_id, std::move(setup));
         session.run(*gen, [&](const GenerationEvent &ev) { return emit_token_event(ev, on_token, user_data); });
         const GenerationResult &r = gen->result();

@@ -1,6 +1,7 @@
 // Definitions of the opaque C handles (one place, shared by the c-api-*.cpp files).
 #pragma once
 
+#include "engine/contemplation.h"
 #include "engine/session.h"
 
 #include <string>
@@ -26,7 +27,9 @@ struct muse_batch {
 };
 
 struct muse_generation {
-    std::unique_ptr<muse::Generation> impl;
+    std::unique_ptr<muse::Generation> impl;       // one generation, or
+    std::unique_ptr<muse::Contemplation> group;   // a contemplating request (several agents)
+    int current_agent = 0;
     muse_session *session = nullptr;
     std::string prompt;             // chat generations: the rendered prompt (for the result)
     muse::GenerationEvent current;  // the event handed out last (its strings back the C event)

@@ -26,6 +26,12 @@ GenerationSetup raw_setup(const Model &model, Session &session, int32_t seq, con
 // The result JSON of muse_session_chat / muse_generation_result.
 nlohmann::ordered_json result_json(const ChatResult &r);
 // Passes a generation event to a muse_token_cb (events with no channel: token events).
-bool emit_token_event(const GenerationEvent &ev, muse_token_cb cb, void *user_data);
+bool emit_token_event(const GenerationEvent &ev, muse_token_cb cb, void *user_data, int agent = 0);
+// Contemplating mode's settings (n_agents > 1 only).
+ContemplateOptions contemplate_from(const muse_contemplate_params &p, const muse_generate_params &gp);
+// The result JSON of a contemplating request.
+nlohmann::ordered_json contemplation_json(const ContemplationResult &r);
+// Runs a contemplating request to its end, passing its events to on_token (may be NULL).
+void run_contemplation(Contemplation &c, muse_token_cb on_token, void *user_data);
 
 } // namespace muse::api

@@ -211,6 +211,50 @@ ChatResult run_chat_turn(const Model &model, Session &session, const ChatRequest
     return chat_result(*gen, std::move(prompt));
 }
 
+namespace {
+std::string synthesis_text(const std::vector<AgentResult> &agents, bool with_reasoning) {
+    std::string text = "Several independent attempts answered the question above.\n";
+    for (const AgentResult &a : agents) {
+        if (a.finish_reason == "error" || a.finish_reason == "cancelled") continue;
+        text += "\nAttempt " + std::to_string(a.agent + 1) + ": " + a.answer + "\n";
+        if (with_reasoning && !a.reasoning.empty()) {
+            const size_t keep = 400;  // the end of the reasoning, where the answer was settled
+            const size_t from = a.reasoning.size() > keep ? a.reasoning.size() - keep : 0;
+            text += "(reasoning, end: ..." + a.reasoning.substr(from) + ")\n";
+        }
+    }
+    text += "\nWeigh them and give the single best final answer.";
+    return text;
+}
+} // namespace
+
+SynthesisBuilder chat_synthesis(const Model &model, Session &session, ChatRequest request, bool with_reasoning) {
+    return [&model, &session, request, with_reasoning](const std::vector<AgentResult> &agents, int seq) {
+        ChatRequest r = request;
+        r.messages.push_back({{"role", "user"}, {"content", synthesis_text(agents, with_reasoning)}});
+        r.seq = seq;
+        r.reuse_prefix = true;
+        GenerationSetup s = prepare_chat_turn(model, session, r);
+        s.agent = static_cast<int>(agents.size());
+        return s;
+    };
+}
+
+SynthesisBuilder prompt_synthesis(const Model &model, GenerationSetup base, bool with_reasoning) {
+    return [&model, base, with_reasoning](const std::vector<AgentResult> &agents, int) {
+        GenerationSetup s = base;
+        const Tokenizer &tok = model.require_tokenizer();
+        const std::vector<int32_t> extra =
+            tok.tokenize("\n\n" + synthesis_text(agents, with_reasoning) + "\nFinal answer:", false, false);
+        s.cached = s.prompt.ids.size();  // the synthesis's sequence already holds the prompt
+        s.prompt.ids.insert(s.prompt.ids.end(), extra.begin(), extra.end());
+        s.context = s.prompt.ids;
+        s.agent = static_cast<int>(agents.size());
+        s.follow = nullptr;
+        return s;
+    };
+}
+
 reasoning::ReasoningFormat model_reasoning_format(const Model &model) {
     const auto source = model.file().get_string("tokenizer.chat_template");
     return format_of(model, source.value_or(""));

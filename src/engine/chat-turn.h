@@ -12,6 +12,7 @@
 // vocabulary; nothing is keyed on token ids.
 #pragma once
 
+#include "engine/contemplation.h"
 #include "engine/generation.h"
 #include "reasoning/channel-parser.h"
 #include "sampling/sampler.h"
@@ -94,6 +95,12 @@ GenerationSetup prepare_response(const Model &model, const std::string &prompt_t
 ChatResult chat_result(const Generation &gen, std::string prompt_text);
 // A generation event as a chat event (channel + text); false for events with no channel.
 bool chat_event(const GenerationEvent &ev, ChatEvent &out);
+
+// Contemplating mode's synthesis pass for a chat turn: the conversation plus a user message
+// listing the agents' answers (and reasoning tails), rendered with the turn's template.
+SynthesisBuilder chat_synthesis(const Model &model, Session &session, ChatRequest request, bool with_reasoning);
+// The same for a raw prompt: the prompt, then the answers as text, then "Final answer:".
+SynthesisBuilder prompt_synthesis(const Model &model, GenerationSetup base, bool with_reasoning);
 
 // The model's reasoning format (from its own template, architecture and vocabulary).
 reasoning::ReasoningFormat model_reasoning_format(const Model &model);

@@ -23,7 +23,8 @@ struct Generation::Snapshot {
 };
 
 Generation::Generation(Session &session, int seq, GenerationSetup setup)
-    : session_(&session), seq_(seq), setup_(std::move(setup)), chain_(setup_.sampling, setup_.context) {
+    : session_(&session), seq_(seq), setup_(std::move(setup)), chain_(setup_.sampling, setup_.context),
+      confidence_(setup_.confidence_window, setup_.confidence_tail) {
     if (setup_.n_logprobs < 0 || setup_.n_logprobs > 64) muse::fail(MUSE_ERR_INVALID_ARGUMENT, "n_logprobs must be in 0..64");
     for (int32_t t : session.end_of_generation()) eog_.insert(t);
     const Tokenizer *tok = setup_.tokenizer;
@@ -57,7 +58,14 @@ Generation::Generation(Session &session, int seq, GenerationSetup setup)
         muse::fail(MUSE_ERR_INTERNAL, "a generation must evaluate at least one prompt row");
     prompt_at_ = setup_.cached;
     result_.prompt_evaluated = static_cast<int32_t>(setup_.prompt.ids.size() - setup_.cached);
-    if (setup_.prompt.ids.empty()) phase_ = Phase::sample;  // continue from the last logits
+    if (setup_.follow) {
+        if (!setup_.prompt.ids.empty()) muse::fail(MUSE_ERR_INTERNAL, "a follower generation has no prompt of its own");
+        result_.prompt_tokens = static_cast<int32_t>(setup_.follow->setup_.prompt.ids.size());
+        result_.prompt_evaluated = 0;
+        phase_ = Phase::fork;
+    } else if (setup_.prompt.ids.empty()) {
+        phase_ = Phase::sample;  // continue from the last logits
+    }
 }
 
 Generation::~Generation() {
@@ -120,6 +128,12 @@ void Generation::on_logits(const float *logits) {
         top = SamplerChain::top_logprobs(logits, n_vocab, setup_.n_logprobs);
         result_.logprobs.push_back({token, logprob, top});
     }
+    if (setup_.confidence_top_k > 0) {
+        std::vector<float> lps;
+        for (const TokenLogprob &t : SamplerChain::top_logprobs(logits, n_vocab, setup_.confidence_top_k))
+            lps.push_back(t.logprob);
+        confidence_.add(lps);
+    }
     if (parent_) {  // an early-exit probe: greedy answer tokens, watched by its parent
         probe_min_prob_ = std::min(probe_min_prob_, std::exp(logprob));
         if (eog_.count(token)) return finish("stop");
@@ -149,6 +163,8 @@ void Generation::on_logits(const float *logits) {
     if (eog || (stops_ && stops_->matched()) || (parser_ && parser_->state() == reasoning::State::ended))
         return finish("stop");
     if (result_.tokens.size() >= setup_.max_tokens) return finish("length");
+    if (setup_.stop_below && confidence_.window_full() && confidence_.current_group() < *setup_.stop_below)
+        return finish("low_confidence");  // comparisons with NaN (no threshold yet) are false
     pending_ = token;
     phase_ = Phase::feed;
     maybe_probe(token, pick.forced);

@@ -11,6 +11,7 @@
 // included), for speculative decoding and probes.
 #pragma once
 
+#include "engine/aggregate.h"
 #include "multimodal/mm-prompt.h"
 #include "muse/muse.h"
 #include "reasoning/channel-parser.h"
@@ -32,6 +33,7 @@
 namespace muse {
 
 class Session;
+class Generation;
 
 // How a generation is set up.
 struct GenerationSetup {
@@ -54,6 +56,16 @@ struct GenerationSetup {
     std::optional<ThinkingOptions> thinking;
     nlohmann::ordered_json tools;  // for the parser (tool-call recipients)
     int agent = 0;                 // index within a multi-generation request
+    // Shares the prompt of another generation of the session (contemplating mode): no prompt
+    // of its own; when the leader's prompt is evaluated, its sequence is forked into this
+    // one's (no recomputation) and this one samples its first token from the same logits.
+    Generation *follow = nullptr;
+    // DeepConf confidences (engine/aggregate.h) from the top-k logprobs of every step (0: off).
+    int confidence_top_k = 0;
+    int confidence_window = 16, confidence_tail = 32;
+    // Online early stop: once a window is full, a group confidence below *stop_below ends the
+    // generation ("low_confidence"). NaN (or no pointer): no threshold (yet).
+    std::shared_ptr<const double> stop_below;
 };
 
 struct GenerationEvent {
@@ -105,6 +117,7 @@ public:
     bool next_event(GenerationEvent &out);
     bool has_events() const { return !events_.empty(); }
     const GenerationResult &result() const { return result_; }
+    const TraceConfidence &confidence() const { return confidence_; }
 
     // Rollback point: every per-response state plus the sequence's length.
     struct Snapshot;
@@ -114,7 +127,7 @@ public:
 
 private:
     friend class Session;
-    enum class Phase { prefill, feed, sample, waiting, done };
+    enum class Phase { prefill, feed, sample, waiting, fork, done };
     Generation(Session &session, int seq, GenerationSetup setup);
 
     // Scheduler hooks (Session::step).
@@ -142,6 +155,7 @@ private:
     std::unique_ptr<reasoning::ChannelParser> parser_;
     std::optional<StopMatcher> stops_;
     std::unordered_set<int32_t> eog_;
+    TraceConfidence confidence_;
     std::deque<GenerationEvent> events_;
     GenerationResult result_;
 

@@ -63,6 +63,7 @@ void Session::forward_chunk(const Batch &batch, size_t row0, size_t n, std::vect
         }
     }
     decoder_.forward(state_, *cache_, sub, out);
+    rows_decoded_ += static_cast<int64_t>(n);
     const size_t n_vocab = static_cast<size_t>(decoder_.hparams().n_vocab);
     for (size_t i = 0; i < slot.size(); ++i)
         std::memcpy(outputs_.data() + slot[i] * n_vocab, out.data() + i * n_vocab, n_vocab * 4);
@@ -193,8 +194,15 @@ std::unique_ptr<Generation> Session::start(int seq, GenerationSetup setup) {
     for (int32_t id : setup.prompt.ids)
         if (id >= decoder_.hparams().n_vocab)
             fail(MUSE_ERR_OUT_OF_RANGE, "token id ", id, " is outside the vocabulary (0..", decoder_.hparams().n_vocab - 1, ")");
-    if (setup.prompt.ids.empty() && !has_logits_for(seq))
+    if (setup.follow) {
+        if (std::find(live_.begin(), live_.end(), setup.follow) == live_.end() ||
+            setup.follow->phase_ != Generation::Phase::prefill)
+            fail(MUSE_ERR_INTERNAL, "a follower needs a live leader whose prompt is not evaluated yet");
+        if (cache_->seq_length(seq) != 0)
+            fail(MUSE_ERR_INVALID_ARGUMENT, "sequence ", seq, " must be empty to follow another generation");
+    } else if (setup.prompt.ids.empty() && !has_logits_for(seq)) {
         fail(MUSE_ERR_INVALID_ARGUMENT, "generate needs a prompt (nothing was evaluated on sequence ", seq, " yet)");
+    }
     cancel_all_.store(false);  // a cancel asked before this generation does not stop it
     std::unique_ptr<Generation> g(new Generation(*this, seq, std::move(setup)));
     live_.push_back(g.get());
@@ -283,10 +291,25 @@ int Session::step() {
         for (const Part &part : parts) {
             Generation *g = part.gen;
             if (!alive(g)) continue;
-            if (g->phase_ == Generation::Phase::prefill) g->prompt_at_ += part.rows;
-            if (part.output >= 0) g->on_logits(output(part.output));
+            const bool prefill = g->phase_ == Generation::Phase::prefill;
+            if (prefill) g->prompt_at_ += part.rows;
+            if (part.output < 0) continue;
+            const float *logits = output(part.output);
+            g->on_logits(logits);
+            if (!prefill) continue;
+            // The prompt is in: generations that share it fork from here and sample too.
+            for (Generation *f : std::vector<Generation *>(live_))
+                if (alive(f) && f->phase_ == Generation::Phase::fork && f->setup_.follow == g) {
+                    seq_copy(g->seq(), f->seq(), 0, -1);
+                    f->on_logits(logits);
+                }
         }
     }
+    // Followers whose leader ended before its prompt was in cannot start.
+    for (Generation *f : std::vector<Generation *>(live_))
+        if (alive(f) && f->phase_ == Generation::Phase::fork &&
+            (!alive(f->setup_.follow) || f->setup_.follow->phase_ != Generation::Phase::prefill))
+            f->fail(MUSE_ERR_INVALID_ARGUMENT, "the generation whose prompt this one shares ended before evaluating it");
     // Probes that ended hand their verdict to the generation waiting for it.
     for (Generation *g : std::vector<Generation *>(live_))
         if (alive(g) && g->phase_ == Generation::Phase::waiting && g->probe_ && g->probe_->done()) g->on_probe_done();

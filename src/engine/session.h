@@ -80,6 +80,8 @@ public:
     // Runs one generation to its end (stepping every live one), passing its events on.
     void run(Generation &gen, const std::function<bool(const GenerationEvent &)> &on_event = nullptr);
     int n_live() const;
+    // Rows run through the decoder so far (prompt rows, image rows and fed tokens).
+    int64_t rows_decoded() const { return rows_decoded_; }
     // Thread-safe: every generation live now ends ("cancelled") at the next step. A
     // generation started afterwards is not affected.
     void cancel() { cancel_all_.store(true); }
@@ -125,6 +127,7 @@ private:
     std::vector<TokenRecord> records_;  // per sequence
     std::vector<Generation *> live_;    // in start order
     std::atomic<bool> cancel_all_{false};
+    int64_t rows_decoded_ = 0;
 };
 
 } // namespace muse

@@ -248,6 +248,7 @@ class TokenEvent(ctypes.Structure):
         ("forced", ctypes.c_int32),
         ("tool_name", ctypes.c_char_p),
         ("tool_arguments", ctypes.c_char_p),
+        ("agent", ctypes.c_int32),
     ]
 
 
@@ -272,6 +273,34 @@ class ThinkingParams(ctypes.Structure):
     ]
 
 
+# typedef int32_t (*muse_normalize_cb)(const char *answer, char *out, size_t capacity, void *user_data);
+NORMALIZE_CB = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_char_p, ctypes.POINTER(ctypes.c_char), ctypes.c_size_t,
+                                ctypes.c_void_p)
+
+
+class ContemplateParams(ctypes.Structure):
+    """struct muse_contemplate_params"""
+    _fields_ = [
+        ("n_agents", ctypes.c_int32),
+        ("aggregate", ctypes.c_int32),
+        ("temperature_spread", ctypes.c_float),
+        ("confidence_window", ctypes.c_int32),
+        ("confidence_top_k", ctypes.c_int32),
+        ("trace_score", ctypes.c_int32),
+        ("tail_tokens", ctypes.c_int32),
+        ("keep_top", ctypes.c_float),
+        ("stop_threshold", ctypes.c_float),
+        ("warmup_agents", ctypes.c_int32),
+        ("stop_percentile", ctypes.c_float),
+        ("synthesize_reasoning", ctypes.c_int32),
+        ("agent_temperatures", ctypes.POINTER(ctypes.c_float)),
+        ("agent_budgets", ctypes.POINTER(ctypes.c_int32)),
+        ("agent_seeds", ctypes.POINTER(ctypes.c_uint64)),
+        ("normalize", NORMALIZE_CB),
+        ("normalize_user_data", ctypes.c_void_p),
+    ]
+
+
 class GenerateParams(ctypes.Structure):
     """struct muse_generate_params"""
     _fields_ = [
@@ -282,6 +311,7 @@ class GenerateParams(ctypes.Structure):
         ("n_stop", ctypes.c_size_t),
         ("n_logprobs", ctypes.c_int32),
         ("thinking", ThinkingParams),
+        ("contemplate", ContemplateParams),
     ]
 
 
@@ -393,7 +423,7 @@ _declare("muse_session_logits", ST, S, ctypes.c_int32, c_float_pp)
 G = ctypes.c_void_p  # muse_generation *
 
 # muse_event_kind
-EVENT_TOKEN, EVENT_ANSWER, EVENT_REASONING, EVENT_TOOL_CALL, EVENT_DONE, EVENT_ERROR = range(6)
+EVENT_TOKEN, EVENT_ANSWER, EVENT_REASONING, EVENT_TOOL_CALL, EVENT_DONE, EVENT_ERROR, EVENT_AGENT_DONE = range(7)
 
 
 class Event(ctypes.Structure):
