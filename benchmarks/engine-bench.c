@@ -5,12 +5,17 @@
  *            after the first step (which evaluates the prompts), for each S.
  * isolation: the decode step time of one short sequence alone, then with 7 other sequences
  *            of the same session holding L cached tokens each (0 skips it).
+ *   engine-bench MODEL --contemplate A [--threads T] [--prompt P] [--n N]
+ * contemplate: one request of A agents (prompt of P tokens evaluated once, N tokens per agent,
+ *            temperature 0.8), wall time and the process's peak RSS; run once per A (the peak
+ *            is per process).
  * Prints one JSON object per measurement. */
 #include <muse/muse.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static double now(void) {
@@ -111,8 +116,52 @@ static double short_step_ms(muse_session *s, int n_gen) {
     return ms;
 }
 
+static void contemplate(const muse_model *m, int agents, int n_prompt, int n_gen) {
+    muse_session_params sp;
+    muse_session_params_init(&sp);
+    sp.n_seq_max = agents;
+    sp.n_ctx = n_prompt + agents * (n_gen + 16);
+    muse_session *s = NULL;
+    if (muse_session_create(m, &sp, &s) != MUSE_OK) fail("session");
+    muse_sampling_params samp;
+    muse_sampling_params_init(&samp);
+    samp.temperature = 0.8f;
+    samp.seed = 1;
+    samp.logit_bias_tokens = bans;
+    samp.logit_bias_values = ban_values;
+    samp.n_logit_bias = n_bans;
+    muse_generate_params gp;
+    muse_generate_params_init(&gp);
+    gp.sampling = &samp;
+    gp.max_tokens = (size_t)n_gen;
+    gp.contemplate.n_agents = agents;
+    int32_t *prompt = malloc(sizeof(int32_t) * (size_t)n_prompt);
+    prompt_of(0, n_prompt, prompt);
+    muse_generation *g = NULL;
+    const double t0 = now();
+    if (muse_generation_start(s, 0, prompt, (size_t)n_prompt, &gp, &g) != MUSE_OK) fail("start");
+    muse_event ev;
+    ev.struct_size = sizeof ev;
+    double first = 0;
+    int64_t tokens = 0;
+    while (muse_generation_next(g, &ev) == MUSE_OK && ev.kind != MUSE_EVENT_DONE) {
+        if (ev.token >= 0 && first == 0) first = now();
+        if (ev.kind == MUSE_EVENT_TOKEN || ev.kind == MUSE_EVENT_ANSWER) tokens += ev.token >= 0;
+    }
+    const double wall = now() - t0;
+    if (ev.kind != MUSE_EVENT_DONE) fail("generation");
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("{\"bench\": \"contemplate\", \"agents\": %d, \"prompt\": %d, \"tokens_per_agent\": %d, \"wall_s\": %.3f, "
+           "\"prefill_s\": %.3f, \"decode_s\": %.3f, \"peak_rss_mb\": %.1f}\n", agents, n_prompt, n_gen, wall, first - t0,
+           wall - (first - t0), ru.ru_maxrss / 1024.0);
+    muse_generation_free(g);
+    free(prompt);
+    muse_session_free(s);
+}
+
 int main(int argc, char **argv) {
-    int threads = 0, n_prompt = 32, n_gen = 32, isolation = 2000;
+    int threads = 0, n_prompt = 32, n_gen = 32, isolation = 2000, agents = 0;
     const char *seq_list = "1,2,4,8,16";
     if (argc < 2) {
         fprintf(stderr, "usage: %s MODEL [--threads T] [--seqs 1,2,4,8,16] [--prompt P] [--n N] [--isolation L]\n",
@@ -125,6 +174,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--prompt")) n_prompt = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--n")) n_gen = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--isolation")) isolation = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--contemplate")) agents = atoi(argv[i + 1]);
     }
     muse_model_params mp;
     muse_model_params_init(&mp);
@@ -133,6 +183,11 @@ int main(int argc, char **argv) {
     if (muse_model_load(argv[1], &mp, &m) != MUSE_OK) fail("load");
     n_vocab = muse_model_n_vocab(m);
     find_end_tokens(m);
+    if (agents > 0) {
+        contemplate(m, agents, n_prompt, n_gen);
+        muse_model_free(m);
+        return 0;
+    }
 
     double one = 0;
     char list[256];

@@ -27,10 +27,11 @@ Tensor Workspace::f32(int64_t ne0, int64_t ne1, int64_t ne2) {
     return t;
 }
 
-size_t Decoder::workspace_bytes(int64_t n) const {
-    // Generous upper bound: a dozen activations of the widest row per token.
-    const int64_t widest = std::max({hp_.n_embd, hp_.n_ff, hp_.n_embd_q(), hp_.n_vocab});
-    return static_cast<size_t>(16 * widest * n) * 4 + 64 * 32;
+size_t Decoder::workspace_bytes(int64_t n, int64_t n_out) const {
+    // Generous upper bound: a dozen activations of the widest layer row per token, then the
+    // output rows (normed hidden state and logits) of the tokens that want logits.
+    const int64_t widest = std::max({hp_.n_embd, hp_.n_ff, hp_.n_embd_q()});
+    return static_cast<size_t>(16 * widest * n + (hp_.n_embd + hp_.n_vocab) * n_out) * 4 + 64 * 32;
 }
 
 void Decoder::load_common_hparams() {
@@ -118,7 +119,7 @@ void Decoder::forward(ForwardState &st, KvCache &cache, const Batch &batch, std:
     const int64_t n = batch.size();
     const KvSlots slots = cache.claim(batch.pos, batch.seq);
     try {
-        st.ws.reset(workspace_bytes(n));
+        st.ws.reset(workspace_bytes(n, static_cast<int64_t>(batch.outputs.size())));
         for (int p = 0; p < 2; ++p)
             if (p == KvCache::kFull || cache.has_swa_pool())
                 cache.gather(static_cast<KvCache::Pool>(p), batch.pos, batch.seq, st.gather[p]);

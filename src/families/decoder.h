@@ -74,8 +74,8 @@ public:
     void forward(ForwardState &st, KvCache &cache, const Batch &batch, std::vector<float> &logits) const;
     Backend &backend() const { return backend_; }
 
-    // Bytes of activations a batch of n tokens needs (for Workspace sizing).
-    virtual size_t workspace_bytes(int64_t n_tokens) const;
+    // Bytes of activations a batch of n tokens with n_out logits rows needs (Workspace sizing).
+    virtual size_t workspace_bytes(int64_t n_tokens, int64_t n_out) const;
 
 protected:
     Decoder(const gguf::File &file, Backend &backend) : file_(file), backend_(backend) {}
