@@ -2,7 +2,10 @@
 // once, then runs N generations of M tokens (a) one after another on this thread and
 // (b) at the same time from N host threads with a session each, and prints the
 // aggregate decode throughput of both and their ratio. (a) and (b) alternate for
-// several rounds so that load from elsewhere on the machine hits both alike.
+// several rounds so that load from elsewhere on the machine hits both alike. Besides
+// wall-clock throughput it prints tokens per CPU-second of this process: on a machine
+// shared with other work the wall-clock ratio also measures how the scheduler splits the
+// cores between 2 and 5 threads, while CPU time shows the cost of the threading itself.
 // usage: concurrent-bench MODEL.gguf [--threads T] [--sessions N] [--n M] [--prompt P] [--rounds R]
 #include <muse/muse.h>
 
@@ -15,10 +18,19 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
+
 namespace {
 
 double now_s() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double cpu_s() {
+    rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
 // One generation on a fresh session: prompt_len tokens that differ per index, then n tokens.
@@ -81,33 +93,38 @@ int main(int argc, char **argv) {
     }
     generate(model, 0, prompt_len, 4);  // warm-up: page in the weights
 
-    std::vector<double> seq_tps, conc_tps, ratios;
+    std::vector<double> seq_tps, conc_tps, ratios, cpu_ratios;
     for (int r = 0; r < rounds; ++r) {
-        double t0 = now_s();
+        double t0 = now_s(), c0 = cpu_s();
         size_t total = 0;
         for (int i = 0; i < sessions; ++i) total += generate(model, i, prompt_len, n);
         const double seq = static_cast<double>(total) / (now_s() - t0);
+        const double seq_cpu = static_cast<double>(total) / (cpu_s() - c0);
 
         std::vector<size_t> got(static_cast<size_t>(sessions));
         std::vector<std::thread> pool;
-        t0 = now_s();
+        t0 = now_s(), c0 = cpu_s();
         for (int i = 0; i < sessions; ++i)
             pool.emplace_back([&, i] { got[static_cast<size_t>(i)] = generate(model, i, prompt_len, n); });
         for (auto &t : pool) t.join();
         total = 0;
         for (size_t g : got) total += g;
         const double conc = static_cast<double>(total) / (now_s() - t0);
-        std::printf("round %d: sequential %.2f tok/s, concurrent %.2f tok/s, ratio %.3f\n", r, seq, conc, conc / seq);
+        const double conc_cpu = static_cast<double>(total) / (cpu_s() - c0);
+        std::printf("round %d: sequential %.2f tok/s (%.2f tok/cpu-s), concurrent %.2f tok/s (%.2f tok/cpu-s), "
+                    "ratio %.3f (cpu %.3f)\n",
+                    r, seq, seq_cpu, conc, conc_cpu, conc / seq, conc_cpu / seq_cpu);
         std::fflush(stdout);
         seq_tps.push_back(seq), conc_tps.push_back(conc), ratios.push_back(conc / seq);
+        cpu_ratios.push_back(conc_cpu / seq_cpu);
     }
     auto median = [](std::vector<double> v) {
         std::sort(v.begin(), v.end());
         return v[v.size() / 2];
     };
     std::printf("{\"threads\": %d, \"sessions\": %d, \"n\": %d, \"sequential_tps\": %.2f, \"concurrent_tps\": %.2f, "
-                "\"ratio\": %.3f}\n",
-                threads, sessions, n, median(seq_tps), median(conc_tps), median(ratios));
+                "\"ratio\": %.3f, \"cpu_ratio\": %.3f}\n",
+                threads, sessions, n, median(seq_tps), median(conc_tps), median(ratios), median(cpu_ratios));
     muse_model_free(model);
     return 0;
 }
