@@ -120,7 +120,8 @@ int main(int argc, char **argv) {
     }
     auto median = [](std::vector<double> v) {
         std::sort(v.begin(), v.end());
-        return v[v.size() / 2];
+        const size_t h = v.size() / 2;
+        return v.size() % 2 ? v[h] : (v[h - 1] + v[h]) / 2;
     };
     std::printf("{\"threads\": %d, \"sessions\": %d, \"n\": %d, \"sequential_tps\": %.2f, \"concurrent_tps\": %.2f, "
                 "\"ratio\": %.3f, \"cpu_ratio\": %.3f}\n",
