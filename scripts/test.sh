@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # README command 2 (and CI's .ci/run): install what is missing, then run the
-# whole test suite: ASan+UBSan build and tests, the fuzzers (corpus replay plus
-# a bounded fresh run), and finally the normal build's full ctest suite, whose
-# summary is the last line printed.
+# whole test suite: ASan+UBSan build and tests, the concurrency tests under TSan,
+# the fuzzers (corpus replay plus a bounded fresh run), and finally the normal
+# build's full ctest suite, whose summary is the last line printed.
 #   MUSE_FUZZ_SECONDS=60   seconds of fresh fuzzing (0 skips it)
 #   MUSE_TEST_QUICK=1      only the normal build's suite
 set -euo pipefail
@@ -17,6 +17,17 @@ if [ "${MUSE_TEST_QUICK:-0}" != "1" ]; then
   "$root/scripts/build.sh" "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DMUSE_SANITIZE=address,undefined \
       -DMUSE_BUILD_BENCHMARKS=OFF
   (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1 ctest -j "$jobs" --output-on-failure)
+
+  echo "== ThreadSanitizer: thread pool and concurrent sessions =="
+  # Only the libraries, the tiny test model and test-threads: the rest of the suite has
+  # no threads of its own, and a full TSan build would double the CI time.
+  tsan_start=$SECONDS
+  cmake -S "$root" -B "$root/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMUSE_SANITIZE=thread \
+      -DMUSE_BUILD_EXAMPLES=OFF -DMUSE_BUILD_BENCHMARKS=OFF >/dev/null
+  cmake --build "$root/build-tsan" -j "$jobs" --target test-threads make-test-model test-models
+  (cd "$root/build-tsan" && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/tsan.supp" \
+      ctest -R '^test-threads' --output-on-failure)
+  echo "ThreadSanitizer stage: $((SECONDS - tsan_start)) s"
 
   echo "== libFuzzer targets (clang): corpus replay + ${fuzz_seconds}s of fuzzing =="
   CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

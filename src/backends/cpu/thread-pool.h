@@ -1,7 +1,10 @@
-// A small persistent thread pool: parallel_for splits [0, n) into contiguous
-// chunks, one per thread, and the calling thread takes the first chunk.
+// A small persistent thread pool shared by every session of a model. Any number of
+// host threads may call parallel_for at once: each call is a job split into a fixed
+// number of chunks, the calling thread works through its own job's chunks, and idle
+// workers take chunks from the open jobs in turn.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -20,23 +23,36 @@ public:
 
     int size() const { return n_threads_; }
     // fn(begin, end) over disjoint ranges covering [0, n); returns when all are done.
-    // Work smaller than min_chunk per thread runs on fewer threads.
+    // The ranges depend only on n, min_chunk and size(): at most size() contiguous
+    // chunks of at least min_chunk items (fewer when n is small), the same every run
+    // whichever threads end up computing them. Safe to call from several threads at
+    // once and from inside fn. The first exception fn throws, on any thread, is
+    // rethrown here once every chunk has finished (chunks not yet started are skipped).
     void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)> &fn, int64_t min_chunk = 1);
 
 private:
-    void worker(int index);
+    struct Job;
+    void worker();
+    bool claim_locked(Job **job, int *chunk);
+    void finish_on_worker(Job *job, int chunk);
+    bool spin_for_work() const;
 
     int n_threads_;
-    std::mutex job_mutex_;  // one parallel_for at a time (sessions on several threads serialize here)
     std::vector<std::thread> workers_;
+    // Guards the fields below; held only to publish, claim and retire chunks, never while fn runs.
     std::mutex mutex_;
-    std::condition_variable wake_, done_;
-    const std::function<void(int64_t, int64_t)> *job_ = nullptr;
-    int64_t job_n_ = 0;
-    int job_threads_ = 0;
-    uint64_t generation_ = 0;
-    int pending_ = 0;
-    bool stop_ = false;
+    std::condition_variable wake_;  // idle workers sleep here
+    std::condition_variable done_;  // callers whose chunks are still running on workers sleep here
+    std::vector<Job *> jobs_;       // jobs that may still have unclaimed chunks
+    size_t cursor_ = 0;             // round-robin position in jobs_
+    int idle_ = 0;                  // workers asleep on wake_
+    int waiting_ = 0;               // callers asleep on done_
+    std::atomic<int> open_{0};      // jobs_.size(), for workers spinning without the lock
+    // Threads computing chunks right now (callers inside parallel_for, busy workers). Workers
+    // only help while this is below size(): once that many host threads are busy the cores
+    // are taken, and a worker would only preempt them and make them wait for its chunk.
+    std::atomic<int> running_{0};
+    std::atomic<bool> stop_{false};
 };
 
 // Physical cores (hyper-threads don't help the memory-bound decode).
