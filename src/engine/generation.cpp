@@ -187,6 +187,7 @@ void Generation::maybe_probe(int32_t token, bool forced) {
     ps.tokenizer = setup_.tokenizer;
     probe_.reset(new Generation(*session_, probe_seq_, std::move(ps)));
     probe_->parent_ = this;
+    probe_->start_epoch_ = start_epoch_;
     session_->live_.push_back(probe_.get());
     phase_ = Phase::waiting;
 }

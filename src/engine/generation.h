@@ -149,6 +149,7 @@ private:
     size_t prompt_at_ = 0;
     int32_t pending_ = -1;  // the last token, to evaluate next
     std::atomic<bool> cancel_{false};
+    uint64_t start_epoch_ = 0;  // the session's cancel epoch when it started
     SamplerChain chain_;
     ThinkingController *controller_ = nullptr;  // inside chain_
     std::optional<StreamingDetokenizer> detok_;

@@ -203,8 +203,8 @@ std::unique_ptr<Generation> Session::start(int seq, GenerationSetup setup) {
     } else if (setup.prompt.ids.empty() && !has_logits_for(seq)) {
         fail(MUSE_ERR_INVALID_ARGUMENT, "generate needs a prompt (nothing was evaluated on sequence ", seq, " yet)");
     }
-    cancel_all_.store(false);  // a cancel asked before this generation does not stop it
     std::unique_ptr<Generation> g(new Generation(*this, seq, std::move(setup)));
+    g->start_epoch_ = cancel_epoch_.load();  // a cancel asked before this generation does not stop it
     live_.push_back(g.get());
     return g;
 }
@@ -218,8 +218,9 @@ void Session::detach(Generation *gen) { live_.erase(std::remove(live_.begin(), l
 int Session::step() {
     auto alive = [&](Generation *g) { return std::find(live_.begin(), live_.end(), g) != live_.end() && !g->done(); };
     std::vector<Generation *> work = live_;
-    if (cancel_all_.exchange(false))
-        for (Generation *g : work) g->cancel();
+    const uint64_t epoch = cancel_epoch_.load();
+    for (Generation *g : work)
+        if (g->start_epoch_ < epoch) g->cancel();
     // Cancellations first (a cancelled generation drops its probe), then generations that
     // continue from logits the session already has.
     for (Generation *g : work)

@@ -84,7 +84,7 @@ public:
     int64_t rows_decoded() const { return rows_decoded_; }
     // Thread-safe: every generation live now ends ("cancelled") at the next step. A
     // generation started afterwards is not affected.
-    void cancel() { cancel_all_.store(true); }
+    void cancel() { cancel_epoch_.fetch_add(1); }
 
     // Tokens that end generation (from the model's metadata).
     void set_end_of_generation(std::vector<int32_t> ids) { eog_ = std::move(ids); }
@@ -126,7 +126,7 @@ private:
     };
     std::vector<TokenRecord> records_;  // per sequence
     std::vector<Generation *> live_;    // in start order
-    std::atomic<bool> cancel_all_{false};
+    std::atomic<uint64_t> cancel_epoch_{0};  // cancel() bumps it; older generations end
     int64_t rows_decoded_ = 0;
 };
 
