@@ -1,141 +1,440 @@
 #include "backends/cpu/cpu-kernels.h"
 
+#include "backends/cpu/cpu-simd.h"
+
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
+
 #include <immintrin.h>
 
+// GCC 12 reports its own AVX-512 intrinsic headers as reading uninitialized values once
+// inlined (_mm512_undefined_ps); a known false positive.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+
 namespace muse::cpu {
+
+// ---- dispatch levels
+
+CpuLevel detected_cpu_level() {
+    static const CpuLevel level = [] {
+        __builtin_cpu_init();
+#if defined(MUSE_HAVE_AVX2)
+        const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                          __builtin_cpu_supports("f16c");
+#endif
+#if defined(MUSE_HAVE_AVX512)
+        if (avx2 && __builtin_cpu_supports("avx512f")) return CpuLevel::avx512;
+#endif
+#if defined(MUSE_HAVE_AVX2)
+        if (avx2) return CpuLevel::avx2;
+#endif
+        return CpuLevel::scalar;
+    }();
+    return level;
+}
+
 namespace {
 
-inline float half_to_float(const uint8_t *p) {
+CpuLevel clamp_level(CpuLevel l) {
+    return static_cast<int>(l) > static_cast<int>(detected_cpu_level()) ? detected_cpu_level() : l;
+}
+
+CpuLevel initial_level() {
+    const char *env = std::getenv("MUSE_CPU_LEVEL");
+    if (!env) return detected_cpu_level();
+    const std::string_view v(env);
+    if (v == "scalar") return CpuLevel::scalar;
+    if (v == "avx2") return clamp_level(CpuLevel::avx2);
+    if (v == "avx512") return clamp_level(CpuLevel::avx512);
+    return detected_cpu_level();  // unknown: ignored rather than failing a host at load
+}
+
+std::atomic<CpuLevel> &active_level() {
+    static std::atomic<CpuLevel> level{initial_level()};
+    return level;
+}
+
+inline float load_half(const uint8_t *p) {
     uint16_t h;
     std::memcpy(&h, p, 2);
-#if defined(__F16C__)
-    return _cvtsh_ss(h);
-#else
     return fp16_to_fp32(h);
-#endif
+}
+inline float load_bf16(const uint8_t *p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return bf16_to_fp32(h);
 }
 
-#if defined(__AVX512F__)
-inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
-#elif defined(__AVX2__) && defined(__FMA__)
-inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-#endif
-
-float dot_f16(const void *row, const float *x, int64_t n) {
-    const auto *w = static_cast<const uint16_t *>(row);
+// ---- scalar level: F32 only (other types are dequantized by the caller). Four partial
+// sums over i mod 4 for some instruction-level parallelism; a fixed order either way.
+template <int NT>
+void multi_scalar_f32(const void *row, const float *x, int64_t ldx, int64_t n, float *y, int64_t ldy) {
+    const float *w = static_cast<const float *>(row);
+    float s[NT][4] = {};
     int64_t i = 0;
-    float s = 0.0f;
-#if defined(__AVX512F__)
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    for (; i + 32 <= n; i += 32) {
-        const __m512 w0 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(w + i)));
-        const __m512 w1 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(w + i + 16)));
-        acc0 = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + i), acc0);
-        acc1 = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + i + 16), acc1);
+    for (; i + 4 <= n; i += 4)
+        for (int t = 0; t < NT; ++t)
+            for (int k = 0; k < 4; ++k) s[t][k] += w[i + k] * x[t * ldx + i + k];
+    for (int t = 0; t < NT; ++t) {
+        float r = (s[t][0] + s[t][1]) + (s[t][2] + s[t][3]);
+        for (int64_t j = i; j < n; ++j) r += w[j] * x[t * ldx + j];
+        y[t * ldy] = r;
     }
-    s = hsum(_mm512_add_ps(acc0, acc1));
-#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-    __m256 acc = _mm256_setzero_ps();
-    for (; i + 8 <= n; i += 8) {
-        const __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(w + i)));
-        acc = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), acc);
-    }
-    s = hsum(acc);
-#endif
-    for (; i < n; ++i) s += fp16_to_fp32(w[i]) * x[i];
-    return s;
 }
 
-float dot_q8_0(const void *row, const float *x, int64_t n) {
-    const auto *b = static_cast<const uint8_t *>(row);
-    const int64_t nb = n / 32;
-#if defined(__AVX512F__)
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t k = 0; k < nb; ++k, b += 34, x += 32) {
-        const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 2));
-        const __m128i q1 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 18));
-        __m512 blk = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0)), _mm512_loadu_ps(x));
-        blk = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)), _mm512_loadu_ps(x + 16), blk);
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(half_to_float(b)), blk, acc);
-    }
-    return hsum(acc);
-#else
-    float s = 0.0f;
-    for (int64_t k = 0; k < nb; ++k, b += 34, x += 32) {
-        float blk = 0.0f;
-        for (int j = 0; j < 32; ++j) blk += static_cast<float>(static_cast<int8_t>(b[2 + j])) * x[j];
-        s += half_to_float(b) * blk;
-    }
-    return s;
-#endif
-}
-
-float dot_q4_0(const void *row, const float *x, int64_t n) {
-    const auto *b = static_cast<const uint8_t *>(row);
-    const int64_t nb = n / 32;
-#if defined(__AVX512F__)
-    __m512 acc = _mm512_setzero_ps();
-    const __m128i low_mask = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
-    for (int64_t k = 0; k < nb; ++k, b += 18, x += 32) {
-        const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 2));
-        const __m128i lo = _mm_sub_epi8(_mm_and_si128(qs, low_mask), eight);
-        const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(qs, 4), low_mask), eight);
-        __m512 blk = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo)), _mm512_loadu_ps(x));
-        blk = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi)), _mm512_loadu_ps(x + 16), blk);
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(half_to_float(b)), blk, acc);
-    }
-    return hsum(acc);
-#else
-    float s = 0.0f;
-    for (int64_t k = 0; k < nb; ++k, b += 18, x += 32) {
-        float blk = 0.0f;
-        for (int j = 0; j < 16; ++j) {
-            blk += static_cast<float>((b[2 + j] & 0x0F) - 8) * x[j];
-            blk += static_cast<float>((b[2 + j] >> 4) - 8) * x[j + 16];
+void scalar_f32(const void *row, const float *x, int64_t ldx, int64_t n, int nt, float *y, int64_t ldy) {
+    for (int t0 = 0; t0 < nt; t0 += 4) {
+        const float *xt = x + t0 * ldx;
+        float *yt = y + t0 * ldy;
+        switch (nt - t0 >= 4 ? 4 : nt - t0) {
+        case 1: multi_scalar_f32<1>(row, xt, ldx, n, yt, ldy); break;
+        case 2: multi_scalar_f32<2>(row, xt, ldx, n, yt, ldy); break;
+        case 3: multi_scalar_f32<3>(row, xt, ldx, n, yt, ldy); break;
+        default: multi_scalar_f32<4>(row, xt, ldx, n, yt, ldy); break;
         }
-        s += half_to_float(b) * blk;
     }
-    return s;
-#endif
 }
 
-float dot_f32_row(const void *row, const float *x, int64_t n) { return dot_f32(static_cast<const float *>(row), x, n); }
+float scalar_dot_f32(const float *a, const float *b, int64_t n) {
+    float y;
+    multi_scalar_f32<1>(a, b, 0, n, &y, 0);
+    return y;
+}
+
+// ---- block loaders: one 32-element step of a row as exact F32 values (the same
+// products core/dequant.cpp computes, no FMA), plus the element-wise form for the
+// tail of F32/F16/BF16 rows whose length is not a multiple of 32.
+struct LoadF32 {
+    static constexpr int64_t kBytes = 128;
+    static float at(const uint8_t *row, int64_t i) {
+        float f;
+        std::memcpy(&f, row + 4 * i, 4);
+        return f;
+    }
+};
+struct LoadF16 {
+    static constexpr int64_t kBytes = 64;
+    static float at(const uint8_t *row, int64_t i) { return load_half(row + 2 * i); }
+};
+struct LoadBF16 {
+    static constexpr int64_t kBytes = 64;
+    static float at(const uint8_t *row, int64_t i) { return load_bf16(row + 2 * i); }
+};
+struct LoadQ8_0 {  // d:f16 qs[32]
+    static constexpr int64_t kBytes = 34;
+    static float at(const uint8_t *, int64_t) { return 0.0f; }  // rows are whole blocks
+};
+struct LoadQ4_0 {  // d:f16 qs[16]: low nibbles are elements 0..15, high 16..31
+    static constexpr int64_t kBytes = 18;
+    static float at(const uint8_t *, int64_t) { return 0.0f; }
+};
+struct LoadQ4_1 {  // d:f16 m:f16 qs[16]
+    static constexpr int64_t kBytes = 20;
+    static float at(const uint8_t *, int64_t) { return 0.0f; }
+};
+
+#if defined(MUSE_HAVE_AVX512)
+// ---- avx512 level: a step is two vectors; each token keeps two accumulators
+// (even / odd vector of the step), reduced with _mm512_reduce_add_ps at the end.
+template <class L>
+inline void load512(const uint8_t *b, __m512 &w0, __m512 &w1);
+template <>
+inline void load512<LoadF32>(const uint8_t *b, __m512 &w0, __m512 &w1) {
+    w0 = _mm512_loadu_ps(b);
+    w1 = _mm512_loadu_ps(b + 64);
+}
+template <>
+inline void load512<LoadF16>(const uint8_t *b, __m512 &w0, __m512 &w1) {
+    w0 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(b)));
+    w1 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(b + 32)));
+}
+template <>
+inline void load512<LoadBF16>(const uint8_t *b, __m512 &w0, __m512 &w1) {
+    const __m512i h0 = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(b)));
+    const __m512i h1 = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(b + 32)));
+    w0 = _mm512_castsi512_ps(_mm512_slli_epi32(h0, 16));
+    w1 = _mm512_castsi512_ps(_mm512_slli_epi32(h1, 16));
+}
+template <>
+inline void load512<LoadQ8_0>(const uint8_t *b, __m512 &w0, __m512 &w1) {
+    const __m512 d = _mm512_set1_ps(load_half(b));
+    const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 2));
+    const __m128i q1 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 18));
+    w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0)), d);
+    w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)), d);
+}
+template <>
+inline void load512<LoadQ4_0>(const uint8_t *b, __m512 &w0, __m512 &w1) {
+    const __m512 d = _mm512_set1_ps(load_half(b));
+    const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 2));
+    const __m128i mask = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+    const __m128i lo = _mm_sub_epi8(_mm_and_si128(qs, mask), eight);
+    const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(qs, 4), mask), eight);
+    w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo)), d);
+    w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi)), d);
+}
+template <>
+inline void load512<LoadQ4_1>(const uint8_t *b, __m512 &w0, __m512 &w1) {
+    const __m512 d = _mm512_set1_ps(load_half(b)), m = _mm512_set1_ps(load_half(b + 2));
+    const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 4));
+    const __m128i mask = _mm_set1_epi8(0x0F);
+    const __m128i lo = _mm_and_si128(qs, mask), hi = _mm_and_si128(_mm_srli_epi16(qs, 4), mask);
+    w0 = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), d), m);
+    w1 = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), d), m);
+}
+
+template <class L, int NT>
+void multi512(const uint8_t *row, const float *x, int64_t ldx, int64_t n, float *y, int64_t ldy) {
+    __m512 a0[NT], a1[NT];
+    for (int t = 0; t < NT; ++t) a0[t] = a1[t] = _mm512_setzero_ps();
+    const int64_t steps = n / 32;
+    for (int64_t s = 0; s < steps; ++s) {
+        __m512 w0, w1;
+        load512<L>(row + s * L::kBytes, w0, w1);
+        const float *xs = x + s * 32;
+        for (int t = 0; t < NT; ++t) {
+            a0[t] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs + t * ldx), a0[t]);
+            a1[t] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xs + t * ldx + 16), a1[t]);
+        }
+    }
+    for (int t = 0; t < NT; ++t) {
+        float r = _mm512_reduce_add_ps(_mm512_add_ps(a0[t], a1[t]));
+        for (int64_t i = steps * 32; i < n; ++i) r += L::at(row, i) * x[t * ldx + i];
+        y[t * ldy] = r;
+    }
+}
+
+template <class L>
+void dot512(const void *row, const float *x, int64_t ldx, int64_t n, int nt, float *y, int64_t ldy) {
+    const auto *r = static_cast<const uint8_t *>(row);
+    switch (nt) {
+    case 1: multi512<L, 1>(r, x, ldx, n, y, ldy); break;
+    case 2: multi512<L, 2>(r, x, ldx, n, y, ldy); break;
+    case 3: multi512<L, 3>(r, x, ldx, n, y, ldy); break;
+    case 4: multi512<L, 4>(r, x, ldx, n, y, ldy); break;
+    case 5: multi512<L, 5>(r, x, ldx, n, y, ldy); break;
+    case 6: multi512<L, 6>(r, x, ldx, n, y, ldy); break;
+    case 7: multi512<L, 7>(r, x, ldx, n, y, ldy); break;
+    default: multi512<L, 8>(r, x, ldx, n, y, ldy); break;
+    }
+}
+
+float dot512_f32(const float *a, const float *b, int64_t n) {
+    float y;
+    multi512<LoadF32, 1>(reinterpret_cast<const uint8_t *>(a), b, 0, n, &y, 0);
+    return y;
+}
+#endif
+
+#if defined(MUSE_HAVE_AVX2)
+// ---- avx2 level: a step is four vectors; each token keeps two accumulators (vectors
+// 0, 2 and 1, 3 of the step). Up to four tokens at a time: 16 ymm registers.
+inline __m256 widen_i8(__m128i q8) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)); }
+inline __m256 widen_u8(__m128i q8) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(q8)); }
+
+template <class L>
+inline void load256(const uint8_t *b, __m256 w[4]);
+template <>
+inline void load256<LoadF32>(const uint8_t *b, __m256 w[4]) {
+    for (int k = 0; k < 4; ++k) w[k] = _mm256_loadu_ps(reinterpret_cast<const float *>(b) + 8 * k);
+}
+template <>
+inline void load256<LoadF16>(const uint8_t *b, __m256 w[4]) {
+    for (int k = 0; k < 4; ++k) w[k] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 16 * k)));
+}
+template <>
+inline void load256<LoadBF16>(const uint8_t *b, __m256 w[4]) {
+    for (int k = 0; k < 4; ++k) {
+        const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 16 * k)));
+        w[k] = _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+    }
+}
+template <>
+inline void load256<LoadQ8_0>(const uint8_t *b, __m256 w[4]) {
+    const __m256 d = _mm256_set1_ps(load_half(b));
+    for (int k = 0; k < 4; ++k)
+        w[k] = _mm256_mul_ps(widen_i8(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(b + 2 + 8 * k))), d);
+}
+template <>
+inline void load256<LoadQ4_0>(const uint8_t *b, __m256 w[4]) {
+    const __m256 d = _mm256_set1_ps(load_half(b));
+    const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 2));
+    const __m128i mask = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+    const __m128i lo = _mm_sub_epi8(_mm_and_si128(qs, mask), eight);
+    const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(qs, 4), mask), eight);
+    w[0] = _mm256_mul_ps(widen_i8(lo), d);
+    w[1] = _mm256_mul_ps(widen_i8(_mm_srli_si128(lo, 8)), d);
+    w[2] = _mm256_mul_ps(widen_i8(hi), d);
+    w[3] = _mm256_mul_ps(widen_i8(_mm_srli_si128(hi, 8)), d);
+}
+template <>
+inline void load256<LoadQ4_1>(const uint8_t *b, __m256 w[4]) {
+    const __m256 d = _mm256_set1_ps(load_half(b)), m = _mm256_set1_ps(load_half(b + 2));
+    const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 4));
+    const __m128i mask = _mm_set1_epi8(0x0F);
+    const __m128i lo = _mm_and_si128(qs, mask), hi = _mm_and_si128(_mm_srli_epi16(qs, 4), mask);
+    w[0] = _mm256_add_ps(_mm256_mul_ps(widen_u8(lo), d), m);
+    w[1] = _mm256_add_ps(_mm256_mul_ps(widen_u8(_mm_srli_si128(lo, 8)), d), m);
+    w[2] = _mm256_add_ps(_mm256_mul_ps(widen_u8(hi), d), m);
+    w[3] = _mm256_add_ps(_mm256_mul_ps(widen_u8(_mm_srli_si128(hi, 8)), d), m);
+}
+
+using simd::hsum256;
+
+template <class L, int NT>
+void multi256(const uint8_t *row, const float *x, int64_t ldx, int64_t n, float *y, int64_t ldy) {
+    __m256 a0[NT], a1[NT];
+    for (int t = 0; t < NT; ++t) a0[t] = a1[t] = _mm256_setzero_ps();
+    const int64_t steps = n / 32;
+    for (int64_t s = 0; s < steps; ++s) {
+        __m256 w[4];
+        load256<L>(row + s * L::kBytes, w);
+        const float *xs = x + s * 32;
+        for (int t = 0; t < NT; ++t) {
+            a0[t] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xs + t * ldx), a0[t]);
+            a1[t] = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xs + t * ldx + 8), a1[t]);
+            a0[t] = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xs + t * ldx + 16), a0[t]);
+            a1[t] = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xs + t * ldx + 24), a1[t]);
+        }
+    }
+    for (int t = 0; t < NT; ++t) {
+        float r = hsum256(_mm256_add_ps(a0[t], a1[t]));
+        for (int64_t i = steps * 32; i < n; ++i) r += L::at(row, i) * x[t * ldx + i];
+        y[t * ldy] = r;
+    }
+}
+
+template <class L>
+void dot256(const void *row, const float *x, int64_t ldx, int64_t n, int nt, float *y, int64_t ldy) {
+    const auto *r = static_cast<const uint8_t *>(row);
+    for (int t0 = 0; t0 < nt; t0 += 4) {
+        const float *xt = x + t0 * ldx;
+        float *yt = y + t0 * ldy;
+        switch (nt - t0 >= 4 ? 4 : nt - t0) {
+        case 1: multi256<L, 1>(r, xt, ldx, n, yt, ldy); break;
+        case 2: multi256<L, 2>(r, xt, ldx, n, yt, ldy); break;
+        case 3: multi256<L, 3>(r, xt, ldx, n, yt, ldy); break;
+        default: multi256<L, 4>(r, xt, ldx, n, yt, ldy); break;
+        }
+    }
+}
+
+float dot256_f32(const float *a, const float *b, int64_t n) {
+    float y;
+    multi256<LoadF32, 1>(reinterpret_cast<const uint8_t *>(a), b, 0, n, &y, 0);
+    return y;
+}
+#endif
+
+template <RowDotMultiFn F>
+float single(const void *row, const float *x, int64_t n) {
+    float y;
+    F(row, x, 0, n, 1, &y, 0);
+    return y;
+}
 
 } // namespace
 
-float dot_f32(const float *a, const float *b, int64_t n) {
-    int64_t i = 0;
-    float s = 0.0f;
-#if defined(__AVX512F__)
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    for (; i + 32 <= n; i += 32) {
-        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
+CpuLevel cpu_level() { return active_level().load(std::memory_order_relaxed); }
+void set_cpu_level(CpuLevel level) { active_level().store(clamp_level(level), std::memory_order_relaxed); }
+
+const char *to_string(CpuLevel level) {
+    switch (level) {
+    case CpuLevel::scalar: return "scalar";
+    case CpuLevel::avx2: return "avx2";
+    case CpuLevel::avx512: return "avx512";
     }
-    s = hsum(_mm512_add_ps(acc0, acc1));
-#elif defined(__AVX2__) && defined(__FMA__)
-    __m256 acc = _mm256_setzero_ps();
-    for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
-    s = hsum(acc);
-#endif
-    for (; i < n; ++i) s += a[i] * b[i];
-    return s;
+    return "?";
 }
 
-RowDotFn row_dot_kernel(GgmlType type) {
-    switch (type) {
-    case GgmlType::F32: return dot_f32_row;
-    case GgmlType::F16: return dot_f16;
-    case GgmlType::Q8_0: return dot_q8_0;
-    case GgmlType::Q4_0: return dot_q4_0;
-    default: return nullptr;
+RowDotMultiFn row_dot_multi_kernel(GgmlType type, CpuLevel level) {
+    switch (clamp_level(level)) {
+    case CpuLevel::avx512:
+#if defined(MUSE_HAVE_AVX512)
+        switch (type) {
+        case GgmlType::F32: return dot512<LoadF32>;
+        case GgmlType::F16: return dot512<LoadF16>;
+        case GgmlType::BF16: return dot512<LoadBF16>;
+        case GgmlType::Q8_0: return dot512<LoadQ8_0>;
+        case GgmlType::Q4_0: return dot512<LoadQ4_0>;
+        case GgmlType::Q4_1: return dot512<LoadQ4_1>;
+        default: return nullptr;
+        }
+#endif
+        [[fallthrough]];
+    case CpuLevel::avx2:
+#if defined(MUSE_HAVE_AVX2)
+        switch (type) {
+        case GgmlType::F32: return dot256<LoadF32>;
+        case GgmlType::F16: return dot256<LoadF16>;
+        case GgmlType::BF16: return dot256<LoadBF16>;
+        case GgmlType::Q8_0: return dot256<LoadQ8_0>;
+        case GgmlType::Q4_0: return dot256<LoadQ4_0>;
+        case GgmlType::Q4_1: return dot256<LoadQ4_1>;
+        default: return nullptr;
+        }
+#endif
+        [[fallthrough]];
+    case CpuLevel::scalar: break;
     }
+    return type == GgmlType::F32 ? scalar_f32 : nullptr;
+}
+
+RowDotFn row_dot_kernel(GgmlType type, CpuLevel level) {
+    // One entry per (level, type) pair that has a multi kernel.
+    switch (clamp_level(level)) {
+    case CpuLevel::avx512:
+#if defined(MUSE_HAVE_AVX512)
+        switch (type) {
+        case GgmlType::F32: return single<dot512<LoadF32>>;
+        case GgmlType::F16: return single<dot512<LoadF16>>;
+        case GgmlType::BF16: return single<dot512<LoadBF16>>;
+        case GgmlType::Q8_0: return single<dot512<LoadQ8_0>>;
+        case GgmlType::Q4_0: return single<dot512<LoadQ4_0>>;
+        case GgmlType::Q4_1: return single<dot512<LoadQ4_1>>;
+        default: return nullptr;
+        }
+#endif
+        [[fallthrough]];
+    case CpuLevel::avx2:
+#if defined(MUSE_HAVE_AVX2)
+        switch (type) {
+        case GgmlType::F32: return single<dot256<LoadF32>>;
+        case GgmlType::F16: return single<dot256<LoadF16>>;
+        case GgmlType::BF16: return single<dot256<LoadBF16>>;
+        case GgmlType::Q8_0: return single<dot256<LoadQ8_0>>;
+        case GgmlType::Q4_0: return single<dot256<LoadQ4_0>>;
+        case GgmlType::Q4_1: return single<dot256<LoadQ4_1>>;
+        default: return nullptr;
+        }
+#endif
+        [[fallthrough]];
+    case CpuLevel::scalar: break;
+    }
+    return type == GgmlType::F32 ? single<scalar_f32> : nullptr;
+}
+
+DotF32Fn dot_f32_kernel(CpuLevel level) {
+    switch (clamp_level(level)) {
+    case CpuLevel::avx512:
+#if defined(MUSE_HAVE_AVX512)
+        return dot512_f32;
+#endif
+        [[fallthrough]];
+    case CpuLevel::avx2:
+#if defined(MUSE_HAVE_AVX2)
+        return dot256_f32;
+#endif
+        [[fallthrough]];
+    case CpuLevel::scalar: break;
+    }
+    return scalar_dot_f32;
 }
 
 } // namespace muse::cpu

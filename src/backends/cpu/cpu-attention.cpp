@@ -1,0 +1,332 @@
+// Attention over the KV cache, flash style: for one query token and one kv head, the
+// group's query heads walk the token's cells in chunks; each K and V row is read once
+// (F16 rows converted in registers / a row buffer, never the whole cache), scores of a
+// chunk go through an online softmax (running max and sum, earlier output rescaled when
+// the max grows). A chunk's V products are summed on their own before being added to
+// the running output, which keeps float rounding to about chunk + n_chunks terms.
+//
+// Work is (token, kv head) pairs; when there are fewer pairs than threads (decode with
+// one kv head) each pair's cells are split across threads and the partial softmaxes
+// merged: out = sum_s o_s e^(m_s - M) / sum_s l_s e^(m_s - M).
+#include "backends/cpu/cpu-attention.h"
+
+#include "backends/cpu/cpu-kernels.h"
+#include "backends/cpu/cpu-simd.h"
+#include "core/error.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+namespace muse::cpu {
+namespace {
+
+constexpr int64_t kChunk = 64;           // cells per online-softmax step: scores stay in L1
+constexpr int64_t kMinSplitCells = 256;  // smallest share of one token's cells worth a thread
+
+// ---- per-level vector pieces
+struct OpsScalar {
+    static float dot(const float *a, const float *b, int64_t n) {
+        float s = 0.0f;
+        for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+        return s;
+    }
+    static void axpy(float *o, float p, const float *v, int64_t n) {
+        for (int64_t i = 0; i < n; ++i) o[i] += p * v[i];
+    }
+    static void to_f32(const uint16_t *h, float *f, int64_t n) {
+        for (int64_t i = 0; i < n; ++i) f[i] = fp16_to_fp32(h[i]);
+    }
+    static float max(const float *s, int64_t n) {
+        float m = -INFINITY;
+        for (int64_t i = 0; i < n; ++i) m = std::max(m, s[i]);
+        return m;
+    }
+    // s[i] = exp(s[i] - m); returns the sum.
+    static float exp_sum(float *s, int64_t n, float m) {
+        float sum = 0.0f;
+        for (int64_t i = 0; i < n; ++i) sum += s[i] = simd::exp_scalar(s[i] - m);
+        return sum;
+    }
+};
+
+#if defined(MUSE_HAVE_AVX2)
+struct OpsAvx2 {
+    static float dot(const float *a, const float *b, int64_t n) {
+        int64_t i = 0;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        for (; i + 16 <= n; i += 16) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), a1);
+        }
+        float s = simd::hsum256(_mm256_add_ps(a0, a1));
+        for (; i < n; ++i) s += a[i] * b[i];
+        return s;
+    }
+    static void axpy(float *o, float p, const float *v, int64_t n) {
+        int64_t i = 0;
+        const __m256 vp = _mm256_set1_ps(p);
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(o + i, _mm256_fmadd_ps(vp, _mm256_loadu_ps(v + i), _mm256_loadu_ps(o + i)));
+        for (; i < n; ++i) o[i] += p * v[i];
+    }
+    static void to_f32(const uint16_t *h, float *f, int64_t n) {
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(f + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(h + i))));
+        for (; i < n; ++i) f[i] = fp16_to_fp32(h[i]);
+    }
+    static float max(const float *s, int64_t n) {
+        int64_t i = 0;
+        __m256 vm = _mm256_set1_ps(-INFINITY);
+        for (; i + 8 <= n; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(s + i));
+        alignas(32) float lanes[8];
+        _mm256_store_ps(lanes, vm);
+        float m = -INFINITY;
+        for (float l : lanes) m = std::max(m, l);
+        for (; i < n; ++i) m = std::max(m, s[i]);
+        return m;
+    }
+    static float exp_sum(float *s, int64_t n, float m) {
+        int64_t i = 0;
+        const __m256 vm = _mm256_set1_ps(m);
+        __m256 acc = _mm256_setzero_ps();
+        for (; i + 8 <= n; i += 8) {
+            const __m256 e = simd::exp256(_mm256_sub_ps(_mm256_loadu_ps(s + i), vm));
+            _mm256_storeu_ps(s + i, e);
+            acc = _mm256_add_ps(acc, e);
+        }
+        float sum = simd::hsum256(acc);
+        for (; i < n; ++i) sum += s[i] = simd::exp_scalar(s[i] - m);
+        return sum;
+    }
+};
+#endif
+
+#if defined(MUSE_HAVE_AVX512)
+struct OpsAvx512 {
+    static float dot(const float *a, const float *b, int64_t n) {
+        int64_t i = 0;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        for (; i + 32 <= n; i += 32) {
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), a1);
+        }
+        if (i + 16 <= n) {
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), a0);
+            i += 16;
+        }
+        float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+        for (; i < n; ++i) s += a[i] * b[i];
+        return s;
+    }
+    static void axpy(float *o, float p, const float *v, int64_t n) {
+        int64_t i = 0;
+        const __m512 vp = _mm512_set1_ps(p);
+        for (; i + 16 <= n; i += 16)
+            _mm512_storeu_ps(o + i, _mm512_fmadd_ps(vp, _mm512_loadu_ps(v + i), _mm512_loadu_ps(o + i)));
+        for (; i < n; ++i) o[i] += p * v[i];
+    }
+    static void to_f32(const uint16_t *h, float *f, int64_t n) {
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16)
+            _mm512_storeu_ps(f + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(h + i))));
+        for (; i < n; ++i) f[i] = fp16_to_fp32(h[i]);
+    }
+    static float max(const float *s, int64_t n) {
+        int64_t i = 0;
+        __m512 vm = _mm512_set1_ps(-INFINITY);
+        for (; i + 16 <= n; i += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + i));
+        float m = _mm512_reduce_max_ps(vm);
+        for (; i < n; ++i) m = std::max(m, s[i]);
+        return m;
+    }
+    static float exp_sum(float *s, int64_t n, float m) {
+        int64_t i = 0;
+        const __m512 vm = _mm512_set1_ps(m);
+        __m512 acc = _mm512_setzero_ps();
+        for (; i + 16 <= n; i += 16) {
+            const __m512 e = simd::exp512(_mm512_sub_ps(_mm512_loadu_ps(s + i), vm));
+            _mm512_storeu_ps(s + i, e);
+            acc = _mm512_add_ps(acc, e);
+        }
+        float sum = _mm512_reduce_add_ps(acc);
+        for (; i < n; ++i) sum += s[i] = simd::exp_scalar(s[i] - m);
+        return sum;
+    }
+};
+#endif
+
+struct Shape {
+    const float *q;
+    const uint8_t *k, *v;
+    size_t k_row, v_row;  // bytes per cache column
+    bool f16;
+    int64_t hd, n_head, group;
+    float scale;
+    const int32_t *cells;
+};
+
+// Running state of one (token, kv head[, split]): per query head of the group the max m,
+// the sum l of e^(s - m) and the unnormalized output o[hd].
+struct State {
+    float *o;   // group * hd
+    float *m;   // group
+    double *l;  // group
+};
+
+template <class Ops>
+void attend(const Shape &s, int64_t t, int64_t hk, int64_t c0, int64_t c1, const State &st, std::vector<float> &scratch) {
+    const int64_t hd = s.hd, G = s.group;
+    scratch.resize(static_cast<size_t>(2 * hd + G * kChunk + G * hd));
+    float *kf = scratch.data(), *vf = kf + hd, *sc = vf + hd, *oc = sc + G * kChunk;
+    const float *q = s.q + (t * s.n_head + hk * G) * hd;
+    const size_t col = static_cast<size_t>(hk * hd) * (s.f16 ? 2 : 4);
+    for (int64_t g = 0; g < G; ++g) {
+        st.m[g] = -INFINITY;
+        st.l[g] = 0.0;
+    }
+    std::fill(st.o, st.o + G * hd, 0.0f);
+    for (int64_t b = c0; b < c1; b += kChunk) {
+        const int64_t n = std::min(kChunk, c1 - b);
+        for (int64_t c = 0; c < n; ++c) {
+            const uint8_t *kr = s.k + s.k_row * static_cast<size_t>(s.cells[b + c]) + col;
+            const float *kv = reinterpret_cast<const float *>(kr);
+            if (s.f16) {
+                Ops::to_f32(reinterpret_cast<const uint16_t *>(kr), kf, hd);
+                kv = kf;
+            }
+            for (int64_t g = 0; g < G; ++g) sc[g * kChunk + c] = Ops::dot(kv, q + g * hd, hd) * s.scale;
+        }
+        for (int64_t g = 0; g < G; ++g) {
+            float *sg = sc + g * kChunk;
+            const float m_new = std::max(st.m[g], Ops::max(sg, n));
+            // The first chunk has no earlier output (m = -inf): nothing to rescale.
+            const float corr = st.m[g] == -INFINITY ? 0.0f : std::exp(st.m[g] - m_new);
+            st.l[g] = st.l[g] * corr + Ops::exp_sum(sg, n, m_new);
+            st.m[g] = m_new;
+            if (corr != 1.0f)
+                for (int64_t i = 0; i < hd; ++i) st.o[g * hd + i] *= corr;
+        }
+        std::fill(oc, oc + G * hd, 0.0f);
+        for (int64_t c = 0; c < n; ++c) {
+            const uint8_t *vr = s.v + s.v_row * static_cast<size_t>(s.cells[b + c]) + col;
+            const float *vv = reinterpret_cast<const float *>(vr);
+            if (s.f16) {
+                Ops::to_f32(reinterpret_cast<const uint16_t *>(vr), vf, hd);
+                vv = vf;
+            }
+            for (int64_t g = 0; g < G; ++g) Ops::axpy(oc + g * hd, sc[g * kChunk + c], vv, hd);
+        }
+        for (int64_t i = 0; i < G * hd; ++i) st.o[i] += oc[i];
+    }
+}
+
+template <class Ops>
+void run(ThreadPool &pool, const Shape &s, const KvGather &kv, int64_t n_tok, int64_t n_head_kv, float *out) {
+    const int64_t hd = s.hd, G = s.group, pairs = n_tok * n_head_kv;
+    int64_t longest = 0;
+    for (int64_t t = 0; t < n_tok; ++t) longest = std::max<int64_t>(longest, kv.end[t] - kv.begin[t]);
+    int64_t splits = 1;
+    if (pairs < pool.size())
+        splits = std::clamp<int64_t>(longest / kMinSplitCells, 1, (pool.size() + pairs - 1) / pairs);
+
+    if (splits == 1) {
+        pool.parallel_for(pairs, [&](int64_t j0, int64_t j1) {
+            thread_local std::vector<float> scratch;
+            std::vector<float> m(static_cast<size_t>(G));
+            std::vector<double> l(static_cast<size_t>(G));
+            for (int64_t j = j0; j < j1; ++j) {
+                const int64_t t = j / n_head_kv, hk = j % n_head_kv;
+                float *o = out + (t * s.n_head + hk * G) * hd;
+                attend<Ops>(s, t, hk, kv.begin[t], std::max(kv.begin[t], kv.end[t]), {o, m.data(), l.data()},
+                            scratch);
+                for (int64_t g = 0; g < G; ++g) {
+                    // An empty range leaves l = 0 and o = 0: a zero row.
+                    const float inv = l[static_cast<size_t>(g)] > 0.0 ? static_cast<float>(1.0 / l[static_cast<size_t>(g)]) : 0.0f;
+                    for (int64_t i = 0; i < hd; ++i) o[g * hd + i] *= inv;
+                }
+            }
+        });
+        return;
+    }
+
+    // Split each pair's cells into `splits` shares, then merge the partial softmaxes.
+    const int64_t items = pairs * splits;
+    std::vector<float> po(static_cast<size_t>(items * G * hd)), pm(static_cast<size_t>(items * G));
+    std::vector<double> pl(static_cast<size_t>(items * G));
+    pool.parallel_for(items, [&](int64_t j0, int64_t j1) {
+        thread_local std::vector<float> scratch;
+        for (int64_t j = j0; j < j1; ++j) {
+            const int64_t pair = j / splits, part = j % splits;
+            const int64_t t = pair / n_head_kv, hk = pair % n_head_kv;
+            const int64_t b = kv.begin[t], len = std::max<int64_t>(kv.end[t] - b, 0);
+            attend<Ops>(s, t, hk, b + len * part / splits, b + len * (part + 1) / splits,
+                        {po.data() + j * G * hd, pm.data() + j * G, pl.data() + j * G}, scratch);
+        }
+    });
+    for (int64_t pair = 0; pair < pairs; ++pair) {
+        const int64_t t = pair / n_head_kv, hk = pair % n_head_kv;
+        for (int64_t g = 0; g < G; ++g) {
+            float *o = out + (t * s.n_head + hk * G + g) * hd;
+            std::fill(o, o + hd, 0.0f);
+            float M = -INFINITY;
+            for (int64_t p = 0; p < splits; ++p) M = std::max(M, pm[static_cast<size_t>((pair * splits + p) * G + g)]);
+            if (M == -INFINITY) continue;  // no cells at all
+            double l = 0.0;
+            for (int64_t p = 0; p < splits; ++p) {
+                const int64_t j = pair * splits + p;
+                const float mp = pm[static_cast<size_t>(j * G + g)];
+                if (mp == -INFINITY) continue;
+                const float w = std::exp(mp - M);
+                l += pl[static_cast<size_t>(j * G + g)] * w;
+                const float *op = po.data() + (j * G + g) * hd;
+                for (int64_t i = 0; i < hd; ++i) o[i] += op[i] * w;
+            }
+            const auto inv = static_cast<float>(1.0 / l);
+            for (int64_t i = 0; i < hd; ++i) o[i] *= inv;
+        }
+    }
+}
+
+} // namespace
+
+void attention(ThreadPool &pool, const Tensor &q, const Tensor &k, const Tensor &v, const KvGather &kv, int n_head_kv,
+               float scale, const Tensor &out) {
+    const int64_t hd = q.ne[0], n_head = q.ne[1], n_tok = q.ne[2];
+    if (q.type != GgmlType::F32 || n_head_kv <= 0 || n_head % n_head_kv != 0)
+        fail(MUSE_ERR_INTERNAL, "attention: q must be F32 with a multiple of ", n_head_kv, " heads");
+    if (k.type != v.type || (k.type != GgmlType::F32 && k.type != GgmlType::F16))
+        fail(MUSE_ERR_INTERNAL, "attention: the cache must be F32 or F16 (both K and V)");
+    if (k.ne[0] != hd * n_head_kv || v.ne[0] != hd * n_head_kv || out.ne[0] * out.n_rows() != hd * n_head * n_tok)
+        fail(MUSE_ERR_INTERNAL, "attention: q/k/v/out shapes do not match");
+    const Shape s{static_cast<const float *>(q.raw()),
+                  static_cast<const uint8_t *>(k.raw()),
+                  static_cast<const uint8_t *>(v.raw()),
+                  k.row_bytes(),
+                  v.row_bytes(),
+                  k.type == GgmlType::F16,
+                  hd,
+                  n_head,
+                  n_head / n_head_kv,
+                  scale,
+                  kv.cells};
+    float *o = out.f32();
+    switch (cpu_level()) {
+#if defined(MUSE_HAVE_AVX512)
+    case CpuLevel::avx512: run<OpsAvx512>(pool, s, kv, n_tok, n_head_kv, o); return;
+#endif
+#if defined(MUSE_HAVE_AVX2)
+    case CpuLevel::avx2: run<OpsAvx2>(pool, s, kv, n_tok, n_head_kv, o); return;
+#endif
+    default: run<OpsScalar>(pool, s, kv, n_tok, n_head_kv, o); return;
+    }
+}
+
+} // namespace muse::cpu
