@@ -85,33 +85,7 @@ public:
             gemm(w, xs, n_tok, ys);
             return;
         }
-        // Decode batches: each weight row is read once and dotted with every token while it
-        // is in L1, kMaxDotTokens tokens per kernel call. Types without a fused kernel are
-        // dequantized a row at a time and go through the F32 kernel: the same arithmetic
-        // as the fused ones, and for any n_tok the same per-token operations (bit-identical
-        // columns whatever the batch).
-        const cpu::CpuLevel level = cpu::cpu_level();
-        const cpu::RowDotMultiFn fused = cpu::row_dot_multi_kernel(w.type, level);
-        const cpu::RowDotMultiFn f32 = cpu::row_dot_multi_kernel(GgmlType::F32, level);
-        const auto *wbase = static_cast<const uint8_t *>(w.raw());
-        const size_t row_bytes = w.row_bytes();
-        const GgmlType type = w.type;
-        pool_.parallel_for(n_out, [&](int64_t r0, int64_t r1) {
-            thread_local std::vector<float> row;
-            for (int64_t r = r0; r < r1; ++r) {
-                const void *wr = wbase + row_bytes * static_cast<size_t>(r);
-                cpu::RowDotMultiFn kernel = fused;
-                if (!kernel) {
-                    row.resize(static_cast<size_t>(n_in));
-                    dequantize(type, wr, row.data(), n_in);
-                    wr = row.data();
-                    kernel = f32;
-                }
-                for (int64_t t = 0; t < n_tok; t += cpu::kMaxDotTokens)
-                    kernel(wr, xs + t * n_in, n_in, n_in, static_cast<int>(std::min<int64_t>(cpu::kMaxDotTokens, n_tok - t)),
-                           ys + t * n_out + r, n_out);
-            }
-        }, 16);
+        decode_matmul(w, xs, n_tok, ys);
     }
 
     void add(const Tensor &x, const Tensor &b) override {
@@ -296,6 +270,50 @@ private:
             }
         }, 64);
         if (failed.load()) fail(MUSE_ERR_INTERNAL, "oneDNN sgemm failed");
+    }
+
+    // Decode batches (up to 16 tokens): every weight row is read once per call. The rows of a
+    // thread's share go by in blocks of kRowBlock, and each block is walked in chunks of
+    // kChunkSteps steps, so that the chunk of every token's x stays in L1 while the block's
+    // rows use it; the per-token accumulators wait in `state` between chunks (exactly).
+    // Types without a fused kernel have the block's rows dequantized to F32 first. A token's
+    // result is the same sequence of float operations whatever n_tok: bit-identical columns.
+    static constexpr int64_t kRowBlock = 8, kChunkSteps = 8;  // x chunk: 16 tokens x 1 KiB
+
+    void decode_matmul(const Tensor &w, const float *xs, int64_t n_tok, float *ys) {
+        const int64_t n_in = w.ne[0], n_out = w.ne[1];
+        const cpu::RowDotKernel k = cpu::row_dot_kernel(w.type);
+        const int64_t steps = n_in / cpu::kStep;
+        // One token gains nothing from chunks: one sequential pass over each row.
+        const int64_t chunk = n_tok == 1 ? std::max<int64_t>(steps, 1) : kChunkSteps;
+        const auto *wbase = static_cast<const uint8_t *>(w.raw());
+        const size_t row_bytes = w.row_bytes();
+        const GgmlType type = w.type;
+        const int nt = static_cast<int>(n_tok);
+        pool_.parallel_for(n_out, [&](int64_t r0, int64_t r1) {
+            thread_local std::vector<float> state, rows;
+            state.resize(static_cast<size_t>(kRowBlock * cpu::kMaxDotTokens * cpu::kMaxDotState));
+            const size_t per_row = static_cast<size_t>(n_tok * k.state);
+            for (int64_t b0 = r0; b0 < r1; b0 += kRowBlock) {
+                const int64_t nb = std::min(kRowBlock, r1 - b0);
+                const void *row[kRowBlock];
+                if (k.fused) {
+                    for (int64_t r = 0; r < nb; ++r) row[r] = wbase + row_bytes * static_cast<size_t>(b0 + r);
+                } else {
+                    rows.resize(static_cast<size_t>(kRowBlock * n_in));
+                    for (int64_t r = 0; r < nb; ++r) {
+                        dequantize(type, wbase + row_bytes * static_cast<size_t>(b0 + r), rows.data() + r * n_in, n_in);
+                        row[r] = rows.data() + r * n_in;
+                    }
+                }
+                std::fill(state.begin(), state.begin() + static_cast<std::ptrdiff_t>(per_row * static_cast<size_t>(nb)), 0.0f);
+                for (int64_t s0 = 0; s0 < steps; s0 += chunk)
+                    for (int64_t r = 0; r < nb; ++r)
+                        k.accumulate(row[r], s0, std::min(chunk, steps - s0), xs, n_in, nt, state.data() + per_row * static_cast<size_t>(r));
+                for (int64_t r = 0; r < nb; ++r)
+                    k.finish(row[r], n_in, xs, n_in, nt, state.data() + per_row * static_cast<size_t>(r), ys + b0 + r, n_out);
+            }
+        }, 16);
     }
 
     ThreadPool pool_;

@@ -65,46 +65,58 @@ inline float load_half(const uint8_t *p) {
     std::memcpy(&h, p, 2);
     return fp16_to_fp32(h);
 }
+#if defined(MUSE_HAVE_AVX2)
+// The block scales of the SIMD loaders: F16C's conversion (exact, as fp16_to_fp32, but one
+// instruction instead of a branchy bit manipulation in the innermost loop).
+inline float load_half_f16c(const uint8_t *p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+#endif
 inline float load_bf16(const uint8_t *p) {
     uint16_t h;
     std::memcpy(&h, p, 2);
     return bf16_to_fp32(h);
 }
 
-// ---- scalar level: F32 only (other types are dequantized by the caller). Four partial
-// sums over i mod 4 for some instruction-level parallelism; a fixed order either way.
+// ---- scalar level: F32 rows only (other types are dequantized by the caller). Four
+// partial sums over i mod 4 for some instruction-level parallelism; a fixed order either way.
 template <int NT>
-void multi_scalar_f32(const void *row, const float *x, int64_t ldx, int64_t n, float *y, int64_t ldy) {
-    const float *w = static_cast<const float *>(row);
-    float s[NT][4] = {};
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4)
+void acc_scalar_n(const float *w, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, float *state) {
+    float s[NT][4];
+    for (int t = 0; t < NT; ++t)
+        for (int k = 0; k < 4; ++k) s[t][k] = state[t * 4 + k];
+    for (int64_t i = s0 * kStep; i < (s0 + n_steps) * kStep; i += 4)
         for (int t = 0; t < NT; ++t)
             for (int k = 0; k < 4; ++k) s[t][k] += w[i + k] * x[t * ldx + i + k];
-    for (int t = 0; t < NT; ++t) {
-        float r = (s[t][0] + s[t][1]) + (s[t][2] + s[t][3]);
-        for (int64_t j = i; j < n; ++j) r += w[j] * x[t * ldx + j];
-        y[t * ldy] = r;
-    }
+    for (int t = 0; t < NT; ++t)
+        for (int k = 0; k < 4; ++k) state[t * 4 + k] = s[t][k];
 }
 
-void scalar_f32(const void *row, const float *x, int64_t ldx, int64_t n, int nt, float *y, int64_t ldy) {
+void acc_scalar(const void *row, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, int nt, float *state) {
+    const float *w = static_cast<const float *>(row);
     for (int t0 = 0; t0 < nt; t0 += 4) {
         const float *xt = x + t0 * ldx;
-        float *yt = y + t0 * ldy;
+        float *st = state + t0 * 4;
         switch (nt - t0 >= 4 ? 4 : nt - t0) {
-        case 1: multi_scalar_f32<1>(row, xt, ldx, n, yt, ldy); break;
-        case 2: multi_scalar_f32<2>(row, xt, ldx, n, yt, ldy); break;
-        case 3: multi_scalar_f32<3>(row, xt, ldx, n, yt, ldy); break;
-        default: multi_scalar_f32<4>(row, xt, ldx, n, yt, ldy); break;
+        case 1: acc_scalar_n<1>(w, s0, n_steps, xt, ldx, st); break;
+        case 2: acc_scalar_n<2>(w, s0, n_steps, xt, ldx, st); break;
+        case 3: acc_scalar_n<3>(w, s0, n_steps, xt, ldx, st); break;
+        default: acc_scalar_n<4>(w, s0, n_steps, xt, ldx, st); break;
         }
     }
 }
 
-float scalar_dot_f32(const float *a, const float *b, int64_t n) {
-    float y;
-    multi_scalar_f32<1>(a, b, 0, n, &y, 0);
-    return y;
+void finish_scalar(const void *row, int64_t n, const float *x, int64_t ldx, int nt, const float *state, float *y,
+                   int64_t ldy) {
+    const float *w = static_cast<const float *>(row);
+    for (int t = 0; t < nt; ++t) {
+        const float *s = state + t * 4;
+        float r = (s[0] + s[1]) + (s[2] + s[3]);
+        for (int64_t i = n / kStep * kStep; i < n; ++i) r += w[i] * x[t * ldx + i];
+        y[t * ldy] = r;
+    }
 }
 
 // ---- block loaders: one 32-element step of a row as exact F32 values (the same
@@ -162,26 +174,8 @@ inline void load512<LoadBF16>(const uint8_t *b, __m512 &w0, __m512 &w1) {
     w1 = _mm512_castsi512_ps(_mm512_slli_epi32(h1, 16));
 }
 template <>
-inline void load512<LoadQ8_0>(const uint8_t *b, __m512 &w0, __m512 &w1) {
-    const __m512 d = _mm512_set1_ps(load_half(b));
-    const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 2));
-    const __m128i q1 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 18));
-    w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0)), d);
-    w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)), d);
-}
-template <>
-inline void load512<LoadQ4_0>(const uint8_t *b, __m512 &w0, __m512 &w1) {
-    const __m512 d = _mm512_set1_ps(load_half(b));
-    const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 2));
-    const __m128i mask = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
-    const __m128i lo = _mm_sub_epi8(_mm_and_si128(qs, mask), eight);
-    const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(qs, 4), mask), eight);
-    w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo)), d);
-    w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi)), d);
-}
-template <>
 inline void load512<LoadQ4_1>(const uint8_t *b, __m512 &w0, __m512 &w1) {
-    const __m512 d = _mm512_set1_ps(load_half(b)), m = _mm512_set1_ps(load_half(b + 2));
+    const __m512 d = _mm512_set1_ps(load_half_f16c(b)), m = _mm512_set1_ps(load_half_f16c(b + 2));
     const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 4));
     const __m128i mask = _mm_set1_epi8(0x0F);
     const __m128i lo = _mm_and_si128(qs, mask), hi = _mm_and_si128(_mm_srli_epi16(qs, 4), mask);
@@ -190,44 +184,133 @@ inline void load512<LoadQ4_1>(const uint8_t *b, __m512 &w0, __m512 &w1) {
 }
 
 template <class L, int NT>
-void multi512(const uint8_t *row, const float *x, int64_t ldx, int64_t n, float *y, int64_t ldy) {
+void acc512_n(const uint8_t *row, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, float *state) {
     __m512 a0[NT], a1[NT];
-    for (int t = 0; t < NT; ++t) a0[t] = a1[t] = _mm512_setzero_ps();
-    const int64_t steps = n / 32;
-    for (int64_t s = 0; s < steps; ++s) {
+    for (int t = 0; t < NT; ++t) {
+        a0[t] = _mm512_loadu_ps(state + t * 32);
+        a1[t] = _mm512_loadu_ps(state + t * 32 + 16);
+    }
+    for (int64_t s = s0; s < s0 + n_steps; ++s) {
         __m512 w0, w1;
         load512<L>(row + s * L::kBytes, w0, w1);
-        const float *xs = x + s * 32;
+        const float *xs = x + s * kStep;
         for (int t = 0; t < NT; ++t) {
             a0[t] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs + t * ldx), a0[t]);
             a1[t] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xs + t * ldx + 16), a1[t]);
         }
     }
     for (int t = 0; t < NT; ++t) {
-        float r = _mm512_reduce_add_ps(_mm512_add_ps(a0[t], a1[t]));
-        for (int64_t i = steps * 32; i < n; ++i) r += L::at(row, i) * x[t * ldx + i];
-        y[t * ldy] = r;
+        _mm512_storeu_ps(state + t * 32, a0[t]);
+        _mm512_storeu_ps(state + t * 32 + 16, a1[t]);
     }
 }
 
 template <class L>
-void dot512(const void *row, const float *x, int64_t ldx, int64_t n, int nt, float *y, int64_t ldy) {
+void acc512(const void *row, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, int nt, float *state) {
     const auto *r = static_cast<const uint8_t *>(row);
-    switch (nt) {
-    case 1: multi512<L, 1>(r, x, ldx, n, y, ldy); break;
-    case 2: multi512<L, 2>(r, x, ldx, n, y, ldy); break;
-    case 3: multi512<L, 3>(r, x, ldx, n, y, ldy); break;
-    case 4: multi512<L, 4>(r, x, ldx, n, y, ldy); break;
-    case 5: multi512<L, 5>(r, x, ldx, n, y, ldy); break;
-    case 6: multi512<L, 6>(r, x, ldx, n, y, ldy); break;
-    case 7: multi512<L, 7>(r, x, ldx, n, y, ldy); break;
-    default: multi512<L, 8>(r, x, ldx, n, y, ldy); break;
+    for (int t0 = 0; t0 < nt; t0 += 8) {  // 8 tokens: 16 accumulators of the 32 registers
+        const float *xt = x + t0 * ldx;
+        float *st = state + t0 * 32;
+        switch (nt - t0 >= 8 ? 8 : nt - t0) {
+        case 1: acc512_n<L, 1>(r, s0, n_steps, xt, ldx, st); break;
+        case 2: acc512_n<L, 2>(r, s0, n_steps, xt, ldx, st); break;
+        case 3: acc512_n<L, 3>(r, s0, n_steps, xt, ldx, st); break;
+        case 4: acc512_n<L, 4>(r, s0, n_steps, xt, ldx, st); break;
+        case 5: acc512_n<L, 5>(r, s0, n_steps, xt, ldx, st); break;
+        case 6: acc512_n<L, 6>(r, s0, n_steps, xt, ldx, st); break;
+        case 7: acc512_n<L, 7>(r, s0, n_steps, xt, ldx, st); break;
+        default: acc512_n<L, 8>(r, s0, n_steps, xt, ldx, st); break;
+        }
+    }
+}
+
+template <class L>
+void finish512(const void *row, int64_t n, const float *x, int64_t ldx, int nt, const float *state, float *y,
+               int64_t ldy) {
+    const auto *r = static_cast<const uint8_t *>(row);
+    for (int t = 0; t < nt; ++t) {
+        float v = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_loadu_ps(state + t * 32), _mm512_loadu_ps(state + t * 32 + 16)));
+        for (int64_t i = n / kStep * kStep; i < n; ++i) v += L::at(r, i) * x[t * ldx + i];
+        y[t * ldy] = v;
+    }
+}
+
+// Q8_0 / Q4_0 keep the block scale out of the products: per token and block,
+// d * (q[0..16) . x + q[16..32) . x) -- one multiply fewer per token than scaling the
+// weights first, which is what n_tok = 1 (compute bound when the weights sit in cache)
+// needs. Blocks alternate between two accumulators by the parity of their index (chunks
+// start at even steps), so the running sums do not wait on each other.
+template <class L>
+inline __m512 qload512(const uint8_t *b, __m512 &q0, __m512 &q1);
+template <>
+inline __m512 qload512<LoadQ8_0>(const uint8_t *b, __m512 &q0, __m512 &q1) {
+    q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 2))));
+    q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 18))));
+    return _mm512_set1_ps(load_half_f16c(b));
+}
+template <>
+inline __m512 qload512<LoadQ4_0>(const uint8_t *b, __m512 &q0, __m512 &q1) {
+    const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 2));
+    const __m128i mask = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+    q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_sub_epi8(_mm_and_si128(qs, mask), eight)));
+    q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(qs, 4), mask), eight)));
+    return _mm512_set1_ps(load_half_f16c(b));
+}
+
+template <class L, int NT>
+inline void qstep512(const uint8_t *row, int64_t s, const float *x, int64_t ldx, __m512 *acc) {
+    __m512 q0, q1;
+    const __m512 d = qload512<L>(row + s * L::kBytes, q0, q1);
+    const float *xs = x + s * kStep;
+    for (int t = 0; t < NT; ++t) {
+        const __m512 blk = _mm512_fmadd_ps(q1, _mm512_loadu_ps(xs + t * ldx + 16), _mm512_mul_ps(q0, _mm512_loadu_ps(xs + t * ldx)));
+        acc[t] = _mm512_fmadd_ps(d, blk, acc[t]);
+    }
+}
+
+template <class L, int NT>
+void accq512_n(const uint8_t *row, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, float *state) {
+    __m512 a0[NT], a1[NT];
+    for (int t = 0; t < NT; ++t) {
+        a0[t] = _mm512_loadu_ps(state + t * 32);
+        a1[t] = _mm512_loadu_ps(state + t * 32 + 16);
+    }
+    const int64_t end = s0 + n_steps;
+    int64_t s = s0;
+    for (; s + 2 <= end; s += 2) {
+        qstep512<L, NT>(row, s, x, ldx, a0);
+        qstep512<L, NT>(row, s + 1, x, ldx, a1);
+    }
+    if (s < end) qstep512<L, NT>(row, s, x, ldx, a0);
+    for (int t = 0; t < NT; ++t) {
+        _mm512_storeu_ps(state + t * 32, a0[t]);
+        _mm512_storeu_ps(state + t * 32 + 16, a1[t]);
+    }
+}
+
+template <class L>
+void accq512(const void *row, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, int nt, float *state) {
+    const auto *r = static_cast<const uint8_t *>(row);
+    for (int t0 = 0; t0 < nt; t0 += 8) {
+        const float *xt = x + t0 * ldx;
+        float *st = state + t0 * 32;
+        switch (nt - t0 >= 8 ? 8 : nt - t0) {
+        case 1: accq512_n<L, 1>(r, s0, n_steps, xt, ldx, st); break;
+        case 2: accq512_n<L, 2>(r, s0, n_steps, xt, ldx, st); break;
+        case 3: accq512_n<L, 3>(r, s0, n_steps, xt, ldx, st); break;
+        case 4: accq512_n<L, 4>(r, s0, n_steps, xt, ldx, st); break;
+        case 5: accq512_n<L, 5>(r, s0, n_steps, xt, ldx, st); break;
+        case 6: accq512_n<L, 6>(r, s0, n_steps, xt, ldx, st); break;
+        case 7: accq512_n<L, 7>(r, s0, n_steps, xt, ldx, st); break;
+        default: accq512_n<L, 8>(r, s0, n_steps, xt, ldx, st); break;
+        }
     }
 }
 
 float dot512_f32(const float *a, const float *b, int64_t n) {
-    float y;
-    multi512<LoadF32, 1>(reinterpret_cast<const uint8_t *>(a), b, 0, n, &y, 0);
+    float state[32] = {}, y;
+    acc512_n<LoadF32, 1>(reinterpret_cast<const uint8_t *>(a), 0, n / kStep, b, 0, state);
+    finish512<LoadF32>(a, n, b, 0, 1, state, &y, 0);
     return y;
 }
 #endif
@@ -257,13 +340,13 @@ inline void load256<LoadBF16>(const uint8_t *b, __m256 w[4]) {
 }
 template <>
 inline void load256<LoadQ8_0>(const uint8_t *b, __m256 w[4]) {
-    const __m256 d = _mm256_set1_ps(load_half(b));
+    const __m256 d = _mm256_set1_ps(load_half_f16c(b));
     for (int k = 0; k < 4; ++k)
         w[k] = _mm256_mul_ps(widen_i8(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(b + 2 + 8 * k))), d);
 }
 template <>
 inline void load256<LoadQ4_0>(const uint8_t *b, __m256 w[4]) {
-    const __m256 d = _mm256_set1_ps(load_half(b));
+    const __m256 d = _mm256_set1_ps(load_half_f16c(b));
     const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 2));
     const __m128i mask = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
     const __m128i lo = _mm_sub_epi8(_mm_and_si128(qs, mask), eight);
@@ -275,7 +358,7 @@ inline void load256<LoadQ4_0>(const uint8_t *b, __m256 w[4]) {
 }
 template <>
 inline void load256<LoadQ4_1>(const uint8_t *b, __m256 w[4]) {
-    const __m256 d = _mm256_set1_ps(load_half(b)), m = _mm256_set1_ps(load_half(b + 2));
+    const __m256 d = _mm256_set1_ps(load_half_f16c(b)), m = _mm256_set1_ps(load_half_f16c(b + 2));
     const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 4));
     const __m128i mask = _mm_set1_epi8(0x0F);
     const __m128i lo = _mm_and_si128(qs, mask), hi = _mm_and_si128(_mm_srli_epi16(qs, 4), mask);
@@ -288,14 +371,16 @@ inline void load256<LoadQ4_1>(const uint8_t *b, __m256 w[4]) {
 using simd::hsum256;
 
 template <class L, int NT>
-void multi256(const uint8_t *row, const float *x, int64_t ldx, int64_t n, float *y, int64_t ldy) {
+void acc256_n(const uint8_t *row, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, float *state) {
     __m256 a0[NT], a1[NT];
-    for (int t = 0; t < NT; ++t) a0[t] = a1[t] = _mm256_setzero_ps();
-    const int64_t steps = n / 32;
-    for (int64_t s = 0; s < steps; ++s) {
+    for (int t = 0; t < NT; ++t) {
+        a0[t] = _mm256_loadu_ps(state + t * 16);
+        a1[t] = _mm256_loadu_ps(state + t * 16 + 8);
+    }
+    for (int64_t s = s0; s < s0 + n_steps; ++s) {
         __m256 w[4];
         load256<L>(row + s * L::kBytes, w);
-        const float *xs = x + s * 32;
+        const float *xs = x + s * kStep;
         for (int t = 0; t < NT; ++t) {
             a0[t] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xs + t * ldx), a0[t]);
             a1[t] = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xs + t * ldx + 8), a1[t]);
@@ -304,40 +389,64 @@ void multi256(const uint8_t *row, const float *x, int64_t ldx, int64_t n, float 
         }
     }
     for (int t = 0; t < NT; ++t) {
-        float r = hsum256(_mm256_add_ps(a0[t], a1[t]));
-        for (int64_t i = steps * 32; i < n; ++i) r += L::at(row, i) * x[t * ldx + i];
-        y[t * ldy] = r;
+        _mm256_storeu_ps(state + t * 16, a0[t]);
+        _mm256_storeu_ps(state + t * 16 + 8, a1[t]);
     }
 }
 
 template <class L>
-void dot256(const void *row, const float *x, int64_t ldx, int64_t n, int nt, float *y, int64_t ldy) {
+void acc256(const void *row, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, int nt, float *state) {
     const auto *r = static_cast<const uint8_t *>(row);
-    for (int t0 = 0; t0 < nt; t0 += 4) {
+    for (int t0 = 0; t0 < nt; t0 += 4) {  // 4 tokens: 8 accumulators + 4 weight vectors of 16 registers
         const float *xt = x + t0 * ldx;
-        float *yt = y + t0 * ldy;
+        float *st = state + t0 * 16;
         switch (nt - t0 >= 4 ? 4 : nt - t0) {
-        case 1: multi256<L, 1>(r, xt, ldx, n, yt, ldy); break;
-        case 2: multi256<L, 2>(r, xt, ldx, n, yt, ldy); break;
-        case 3: multi256<L, 3>(r, xt, ldx, n, yt, ldy); break;
-        default: multi256<L, 4>(r, xt, ldx, n, yt, ldy); break;
+        case 1: acc256_n<L, 1>(r, s0, n_steps, xt, ldx, st); break;
+        case 2: acc256_n<L, 2>(r, s0, n_steps, xt, ldx, st); break;
+        case 3: acc256_n<L, 3>(r, s0, n_steps, xt, ldx, st); break;
+        default: acc256_n<L, 4>(r, s0, n_steps, xt, ldx, st); break;
         }
     }
 }
 
+template <class L>
+void finish256(const void *row, int64_t n, const float *x, int64_t ldx, int nt, const float *state, float *y,
+               int64_t ldy) {
+    const auto *r = static_cast<const uint8_t *>(row);
+    for (int t = 0; t < nt; ++t) {
+        float v = hsum256(_mm256_add_ps(_mm256_loadu_ps(state + t * 16), _mm256_loadu_ps(state + t * 16 + 8)));
+        for (int64_t i = n / kStep * kStep; i < n; ++i) v += L::at(r, i) * x[t * ldx + i];
+        y[t * ldy] = v;
+    }
+}
+
 float dot256_f32(const float *a, const float *b, int64_t n) {
-    float y;
-    multi256<LoadF32, 1>(reinterpret_cast<const uint8_t *>(a), b, 0, n, &y, 0);
+    float state[16] = {}, y;
+    acc256_n<LoadF32, 1>(reinterpret_cast<const uint8_t *>(a), 0, n / kStep, b, 0, state);
+    finish256<LoadF32>(a, n, b, 0, 1, state, &y, 0);
     return y;
 }
 #endif
 
-template <RowDotMultiFn F>
-float single(const void *row, const float *x, int64_t n) {
-    float y;
-    F(row, x, 0, n, 1, &y, 0);
+float scalar_dot_f32(const float *a, const float *b, int64_t n) {
+    float state[4] = {}, y;
+    acc_scalar(a, 0, n / kStep, b, 0, 1, state);
+    finish_scalar(a, n, b, 0, 1, state, &y, 0);
     return y;
 }
+
+#if defined(MUSE_HAVE_AVX512)
+template <class L>
+RowDotKernel k512(bool fused = true) {
+    return {32, fused, acc512<L>, finish512<L>};
+}
+#endif
+#if defined(MUSE_HAVE_AVX2)
+template <class L>
+RowDotKernel k256(bool fused = true) {
+    return {16, fused, acc256<L>, finish256<L>};
+}
+#endif
 
 } // namespace
 
@@ -353,71 +462,37 @@ const char *to_string(CpuLevel level) {
     return "?";
 }
 
-RowDotMultiFn row_dot_multi_kernel(GgmlType type, CpuLevel level) {
+RowDotKernel row_dot_kernel(GgmlType type, CpuLevel level) {
     switch (clamp_level(level)) {
     case CpuLevel::avx512:
 #if defined(MUSE_HAVE_AVX512)
         switch (type) {
-        case GgmlType::F32: return dot512<LoadF32>;
-        case GgmlType::F16: return dot512<LoadF16>;
-        case GgmlType::BF16: return dot512<LoadBF16>;
-        case GgmlType::Q8_0: return dot512<LoadQ8_0>;
-        case GgmlType::Q4_0: return dot512<LoadQ4_0>;
-        case GgmlType::Q4_1: return dot512<LoadQ4_1>;
-        default: return nullptr;
+        case GgmlType::F32: return k512<LoadF32>();
+        case GgmlType::F16: return k512<LoadF16>();
+        case GgmlType::BF16: return k512<LoadBF16>();
+        case GgmlType::Q8_0: return {32, true, accq512<LoadQ8_0>, finish512<LoadQ8_0>};
+        case GgmlType::Q4_0: return {32, true, accq512<LoadQ4_0>, finish512<LoadQ4_0>};
+        case GgmlType::Q4_1: return k512<LoadQ4_1>();
+        default: return k512<LoadF32>(false);
         }
 #endif
         [[fallthrough]];
     case CpuLevel::avx2:
 #if defined(MUSE_HAVE_AVX2)
         switch (type) {
-        case GgmlType::F32: return dot256<LoadF32>;
-        case GgmlType::F16: return dot256<LoadF16>;
-        case GgmlType::BF16: return dot256<LoadBF16>;
-        case GgmlType::Q8_0: return dot256<LoadQ8_0>;
-        case GgmlType::Q4_0: return dot256<LoadQ4_0>;
-        case GgmlType::Q4_1: return dot256<LoadQ4_1>;
-        default: return nullptr;
+        case GgmlType::F32: return k256<LoadF32>();
+        case GgmlType::F16: return k256<LoadF16>();
+        case GgmlType::BF16: return k256<LoadBF16>();
+        case GgmlType::Q8_0: return k256<LoadQ8_0>();
+        case GgmlType::Q4_0: return k256<LoadQ4_0>();
+        case GgmlType::Q4_1: return k256<LoadQ4_1>();
+        default: return k256<LoadF32>(false);
         }
 #endif
         [[fallthrough]];
     case CpuLevel::scalar: break;
     }
-    return type == GgmlType::F32 ? scalar_f32 : nullptr;
-}
-
-RowDotFn row_dot_kernel(GgmlType type, CpuLevel level) {
-    // One entry per (level, type) pair that has a multi kernel.
-    switch (clamp_level(level)) {
-    case CpuLevel::avx512:
-#if defined(MUSE_HAVE_AVX512)
-        switch (type) {
-        case GgmlType::F32: return single<dot512<LoadF32>>;
-        case GgmlType::F16: return single<dot512<LoadF16>>;
-        case GgmlType::BF16: return single<dot512<LoadBF16>>;
-        case GgmlType::Q8_0: return single<dot512<LoadQ8_0>>;
-        case GgmlType::Q4_0: return single<dot512<LoadQ4_0>>;
-        case GgmlType::Q4_1: return single<dot512<LoadQ4_1>>;
-        default: return nullptr;
-        }
-#endif
-        [[fallthrough]];
-    case CpuLevel::avx2:
-#if defined(MUSE_HAVE_AVX2)
-        switch (type) {
-        case GgmlType::F32: return single<dot256<LoadF32>>;
-        case GgmlType::F16: return single<dot256<LoadF16>>;
-        case GgmlType::BF16: return single<dot256<LoadBF16>>;
-        case GgmlType::Q8_0: return single<dot256<LoadQ8_0>>;
-        case GgmlType::Q4_0: return single<dot256<LoadQ4_0>>;
-        case GgmlType::Q4_1: return single<dot256<LoadQ4_1>>;
-        default: return nullptr;
-        }
-#endif
-        [[fallthrough]];
-    case CpuLevel::scalar: break;
-    }
-    return type == GgmlType::F32 ? single<scalar_f32> : nullptr;
+    return {4, type == GgmlType::F32, acc_scalar, finish_scalar};
 }
 
 DotF32Fn dot_f32_kernel(CpuLevel level) {

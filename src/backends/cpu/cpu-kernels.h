@@ -32,21 +32,30 @@ void set_cpu_level(CpuLevel level);
 const char *to_string(CpuLevel level);
 
 // ---- row dots (matmul)
-// Tokens one call of a RowDotMultiFn handles together (their accumulators stay in registers).
-constexpr int kMaxDotTokens = 8;
+// A row-dot kernel for one weight type at one level, in two parts so that a matmul can
+// walk a row in chunks (keeping a chunk of every token's x in L1 while several rows go by)
+// and resume: accumulate() runs whole steps of kStep elements into per-token accumulator
+// state, finish() reduces the state and adds the elements after the last whole step.
+// Storing and reloading the state is exact, so any chunking gives the same bits as one pass.
+constexpr int64_t kStep = 32;
+constexpr int kMaxDotTokens = 16;  // tokens one call handles (the decode-batch limit)
+constexpr int kMaxDotState = 32;   // floats of state per token at any level
 
-// y[t * ldy] = dot(row, x + t * ldx, n) for t in [0, nt), 1 <= nt <= kMaxDotTokens.
-// Returns nullptr for types without a fused kernel: the caller dequantizes the row
-// (core/dequant.h) and uses the F32 kernel, which gives the same arithmetic.
-using RowDotMultiFn = void (*)(const void *row, const float *x, int64_t ldx, int64_t n, int nt, float *y,
-                               int64_t ldy);
-RowDotMultiFn row_dot_multi_kernel(GgmlType type, CpuLevel level);
-inline RowDotMultiFn row_dot_multi_kernel(GgmlType type) { return row_dot_multi_kernel(type, cpu_level()); }
-
-// Single-token form of the same kernels (nullptr as above).
-using RowDotFn = float (*)(const void *row, const float *x, int64_t n);
-RowDotFn row_dot_kernel(GgmlType type, CpuLevel level);
-inline RowDotFn row_dot_kernel(GgmlType type) { return row_dot_kernel(type, cpu_level()); }
+struct RowDotKernel {
+    int state = 0;       // floats of state per token (zeroed by the caller before the first step)
+    bool fused = false;  // false: rows must be given as F32 (the caller dequantizes with core/dequant.h,
+                         // which yields the same values the fused loaders compute)
+    // For t < nt (<= kMaxDotTokens): state[t * state ..] += steps [s0, s0 + n_steps) of
+    // row · (x + t * ldx); row and x point at element 0.
+    void (*accumulate)(const void *row, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, int nt,
+                       float *state) = nullptr;
+    // y[t * ldy] = the reduced state plus the products of elements [n / kStep * kStep, n).
+    void (*finish)(const void *row, int64_t n, const float *x, int64_t ldx, int nt, const float *state, float *y,
+                   int64_t ldy) = nullptr;
+};
+// The kernel for rows of `type` (its F32 kernel, fused = false, when the type has no loader).
+RowDotKernel row_dot_kernel(GgmlType type, CpuLevel level);
+inline RowDotKernel row_dot_kernel(GgmlType type) { return row_dot_kernel(type, cpu_level()); }
 
 // Plain F32 dot at a level, and at the active level (the lookup is cheap but belongs
 // outside inner loops: fetch dot_f32_kernel() once).
