@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <memory>
 #include <numeric>
@@ -466,7 +467,7 @@ void add_attention(std::vector<OpCase> &cases) {
         {"decode gqa", 64, 8, 2, 1, 300, 0},    {"decode long 1 kv head", 64, 7, 1, 1, 3000, 3},
         {"decode batch", 128, 4, 4, 4, 700, 3}, {"prefill causal gqa", 64, 6, 2, 20, 40, 0},
         {"windows", 32, 4, 2, 12, 30, 1},       {"empty ranges", 64, 4, 1, 6, 50, 2},
-        {"hd 80", 80, 2, 1, 3, 1200, 3},
+        {"hd 80", 80, 2, 1, 3, 1200, 3},        {"hd 40", 40, 6, 3, 5, 90, 0},  // not whole vectors: the generic path
     };
     for (const AttnShape &s : shapes) {
         for (GgmlType ct : {GgmlType::F32, GgmlType::F16}) {
@@ -753,4 +754,44 @@ TEST_CASE("CPU dispatch levels: detection, clamping and names") {
     CHECK(cpu::cpu_level() == cpu::CpuLevel::scalar);
     CHECK(std::string(cpu::to_string(cpu::CpuLevel::avx2)) == "avx2");
     for (cpu::CpuLevel l : levels()) CHECK(static_cast<int>(l) <= static_cast<int>(detected));
+}
+
+// Timing, not a check (hidden: run with `test-backend-ops "[.bench]"`): decode attention over
+// a long cache at every level, the shapes of a 0.5B llama (14 heads, 2 kv heads) and of a
+// single-kv-head model (cells split across threads).
+TEST_CASE("attention decode timing", "[.bench]") {
+    LevelGuard guard;
+    struct Shape {
+        int64_t n_head, n_head_kv, hd, n_tok, n_cells;
+    };
+    for (cpu::CpuLevel level : levels()) {
+        cpu::set_cpu_level(level);
+        auto be = make_backend(MUSE_BACKEND_CPU, 2);
+        for (const Shape s : {Shape{14, 2, 64, 1, 4096}, Shape{8, 1, 128, 1, 4096}, Shape{14, 2, 64, 8, 4096},
+                              Shape{14, 2, 64, 256, 256}}) {
+            Ctx c(*be, 3);
+            const int64_t kvw = s.hd * s.n_head_kv;
+            const auto kb = random_weights(c, GgmlType::F16, kvw * s.n_cells);
+            const auto vb = random_weights(c, GgmlType::F16, kvw * s.n_cells);
+            std::vector<int32_t> cells(static_cast<size_t>(s.n_cells)), begin(static_cast<size_t>(s.n_tok), 0),
+                end(static_cast<size_t>(s.n_tok));
+            std::iota(cells.begin(), cells.end(), 0);
+            for (int64_t t = 0; t < s.n_tok; ++t) end[t] = static_cast<int32_t>(s.n_cells - s.n_tok + t + 1);
+            const Tensor q = c.f32(c.randn(s.hd * s.n_head * s.n_tok), s.hd, s.n_head, s.n_tok);
+            const Tensor k = c.weights(GgmlType::F16, kb, kvw, s.n_cells), v = c.weights(GgmlType::F16, vb, kvw, s.n_cells);
+            const Tensor out = c.empty(GgmlType::F32, s.hd * s.n_head, s.n_tok);
+            const KvGather kv{cells.data(), begin.data(), end.data()};
+            double best = 1e30;
+            for (int rep = 0; rep < 20; ++rep) {
+                timespec t0, t1;
+                clock_gettime(CLOCK_MONOTONIC, &t0);
+                be->attention(q, k, v, kv, static_cast<int>(s.n_head_kv), 0.125f, out);
+                clock_gettime(CLOCK_MONOTONIC, &t1);
+                best = std::min(best, (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) * 1e-6);
+            }
+            std::printf("%-7s heads %2lld/%lld hd %3lld tokens %3lld cells %5lld: %.3f ms\n", cpu::to_string(level),
+                        (long long)s.n_head, (long long)s.n_head_kv, (long long)s.hd, (long long)s.n_tok,
+                        (long long)s.n_cells, best);
+        }
+    }
 }

@@ -1,6 +1,6 @@
 // Attention over the KV cache, flash style: for one query token and one kv head, the
 // group's query heads walk the token's cells in chunks; each K and V row is read once
-// (F16 rows converted in registers / a row buffer, never the whole cache), scores of a
+// (F16 rows converted into a small chunk buffer, never the whole cache), scores of a
 // chunk go through an online softmax (running max and sum, earlier output rescaled when
 // the max grows). A chunk's V products are summed on their own before being added to
 // the running output, which keeps float rounding to about chunk + n_chunks terms.
@@ -181,11 +181,118 @@ struct State {
     double *l;  // group
 };
 
+// One chunk of n <= kChunk cells, the generic way (any level, any head size): each K / V row
+// converted once into a row buffer, then one dot / axpy per query head of the group.
+//   scores: sc[g * kChunk + c] = scale * q_g . k_c         values: oc[g * hd ..] = sum_c sc[g, c] v_c
 template <class Ops>
+struct ChunkGeneric {
+    static void scores(const Shape &s, const int32_t *cells, int64_t n, const float *q, size_t col, float *sc,
+                       float *buf) {
+        const int64_t hd = s.hd, G = s.group;
+        for (int64_t c = 0; c < n; ++c) {
+            const uint8_t *kr = s.k + s.k_row * static_cast<size_t>(cells[c]) + col;
+            const float *kv = reinterpret_cast<const float *>(kr);
+            if (s.f16) {
+                Ops::to_f32(reinterpret_cast<const uint16_t *>(kr), buf, hd);
+                kv = buf;
+            }
+            for (int64_t g = 0; g < G; ++g) sc[g * kChunk + c] = Ops::dot(kv, q + g * hd, hd) * s.scale;
+        }
+    }
+    static void values(const Shape &s, const int32_t *cells, int64_t n, const float *sc, size_t col, float *oc,
+                       float *buf) {
+        const int64_t hd = s.hd, G = s.group;
+        std::fill(oc, oc + G * hd, 0.0f);
+        for (int64_t c = 0; c < n; ++c) {
+            const uint8_t *vr = s.v + s.v_row * static_cast<size_t>(cells[c]) + col;
+            const float *vv = reinterpret_cast<const float *>(vr);
+            if (s.f16) {
+                Ops::to_f32(reinterpret_cast<const uint16_t *>(vr), buf, hd);
+                vv = buf;
+            }
+            for (int64_t g = 0; g < G; ++g) Ops::axpy(oc + g * hd, sc[g * kChunk + c], vv, hd);
+        }
+    }
+};
+
+#if defined(MUSE_HAVE_AVX512)
+// AVX-512 chunks for head sizes that are whole vectors (hd % 16 == 0: every common model).
+// The chunk's K / V rows are first converted side by side into a buffer (F16 read once);
+// scores then take 16 cells at a time, their 16 partial-sum vectors reduced together by a
+// transpose-and-add tree (3 operations per score instead of a full horizontal sum each),
+// and the values keep 64 output columns of one head in registers across the chunk's cells.
+inline __m512 pair_sum(__m512 a, __m512 b) { return _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b)); }
+inline __m512 quad_sum(__m512 a, __m512 b) {
+    return _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+}
+inline __m512 lane_sum(__m512 a, __m512 b) {
+    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+// Lane i of the result is the sum of the 16 lanes of v[i].
+inline __m512 reduce16(const __m512 v[16]) {
+    __m512 q[4];
+    for (int j = 0; j < 4; ++j) q[j] = quad_sum(pair_sum(v[4 * j], v[4 * j + 1]), pair_sum(v[4 * j + 2], v[4 * j + 3]));
+    return lane_sum(lane_sum(q[0], q[1]), lane_sum(q[2], q[3]));
+}
+
+struct ChunkAvx512 {
+    // Rows of the chunk's cells as F32, hd apart (F32 caches are copied too: one layout).
+    static void gather(const uint8_t *base, size_t row, bool f16, const int32_t *cells, int64_t n, int64_t hd,
+                       size_t col, float *buf) {
+        for (int64_t c = 0; c < n; ++c) {
+            const uint8_t *r = base + row * static_cast<size_t>(cells[c]) + col;
+            float *d = buf + c * hd;
+            for (int64_t i = 0; i < hd; i += 16)
+                _mm512_storeu_ps(d + i, f16 ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(r + 2 * i)))
+                                            : _mm512_loadu_ps(reinterpret_cast<const float *>(r) + i));
+        }
+    }
+    static void scores(const Shape &s, const int32_t *cells, int64_t n, const float *q, size_t col, float *sc,
+                       float *buf) {
+        const int64_t hd = s.hd, G = s.group;
+        gather(s.k, s.k_row, s.f16, cells, n, hd, col, buf);
+        const __m512 scale = _mm512_set1_ps(s.scale);
+        for (int64_t c0 = 0; c0 < n; c0 += 16) {
+            const int64_t m = std::min<int64_t>(16, n - c0);
+            for (int64_t g = 0; g < G; ++g) {
+                const float *qg = q + g * hd;
+                __m512 acc[16];
+                for (int c = 0; c < 16; ++c) acc[c] = _mm512_setzero_ps();
+                for (int64_t i = 0; i < hd; i += 16) {
+                    const __m512 qv = _mm512_loadu_ps(qg + i);
+                    for (int c = 0; c < m; ++c) acc[c] = _mm512_fmadd_ps(_mm512_loadu_ps(buf + (c0 + c) * hd + i), qv, acc[c]);
+                }
+                const __m512 r = _mm512_mul_ps(reduce16(acc), scale);
+                _mm512_mask_storeu_ps(sc + g * kChunk + c0, static_cast<__mmask16>((1u << m) - 1), r);
+            }
+        }
+    }
+    static void values(const Shape &s, const int32_t *cells, int64_t n, const float *sc, size_t col, float *oc,
+                       float *buf) {
+        const int64_t hd = s.hd, G = s.group;
+        gather(s.v, s.v_row, s.f16, cells, n, hd, col, buf);
+        for (int64_t g = 0; g < G; ++g) {
+            const float *p = sc + g * kChunk;
+            for (int64_t i0 = 0; i0 < hd; i0 += 64) {
+                const int nv = static_cast<int>(std::min<int64_t>(4, (hd - i0) / 16));
+                __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+                for (int64_t c = 0; c < n; ++c) {
+                    const __m512 pc = _mm512_set1_ps(p[c]);
+                    const float *vr = buf + c * hd + i0;
+                    for (int j = 0; j < nv; ++j) acc[j] = _mm512_fmadd_ps(pc, _mm512_loadu_ps(vr + 16 * j), acc[j]);
+                }
+                for (int j = 0; j < nv; ++j) _mm512_storeu_ps(oc + g * hd + i0 + 16 * j, acc[j]);
+            }
+        }
+    }
+};
+#endif
+
+template <class Ops, class Chunk>
 void attend(const Shape &s, int64_t t, int64_t hk, int64_t c0, int64_t c1, const State &st, std::vector<float> &scratch) {
     const int64_t hd = s.hd, G = s.group;
-    scratch.resize(static_cast<size_t>(2 * hd + G * kChunk + G * hd));
-    float *kf = scratch.data(), *vf = kf + hd, *sc = vf + hd, *oc = sc + G * kChunk;
+    scratch.resize(static_cast<size_t>(kChunk * hd + G * kChunk + G * hd));
+    float *buf = scratch.data(), *sc = buf + kChunk * hd, *oc = sc + G * kChunk;
     const float *q = s.q + (t * s.n_head + hk * G) * hd;
     const size_t col = static_cast<size_t>(hk * hd) * (s.f16 ? 2 : 4);
     for (int64_t g = 0; g < G; ++g) {
@@ -195,15 +302,7 @@ void attend(const Shape &s, int64_t t, int64_t hk, int64_t c0, int64_t c1, const
     std::fill(st.o, st.o + G * hd, 0.0f);
     for (int64_t b = c0; b < c1; b += kChunk) {
         const int64_t n = std::min(kChunk, c1 - b);
-        for (int64_t c = 0; c < n; ++c) {
-            const uint8_t *kr = s.k + s.k_row * static_cast<size_t>(s.cells[b + c]) + col;
-            const float *kv = reinterpret_cast<const float *>(kr);
-            if (s.f16) {
-                Ops::to_f32(reinterpret_cast<const uint16_t *>(kr), kf, hd);
-                kv = kf;
-            }
-            for (int64_t g = 0; g < G; ++g) sc[g * kChunk + c] = Ops::dot(kv, q + g * hd, hd) * s.scale;
-        }
+        Chunk::scores(s, s.cells + b, n, q, col, sc, buf);
         for (int64_t g = 0; g < G; ++g) {
             float *sg = sc + g * kChunk;
             const float m_new = std::max(st.m[g], Ops::max(sg, n));
@@ -214,21 +313,12 @@ void attend(const Shape &s, int64_t t, int64_t hk, int64_t c0, int64_t c1, const
             if (corr != 1.0f)
                 for (int64_t i = 0; i < hd; ++i) st.o[g * hd + i] *= corr;
         }
-        std::fill(oc, oc + G * hd, 0.0f);
-        for (int64_t c = 0; c < n; ++c) {
-            const uint8_t *vr = s.v + s.v_row * static_cast<size_t>(s.cells[b + c]) + col;
-            const float *vv = reinterpret_cast<const float *>(vr);
-            if (s.f16) {
-                Ops::to_f32(reinterpret_cast<const uint16_t *>(vr), vf, hd);
-                vv = vf;
-            }
-            for (int64_t g = 0; g < G; ++g) Ops::axpy(oc + g * hd, sc[g * kChunk + c], vv, hd);
-        }
+        Chunk::values(s, s.cells + b, n, sc, col, oc, buf);
         for (int64_t i = 0; i < G * hd; ++i) st.o[i] += oc[i];
     }
 }
 
-template <class Ops>
+template <class Ops, class Chunk = ChunkGeneric<Ops>>
 void run(ThreadPool &pool, const Shape &s, const KvGather &kv, int64_t n_tok, int64_t n_head_kv, float *out) {
     const int64_t hd = s.hd, G = s.group, pairs = n_tok * n_head_kv;
     int64_t longest = 0;
@@ -245,7 +335,7 @@ void run(ThreadPool &pool, const Shape &s, const KvGather &kv, int64_t n_tok, in
             for (int64_t j = j0; j < j1; ++j) {
                 const int64_t t = j / n_head_kv, hk = j % n_head_kv;
                 float *o = out + (t * s.n_head + hk * G) * hd;
-                attend<Ops>(s, t, hk, kv.begin[t], std::max(kv.begin[t], kv.end[t]), {o, m.data(), l.data()},
+                attend<Ops, Chunk>(s, t, hk, kv.begin[t], std::max(kv.begin[t], kv.end[t]), {o, m.data(), l.data()},
                             scratch);
                 for (int64_t g = 0; g < G; ++g) {
                     // An empty range leaves l = 0 and o = 0: a zero row.
@@ -267,7 +357,7 @@ void run(ThreadPool &pool, const Shape &s, const KvGather &kv, int64_t n_tok, in
             const int64_t pair = j / splits, part = j % splits;
             const int64_t t = pair / n_head_kv, hk = pair % n_head_kv;
             const int64_t b = kv.begin[t], len = std::max<int64_t>(kv.end[t] - b, 0);
-            attend<Ops>(s, t, hk, b + len * part / splits, b + len * (part + 1) / splits,
+            attend<Ops, Chunk>(s, t, hk, b + len * part / splits, b + len * (part + 1) / splits,
                         {po.data() + j * G * hd, pm.data() + j * G, pl.data() + j * G}, scratch);
         }
     });
@@ -320,7 +410,12 @@ void attention(ThreadPool &pool, const Tensor &q, const Tensor &k, const Tensor 
     float *o = out.f32();
     switch (cpu_level()) {
 #if defined(MUSE_HAVE_AVX512)
-    case CpuLevel::avx512: run<OpsAvx512>(pool, s, kv, n_tok, n_head_kv, o); return;
+    case CpuLevel::avx512:
+        if (hd % 16 == 0)
+            run<OpsAvx512, ChunkAvx512>(pool, s, kv, n_tok, n_head_kv, o);
+        else
+            run<OpsAvx512>(pool, s, kv, n_tok, n_head_kv, o);
+        return;
 #endif
 #if defined(MUSE_HAVE_AVX2)
     case CpuLevel::avx2: run<OpsAvx2>(pool, s, kv, n_tok, n_head_kv, o); return;
