@@ -732,6 +732,20 @@ TEST_CASE("matmul columns of a decode batch are bit-identical to single-token ca
                     INFO(cpu::to_string(level) << " " << type_traits(type).name << " k " << k << " batch " << nt);
                     CHECK(std::memcmp(part.data(), batch.data(), part.size() * 4) == 0);
                 }
+                // The fused loaders produce exactly core/dequant.cpp's values, so a row of any type
+                // gives the bits of its dequantized F32 row (Q8_0 / Q4_0 factor the block scale
+                // out of the products instead: close, not identical).
+                if (type != GgmlType::Q8_0 && type != GgmlType::Q4_0) {
+                    std::vector<float> deq(static_cast<size_t>(k * n_out));
+                    dequantize(type, wb.data(), deq.data(), k * n_out);
+                    std::vector<uint8_t> fb(deq.size() * 4);
+                    std::memcpy(fb.data(), deq.data(), fb.size());
+                    const Tensor yf = c.empty(GgmlType::F32, n_out, n_tok);
+                    be->matmul(c.weights(GgmlType::F32, fb, k, n_out), x, yf);
+                    const std::vector<float> via_f32 = c.read(yf);
+                    INFO(cpu::to_string(level) << " " << type_traits(type).name << " k " << k << " against F32 rows");
+                    CHECK(std::memcmp(via_f32.data(), batch.data(), batch.size() * 4) == 0);
+                }
                 for (int64_t t = 0; t < n_tok; ++t) {
                     const Tensor x1 = c.f32(std::vector<float>(xs.begin() + t * k, xs.begin() + (t + 1) * k), k, 1);
                     const Tensor y1 = c.empty(GgmlType::F32, n_out, 1);

@@ -151,30 +151,96 @@ struct LoadQ4_1 {  // d:f16 m:f16 qs[16]
     static float at(const uint8_t *, int64_t) { return 0.0f; }
 };
 
+struct LoadQ4_K {  // d dmin scales[12] qs[128] per 256: step j of a block is sub-block j
+    static constexpr int64_t kBytes = 144;
+    static float at(const uint8_t *, int64_t) { return 0.0f; }
+};
+struct LoadQ6_K {  // ql[128] qh[64] scales[16] d per 256
+    static constexpr int64_t kBytes = 210;
+    static float at(const uint8_t *, int64_t) { return 0.0f; }
+};
+
+#if defined(MUSE_HAVE_AVX2)
+// One 32-element step of a K-quant row as int8 quants q (elements 0..15 in q0, 16..31 in q1)
+// and the affine map core/dequant.cpp applies: y = q * scale - min, per half.
+struct KStep {
+    __m128i q0, q1;
+    float s0, s1, m0, m1;
+};
+
+inline void scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+inline KStep kstep_q4_k(const uint8_t *row, int64_t s) {
+    const uint8_t *b = row + (s / 8) * LoadQ4_K::kBytes;
+    const int j = static_cast<int>(s % 8);
+    int sc, m;
+    scale_min_k4(j, b + 4, &sc, &m);
+    const float d = load_half_f16c(b) * static_cast<float>(sc), mn = load_half_f16c(b + 2) * static_cast<float>(m);
+    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b + 16 + 32 * (j / 2)));
+    const __m256i q = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(raw, 4) : raw, _mm256_set1_epi8(0x0F));
+    return {_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1), d, d, mn, mn};
+}
+
+inline KStep kstep_q6_k(const uint8_t *row, int64_t s) {
+    const uint8_t *b = row + (s / 8) * LoadQ6_K::kBytes;
+    const int h = static_cast<int>(s % 8) / 4, k = static_cast<int>(s % 4);
+    const uint8_t *ql = b + 64 * h + 32 * (k & 1), *qh = b + 128 + 32 * h;
+    const auto *sc = reinterpret_cast<const int8_t *>(b + 192 + 8 * h);
+    const float d = load_half_f16c(b + 208);
+    const __m256i lraw = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(ql));
+    const __m256i lo = _mm256_and_si256(k >= 2 ? _mm256_srli_epi16(lraw, 4) : lraw, _mm256_set1_epi8(0x0F));
+    const __m256i hraw = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(qh));
+    const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(hraw, _mm_cvtsi32_si128(2 * k)), _mm256_set1_epi8(3));
+    const __m256i q = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), _mm256_set1_epi8(32));
+    // (d * scale) first, then * q: the order of core/dequant.cpp's products.
+    return {_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1), d * static_cast<float>(sc[2 * k]),
+            d * static_cast<float>(sc[2 * k + 1]), 0.0f, 0.0f};
+}
+
+template <class L>
+inline KStep kstep(const uint8_t *row, int64_t s);
+template <>
+inline KStep kstep<LoadQ4_K>(const uint8_t *row, int64_t s) { return kstep_q4_k(row, s); }
+template <>
+inline KStep kstep<LoadQ6_K>(const uint8_t *row, int64_t s) { return kstep_q6_k(row, s); }
+#endif
+
 #if defined(MUSE_HAVE_AVX512)
 // ---- avx512 level: a step is two vectors; each token keeps two accumulators
 // (even / odd vector of the step), reduced with _mm512_reduce_add_ps at the end.
 template <class L>
-inline void load512(const uint8_t *b, __m512 &w0, __m512 &w1);
+inline void load512(const uint8_t *row, int64_t s, __m512 &w0, __m512 &w1);  // step s of the row
 template <>
-inline void load512<LoadF32>(const uint8_t *b, __m512 &w0, __m512 &w1) {
+inline void load512<LoadF32>(const uint8_t *row, int64_t s, __m512 &w0, __m512 &w1) {
+    const uint8_t *b = row + s * LoadF32::kBytes;
     w0 = _mm512_loadu_ps(b);
     w1 = _mm512_loadu_ps(b + 64);
 }
 template <>
-inline void load512<LoadF16>(const uint8_t *b, __m512 &w0, __m512 &w1) {
+inline void load512<LoadF16>(const uint8_t *row, int64_t s, __m512 &w0, __m512 &w1) {
+    const uint8_t *b = row + s * LoadF16::kBytes;
     w0 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(b)));
     w1 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(b + 32)));
 }
 template <>
-inline void load512<LoadBF16>(const uint8_t *b, __m512 &w0, __m512 &w1) {
+inline void load512<LoadBF16>(const uint8_t *row, int64_t s, __m512 &w0, __m512 &w1) {
+    const uint8_t *b = row + s * LoadBF16::kBytes;
     const __m512i h0 = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(b)));
     const __m512i h1 = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(b + 32)));
     w0 = _mm512_castsi512_ps(_mm512_slli_epi32(h0, 16));
     w1 = _mm512_castsi512_ps(_mm512_slli_epi32(h1, 16));
 }
 template <>
-inline void load512<LoadQ4_1>(const uint8_t *b, __m512 &w0, __m512 &w1) {
+inline void load512<LoadQ4_1>(const uint8_t *row, int64_t s, __m512 &w0, __m512 &w1) {
+    const uint8_t *b = row + s * LoadQ4_1::kBytes;
     const __m512 d = _mm512_set1_ps(load_half_f16c(b)), m = _mm512_set1_ps(load_half_f16c(b + 2));
     const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 4));
     const __m128i mask = _mm_set1_epi8(0x0F);
@@ -182,6 +248,16 @@ inline void load512<LoadQ4_1>(const uint8_t *b, __m512 &w0, __m512 &w1) {
     w0 = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), d), m);
     w1 = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), d), m);
 }
+template <class L>
+inline void load512_k(const uint8_t *row, int64_t s, __m512 &w0, __m512 &w1) {
+    const KStep k = kstep<L>(row, s);
+    w0 = _mm512_sub_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(k.q0)), _mm512_set1_ps(k.s0)), _mm512_set1_ps(k.m0));
+    w1 = _mm512_sub_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(k.q1)), _mm512_set1_ps(k.s1)), _mm512_set1_ps(k.m1));
+}
+template <>
+inline void load512<LoadQ4_K>(const uint8_t *row, int64_t s, __m512 &w0, __m512 &w1) { load512_k<LoadQ4_K>(row, s, w0, w1); }
+template <>
+inline void load512<LoadQ6_K>(const uint8_t *row, int64_t s, __m512 &w0, __m512 &w1) { load512_k<LoadQ6_K>(row, s, w0, w1); }
 
 template <class L, int NT>
 void acc512_n(const uint8_t *row, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, float *state) {
@@ -192,7 +268,7 @@ void acc512_n(const uint8_t *row, int64_t s0, int64_t n_steps, const float *x, i
     }
     for (int64_t s = s0; s < s0 + n_steps; ++s) {
         __m512 w0, w1;
-        load512<L>(row + s * L::kBytes, w0, w1);
+        load512<L>(row, s, w0, w1);
         const float *xs = x + s * kStep;
         for (int t = 0; t < NT; ++t) {
             a0[t] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs + t * ldx), a0[t]);
@@ -322,30 +398,35 @@ inline __m256 widen_i8(__m128i q8) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_ep
 inline __m256 widen_u8(__m128i q8) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(q8)); }
 
 template <class L>
-inline void load256(const uint8_t *b, __m256 w[4]);
+inline void load256(const uint8_t *row, int64_t s, __m256 w[4]);  // step s of the row
 template <>
-inline void load256<LoadF32>(const uint8_t *b, __m256 w[4]) {
+inline void load256<LoadF32>(const uint8_t *row, int64_t s, __m256 w[4]) {
+    const uint8_t *b = row + s * LoadF32::kBytes;
     for (int k = 0; k < 4; ++k) w[k] = _mm256_loadu_ps(reinterpret_cast<const float *>(b) + 8 * k);
 }
 template <>
-inline void load256<LoadF16>(const uint8_t *b, __m256 w[4]) {
+inline void load256<LoadF16>(const uint8_t *row, int64_t s, __m256 w[4]) {
+    const uint8_t *b = row + s * LoadF16::kBytes;
     for (int k = 0; k < 4; ++k) w[k] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 16 * k)));
 }
 template <>
-inline void load256<LoadBF16>(const uint8_t *b, __m256 w[4]) {
+inline void load256<LoadBF16>(const uint8_t *row, int64_t s, __m256 w[4]) {
+    const uint8_t *b = row + s * LoadBF16::kBytes;
     for (int k = 0; k < 4; ++k) {
         const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 16 * k)));
         w[k] = _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
     }
 }
 template <>
-inline void load256<LoadQ8_0>(const uint8_t *b, __m256 w[4]) {
+inline void load256<LoadQ8_0>(const uint8_t *row, int64_t s, __m256 w[4]) {
+    const uint8_t *b = row + s * LoadQ8_0::kBytes;
     const __m256 d = _mm256_set1_ps(load_half_f16c(b));
     for (int k = 0; k < 4; ++k)
         w[k] = _mm256_mul_ps(widen_i8(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(b + 2 + 8 * k))), d);
 }
 template <>
-inline void load256<LoadQ4_0>(const uint8_t *b, __m256 w[4]) {
+inline void load256<LoadQ4_0>(const uint8_t *row, int64_t s, __m256 w[4]) {
+    const uint8_t *b = row + s * LoadQ4_0::kBytes;
     const __m256 d = _mm256_set1_ps(load_half_f16c(b));
     const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 2));
     const __m128i mask = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
@@ -357,7 +438,8 @@ inline void load256<LoadQ4_0>(const uint8_t *b, __m256 w[4]) {
     w[3] = _mm256_mul_ps(widen_i8(_mm_srli_si128(hi, 8)), d);
 }
 template <>
-inline void load256<LoadQ4_1>(const uint8_t *b, __m256 w[4]) {
+inline void load256<LoadQ4_1>(const uint8_t *row, int64_t s, __m256 w[4]) {
+    const uint8_t *b = row + s * LoadQ4_1::kBytes;
     const __m256 d = _mm256_set1_ps(load_half_f16c(b)), m = _mm256_set1_ps(load_half_f16c(b + 2));
     const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 4));
     const __m128i mask = _mm_set1_epi8(0x0F);
@@ -367,6 +449,19 @@ inline void load256<LoadQ4_1>(const uint8_t *b, __m256 w[4]) {
     w[2] = _mm256_add_ps(_mm256_mul_ps(widen_u8(hi), d), m);
     w[3] = _mm256_add_ps(_mm256_mul_ps(widen_u8(_mm_srli_si128(hi, 8)), d), m);
 }
+template <class L>
+inline void load256_k(const uint8_t *row, int64_t s, __m256 w[4]) {
+    const KStep k = kstep<L>(row, s);
+    const __m256 s0 = _mm256_set1_ps(k.s0), s1 = _mm256_set1_ps(k.s1), m0 = _mm256_set1_ps(k.m0), m1 = _mm256_set1_ps(k.m1);
+    w[0] = _mm256_sub_ps(_mm256_mul_ps(widen_i8(k.q0), s0), m0);
+    w[1] = _mm256_sub_ps(_mm256_mul_ps(widen_i8(_mm_srli_si128(k.q0, 8)), s0), m0);
+    w[2] = _mm256_sub_ps(_mm256_mul_ps(widen_i8(k.q1), s1), m1);
+    w[3] = _mm256_sub_ps(_mm256_mul_ps(widen_i8(_mm_srli_si128(k.q1, 8)), s1), m1);
+}
+template <>
+inline void load256<LoadQ4_K>(const uint8_t *row, int64_t s, __m256 w[4]) { load256_k<LoadQ4_K>(row, s, w); }
+template <>
+inline void load256<LoadQ6_K>(const uint8_t *row, int64_t s, __m256 w[4]) { load256_k<LoadQ6_K>(row, s, w); }
 
 using simd::hsum256;
 
@@ -379,7 +474,7 @@ void acc256_n(const uint8_t *row, int64_t s0, int64_t n_steps, const float *x, i
     }
     for (int64_t s = s0; s < s0 + n_steps; ++s) {
         __m256 w[4];
-        load256<L>(row + s * L::kBytes, w);
+        load256<L>(row, s, w);
         const float *xs = x + s * kStep;
         for (int t = 0; t < NT; ++t) {
             a0[t] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xs + t * ldx), a0[t]);
@@ -473,6 +568,8 @@ RowDotKernel row_dot_kernel(GgmlType type, CpuLevel level) {
         case GgmlType::Q8_0: return {32, true, accq512<LoadQ8_0>, finish512<LoadQ8_0>};
         case GgmlType::Q4_0: return {32, true, accq512<LoadQ4_0>, finish512<LoadQ4_0>};
         case GgmlType::Q4_1: return k512<LoadQ4_1>();
+        case GgmlType::Q4_K: return k512<LoadQ4_K>();
+        case GgmlType::Q6_K: return k512<LoadQ6_K>();
         default: return k512<LoadF32>(false);
         }
 #endif
@@ -486,6 +583,8 @@ RowDotKernel row_dot_kernel(GgmlType type, CpuLevel level) {
         case GgmlType::Q8_0: return k256<LoadQ8_0>();
         case GgmlType::Q4_0: return k256<LoadQ4_0>();
         case GgmlType::Q4_1: return k256<LoadQ4_1>();
+        case GgmlType::Q4_K: return k256<LoadQ4_K>();
+        case GgmlType::Q6_K: return k256<LoadQ6_K>();
         default: return k256<LoadF32>(false);
         }
 #endif
