@@ -295,23 +295,20 @@ private:
             state.resize(static_cast<size_t>(kRowBlock * cpu::kMaxDotTokens * cpu::kMaxDotState));
             const size_t per_row = static_cast<size_t>(n_tok * k.state);
             for (int64_t b0 = r0; b0 < r1; b0 += kRowBlock) {
-                const int64_t nb = std::min(kRowBlock, r1 - b0);
-                const void *row[kRowBlock];
-                if (k.fused) {
-                    for (int64_t r = 0; r < nb; ++r) row[r] = wbase + row_bytes * static_cast<size_t>(b0 + r);
-                } else {
+                const int nb = static_cast<int>(std::min(kRowBlock, r1 - b0));
+                const void *row0 = wbase + row_bytes * static_cast<size_t>(b0);
+                size_t stride = row_bytes;
+                if (!k.fused) {
                     rows.resize(static_cast<size_t>(kRowBlock * n_in));
-                    for (int64_t r = 0; r < nb; ++r) {
+                    for (int r = 0; r < nb; ++r)
                         dequantize(type, wbase + row_bytes * static_cast<size_t>(b0 + r), rows.data() + r * n_in, n_in);
-                        row[r] = rows.data() + r * n_in;
-                    }
+                    row0 = rows.data();
+                    stride = static_cast<size_t>(n_in) * 4;
                 }
                 std::fill(state.begin(), state.begin() + static_cast<std::ptrdiff_t>(per_row * static_cast<size_t>(nb)), 0.0f);
                 for (int64_t s0 = 0; s0 < steps; s0 += chunk)
-                    for (int64_t r = 0; r < nb; ++r)
-                        k.accumulate(row[r], s0, std::min(chunk, steps - s0), xs, n_in, nt, state.data() + per_row * static_cast<size_t>(r));
-                for (int64_t r = 0; r < nb; ++r)
-                    k.finish(row[r], n_in, xs, n_in, nt, state.data() + per_row * static_cast<size_t>(r), ys + b0 + r, n_out);
+                    k.accumulate(row0, stride, nb, s0, std::min(chunk, steps - s0), xs, n_in, nt, state.data());
+                k.finish(row0, stride, nb, n_in, xs, n_in, nt, state.data(), ys + b0, n_out);
             }
         }, 16);
     }

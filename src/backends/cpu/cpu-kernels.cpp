@@ -260,7 +260,7 @@ template <>
 inline void load512<LoadQ6_K>(const uint8_t *row, int64_t s, __m512 &w0, __m512 &w1) { load512_k<LoadQ6_K>(row, s, w0, w1); }
 
 template <class L, int NT>
-void acc512_n(const uint8_t *row, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, float *state) {
+inline void acc512_row(const uint8_t *row, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, float *state) {
     __m512 a0[NT], a1[NT];
     for (int t = 0; t < NT; ++t) {
         a0[t] = _mm512_loadu_ps(state + t * 32);
@@ -281,21 +281,31 @@ void acc512_n(const uint8_t *row, int64_t s0, int64_t n_steps, const float *x, i
     }
 }
 
+// Rows r < nr of a block, one after the other (no call per row); state rows state_stride apart.
+template <class L, int NT>
+void acc512_n(const uint8_t *row0, size_t stride, int nr, int64_t s0, int64_t n_steps, const float *x, int64_t ldx,
+            float *state, int64_t state_stride) {
+    for (int r = 0; r < nr; ++r)
+        acc512_row<L, NT>(row0 + stride * static_cast<size_t>(r), s0, n_steps, x, ldx, state + r * state_stride);
+}
+
 template <class L>
-void acc512(const void *row, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, int nt, float *state) {
-    const auto *r = static_cast<const uint8_t *>(row);
-    for (int t0 = 0; t0 < nt; t0 += 8) {  // 8 tokens: 16 accumulators of the 32 registers
+void acc512(const void *row0, size_t stride, int nr, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, int nt,
+          float *state) {
+    const auto *r = static_cast<const uint8_t *>(row0);
+    const int64_t ss = int64_t(nt) * 32;  // state floats per row
+    for (int t0 = 0; t0 < nt; t0 += 8) {  // 8 tokens' accumulators fit the registers
         const float *xt = x + t0 * ldx;
         float *st = state + t0 * 32;
         switch (nt - t0 >= 8 ? 8 : nt - t0) {
-        case 1: acc512_n<L, 1>(r, s0, n_steps, xt, ldx, st); break;
-        case 2: acc512_n<L, 2>(r, s0, n_steps, xt, ldx, st); break;
-        case 3: acc512_n<L, 3>(r, s0, n_steps, xt, ldx, st); break;
-        case 4: acc512_n<L, 4>(r, s0, n_steps, xt, ldx, st); break;
-        case 5: acc512_n<L, 5>(r, s0, n_steps, xt, ldx, st); break;
-        case 6: acc512_n<L, 6>(r, s0, n_steps, xt, ldx, st); break;
-        case 7: acc512_n<L, 7>(r, s0, n_steps, xt, ldx, st); break;
-        default: acc512_n<L, 8>(r, s0, n_steps, xt, ldx, st); break;
+        case 1: acc512_n<L, 1>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
+        case 2: acc512_n<L, 2>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
+        case 3: acc512_n<L, 3>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
+        case 4: acc512_n<L, 4>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
+        case 5: acc512_n<L, 5>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
+        case 6: acc512_n<L, 6>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
+        case 7: acc512_n<L, 7>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
+        default: acc512_n<L, 8>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
         }
     }
 }
@@ -345,7 +355,7 @@ inline void qstep512(const uint8_t *row, int64_t s, const float *x, int64_t ldx,
 }
 
 template <class L, int NT>
-void accq512_n(const uint8_t *row, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, float *state) {
+inline void accq512_row(const uint8_t *row, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, float *state) {
     __m512 a0[NT], a1[NT];
     for (int t = 0; t < NT; ++t) {
         a0[t] = _mm512_loadu_ps(state + t * 32);
@@ -364,28 +374,38 @@ void accq512_n(const uint8_t *row, int64_t s0, int64_t n_steps, const float *x, 
     }
 }
 
+// Rows r < nr of a block, one after the other (no call per row); state rows state_stride apart.
+template <class L, int NT>
+void accq512_n(const uint8_t *row0, size_t stride, int nr, int64_t s0, int64_t n_steps, const float *x, int64_t ldx,
+            float *state, int64_t state_stride) {
+    for (int r = 0; r < nr; ++r)
+        accq512_row<L, NT>(row0 + stride * static_cast<size_t>(r), s0, n_steps, x, ldx, state + r * state_stride);
+}
+
 template <class L>
-void accq512(const void *row, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, int nt, float *state) {
-    const auto *r = static_cast<const uint8_t *>(row);
-    for (int t0 = 0; t0 < nt; t0 += 8) {
+void accq512(const void *row0, size_t stride, int nr, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, int nt,
+          float *state) {
+    const auto *r = static_cast<const uint8_t *>(row0);
+    const int64_t ss = int64_t(nt) * 32;  // state floats per row
+    for (int t0 = 0; t0 < nt; t0 += 8) {  // 8 tokens' accumulators fit the registers
         const float *xt = x + t0 * ldx;
         float *st = state + t0 * 32;
         switch (nt - t0 >= 8 ? 8 : nt - t0) {
-        case 1: accq512_n<L, 1>(r, s0, n_steps, xt, ldx, st); break;
-        case 2: accq512_n<L, 2>(r, s0, n_steps, xt, ldx, st); break;
-        case 3: accq512_n<L, 3>(r, s0, n_steps, xt, ldx, st); break;
-        case 4: accq512_n<L, 4>(r, s0, n_steps, xt, ldx, st); break;
-        case 5: accq512_n<L, 5>(r, s0, n_steps, xt, ldx, st); break;
-        case 6: accq512_n<L, 6>(r, s0, n_steps, xt, ldx, st); break;
-        case 7: accq512_n<L, 7>(r, s0, n_steps, xt, ldx, st); break;
-        default: accq512_n<L, 8>(r, s0, n_steps, xt, ldx, st); break;
+        case 1: accq512_n<L, 1>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
+        case 2: accq512_n<L, 2>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
+        case 3: accq512_n<L, 3>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
+        case 4: accq512_n<L, 4>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
+        case 5: accq512_n<L, 5>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
+        case 6: accq512_n<L, 6>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
+        case 7: accq512_n<L, 7>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
+        default: accq512_n<L, 8>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
         }
     }
 }
 
 float dot512_f32(const float *a, const float *b, int64_t n) {
     float state[32] = {}, y;
-    acc512_n<LoadF32, 1>(reinterpret_cast<const uint8_t *>(a), 0, n / kStep, b, 0, state);
+    acc512_row<LoadF32, 1>(reinterpret_cast<const uint8_t *>(a), 0, n / kStep, b, 0, state);
     finish512<LoadF32>(a, n, b, 0, 1, state, &y, 0);
     return y;
 }
@@ -466,7 +486,7 @@ inline void load256<LoadQ6_K>(const uint8_t *row, int64_t s, __m256 w[4]) { load
 using simd::hsum256;
 
 template <class L, int NT>
-void acc256_n(const uint8_t *row, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, float *state) {
+inline void acc256_row(const uint8_t *row, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, float *state) {
     __m256 a0[NT], a1[NT];
     for (int t = 0; t < NT; ++t) {
         a0[t] = _mm256_loadu_ps(state + t * 16);
@@ -489,17 +509,27 @@ void acc256_n(const uint8_t *row, int64_t s0, int64_t n_steps, const float *x, i
     }
 }
 
+// Rows r < nr of a block, one after the other (no call per row); state rows state_stride apart.
+template <class L, int NT>
+void acc256_n(const uint8_t *row0, size_t stride, int nr, int64_t s0, int64_t n_steps, const float *x, int64_t ldx,
+            float *state, int64_t state_stride) {
+    for (int r = 0; r < nr; ++r)
+        acc256_row<L, NT>(row0 + stride * static_cast<size_t>(r), s0, n_steps, x, ldx, state + r * state_stride);
+}
+
 template <class L>
-void acc256(const void *row, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, int nt, float *state) {
-    const auto *r = static_cast<const uint8_t *>(row);
-    for (int t0 = 0; t0 < nt; t0 += 4) {  // 4 tokens: 8 accumulators + 4 weight vectors of 16 registers
+void acc256(const void *row0, size_t stride, int nr, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, int nt,
+          float *state) {
+    const auto *r = static_cast<const uint8_t *>(row0);
+    const int64_t ss = int64_t(nt) * 16;  // state floats per row
+    for (int t0 = 0; t0 < nt; t0 += 4) {  // 4 tokens' accumulators fit the registers
         const float *xt = x + t0 * ldx;
         float *st = state + t0 * 16;
         switch (nt - t0 >= 4 ? 4 : nt - t0) {
-        case 1: acc256_n<L, 1>(r, s0, n_steps, xt, ldx, st); break;
-        case 2: acc256_n<L, 2>(r, s0, n_steps, xt, ldx, st); break;
-        case 3: acc256_n<L, 3>(r, s0, n_steps, xt, ldx, st); break;
-        default: acc256_n<L, 4>(r, s0, n_steps, xt, ldx, st); break;
+        case 1: acc256_n<L, 1>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
+        case 2: acc256_n<L, 2>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
+        case 3: acc256_n<L, 3>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
+        default: acc256_n<L, 4>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
         }
     }
 }
@@ -517,7 +547,7 @@ void finish256(const void *row, int64_t n, const float *x, int64_t ldx, int nt, 
 
 float dot256_f32(const float *a, const float *b, int64_t n) {
     float state[16] = {}, y;
-    acc256_n<LoadF32, 1>(reinterpret_cast<const uint8_t *>(a), 0, n / kStep, b, 0, state);
+    acc256_row<LoadF32, 1>(reinterpret_cast<const uint8_t *>(a), 0, n / kStep, b, 0, state);
     finish256<LoadF32>(a, n, b, 0, 1, state, &y, 0);
     return y;
 }
@@ -530,16 +560,42 @@ float scalar_dot_f32(const float *a, const float *b, int64_t n) {
     return y;
 }
 
+// Row-block forms for the scalar level (the SIMD dispatchers loop over the rows themselves).
+using AccFn = void (*)(const void *, int64_t, int64_t, const float *, int64_t, int, float *);
+using FinishFn = void (*)(const void *, int64_t, const float *, int64_t, int, const float *, float *, int64_t);
+using AccRowsFn = void (*)(const void *, size_t, int, int64_t, int64_t, const float *, int64_t, int, float *);
+
+template <AccFn Acc, int State>
+void acc_rows(const void *row0, size_t stride, int nr, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, int nt,
+              float *state) {
+    for (int r = 0; r < nr; ++r)
+        Acc(static_cast<const uint8_t *>(row0) + stride * static_cast<size_t>(r), s0, n_steps, x, ldx, nt,
+            state + r * nt * State);
+}
+
+template <FinishFn Finish, int State>
+[[gnu::flatten]] void finish_rows(const void *row0, size_t stride, int nr, int64_t n, const float *x, int64_t ldx, int nt,
+                 const float *state, float *y, int64_t ldy) {
+    for (int r = 0; r < nr; ++r)
+        Finish(static_cast<const uint8_t *>(row0) + stride * static_cast<size_t>(r), n, x, ldx, nt,
+               state + r * nt * State, y + r, ldy);
+}
+
+template <AccRowsFn Acc, FinishFn Finish, int State>
+RowDotKernel make_kernel(bool fused) {
+    return {State, fused, Acc, finish_rows<Finish, State>};
+}
+
 #if defined(MUSE_HAVE_AVX512)
 template <class L>
 RowDotKernel k512(bool fused = true) {
-    return {32, fused, acc512<L>, finish512<L>};
+    return make_kernel<acc512<L>, finish512<L>, 32>(fused);
 }
 #endif
 #if defined(MUSE_HAVE_AVX2)
 template <class L>
 RowDotKernel k256(bool fused = true) {
-    return {16, fused, acc256<L>, finish256<L>};
+    return make_kernel<acc256<L>, finish256<L>, 16>(fused);
 }
 #endif
 
@@ -565,8 +621,8 @@ RowDotKernel row_dot_kernel(GgmlType type, CpuLevel level) {
         case GgmlType::F32: return k512<LoadF32>();
         case GgmlType::F16: return k512<LoadF16>();
         case GgmlType::BF16: return k512<LoadBF16>();
-        case GgmlType::Q8_0: return {32, true, accq512<LoadQ8_0>, finish512<LoadQ8_0>};
-        case GgmlType::Q4_0: return {32, true, accq512<LoadQ4_0>, finish512<LoadQ4_0>};
+        case GgmlType::Q8_0: return make_kernel<accq512<LoadQ8_0>, finish512<LoadQ8_0>, 32>(true);
+        case GgmlType::Q4_0: return make_kernel<accq512<LoadQ4_0>, finish512<LoadQ4_0>, 32>(true);
         case GgmlType::Q4_1: return k512<LoadQ4_1>();
         case GgmlType::Q4_K: return k512<LoadQ4_K>();
         case GgmlType::Q6_K: return k512<LoadQ6_K>();
@@ -591,7 +647,7 @@ RowDotKernel row_dot_kernel(GgmlType type, CpuLevel level) {
         [[fallthrough]];
     case CpuLevel::scalar: break;
     }
-    return {4, type == GgmlType::F32, acc_scalar, finish_scalar};
+    return make_kernel<acc_rows<acc_scalar, 4>, finish_scalar, 4>(type == GgmlType::F32);
 }
 
 DotF32Fn dot_f32_kernel(CpuLevel level) {

@@ -45,13 +45,14 @@ struct RowDotKernel {
     int state = 0;       // floats of state per token (zeroed by the caller before the first step)
     bool fused = false;  // false: rows must be given as F32 (the caller dequantizes with core/dequant.h,
                          // which yields the same values the fused loaders compute)
-    // For t < nt (<= kMaxDotTokens): state[t * state ..] += steps [s0, s0 + n_steps) of
-    // row · (x + t * ldx); row and x point at element 0.
-    void (*accumulate)(const void *row, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, int nt,
-                       float *state) = nullptr;
-    // y[t * ldy] = the reduced state plus the products of elements [n / kStep * kStep, n).
-    void (*finish)(const void *row, int64_t n, const float *x, int64_t ldx, int nt, const float *state, float *y,
-                   int64_t ldy) = nullptr;
+    // For rows r < nr (row r at row0 + r * stride bytes) and tokens t < nt (<= kMaxDotTokens):
+    // state[(r * nt + t) * state ..] += steps [s0, s0 + n_steps) of row r · (x + t * ldx);
+    // rows and x point at element 0.
+    void (*accumulate)(const void *row0, size_t stride, int nr, int64_t s0, int64_t n_steps, const float *x,
+                       int64_t ldx, int nt, float *state) = nullptr;
+    // y[r + t * ldy] = the reduced state plus the products of elements [n / kStep * kStep, n).
+    void (*finish)(const void *row0, size_t stride, int nr, int64_t n, const float *x, int64_t ldx, int nt,
+                   const float *state, float *y, int64_t ldy) = nullptr;
 };
 // The kernel for rows of `type` (its F32 kernel, fused = false, when the type has no loader).
 RowDotKernel row_dot_kernel(GgmlType type, CpuLevel level);
