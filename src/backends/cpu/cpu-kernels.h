@@ -5,11 +5,13 @@
 // still compiles) and picked by cpu_level() when an op starts: callers fetch a
 // function pointer once per op call, never per element.
 //
-// Matmul numerics: every weight type is handled as "dequantize a run of the row to
-// F32 exactly as core/dequant.cpp does, then an F32 dot", fused per block so the row
-// is read once for all the tokens of a call. The dot for one token is the same
-// sequence of float operations whatever the number of tokens processed together,
-// so a decode batch gives each sequence bit-identical results to decoding it alone.
+// Matmul numerics: a weight row is handled as "dequantize a 32-element step to F32
+// exactly as core/dequant.cpp does, then FMA it into the token's accumulators", fused so
+// the row is read once for all the tokens of a call (Q8_0 and Q4_0 instead multiply the
+// block scale into each block's integer dot, one operation fewer per token). The dot for
+// one token is the same sequence of float operations whatever the number of tokens
+// processed together, so a decode batch gives each sequence bit-identical results to
+// decoding it alone.
 #pragma once
 
 #include "core/ggml-types.h"
