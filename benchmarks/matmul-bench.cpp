@@ -1,9 +1,10 @@
 // Decode-batch matmul throughput of the CPU backend: the weight matrices of a
-// 0.5B-shape llama (n_embd 896, ffn 4864, 2 KV heads of 64) for every layer,
+// 0.5B-shape llama (n_embd 896, ffn 4864, 2 KV heads of 64) for every layer and the
+// output projection,
 // multiplied by n_tok = 1..16 columns, the way one decode step of n_tok sequences
 // reads them. Reports tokens/s (n_tok columns per pass over all weights) and
 // checks that every column of a batched call equals its n_tok = 1 call bit for bit.
-//   usage: matmul-bench [--type Q8_0] [--threads 2] [--layers 24] [--reps 5] [--level avx512] [--only 0..6]
+//   usage: matmul-bench [--type Q8_0] [--threads 2] [--layers 24] [--reps 5] [--level avx512] [--only 0..6] [--no-head 1]
 #include "backends/backend.h"
 #include "backends/cpu/cpu-kernels.h"
 #include "core/dequant.h"
@@ -33,11 +34,13 @@ static double cpu_seconds() {
 int main(int argc, char **argv) {
     std::string type_name = "Q8_0";
     int threads = 2, layers = 24, reps = 5, only = -1;
+    bool no_head = false;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!std::strcmp(argv[i], "--type")) type_name = argv[i + 1];
         else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--layers")) layers = std::atoi(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
+        else if (!std::strcmp(argv[i], "--no-head")) no_head = std::atoi(argv[i + 1]) != 0;
         else if (!std::strcmp(argv[i], "--only")) only = std::atoi(argv[i + 1]);  // one shape: 0..6 = q k v o gate up down
         else if (!std::strcmp(argv[i], "--level")) {
             const std::string l = argv[i + 1];
@@ -93,8 +96,32 @@ int main(int argc, char **argv) {
             ws.push_back(backend->weights(type, ne, store.back().data()));
         }
     }
+    // The output projection (vocabulary 151936): read once per decode step like a layer.
+    if (only < 0 && !no_head) {
+        const int64_t V = 151936, ne[4] = {E, V, 1, 1};
+        std::vector<float> f(static_cast<size_t>(E * 1024));
+        for (float &v : f) v = nd(rng);
+        std::vector<uint8_t> part = type == GgmlType::Q8_0   ? gguf::quantize_q8_0(f.data(), E * 1024)
+                                    : type == GgmlType::Q4_0 ? gguf::quantize_q4_0(f.data(), E * 1024)
+                                                             : std::vector<uint8_t>();
+        if (part.empty()) {
+            part.resize(static_cast<size_t>(E * 1024) * (type == GgmlType::F16 ? 2 : 4));
+            for (size_t i = 0; i < f.size(); ++i) {
+                if (type == GgmlType::F16) {
+                    const uint16_t h = fp32_to_fp16(f[i]);
+                    std::memcpy(part.data() + 2 * i, &h, 2);
+                } else {
+                    std::memcpy(part.data() + 4 * i, &f[i], 4);
+                }
+            }
+        }
+        std::vector<uint8_t> head;  // 1024 random rows repeated: the footprint is what matters
+        for (int64_t r = 0; r < V; r += 1024) head.insert(head.end(), part.begin(), part.begin() + static_cast<std::ptrdiff_t>(part.size() / 1024 * std::min<int64_t>(1024, V - r)));
+        store.push_back(std::move(head));
+        ws.push_back(backend->weights(type, ne, store.back().data()));
+    }
     auto buf_x = backend->alloc(static_cast<size_t>(F * 16 * 4));
-    auto buf_y = backend->alloc(static_cast<size_t>(F * 16 * 4));
+    auto buf_y = backend->alloc(static_cast<size_t>(151936 * 16 * 4));
     std::vector<float> x(static_cast<size_t>(F * 16));
     std::normal_distribution<float> xd(0.0f, 1.0f);
     for (float &v : x) v = xd(rng);
@@ -116,7 +143,7 @@ int main(int argc, char **argv) {
             const double c0 = cpu_seconds();
             for (size_t wi = 0; wi < ws.size(); ++wi) {
                 const Tensor &w = ws[wi];
-                if (only >= 0 && static_cast<int>(wi % 7) != only) continue;
+                if (only >= 0 && static_cast<int>(wi % 7) != only) continue;  // (no head with --only)
                 const Tensor tx = make(buf_x.get(), w.ne[0], n_tok), ty = make(buf_y.get(), w.ne[1], n_tok);
                 backend->upload(tx, x.data(), static_cast<size_t>(w.ne[0] * n_tok * 4));
                 backend->matmul(w, tx, ty);
