@@ -467,7 +467,8 @@ void add_attention(std::vector<OpCase> &cases) {
         {"decode gqa", 64, 8, 2, 1, 300, 0},    {"decode long 1 kv head", 64, 7, 1, 1, 3000, 3},
         {"decode batch", 128, 4, 4, 4, 700, 3}, {"prefill causal gqa", 64, 6, 2, 20, 40, 0},
         {"windows", 32, 4, 2, 12, 30, 1},       {"empty ranges", 64, 4, 1, 6, 50, 2},
-        {"hd 80", 80, 2, 1, 3, 1200, 3},        {"hd 40", 40, 6, 3, 5, 90, 0},  // not whole vectors: the generic path
+        {"hd 80", 80, 2, 1, 3, 1200, 3},        {"hd 40", 40, 6, 3, 5, 90, 0},  // not whole 16-vectors
+        {"hd 36", 36, 2, 1, 2, 150, 0},  // not whole 8-vectors either: the generic path at every level
     };
     for (const AttnShape &s : shapes) {
         for (GgmlType ct : {GgmlType::F32, GgmlType::F16}) {
