@@ -461,7 +461,8 @@ void add_attention(std::vector<OpCase> &cases) {
     struct AttnShape {
         const char *what;
         int64_t hd, n_head, n_head_kv, n_tok, n_cells;
-        int mode;  // 0 causal prefix, 1 sliding window of 5, 2 empty ranges mixed in, 3 one long shared range
+        int mode;  // 0 causal prefix, 1 sliding window of 5, 2 empty ranges mixed in, 3 one long shared range,
+                   // 4 as 3 with the first token's range empty
     };
     const AttnShape shapes[] = {
         {"decode gqa", 64, 8, 2, 1, 300, 0},    {"decode long 1 kv head", 64, 7, 1, 1, 3000, 3},
@@ -469,6 +470,7 @@ void add_attention(std::vector<OpCase> &cases) {
         {"windows", 32, 4, 2, 12, 30, 1},       {"empty ranges", 64, 4, 1, 6, 50, 2},
         {"hd 80", 80, 2, 1, 3, 1200, 3},        {"hd 40", 40, 6, 3, 5, 90, 0},  // not whole 16-vectors
         {"hd 36", 36, 2, 1, 2, 150, 0},  // not whole 8-vectors either: the generic path at every level
+        {"long ranges, one empty", 64, 4, 1, 2, 1500, 4},  // split across threads (with 3+ threads)
     };
     for (const AttnShape &s : shapes) {
         for (GgmlType ct : {GgmlType::F32, GgmlType::F16}) {
@@ -488,6 +490,7 @@ void add_attention(std::vector<OpCase> &cases) {
                                      begin[t] = s.mode == 1 ? std::max(0, last - 5) : 0;
                                      end[t] = s.mode == 3 ? static_cast<int32_t>(s.n_cells) : last;
                                      if (s.mode == 2 && t % 2 == 0) end[t] = begin[t] = 3;
+                                     if (s.mode == 4 && t == 0) end[t] = begin[t] = 0;
                                  }
                                  KvGather kv{cells.data(), begin.data(), end.data()};
                                  const Tensor q = c.f32(qs, s.hd, s.n_head, s.n_tok);
@@ -708,6 +711,9 @@ TEST_CASE("every backend op matches its reference, at every CPU dispatch level")
         auto be = make_backend(MUSE_BACKEND_CPU, 2);
         run_table(*be, std::string("cpu/") + cpu::to_string(level));
     }
+    // An odd thread count: uneven shares, and attention's cell-range splits with their merge.
+    auto be = make_backend(MUSE_BACKEND_CPU, 5);
+    run_table(*be, std::string("cpu/") + cpu::to_string(cpu::cpu_level()) + "/5 threads");
 }
 
 TEST_CASE("matmul columns of a decode batch are bit-identical to single-token calls") {

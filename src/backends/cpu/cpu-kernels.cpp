@@ -16,7 +16,6 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
-
 namespace muse::cpu {
 
 // ---- dispatch levels
