@@ -775,6 +775,16 @@ TEST_CASE("CPU dispatch levels: detection, clamping and names") {
     CHECK(cpu::cpu_level() == cpu::CpuLevel::scalar);
     CHECK(std::string(cpu::to_string(cpu::CpuLevel::avx2)) == "avx2");
     for (cpu::CpuLevel l : levels()) CHECK(static_cast<int>(l) <= static_cast<int>(detected));
+    // The SIMD levels have fused loaders for the common weight types (so the table above
+    // exercises them, not the dequantize-first path).
+    for (cpu::CpuLevel l : levels()) {
+        if (l == cpu::CpuLevel::scalar) continue;
+        for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1,
+                           GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+            INFO(cpu::to_string(l) << " " << type_traits(t).name);
+            CHECK(cpu::row_dot_kernel(t, l).fused);
+        }
+    }
 }
 
 // Timing, not a check (hidden: run with `test-backend-ops "[.bench]"`): decode attention over

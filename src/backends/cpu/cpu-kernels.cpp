@@ -154,6 +154,10 @@ struct LoadQ4_K {  // d dmin scales[12] qs[128] per 256: step j of a block is su
     static constexpr int64_t kBytes = 144;
     static float at(const uint8_t *, int64_t) { return 0.0f; }
 };
+struct LoadQ5_K {  // d dmin scales[12] qh[32] qs[128] per 256: as Q4_K plus a fifth bit in qh
+    static constexpr int64_t kBytes = 176;
+    static float at(const uint8_t *, int64_t) { return 0.0f; }
+};
 struct LoadQ6_K {  // ql[128] qh[64] scales[16] d per 256
     static constexpr int64_t kBytes = 210;
     static float at(const uint8_t *, int64_t) { return 0.0f; }
@@ -188,6 +192,21 @@ inline KStep kstep_q4_k(const uint8_t *row, int64_t s) {
     return {_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1), d, d, mn, mn};
 }
 
+inline KStep kstep_q5_k(const uint8_t *row, int64_t s) {
+    const uint8_t *b = row + (s / 8) * LoadQ5_K::kBytes;
+    const int j = static_cast<int>(s % 8);
+    int sc, m;
+    scale_min_k4(j, b + 4, &sc, &m);
+    const float d = load_half_f16c(b) * static_cast<float>(sc), mn = load_half_f16c(b + 2) * static_cast<float>(m);
+    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b + 48 + 32 * (j / 2)));
+    const __m256i lo = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(raw, 4) : raw, _mm256_set1_epi8(0x0F));
+    // Bit j of qh[l] is the fifth bit of element l of step j.
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b + 16));
+    const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(j)), _mm256_set1_epi8(1));
+    const __m256i q = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+    return {_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1), d, d, mn, mn};
+}
+
 inline KStep kstep_q6_k(const uint8_t *row, int64_t s) {
     const uint8_t *b = row + (s / 8) * LoadQ6_K::kBytes;
     const int h = static_cast<int>(s % 8) / 4, k = static_cast<int>(s % 4);
@@ -208,6 +227,8 @@ template <class L>
 inline KStep kstep(const uint8_t *row, int64_t s);
 template <>
 inline KStep kstep<LoadQ4_K>(const uint8_t *row, int64_t s) { return kstep_q4_k(row, s); }
+template <>
+inline KStep kstep<LoadQ5_K>(const uint8_t *row, int64_t s) { return kstep_q5_k(row, s); }
 template <>
 inline KStep kstep<LoadQ6_K>(const uint8_t *row, int64_t s) { return kstep_q6_k(row, s); }
 #endif
@@ -255,6 +276,8 @@ inline void load512_k(const uint8_t *row, int64_t s, __m512 &w0, __m512 &w1) {
 }
 template <>
 inline void load512<LoadQ4_K>(const uint8_t *row, int64_t s, __m512 &w0, __m512 &w1) { load512_k<LoadQ4_K>(row, s, w0, w1); }
+template <>
+inline void load512<LoadQ5_K>(const uint8_t *row, int64_t s, __m512 &w0, __m512 &w1) { load512_k<LoadQ5_K>(row, s, w0, w1); }
 template <>
 inline void load512<LoadQ6_K>(const uint8_t *row, int64_t s, __m512 &w0, __m512 &w1) { load512_k<LoadQ6_K>(row, s, w0, w1); }
 
@@ -480,6 +503,8 @@ inline void load256_k(const uint8_t *row, int64_t s, __m256 w[4]) {
 template <>
 inline void load256<LoadQ4_K>(const uint8_t *row, int64_t s, __m256 w[4]) { load256_k<LoadQ4_K>(row, s, w); }
 template <>
+inline void load256<LoadQ5_K>(const uint8_t *row, int64_t s, __m256 w[4]) { load256_k<LoadQ5_K>(row, s, w); }
+template <>
 inline void load256<LoadQ6_K>(const uint8_t *row, int64_t s, __m256 w[4]) { load256_k<LoadQ6_K>(row, s, w); }
 
 using simd::hsum256;
@@ -624,6 +649,7 @@ RowDotKernel row_dot_kernel(GgmlType type, CpuLevel level) {
         case GgmlType::Q4_0: return make_kernel<accq512<LoadQ4_0>, finish512<LoadQ4_0>, 32>(true);
         case GgmlType::Q4_1: return k512<LoadQ4_1>();
         case GgmlType::Q4_K: return k512<LoadQ4_K>();
+        case GgmlType::Q5_K: return k512<LoadQ5_K>();
         case GgmlType::Q6_K: return k512<LoadQ6_K>();
         default: return k512<LoadF32>(false);
         }
@@ -639,6 +665,7 @@ RowDotKernel row_dot_kernel(GgmlType type, CpuLevel level) {
         case GgmlType::Q4_0: return k256<LoadQ4_0>();
         case GgmlType::Q4_1: return k256<LoadQ4_1>();
         case GgmlType::Q4_K: return k256<LoadQ4_K>();
+        case GgmlType::Q5_K: return k256<LoadQ5_K>();
         case GgmlType::Q6_K: return k256<LoadQ6_K>();
         default: return k256<LoadF32>(false);
         }
