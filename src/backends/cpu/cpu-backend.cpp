@@ -1,5 +1,6 @@
 #include "backends/cpu/cpu-backend.h"
 
+#include "backends/cpu/cpu-attention.h"
 #include "backends/cpu/cpu-kernels.h"
 #include "backends/cpu/cpu-vision-ops.h"
 #include "backends/cpu/thread-pool.h"
@@ -37,8 +38,6 @@ public:
 private:
     uint8_t *data_;
 };
-
-using cpu::dot_f32;
 
 // Reads element row `r` of a weight-like tensor into F32.
 void row_to_f32(const Tensor &w, int64_t r, float *out) {
@@ -86,28 +85,7 @@ public:
             gemm(w, xs, n_tok, ys);
             return;
         }
-        // Fused kernels read the weights once per token: best for decode. For batches,
-        // dequantizing each row once and reusing it across tokens is cheaper.
-        const cpu::RowDotFn kernel = n_tok < 4 ? cpu::row_dot_kernel(w.type) : nullptr;
-        const auto *wbase = static_cast<const uint8_t *>(w.raw());
-        const size_t row_bytes = w.row_bytes();
-        pool_.parallel_for(n_out, [&](int64_t r0, int64_t r1) {
-            thread_local std::vector<float> row;
-            for (int64_t r = r0; r < r1; ++r) {
-                const uint8_t *wr = wbase + row_bytes * static_cast<size_t>(r);
-                if (kernel) {
-                    for (int64_t t = 0; t < n_tok; ++t) ys[t * n_out + r] = kernel(wr, xs + t * n_in, n_in);
-                } else {
-                    const float *wf = reinterpret_cast<const float *>(wr);
-                    if (w.type != GgmlType::F32) {
-                        row.resize(static_cast<size_t>(n_in));
-                        dequantize(w.type, wr, row.data(), n_in);
-                        wf = row.data();
-                    }
-                    for (int64_t t = 0; t < n_tok; ++t) ys[t * n_out + r] = dot_f32(wf, xs + t * n_in, n_in);
-                }
-            }
-        }, 16);
+        decode_matmul(w, xs, n_tok, ys);
     }
 
     void add(const Tensor &x, const Tensor &b) override {
@@ -243,59 +221,7 @@ public:
 
     void attention(const Tensor &q, const Tensor &k, const Tensor &v, const KvGather &kv, int n_head_kv, float scale,
                    const Tensor &out) override {
-        const int64_t hd = q.ne[0], n_head = q.ne[1], n_tok = q.ne[2];
-        const int64_t group = n_head / n_head_kv;
-        const float *qs = static_cast<const float *>(q.raw());
-        float *os = out.f32();
-        const auto *kbase = static_cast<const uint8_t *>(k.raw());
-        const auto *vbase = static_cast<const uint8_t *>(v.raw());
-        const size_t k_row = k.row_bytes(), v_row = v.row_bytes();
-        const bool f16 = k.type == GgmlType::F16;
-        const size_t elem = f16 ? 2 : 4;
-        const cpu::RowDotFn kdot = cpu::row_dot_kernel(k.type);
-        // One work item per (token, kv head): the group's query heads share each K/V row read.
-        pool_.parallel_for(n_tok * n_head_kv, [&](int64_t j0, int64_t j1) {
-            std::vector<float> score, vrow(static_cast<size_t>(hd));
-            for (int64_t j = j0; j < j1; ++j) {
-                const int64_t t = j / n_head_kv, hk = j % n_head_kv;
-                const int32_t b = kv.begin[t], e = kv.end[t];
-                const int64_t n_kv = e - b;
-                score.resize(static_cast<size_t>(std::max<int64_t>(n_kv, 0) * group));
-                for (int64_t g = 0; g < group; ++g) {
-                    float *o = os + (t * n_head + hk * group + g) * hd;
-                    std::fill(o, o + hd, 0.0f);
-                }
-                if (n_kv <= 0) continue;
-                for (int64_t c = 0; c < n_kv; ++c) {
-                    const uint8_t *kr = kbase + k_row * static_cast<size_t>(kv.cells[b + c]) + elem * static_cast<size_t>(hk * hd);
-                    for (int64_t g = 0; g < group; ++g)
-                        score[static_cast<size_t>(g * n_kv + c)] = kdot(kr, qs + (t * n_head + hk * group + g) * hd, hd) * scale;
-                }
-                for (int64_t g = 0; g < group; ++g) {
-                    float *sc = score.data() + g * n_kv;
-                    float mx = -std::numeric_limits<float>::infinity();
-                    for (int64_t c = 0; c < n_kv; ++c) mx = std::max(mx, sc[c]);
-                    double sum = 0.0;
-                    for (int64_t c = 0; c < n_kv; ++c) sum += sc[c] = std::exp(sc[c] - mx);
-                    const float inv = static_cast<float>(1.0 / sum);
-                    for (int64_t c = 0; c < n_kv; ++c) sc[c] *= inv;
-                }
-                for (int64_t c = 0; c < n_kv; ++c) {
-                    const uint8_t *vr = vbase + v_row * static_cast<size_t>(kv.cells[b + c]) + elem * static_cast<size_t>(hk * hd);
-                    const float *vf = reinterpret_cast<const float *>(vr);
-                    if (f16) {
-                        const auto *h = reinterpret_cast<const uint16_t *>(vr);
-                        for (int64_t i = 0; i < hd; ++i) vrow[static_cast<size_t>(i)] = fp16_to_fp32(h[i]);
-                        vf = vrow.data();
-                    }
-                    for (int64_t g = 0; g < group; ++g) {
-                        const float p = score[static_cast<size_t>(g * n_kv + c)];
-                        float *o = os + (t * n_head + hk * group + g) * hd;
-                        for (int64_t i = 0; i < hd; ++i) o[i] += p * vf[i];
-                    }
-                }
-            }
-        });
+        cpu::attention(pool_, q, k, v, kv, n_head_kv, scale, out);
     }
 
     // Vision ops: implemented in cpu-vision-ops.cpp.
@@ -312,11 +238,11 @@ public:
     }
 
 private:
-    // Batches (prefill, vision) go through oneDNN's SGEMM. Each pool thread takes
+    // Batches of more than 16 tokens (prefill, vision) go through oneDNN's SGEMM. Each pool thread takes
     // a share of the output rows, dequantizes them a panel at a time into F32 and
     // computes Y[:, panel] = X · panelᵀ with a single-threaded SGEMM: oneDNN's own
     // OpenMP team would spin against this pool (measured: half the time in libgomp).
-    static constexpr int64_t kGemmMinTokens = 8;
+    static constexpr int64_t kGemmMinTokens = 17;  // up to 16: decode batches, bit-identical per column
 
     void gemm(const Tensor &w, const float *xs, int64_t n_tok, float *ys) {
         const int64_t n_in = w.ne[0], n_out = w.ne[1];
@@ -344,6 +270,47 @@ private:
             }
         }, 64);
         if (failed.load()) fail(MUSE_ERR_INTERNAL, "oneDNN sgemm failed");
+    }
+
+    // Decode batches (up to 16 tokens): every weight row is read once per call. The rows of a
+    // thread's share go by in blocks of kRowBlock, and each block is walked in chunks of
+    // kChunkSteps steps, so that the chunk of every token's x stays in L1 while the block's
+    // rows use it; the per-token accumulators wait in `state` between chunks (exactly).
+    // Types without a fused kernel have the block's rows dequantized to F32 first. A token's
+    // result is the same sequence of float operations whatever n_tok: bit-identical columns.
+    static constexpr int64_t kRowBlock = 8, kChunkSteps = 8;  // x chunk: 16 tokens x 1 KiB
+
+    void decode_matmul(const Tensor &w, const float *xs, int64_t n_tok, float *ys) {
+        const int64_t n_in = w.ne[0], n_out = w.ne[1];
+        const cpu::RowDotKernel k = cpu::row_dot_kernel(w.type);
+        const int64_t steps = n_in / cpu::kStep;
+        // One token gains nothing from chunks: one sequential pass over each row.
+        const int64_t chunk = n_tok == 1 ? std::max<int64_t>(steps, 1) : kChunkSteps;
+        const auto *wbase = static_cast<const uint8_t *>(w.raw());
+        const size_t row_bytes = w.row_bytes();
+        const GgmlType type = w.type;
+        const int nt = static_cast<int>(n_tok);
+        pool_.parallel_for(n_out, [&](int64_t r0, int64_t r1) {
+            thread_local std::vector<float> state, rows;
+            state.resize(static_cast<size_t>(kRowBlock * cpu::kMaxDotTokens * cpu::kMaxDotState));
+            const size_t per_row = static_cast<size_t>(n_tok * k.state);
+            for (int64_t b0 = r0; b0 < r1; b0 += kRowBlock) {
+                const int nb = static_cast<int>(std::min(kRowBlock, r1 - b0));
+                const void *row0 = wbase + row_bytes * static_cast<size_t>(b0);
+                size_t stride = row_bytes;
+                if (!k.fused) {
+                    rows.resize(static_cast<size_t>(kRowBlock * n_in));
+                    for (int r = 0; r < nb; ++r)
+                        dequantize(type, wbase + row_bytes * static_cast<size_t>(b0 + r), rows.data() + r * n_in, n_in);
+                    row0 = rows.data();
+                    stride = static_cast<size_t>(n_in) * 4;
+                }
+                std::fill(state.begin(), state.begin() + static_cast<std::ptrdiff_t>(per_row * static_cast<size_t>(nb)), 0.0f);
+                for (int64_t s0 = 0; s0 < steps; s0 += chunk)
+                    k.accumulate(row0, stride, nb, s0, std::min(chunk, steps - s0), xs, n_in, nt, state.data());
+                k.finish(row0, stride, nb, n_in, xs, n_in, nt, state.data(), ys + b0, n_out);
+            }
+        }, 16);
     }
 
     ThreadPool pool_;

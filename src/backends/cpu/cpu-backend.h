@@ -1,7 +1,7 @@
-// The CPU backend: host memory, a thread pool, and straightforward kernels.
-// Quantized matmuls dequantize one weight row at a time into F32 and dot it
-// with every input column, so results match the F32 reference to rounding;
-// the fast SIMD kernels of the [cpu-perf] work replace these paths per type.
+// The CPU backend: host memory, a thread pool, and SIMD kernels picked at run time by
+// dispatch level (cpu-kernels.h). Decode batches of up to 16 tokens use fused row-dot
+// kernels that give each token the same bits as a single-token call; larger batches go
+// through oneDNN's SGEMM on dequantized panels.
 #pragma once
 
 #include "backends/backend.h"

@@ -1,5 +1,7 @@
 #include "backends/cpu/cpu-vision-ops.h"
 
+#include "backends/cpu/cpu-kernels.h"
+#include "backends/cpu/cpu-simd.h"
 #include "core/error.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -9,8 +11,6 @@
 #include <cmath>
 #include <cstring>
 #include <vector>
-
-#include <immintrin.h>
 
 // GCC 12 reports its own AVX-512 intrinsic headers (_mm512_undefined_ps) as reading
 // uninitialized values once inlined here; a known false positive.
@@ -36,74 +36,38 @@ void single_threaded_sgemm() {
     (void)once;
 }
 
-// ---- softmax pieces for attention_windows. exp is the hot spot once the two
-// products are GEMMs (n_tok^2 * n_head calls per layer), so it is vectorized:
-// exp(x) = 2^n * e^r with n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2] (Cody-Waite
-// split of ln 2), e^r by its degree-6 Taylor polynomial: relative error < 2e-7, far below
-// the 1e-4 the encoders are tested to. Inputs are <= 0 (the row max is subtracted) and
-// are clamped at -87 so that 2^n stays a normal float (e^-87 is 1.6e-38: a zero weight).
-constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
-constexpr float kExpMin = -87.0f;
-
-inline float exp_scalar(float x) {
-    x = std::max(x, kExpMin);
-    const float n = std::floor(x * kLog2e + 0.5f);
-    const float r = (x - n * kLn2Hi) - n * kLn2Lo;
-    float p = 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-    float scale;
-    std::memcpy(&scale, &bits, 4);
-    return p * scale;
-}
-
-#if defined(__AVX512F__)
-inline __m512 exp_avx512(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(kExpMin));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), r);
-    __m512 p = _mm512_set1_ps(1.0f / 720);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
-#elif defined(__AVX2__) && defined(__FMA__)
-inline __m256 exp_avx2(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(kExpMin));
-    const __m256 n =
-        _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
-    __m256 p = _mm256_set1_ps(1.0f / 720);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
-}
-#endif
-
-// GELU (erf form) over a row. erf is the hot spot of the encoders' FFNs after the GEMMs
-// (n_tok * n_ff calls per layer), so it is vectorized with Abramowitz & Stegun 7.1.26:
+// ---- softmax pieces for attention_windows and the erf GELU, one variant per dispatch
+// level (picked once per op call). exp is the hot spot of the softmax once the two products
+// are GEMMs (n_tok^2 * n_head calls per layer), so it is vectorized (simd::exp*, relative
+// error < 2e-7, far below the 1e-4 the encoders are tested to).
+//
+// GELU (erf form): erf is the hot spot of the encoders' FFNs after the GEMMs (n_tok * n_ff
+// calls per layer), so it is vectorized with Abramowitz & Stegun 7.1.26:
 // erf|z| = 1 - t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) e^(-z^2), t = 1 / (1 + p|z|), absolute
 // error <= 1.5e-7 -- below float32 resolution of the result where it matters.
-void gelu_erf_row(float *v, int64_t n) {
+void gelu_erf_scalar(float *v, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) v[i] = 0.5f * v[i] * (1.0f + std::erf(v[i] * static_cast<float>(M_SQRT1_2)));
+}
+
+float row_max_scalar(const float *s, int64_t n) {
+    float m = -INFINITY;
+    for (int64_t i = 0; i < n; ++i) m = std::max(m, s[i]);
+    return m;
+}
+
+// s[i] = exp(s[i] - m); returns the sum.
+float exp_shift_sum_scalar(float *s, int64_t n, float m) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; ++i) {
+        s[i] = simd::exp_scalar(s[i] - m);
+        sum += s[i];
+    }
+    return sum;
+}
+
+#if defined(MUSE_HAVE_AVX512)
+void gelu_erf_avx512(float *v, int64_t n) {
     int64_t i = 0;
-#if defined(__AVX512F__)
     const __m512 one = _mm512_set1_ps(1.0f), half = _mm512_set1_ps(0.5f);
     const __m512i sign = _mm512_set1_epi32(static_cast<int32_t>(0x80000000u));
     for (; i + 16 <= n; i += 16) {
@@ -117,58 +81,96 @@ void gelu_erf_row(float *v, int64_t n) {
         p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
         p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
         p = _mm512_mul_ps(p, t);
-        const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(az, az)));
+        const __m512 e = simd::exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(az, az)));
         const __m512 erf_abs = _mm512_fnmadd_ps(p, e, one);
         const __m512 erf = _mm512_castsi512_ps(_mm512_or_si512(
             _mm512_castps_si512(erf_abs), _mm512_and_si512(_mm512_castps_si512(z), sign)));
         _mm512_storeu_ps(v + i, _mm512_mul_ps(_mm512_mul_ps(half, x), _mm512_add_ps(one, erf)));
     }
-#endif
-    for (; i < n; ++i) v[i] = 0.5f * v[i] * (1.0f + std::erf(v[i] * static_cast<float>(M_SQRT1_2)));
+    gelu_erf_scalar(v + i, n - i);
 }
 
-float row_max(const float *s, int64_t n) {
+float row_max_avx512(const float *s, int64_t n) {
     int64_t i = 0;
-    float m = -INFINITY;
-#if defined(__AVX512F__)
     __m512 vm = _mm512_set1_ps(-INFINITY);
     for (; i + 16 <= n; i += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + i));
-    m = _mm512_reduce_max_ps(vm);
-#endif
-    for (; i < n; ++i) m = std::max(m, s[i]);
-    return m;
+    return std::max(_mm512_reduce_max_ps(vm), row_max_scalar(s + i, n - i));
 }
 
-// s[i] = exp(s[i] - m); returns the sum.
-float exp_shift_sum(float *s, int64_t n, float m) {
+float exp_shift_sum_avx512(float *s, int64_t n, float m) {
     int64_t i = 0;
-    float sum = 0.0f;
-#if defined(__AVX512F__)
     const __m512 vm = _mm512_set1_ps(m);
     __m512 acc = _mm512_setzero_ps();
     for (; i + 16 <= n; i += 16) {
-        const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(s + i), vm));
+        const __m512 e = simd::exp512(_mm512_sub_ps(_mm512_loadu_ps(s + i), vm));
         _mm512_storeu_ps(s + i, e);
         acc = _mm512_add_ps(acc, e);
     }
-    sum = _mm512_reduce_add_ps(acc);
-#elif defined(__AVX2__) && defined(__FMA__)
+    return _mm512_reduce_add_ps(acc) + exp_shift_sum_scalar(s + i, n - i, m);
+}
+#endif
+
+#if defined(MUSE_HAVE_AVX2)
+void gelu_erf_avx2(float *v, int64_t n) {
+    int64_t i = 0;
+    const __m256 one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(0.5f);
+    const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int32_t>(0x80000000u)));
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(v + i);
+        const __m256 z = _mm256_mul_ps(x, _mm256_set1_ps(static_cast<float>(M_SQRT1_2)));
+        const __m256 az = _mm256_andnot_ps(sign, z);
+        const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.3275911f), az, one));
+        __m256 p = _mm256_set1_ps(1.061405429f);
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+        p = _mm256_mul_ps(p, t);
+        const __m256 e = simd::exp256(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(az, az)));
+        const __m256 erf = _mm256_or_ps(_mm256_fnmadd_ps(p, e, one), _mm256_and_ps(z, sign));
+        _mm256_storeu_ps(v + i, _mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_add_ps(one, erf)));
+    }
+    gelu_erf_scalar(v + i, n - i);
+}
+
+float row_max_avx2(const float *s, int64_t n) {
+    int64_t i = 0;
+    __m256 vm = _mm256_set1_ps(-INFINITY);
+    for (; i + 8 <= n; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(s + i));
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, vm);
+    return std::max(row_max_scalar(lanes, 8), row_max_scalar(s + i, n - i));
+}
+
+float exp_shift_sum_avx2(float *s, int64_t n, float m) {
+    int64_t i = 0;
     const __m256 vm = _mm256_set1_ps(m);
     __m256 acc = _mm256_setzero_ps();
     for (; i + 8 <= n; i += 8) {
-        const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + i), vm));
+        const __m256 e = simd::exp256(_mm256_sub_ps(_mm256_loadu_ps(s + i), vm));
         _mm256_storeu_ps(s + i, e);
         acc = _mm256_add_ps(acc, e);
     }
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, acc);
-    for (float l : lanes) sum += l;
+    return simd::hsum256(acc) + exp_shift_sum_scalar(s + i, n - i, m);
+}
 #endif
-    for (; i < n; ++i) {
-        s[i] = exp_scalar(s[i] - m);
-        sum += s[i];
+
+struct SoftmaxFns {
+    void (*gelu_erf)(float *, int64_t);
+    float (*row_max)(const float *, int64_t);
+    float (*exp_shift_sum)(float *, int64_t, float);
+};
+
+SoftmaxFns softmax_fns() {
+    switch (cpu_level()) {
+#if defined(MUSE_HAVE_AVX512)
+    case CpuLevel::avx512: return {gelu_erf_avx512, row_max_avx512, exp_shift_sum_avx512};
+#endif
+#if defined(MUSE_HAVE_AVX2)
+    case CpuLevel::avx2: return {gelu_erf_avx2, row_max_avx2, exp_shift_sum_avx2};
+#endif
+    default: return {gelu_erf_scalar, row_max_scalar, exp_shift_sum_scalar};
     }
-    return sum;
 }
 
 } // namespace
@@ -278,9 +280,10 @@ void activation(ThreadPool &pool, const Tensor &x, Activation f) {
     if (f != Activation::GeluErf && f != Activation::GeluTanh && f != Activation::GeluQuick && f != Activation::Silu)
         fail(MUSE_ERR_INTERNAL, "activation: unknown function ", static_cast<int>(f));  // not from a pool thread
     float *v = x.f32();
+    const auto gelu_erf = softmax_fns().gelu_erf;
     pool.parallel_for(x.n_elements(), [&](int64_t i0, int64_t i1) {
         switch (f) {
-        case Activation::GeluErf: gelu_erf_row(v + i0, i1 - i0); break;
+        case Activation::GeluErf: gelu_erf(v + i0, i1 - i0); break;
         case Activation::GeluTanh: {
             const float k = 0.79788456080286535588f;  // sqrt(2/pi)
             for (int64_t i = i0; i < i1; ++i)
@@ -350,6 +353,7 @@ void attention_windows(ThreadPool &pool, const Tensor &q, const Tensor &k, const
     const float *qs = static_cast<const float *>(q.raw());
     const float *ks = static_cast<const float *>(k.raw()), *vs = static_cast<const float *>(v.raw());
     float *os = out.f32();
+    const SoftmaxFns fns = softmax_fns();
     std::atomic<int> failed{0};
     // Tasks are handed out one at a time rather than in fixed shares: on a machine shared with
     // other jobs a descheduled thread then delays only its current task.
@@ -371,7 +375,7 @@ void attention_windows(ThreadPool &pool, const Tensor &q, const Tensor &k, const
                 failed.store(1);
             for (int64_t r = 0; r < t.rows; ++r) {
                 float *sr = s + r * t.len;
-                inv[static_cast<size_t>(r)] = 1.0f / exp_shift_sum(sr, t.len, row_max(sr, t.len));
+                inv[static_cast<size_t>(r)] = 1.0f / fns.exp_shift_sum(sr, t.len, fns.row_max(sr, t.len));
             }
             // O = E V with the unnormalized weights, then each row divided by its sum.
             if (dnnl_sgemm('N', 'N', t.rows, hd, t.len, 1.0f, s, t.len, vb, kv_width, 0.0f, ob, q_width) !=
