@@ -67,7 +67,12 @@ Contemplation::Contemplation(Session &session, int seq, GenerationSetup base, Co
         s.confidence_top_k = o_.confidence_top_k;
         s.confidence_window = o_.confidence_window;
         s.confidence_tail = o_.tail_tokens;
-        if (o_.method == Aggregation::early_stop) s.stop_below = threshold_;
+        if (o_.method == Aggregation::early_stop) {
+            s.stop_below = threshold_;
+            // DeepConf online: the warm-up agents run first and set the threshold; the rest
+            // wait, already forked, and start then (with the threshold in force).
+            s.hold = !calibrated_ && i >= std::max(1, o_.warmup_agents);
+        }
         int agent_seq = seq;
         if (i > 0) {
             s.prompt = MultimodalPrompt{};
@@ -128,9 +133,12 @@ void Contemplation::after_step() {
         std::vector<double> scores;
         for (const auto &a : agents_)
             if (a->done() && a->result().finish_reason != "error") scores.push_back(trace_score(a->confidence(), o_.score));
-        if (static_cast<int>(scores.size()) >= std::max(1, o_.warmup_agents)) {
+        const int warmup = std::min(std::max(1, o_.warmup_agents), static_cast<int>(agents_.size()));
+        if (static_cast<int>(scores.size()) >= warmup ||
+            std::all_of(agents_.begin(), agents_.end(), [](const auto &a) { return a->done() || a->held(); })) {
             *threshold_ = calibrate_threshold(scores, o_.stop_percentile);
             calibrated_ = true;
+            for (auto &a : agents_) a->release();
         }
     }
     if (!agents_done_ && std::all_of(agents_.begin(), agents_.end(), [](const auto &a) { return a->done(); })) {

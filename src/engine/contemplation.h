@@ -7,8 +7,8 @@
 //   - every session step decodes all live agents in its one batched forward pass, and a
 //     finished agent leaves the batch at once;
 //   - DeepConf confidences are tracked per agent; with early_stop an agent whose running
-//     group confidence falls below the threshold (fixed, or calibrated from the first
-//     finished agents) is stopped;
+//     group confidence falls below the threshold is stopped: a fixed threshold, or one
+//     calibrated from warm-up agents that run first while the others wait, already forked;
 //   - when all are done the answers are aggregated (vote, weighted, early_stop, all), or
 //     a final synthesis pass on the shared prefix reads them and writes the answer.
 #pragma once

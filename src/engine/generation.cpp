@@ -265,6 +265,10 @@ void Generation::fail(muse_status status, const std::string &message) {
 
 void Generation::stop(const std::string &reason) { finish(reason); }
 
+void Generation::release() {
+    if (held()) phase_ = Phase::sample;
+}
+
 std::shared_ptr<const Generation::Snapshot> Generation::snapshot() const {
     if (!session_) muse::fail(MUSE_ERR_INVALID_ARGUMENT, "the generation's session was freed");
     if (probe_) muse::fail(MUSE_ERR_INVALID_ARGUMENT, "a generation cannot be snapshot while its early-exit probe runs");

@@ -60,6 +60,9 @@ struct GenerationSetup {
     // of its own; when the leader's prompt is evaluated, its sequence is forked into this
     // one's (no recomputation) and this one samples its first token from the same logits.
     Generation *follow = nullptr;
+    // With follow: once forked, wait (holding the first logits) until release() -- DeepConf's
+    // online mode starts the rest of the agents only when the warm-up ones have finished.
+    bool hold = false;
     // DeepConf confidences (engine/aggregate.h) from the top-k logprobs of every step (0: off).
     int confidence_top_k = 0;
     int confidence_window = 16, confidence_tail = 32;
@@ -113,6 +116,9 @@ public:
     void cancel() { cancel_.store(true); }
     // Ends the generation now with this finish reason (the host's callback said stop).
     void stop(const std::string &reason);
+    // A held follower starts sampling at the next step (no-op otherwise).
+    void release();
+    bool held() const { return phase_ == Phase::waiting && !held_logits_.empty(); }
     // Pops the next queued event; false when none is queued.
     bool next_event(GenerationEvent &out);
     bool has_events() const { return !events_.empty(); }
@@ -150,6 +156,7 @@ private:
     int32_t pending_ = -1;  // the last token, to evaluate next
     std::atomic<bool> cancel_{false};
     uint64_t start_epoch_ = 0;  // the session's cancel epoch when it started
+    std::vector<float> held_logits_;  // a held follower's first logits
     SamplerChain chain_;
     ThinkingController *controller_ = nullptr;  // inside chain_
     std::optional<StreamingDetokenizer> detok_;

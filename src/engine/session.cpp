@@ -227,7 +227,11 @@ int Session::step() {
         if (alive(g) && g->cancel_.load()) g->finish("cancelled");
     for (Generation *g : work) {
         if (!alive(g) || g->phase_ != Generation::Phase::sample) continue;
-        if (has_logits_for(g->seq()) && !logits_.empty()) g->on_logits(logits_.data());
+        if (!g->held_logits_.empty()) {  // a released follower: the prompt's logits it kept
+            const std::vector<float> held = std::move(g->held_logits_);
+            g->held_logits_.clear();
+            g->on_logits(held.data());
+        } else if (has_logits_for(g->seq()) && !logits_.empty()) g->on_logits(logits_.data());
         else g->fail(MUSE_ERR_INVALID_ARGUMENT, "nothing was evaluated on sequence " + std::to_string(g->seq()) + " to continue from");
     }
 
@@ -302,7 +306,12 @@ int Session::step() {
             for (Generation *f : std::vector<Generation *>(live_))
                 if (alive(f) && f->phase_ == Generation::Phase::fork && f->setup_.follow == g) {
                     seq_copy(g->seq(), f->seq(), 0, -1);
-                    f->on_logits(logits);
+                    if (f->setup_.hold) {
+                        f->held_logits_.assign(logits, logits + decoder_.hparams().n_vocab);
+                        f->phase_ = Generation::Phase::waiting;
+                    } else {
+                        f->on_logits(logits);
+                    }
                 }
         }
     }
