@@ -241,8 +241,15 @@ TEST_CASE("muse::generation::cancel works from another thread", "[cpp-api]") {
     int n = 0;
     std::thread canceller;
     std::string reason;
+    std::atomic<bool> sent{false};
     while (g.next(e)) {
-        if (++n == 3) canceller = std::thread([&g] { g.cancel(); });
+        if (++n == 3) {  // wait for the other thread's call: the tiny model may end on its own within ~70 tokens
+            canceller = std::thread([&g, &sent] {
+                g.cancel();
+                sent = true;
+            });
+            while (!sent) std::this_thread::yield();
+        }
         if (e.kind == MUSE_EVENT_DONE) reason = e.finish_reason;
     }
     canceller.join();
@@ -364,4 +371,116 @@ TEST_CASE("muse::session chat with thinking + stop + logprobs + budget together"
         if (e.kind == MUSE_EVENT_ANSWER) cut_answer += e.text;
     CHECK(e.finish_reason == "stop");
     CHECK(cut_answer == cut.answer);
+}
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+
+TEST_CASE("muse::session contemplates: a 3-agent vote end to end", "[cpp-api][contemplate]") {
+    const std::string path = "/tmp/muse-cpp-contemplate-" + std::to_string(::getpid()) + ".gguf";
+    muse::test::tiny_decoder_writer(muse::test::think_chat_spec()).write_file(path);
+    const muse::model m(path);
+    ::unlink(path.c_str());
+    muse::session_options so;
+    so.n_ctx = 1024;
+    so.n_seq_max = 3;
+    so.kv_type = MUSE_KV_F32;
+    muse::session s(m, so);
+    const std::string messages = R"([{"role": "user", "content": "Which option?"}])";
+    muse::generate_options go;
+    go.max_tokens = 1;
+    go.thinking.mode = MUSE_THINKING_OFF;
+    go.sampling.temperature = 3.0f;
+    go.sampling.seed = 2;
+    // Only A, a, B and b may be sampled: one-token answers that differ in case.
+    std::vector<int32_t> letters;
+    for (const char *t : {"A", "a", "B", "b"}) letters.push_back(m.tokenize(t, false, true).at(0));
+    for (int32_t t = 0; t < static_cast<int32_t>(m.n_vocab()); ++t)
+        if (std::find(letters.begin(), letters.end(), t) == letters.end()) {
+            go.sampling.logit_bias_tokens.push_back(t);
+            go.sampling.logit_bias_values.push_back(-1e9f);
+        }
+    go.contemplate.n_agents = 3;
+    go.contemplate.aggregate = MUSE_AGGREGATE_VOTE;
+
+    std::map<int32_t, int> events;
+    const muse::chat_response r = s.chat(messages, go, {}, [&](const muse::token_event &e) {
+        ++events[e.agent];
+        return true;
+    });
+    CHECK(events.count(0) == 1);
+    CHECK(events.count(1) == 1);
+    CHECK(events.count(2) == 1);
+    CHECK(events.count(-1) == 1);  // the aggregate answer
+    REQUIRE(r.agents.size() == 3);
+    auto lower = [](std::string a) {
+        for (char &c : a) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        return a;
+    };
+    std::map<std::string, int> votes;
+    std::vector<std::string> order;
+    for (const muse::agent_output &a : r.agents) {
+        REQUIRE(a.answer.size() == 1);
+        CHECK(std::string("AaBb").find(a.answer) != std::string::npos);
+        CHECK(a.reasoning.empty());
+        if (votes[lower(a.answer)]++ == 0) order.push_back(lower(a.answer));
+    }
+    std::string best = order.front();
+    for (const std::string &k : order)
+        if (votes[k] > votes[best]) best = k;
+    CHECK(lower(r.answer) == best);
+    for (const muse::agent_output &a : r.agents)  // the first agent of the majority
+        if (lower(a.answer) == best) {
+            CHECK(r.answer == a.answer);
+            break;
+        }
+    CHECK(r.reasoning.empty());
+    CHECK(r.json.find("\"method\":\"vote\"") != std::string::npos);
+    CHECK(r.json.find("\"prompt_tokens_evaluated\"") != std::string::npos);
+    CHECK(muse::detail::json_top_string(r.json, "answer") == r.answer);
+
+    // A host normalizer: every answer is "x", so all three agree.
+    go.contemplate.normalize = [](const std::string &) { return std::optional<std::string>("x"); };
+    const muse::chat_response x = muse::session(m, so).chat(messages, go);
+    CHECK(x.json.find("\"tally\":[[\"x\",3.0]]") != std::string::npos);
+    CHECK(x.json.find("\"agreement\":1.0") != std::string::npos);
+    CHECK(x.answer == x.agents[0].answer);
+
+    // Pulled: each agent's end is an AGENT_DONE, the last DONE is the aggregate's (agent -1); the
+    // generation keeps the normalizer alive after start_chat returns.
+    muse::generation g = s.start_chat(messages, go, {}, 0);
+    int agent_done = 0;
+    muse::event last;
+    for (const muse::event &e : g) {
+        agent_done += e.kind == MUSE_EVENT_AGENT_DONE;
+        last = e;
+    }
+    CHECK(agent_done == 3);
+    CHECK(last.kind == MUSE_EVENT_DONE);
+    CHECK(last.agent == -1);
+    CHECK(g.result_json().find("\"tally\":[[\"x\",3.0]]") != std::string::npos);
+    g = muse::generation();
+
+    // Errors: per-agent arrays of the wrong size, too few sequences; the session keeps working.
+    go.contemplate.normalize = nullptr;
+    go.contemplate.agent_seeds = {1, 2};
+    CHECK_THROWS_WITH(s.chat(messages, go), Catch::Contains("agent_seeds has 2 entries for 3 agents"));
+    go.contemplate.agent_seeds = {7, 8, 9};
+    go.contemplate.n_agents = 3;
+    go.contemplate.aggregate = MUSE_AGGREGATE_SYNTHESIZE;  // needs a fourth sequence
+    CHECK_THROWS_WITH(s.chat(messages, go), Catch::Contains("n_seq_max >= 4"));
+    go.contemplate.aggregate = MUSE_AGGREGATE_ALL;
+    const muse::chat_response all = s.chat(messages, go);
+    CHECK(all.json.find("\"seed\":8") != std::string::npos);
+    CHECK(all.agents.size() == 3);
+}
+
+TEST_CASE("muse::detail::json_top_string reads the library's top-level strings", "[cpp-api]") {
+    const std::string j = R"({"agents":[{"answer":"no","x":{"answer":"}"}}],"n":1.5,"answer":"a\"b\\c\n\u00e9\ud83d\ude00","t":true})";
+    CHECK(muse::detail::json_top_string(j, "answer") == std::string("a\"b\\c\n\xc3\xa9\xf0\x9f\x98\x80"));
+    CHECK_FALSE(muse::detail::json_top_string(j, "n"));
+    CHECK_FALSE(muse::detail::json_top_string(j, "missing"));
+    CHECK_FALSE(muse::detail::json_top_string("[1]", "answer"));
+    CHECK_FALSE(muse::detail::json_top_string(R"({"answer": "unterminated)", "answer"));
 }

@@ -13,11 +13,12 @@ namespace {
 
 struct TurnPrinter {
     bool show_thinking, json, dim;
+    bool contemplating = false;  // the agents' text is summarized after the turn, not streamed
     muse_channel last = MUSE_CHANNEL_ANSWER;
     bool started_reasoning = false;
 
     bool operator()(const muse::token_event &e) {
-        if (json) return true;
+        if (json || contemplating) return true;
         if (e.channel == MUSE_CHANNEL_REASONING) {
             if (!show_thinking) return true;
             if (!started_reasoning) std::fputs(dim ? "\033[2m[thinking] " : "[thinking] ", stderr);
@@ -37,14 +38,62 @@ struct TurnPrinter {
     }
 };
 
+// One line of text: control characters escaped (answers of the tiny test models are noise).
+std::string one_line(const std::string &s, size_t max = 200) {
+    std::string out;
+    for (unsigned char c : s) {
+        if (out.size() >= max) return out + "...";
+        if (c == '\n') out += "\\n";
+        else if (c < 0x20 || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        } else out += static_cast<char>(c);
+    }
+    return out;
+}
+
+// Contemplating mode: each agent's answer and confidence (stderr), then the aggregate (stdout).
+void print_contemplation(const nlohmann::json &result, double secs) {
+    const auto &agg = result["aggregate"];
+    for (const auto &ag : result["agents"]) {
+        std::fprintf(stderr, "[agent %d] T=%.2f seed %llu, confidence %.3f, %s%s: %s\n", ag["agent"].get<int>(),
+                     ag["temperature"].get<double>(), static_cast<unsigned long long>(ag["seed"].get<uint64_t>()),
+                     ag["confidence"].get<double>(), ag["finish_reason"].get<std::string>().c_str(),
+                     ag["voted"].get<bool>() ? ", voted" : "", one_line(ag["answer"].get<std::string>()).c_str());
+    }
+    std::fprintf(stderr, "[aggregate %s, agreement %.2f]\n", agg["method"].get<std::string>().c_str(),
+                 agg["agreement"].get<double>());
+    const std::string answer = result["answer"].get<std::string>();
+    std::fwrite(answer.data(), 1, answer.size(), stdout);
+    std::printf("\n");
+    std::fflush(stdout);
+    const auto &u = result["usage"];
+    std::fprintf(stderr, "[%zu agents, %d completion tokens, %d prompt tokens (%d cached, %d evaluated); %.2f s]\n",
+                 result["agents"].size(), u["completion_tokens"].get<int>(), u["prompt_tokens"].get<int>(),
+                 u["cached_tokens"].get<int>(), u["prompt_tokens_evaluated"].get<int>(), secs);
+}
+
 } // namespace
 
 int cmd_chat(const Args &a) {
     if (a.model.empty()) usage_error("chat needs -m MODEL");
     if (!a.images.empty() && a.mmproj.empty()) usage_error("--image needs --mmproj FILE (the vision projector)");
+    const bool contemplating = a.agents > 1;
+    if (!contemplating && (a.have_aggregate || a.temp_spread != 0.0))
+        usage_error("--aggregate and --temp-spread need --agents N with N > 1");
+    muse::session_options so = session_options(a);
+    if (contemplating)  // one sequence per agent, one more for the synthesis pass
+        so.n_seq_max = static_cast<int32_t>(a.agents) + (a.aggregate == MUSE_AGGREGATE_SYNTHESIZE ? 1 : 0);
+    if (so.n_seq_max > 64) usage_error("--agents " + std::to_string(a.agents) + " with synthesize needs 65 sequences (at most 64)");
     const muse::model m = open_model(a);
-    muse::session s(m, session_options(a));
+    muse::session s(m, so);
     muse::generate_options go;
+    if (contemplating) {
+        go.contemplate.n_agents = static_cast<int32_t>(a.agents);
+        go.contemplate.aggregate = a.aggregate;
+        go.contemplate.temperature_spread = static_cast<float>(a.temp_spread);
+    }
     go.max_tokens = static_cast<size_t>(a.n_predict < 0 ? 1024 : a.n_predict);
     go.sampling = a.sampling;
     go.thinking = a.thinking;
@@ -76,7 +125,7 @@ int cmd_chat(const Args &a) {
         }
         for (const muse::image &im : images) co.images.push_back(&im);
         messages.push_back({{"role", "user"}, {"content", content}});
-        TurnPrinter print{a.show_thinking, a.json, dim};
+        TurnPrinter print{a.show_thinking, a.json, dim, contemplating};
         const auto t0 = std::chrono::steady_clock::now();
         const muse::chat_response r = s.chat(messages.dump(), go, co, std::ref(print));
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -86,6 +135,10 @@ int cmd_chat(const Args &a) {
             nlohmann::json t = result;
             t["seconds"] = secs;
             turns.push_back(t);
+            continue;
+        }
+        if (contemplating) {
+            print_contemplation(result, secs);
             continue;
         }
         const auto &u = result["usage"];

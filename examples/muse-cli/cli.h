@@ -22,6 +22,10 @@ struct Args {
     muse::sampling sampling;
     std::vector<std::string> stop, images;
     muse::thinking_options thinking;
+    int64_t agents = 1;  // chat: contemplating mode when > 1
+    muse_aggregate aggregate = MUSE_AGGREGATE_VOTE;
+    double temp_spread = 0.0;
+    bool have_aggregate = false;
 };
 
 inline double number_arg(const std::string &name, const std::string &v) {

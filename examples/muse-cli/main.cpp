@@ -24,6 +24,7 @@ usage:
   muse-cli chat -m MODEL [--mmproj FILE --image FILE ...] [-p PROMPT] [--system TEXT]
                [--think off|on|auto] [--think-budget N] [--think-min N] [--effort low|medium|high]
                [--show-thinking] [-n N] [--temp T] [--seed S] [--ctx N] [--threads N] [--json]
+               [--agents N [--aggregate vote|weighted|early_stop|synthesize|all] [--temp-spread X]]
   muse-cli --version
   muse-cli --help
 
@@ -56,6 +57,13 @@ options:
   --image FILE  run/chat: attach an image (repeatable; needs --mmproj). run: each "<__media__>"
                 in the prompt takes the next image (missing markers are put first)
   -n N          chat: max tokens per turn (default 1024)
+  --agents N    chat: contemplating mode: N agents answer together (the prompt is evaluated once)
+                and their answers are aggregated; each agent's answer and confidence go to stderr,
+                the aggregate answer to stdout (--json: the result with "agents" and "aggregate")
+  --aggregate M chat: vote (default: majority of the normalized answers), weighted (DeepConf
+                confidence-weighted), early_stop (low-confidence agents are stopped), synthesize
+                (a last pass writes one answer from the agents'), all
+  --temp-spread X   chat: agent temperatures spread evenly over --temp +- X/2 (default 0)
 
 exit status: 0 on success, 1 on a muse error (message on stderr), 2 on bad usage.
 )";
@@ -142,6 +150,21 @@ Args parse_args(int argc, char **argv) {
             else if (v == "medium") a.thinking.effort = MUSE_EFFORT_MEDIUM;
             else if (v == "high") a.thinking.effort = MUSE_EFFORT_HIGH;
             else usage_error("--effort needs low, medium or high, not '" + v + "'");
+        } else if (arg == "--agents") {
+            a.agents = static_cast<int64_t>(number_arg(arg, value("--agents")));
+            if (a.agents < 1 || a.agents > 63) usage_error("--agents needs a number in 1..63");
+        } else if (arg == "--aggregate") {
+            const std::string v = value("--aggregate");
+            a.have_aggregate = true;
+            if (v == "vote") a.aggregate = MUSE_AGGREGATE_VOTE;
+            else if (v == "weighted") a.aggregate = MUSE_AGGREGATE_WEIGHTED;
+            else if (v == "early_stop" || v == "early-stop") a.aggregate = MUSE_AGGREGATE_EARLY_STOP;
+            else if (v == "synthesize") a.aggregate = MUSE_AGGREGATE_SYNTHESIZE;
+            else if (v == "all") a.aggregate = MUSE_AGGREGATE_ALL;
+            else usage_error("--aggregate needs vote, weighted, early_stop, synthesize or all, not '" + v + "'");
+        } else if (arg == "--temp-spread") {
+            a.temp_spread = number_arg(arg, value("--temp-spread"));
+            if (a.temp_spread < 0) usage_error("--temp-spread must not be negative");
         } else if (arg == "--show-thinking") {
             a.show_thinking = true;
         } else if (arg == "--system") {

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <cstddef>
+#include <cstring>
 #include <functional>
 #include <iterator>
 #include <memory>
@@ -347,10 +348,15 @@ struct event {
 class generation {
 public:
     generation() = default;
-    explicit generation(muse_generation *g) : handle_(g) {}
-    generation(generation &&o) noexcept : handle_(std::move(o.handle_)), finished_(o.finished_) {}
+    // keep: host objects the C generation calls back into (a contemplation's normalizer); they
+    // are released after the generation.
+    explicit generation(muse_generation *g, std::shared_ptr<const void> keep = {})
+        : handle_(g), keep_(std::move(keep)) {}
+    generation(generation &&o) noexcept
+        : handle_(std::move(o.handle_)), keep_(std::move(o.keep_)), finished_(o.finished_) {}
     generation &operator=(generation &&o) noexcept {
-        handle_ = std::move(o.handle_);
+        handle_ = std::move(o.handle_);  // the old C generation goes before its callbacks
+        keep_ = std::move(o.keep_);
         finished_ = o.finished_;
         return *this;
     }
@@ -385,7 +391,8 @@ public:
     void cancel() noexcept { muse_generation_cancel(get()); }
     // Whether it has ended (its events may not all have been read).
     bool done() const noexcept { return muse_generation_done(get()); }
-    // The result so far: muse_session_chat's JSON plus "tokens" and (n_logprobs) "logprobs".
+    // The result so far: muse_session_chat's JSON plus "tokens" and (n_logprobs) "logprobs"
+    // (contemplating mode: with "agents" and "aggregate").
     std::string result_json() const {
         char *s = nullptr;
         check(muse_generation_result(get(), &s));
@@ -422,6 +429,7 @@ public:
 
 private:
     unique_handle<muse_generation, muse_generation_free> handle_;
+    std::shared_ptr<const void> keep_;  // declared after handle_: destroyed after the C generation
     bool finished_ = false;
 };
 
@@ -482,12 +490,39 @@ struct thinking_options {
     float early_exit_min_prob = 0.0f;
 };
 
+// Contemplating mode (see muse_contemplate_params): with n_agents > 1, n_agents reasoning agents
+// answer the same prompt (evaluated once and forked) in one batched pass per step, and their
+// answers are aggregated. The session needs n_seq_max >= n_agents (+ 1 for SYNTHESIZE). Zero
+// fields take the library's defaults.
+struct contemplate_options {
+    int32_t n_agents = 0;  // <= 1: one agent, no contemplation
+    muse_aggregate aggregate = MUSE_AGGREGATE_VOTE;
+    float temperature_spread = 0.0f;  // agent temperatures spread evenly over T +- spread/2
+    int32_t confidence_window = 0;    // DeepConf group size (default 16)
+    int32_t confidence_top_k = 0;     // candidates per token confidence (default 10)
+    int32_t trace_score = 0;          // 0 lowest group, 1 tail, 2 mean
+    int32_t tail_tokens = 0;          // default 32
+    float keep_top = 0.0f;            // WEIGHTED / EARLY_STOP: fraction of traces that vote (default 1)
+    float stop_threshold = 0.0f;      // EARLY_STOP: > 0 fixed, 0 calibrated
+    int32_t warmup_agents = 0;        // EARLY_STOP: agents finished before calibrating (default 2)
+    float stop_percentile = 0.0f;     // EARLY_STOP: percentile of their scores (default 10)
+    bool synthesize_reasoning = false;  // SYNTHESIZE: show the synthesis each agent's reasoning tail
+    // Per-agent overrides: empty, or n_agents entries each.
+    std::vector<float> agent_temperatures;
+    std::vector<int32_t> agent_budgets;  // thinking budgets (< -1: the request's)
+    std::vector<uint64_t> agent_seeds;   // default: the request's seed + agent index
+    // The canonical form answers are voted on (empty: muse's own rule). Returning std::nullopt,
+    // or throwing, uses muse's rule for that answer. Called on the thread running the request.
+    std::function<std::optional<std::string>(const std::string &)> normalize;
+};
+
 struct generate_options {
     size_t max_tokens = 256;
     muse::sampling sampling;
     std::vector<std::string> stop;  // generation ends before any of these texts
     int32_t n_logprobs = 0;         // top-n logprobs reported per token
     thinking_options thinking;
+    contemplate_options contemplate;
 };
 
 struct token_event {
@@ -498,6 +533,7 @@ struct token_event {
     muse_channel channel = MUSE_CHANNEL_ANSWER;   // with thinking enabled: where piece belongs
     bool forced = false;                          // forced by the thinking controller
     std::string_view tool_name, tool_arguments;   // MUSE_CHANNEL_TOOL_CALL events
+    int32_t agent = 0;  // contemplating mode: the agent (n_agents: the synthesis; -1: the aggregate answer)
 };
 
 // Settings of a chat turn besides generation (see muse_chat_params).
@@ -509,12 +545,119 @@ struct chat_options {
     std::vector<const image *> images;  // one per image content part of the messages, in order
 };
 
+// One agent's text in a contemplating turn, as streamed (index n_agents: the synthesis pass).
+struct agent_output {
+    std::string reasoning, answer;
+};
+
 // The result of a chat turn: the channels as streamed, and the library's JSON result
 // (tool calls, usage: reasoning_tokens, answer_tokens, reasoning_end, ...).
+// Contemplating mode: reasoning/answer are the aggregate's, agents[i] is agent i's own text, and
+// the JSON adds "agents" (confidence, finish_reason, temperature, seed, voted, usage per agent),
+// "aggregate" (method, agreement, tally) and usage "prompt_tokens_evaluated".
 struct chat_response {
     std::string reasoning, answer;
     std::string json;
+    std::vector<agent_output> agents;
 };
+
+namespace detail {
+
+// The string value of a top-level key of a JSON object (the library's result), or nullopt.
+inline std::optional<std::string> json_top_string(std::string_view j, std::string_view key) {
+    size_t i = 0;
+    auto ws = [&] { while (i < j.size() && (j[i] == ' ' || j[i] == '\n' || j[i] == '\r' || j[i] == '\t')) ++i; };
+    auto hex4 = [&](uint32_t &cp) {
+        if (i + 4 > j.size()) return false;
+        cp = 0;
+        for (size_t k = 0; k < 4; ++k) {
+            const char c = j[i++];
+            cp <<= 4;
+            if (c >= '0' && c <= '9') cp |= static_cast<uint32_t>(c - '0');
+            else if (c >= 'a' && c <= 'f') cp |= static_cast<uint32_t>(c - 'a' + 10);
+            else if (c >= 'A' && c <= 'F') cp |= static_cast<uint32_t>(c - 'A' + 10);
+            else return false;
+        }
+        return true;
+    };
+    auto read_string = [&](std::string &out) {  // at '"'
+        out.clear();
+        for (++i; i < j.size();) {
+            const char c = j[i++];
+            if (c == '"') return true;
+            if (c != '\\') { out += c; continue; }
+            if (i >= j.size()) return false;
+            const char e = j[i++];
+            switch (e) {
+            case 'b': out += '\b'; break;
+            case 'f': out += '\f'; break;
+            case 'n': out += '\n'; break;
+            case 'r': out += '\r'; break;
+            case 't': out += '\t'; break;
+            case 'u': {
+                uint32_t cp = 0;
+                if (!hex4(cp)) return false;
+                if (cp >= 0xD800 && cp < 0xDC00 && i + 1 < j.size() && j[i] == '\\' && j[i + 1] == 'u') {
+                    i += 2;
+                    uint32_t lo = 0;
+                    if (!hex4(lo)) return false;
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                }
+                if (cp < 0x80) out += static_cast<char>(cp);
+                else if (cp < 0x800) { out += static_cast<char>(0xC0 | (cp >> 6)); out += static_cast<char>(0x80 | (cp & 0x3F)); }
+                else if (cp < 0x10000) {
+                    out += static_cast<char>(0xE0 | (cp >> 12));
+                    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+                    out += static_cast<char>(0x80 | (cp & 0x3F));
+                } else {
+                    out += static_cast<char>(0xF0 | (cp >> 18));
+                    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+                    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+                    out += static_cast<char>(0x80 | (cp & 0x3F));
+                }
+                break;
+            }
+            default: out += e;  // \" \\ \/
+            }
+        }
+        return false;
+    };
+    auto skip_value = [&] {  // up to the ',' or '}' that ends it
+        std::string scratch;
+        int depth = 0;
+        while (i < j.size()) {
+            const char c = j[i];
+            if (c == '"') {
+                if (!read_string(scratch)) return false;
+                continue;
+            }
+            if (depth == 0 && (c == ',' || c == '}')) return true;
+            if (c == '{' || c == '[') ++depth;
+            else if (c == '}' || c == ']') --depth;
+            ++i;
+        }
+        return false;
+    };
+    ws();
+    if (i >= j.size() || j[i] != '{') return std::nullopt;
+    ++i;
+    std::string k, v;
+    for (;;) {
+        ws();
+        if (i >= j.size() || j[i] != '"' || !read_string(k)) return std::nullopt;
+        ws();
+        if (i >= j.size() || j[i++] != ':') return std::nullopt;
+        ws();
+        if (k == key) {
+            if (i < j.size() && j[i] == '"' && read_string(v)) return v;
+            return std::nullopt;
+        }
+        if (!skip_value() || j[i] == '}') return std::nullopt;
+        ++i;  // ','
+    }
+}
+
+} // namespace detail
 
 // A KV cache over a model. One thread at a time, except cancel().
 class session {
@@ -553,6 +696,8 @@ public:
     }
 
     // Streams each generated token to on_token (return false to stop); returns the token count.
+    // With options.contemplate.n_agents > 1 the agents run together: token_event::agent says whose
+    // token it is (-1: the aggregate answer) and the count is every agent's tokens.
     size_t generate(const std::vector<int32_t> &prompt, const generate_options &options,
                     const std::function<bool(const token_event &)> &on_token, int32_t seq_id = 0) {
         callback_ctx ctx{&on_token};
@@ -567,13 +712,20 @@ public:
 
     // One assistant turn for messages_json (OpenAI chat format) with the chat template;
     // on_token (may be empty) sees the text by channel. The sequence keeps the conversation.
+    // With options.contemplate.n_agents > 1 the turn runs in contemplating mode (see chat_response).
     chat_response chat(const std::string &messages_json, const generate_options &options = {},
                        const chat_options &chat = {}, const std::function<bool(const token_event &)> &on_token = {},
                        int32_t seq_id = 0) {
         chat_response r;
+        const bool contemplating = options.contemplate.n_agents > 1;
         const std::function<bool(const token_event &)> collect = [&](const token_event &e) {
-            if (e.channel == MUSE_CHANNEL_REASONING) r.reasoning.append(e.piece);
-            else if (e.channel == MUSE_CHANNEL_ANSWER) r.answer.append(e.piece);
+            agent_output *out = nullptr;  // null: the turn's own channels (contemplating: the aggregate's)
+            if (contemplating && e.agent >= 0) {
+                if (static_cast<size_t>(e.agent) >= r.agents.size()) r.agents.resize(static_cast<size_t>(e.agent) + 1);
+                out = &r.agents[static_cast<size_t>(e.agent)];
+            }
+            if (e.channel == MUSE_CHANNEL_REASONING) (out ? out->reasoning : r.reasoning).append(e.piece);
+            else if (e.channel == MUSE_CHANNEL_ANSWER) (out ? out->answer : r.answer).append(e.piece);
             return on_token ? on_token(e) : true;
         };
         callback_ctx ctx{&collect};
@@ -588,6 +740,12 @@ public:
         }
         if (ctx.threw) throw error(MUSE_ERR_CANCELLED, "the on_token callback threw; generation stopped");
         check(st);
+        if (contemplating) {  // the aggregate's reasoning (the winner's, or the synthesis') is not streamed
+            if (auto v = detail::json_top_string(r.json, "reasoning")) r.reasoning = *v;
+            if (auto v = detail::json_top_string(r.json, "answer")) r.answer = *v;
+            if (r.agents.size() < static_cast<size_t>(options.contemplate.n_agents))
+                r.agents.resize(static_cast<size_t>(options.contemplate.n_agents));
+        }
         return r;
     }
 
@@ -625,7 +783,7 @@ public:
         const c_generate c(options);
         muse_generation *g = nullptr;
         check(muse_generation_start(get(), seq_id, prompt.data(), prompt.size(), &c.gp, &g));
-        return generation(g);
+        return generation(g, c.normalizer);
     }
     // Starts a chat turn (as chat()) as a generation.
     generation start_chat(const std::string &messages_json, const generate_options &options = {},
@@ -634,7 +792,7 @@ public:
         const c_chat cc(chat);
         muse_generation *g = nullptr;
         check(muse_generation_start_chat(get(), seq_id, messages_json.c_str(), &cc.cp, &c.gp, &g));
-        return generation(g);
+        return generation(g, c.normalizer);
     }
     // Advances every live generation of this session by one batched forward pass; returns
     // how many are still live.
@@ -645,16 +803,66 @@ public:
     }
 
 private:
-    // muse_generate_params with the buffers it points to (stop strings, sampling).
+    using normalizer_fn = std::function<std::optional<std::string>(const std::string &)>;
+    // muse_normalize_cb adapter; the user data is a normalizer_fn.
+    static int32_t normalize_answer(const char *answer, char *out, size_t capacity, void *user) {
+        try {
+            const std::optional<std::string> n = (*static_cast<const normalizer_fn *>(user))(answer ? answer : "");
+            if (!n || capacity == 0) return -1;
+            const size_t len = n->size() < capacity - 1 ? n->size() : capacity - 1;
+            std::memcpy(out, n->data(), len);
+            out[len] = '\0';
+            return static_cast<int32_t>(len);
+        } catch (...) {
+            return -1;  // never unwind through C: muse's own rule for this answer
+        }
+    }
+
+    // muse_generate_params with the buffers it points to (stop strings, sampling, the
+    // contemplation's per-agent arrays and normalizer; a generation keeps the normalizer).
     struct c_generate {
         muse_sampling_params sp;
         std::vector<const char *> stops;
+        std::shared_ptr<const normalizer_fn> normalizer;
         muse_generate_params gp;
         explicit c_generate(const generate_options &o) : sp(o.sampling.c_params()) {
             for (const auto &st : o.stop) stops.push_back(st.c_str());
             gp = c_generate_params(o, sp);
             gp.stop = stops.empty() ? nullptr : stops.data();
             gp.n_stop = stops.size();
+            const contemplate_options &k = o.contemplate;
+            if (k.n_agents <= 1) return;
+            const size_t n = static_cast<size_t>(k.n_agents);
+            auto sized = [n](size_t have, const char *what) {
+                if (have != 0 && have != n)  // muse reads exactly n_agents entries
+                    throw error(MUSE_ERR_INVALID_ARGUMENT, std::string("MUSE_ERR_INVALID_ARGUMENT: ") + what + " has " +
+                                                               std::to_string(have) + " entries for " +
+                                                               std::to_string(n) + " agents");
+            };
+            sized(k.agent_temperatures.size(), "agent_temperatures");
+            sized(k.agent_budgets.size(), "agent_budgets");
+            sized(k.agent_seeds.size(), "agent_seeds");
+            muse_contemplate_params &cp = gp.contemplate;
+            cp.n_agents = k.n_agents;
+            cp.aggregate = k.aggregate;
+            cp.temperature_spread = k.temperature_spread;
+            cp.confidence_window = k.confidence_window;
+            cp.confidence_top_k = k.confidence_top_k;
+            cp.trace_score = k.trace_score;
+            cp.tail_tokens = k.tail_tokens;
+            cp.keep_top = k.keep_top;
+            cp.stop_threshold = k.stop_threshold;
+            cp.warmup_agents = k.warmup_agents;
+            cp.stop_percentile = k.stop_percentile;
+            cp.synthesize_reasoning = k.synthesize_reasoning ? 1 : 0;
+            cp.agent_temperatures = k.agent_temperatures.empty() ? nullptr : k.agent_temperatures.data();
+            cp.agent_budgets = k.agent_budgets.empty() ? nullptr : k.agent_budgets.data();
+            cp.agent_seeds = k.agent_seeds.empty() ? nullptr : k.agent_seeds.data();
+            if (k.normalize) {
+                normalizer = std::make_shared<const normalizer_fn>(k.normalize);
+                cp.normalize = &normalize_answer;
+                cp.normalize_user_data = const_cast<normalizer_fn *>(normalizer.get());
+            }
         }
         c_generate(const c_generate &) = delete;
         c_generate &operator=(const c_generate &) = delete;
@@ -714,6 +922,7 @@ private:
                 e.forced = ev->forced != 0;
                 if (ev->tool_name) e.tool_name = ev->tool_name;
                 if (ev->tool_arguments) e.tool_arguments = ev->tool_arguments;
+                e.agent = ev->agent;
             }
             return (*c->fn)(e);
         } catch (...) {

@@ -6,14 +6,14 @@
 """
 from ._ffi import lib as _lib
 from .chat import ChatTemplate
-from .conversation import Response
+from .conversation import Agent, Response
 from .errors import Error
 from .generation import Batch, Event, Generation
 from .image import Image
 from .model import Model, TensorInfo
 from .session import Session
 
-__all__ = ["Batch", "ChatTemplate", "Error", "Event", "Generation", "Image", "Model", "Response", "Session", "TensorInfo", "version", "abi_version"]
+__all__ = ["Agent", "Batch", "ChatTemplate", "Error", "Event", "Generation", "Image", "Model", "Response", "Session", "TensorInfo", "version", "abi_version"]
 
 
 def version() -> str:

@@ -35,13 +35,37 @@ class Response:
     malformed: bool = False
     tokens: List[int] = field(default_factory=list)  # generated ids (chat_stream / start_chat; chat with logprobs)
     logprobs: List[Dict[str, Any]] = field(default_factory=list)  # with n_logprobs: {"token", "logprob", "top"}
+    # Contemplating mode (agents > 1): answer/reasoning above are the aggregate's; each agent's
+    # own turn is in `agents`; aggregate = {"method", "agreement", "tally": [[answer, weight]], ...}.
+    agents: List["Agent"] = field(default_factory=list)
+    aggregate: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Agent:
+    """One agent of a contemplating turn: its answer and reasoning, its trace confidence
+    (DeepConf), why it ended (stop | length | cancelled | low_confidence | error), the temperature
+    and seed it sampled with, whether its answer counted in the aggregate, and its usage
+    (completion_tokens, reasoning_tokens, answer_tokens, reasoning_end)."""
+    agent: int
+    answer: str
+    reasoning: str = ""
+    confidence: float = 0.0
+    finish_reason: str = ""
+    temperature: float = 0.0
+    seed: int = 0
+    voted: bool = False
+    usage: Dict[str, Any] = field(default_factory=dict)
+    tokens: List[int] = field(default_factory=list)  # chat(..., n_logprobs=N) only
+    logprobs: List[Dict[str, Any]] = field(default_factory=list)
 
 
 def _generate_params(session, *, max_tokens, seed, sampling, stop=(), n_logprobs=0, thinking=None,
                      thinking_budget=None, min_thinking_tokens=0, effort=None, wrap_up=None, continue_cue=None,
-                     early_exit=None):
+                     early_exit=None, contemplate=None):
     """muse_generate_params (and the buffers it points to) for generate / chat / start.
-    thinking None: no controller (raw text; chat turns treat it as "auto")."""
+    thinking None: no controller (raw text; chat turns treat it as "auto"). contemplate: the
+    contemplating-mode keywords (see _CONTEMPLATE_NAMES), or None for one agent."""
     if thinking is not None and thinking not in _MODES:
         raise ValueError(f"thinking must be one of {sorted(_MODES)}, not {thinking!r}")
     if effort not in _EFFORTS:
@@ -87,7 +111,130 @@ def _generate_params(session, *, max_tokens, seed, sampling, stop=(), n_logprobs
     if continue_cue is not None:
         keep.append(continue_cue.encode())
         gp.thinking.continue_cue = keep[-1]
+    if contemplate:
+        _fill_contemplate(gp.contemplate, keep, **contemplate)
     return gp, (p, keep)
+
+
+_AGGREGATES = {"vote": 0, "weighted": 1, "early_stop": 2, "synthesize": 3, "all": 4}
+_TRACE_SCORES = {"lowest": 0, "tail": 1, "mean": 2}
+_CONTEMPLATE_NAMES = ("agents", "aggregate", "temperature_spread", "agent_temperatures", "agent_budgets",
+                      "agent_seeds", "confidence_window", "confidence_top_k", "trace_score", "tail_tokens",
+                      "keep_top", "stop_threshold", "warmup_agents", "stop_percentile", "synthesize_reasoning",
+                      "normalize")
+
+
+_CONTEMPLATE_DEFAULTS = dict(agents=1, aggregate="vote", temperature_spread=0.0, agent_temperatures=None,
+                             agent_budgets=None, agent_seeds=None, confidence_window=None, confidence_top_k=None,
+                             trace_score="lowest", tail_tokens=None, keep_top=None, stop_threshold=None,
+                             warmup_agents=None, stop_percentile=None, synthesize_reasoning=False, normalize=None)
+
+
+def _pop_contemplate(kwargs: dict) -> Optional[dict]:
+    """Takes the contemplating-mode keywords out of kwargs: a dict for _fill_contemplate, or None
+    for one agent (where any other contemplating setting is an error, not silently ignored)."""
+    opts = {k: kwargs.pop(k) for k in _CONTEMPLATE_NAMES if k in kwargs}
+    agents = opts.get("agents")
+    agents = 1 if agents is None else int(agents)
+    if agents <= 1:
+        if agents < 1:
+            raise ValueError(f"agents must be at least 1, not {agents}")
+        extra = sorted(k for k, v in opts.items() if k != "agents" and v != _CONTEMPLATE_DEFAULTS[k])
+        if extra:
+            raise ValueError(f"{', '.join(extra)}: contemplating settings need agents > 1")
+        return None
+    opts["agents"] = agents
+    return opts
+
+
+class _Normalizer:
+    """A Python str -> str callable as a muse_normalize_cb. An exception (or a non-str return)
+    makes muse use its own rule for that answer; the first exception is kept and re-raised by
+    the call that ran the request."""
+
+    def __init__(self, fn):
+        if not callable(fn):
+            raise TypeError(f"normalize must be a callable str -> str, not {type(fn).__name__}")
+        self.fn = fn
+        self.error: Optional[BaseException] = None
+        self.cb = _ffi.NORMALIZE_CB(self._call)  # kept alive by whoever keeps this object
+
+    def _call(self, answer, out, capacity, _user):
+        try:
+            text = self.fn((answer or b"").decode("utf-8", "replace"))
+            if not isinstance(text, str):
+                raise TypeError(f"normalize must return a str, not {type(text).__name__}")
+            data = text.encode("utf-8")
+            if len(data) >= capacity:  # cut on a character boundary
+                data = data[: max(0, capacity - 1)].decode("utf-8", "ignore").encode("utf-8")
+            ctypes.memmove(out, data, len(data))
+            out[len(data)] = b"\0"
+            return len(data)
+        except BaseException as e:  # never unwind through C
+            if self.error is None:
+                self.error = e
+            return -1
+
+    def raise_pending(self) -> None:
+        if self.error is not None:
+            e, self.error = self.error, None
+            raise e
+
+
+def _fill_contemplate(c, keep, *, agents, aggregate="vote", temperature_spread=0.0, agent_temperatures=None,
+                      agent_budgets=None, agent_seeds=None, confidence_window=None, confidence_top_k=None,
+                      trace_score="lowest", tail_tokens=None, keep_top=None, stop_threshold=None,
+                      warmup_agents=None, stop_percentile=None, synthesize_reasoning=False, normalize=None):
+    """Fills muse_contemplate_params; the arrays and the callback go into keep."""
+    n = int(agents)
+    if aggregate not in _AGGREGATES:
+        raise ValueError(f"aggregate must be one of {', '.join(_AGGREGATES)}, not {aggregate!r}")
+    if trace_score not in _TRACE_SCORES:
+        raise ValueError(f"trace_score must be one of {', '.join(_TRACE_SCORES)}, not {trace_score!r}")
+    c.n_agents = n
+    c.aggregate = _AGGREGATES[aggregate]
+    c.temperature_spread = float(temperature_spread or 0.0)
+    c.confidence_window = int(confidence_window or 0)
+    c.confidence_top_k = int(confidence_top_k or 0)
+    c.trace_score = _TRACE_SCORES[trace_score]
+    c.tail_tokens = int(tail_tokens or 0)
+    c.keep_top = float(keep_top or 0.0)
+    c.stop_threshold = float(stop_threshold or 0.0)
+    c.warmup_agents = int(warmup_agents or 0)
+    c.stop_percentile = float(stop_percentile or 0.0)
+    c.synthesize_reasoning = 1 if synthesize_reasoning else 0
+
+    def per_agent(name, values, ctype, conv):
+        if values is None:
+            return None
+        values = list(values)
+        if len(values) != n:  # muse reads exactly n_agents entries
+            raise ValueError(f"{name} has {len(values)} entries for {n} agents")
+        arr = (ctype * n)(*[conv(v) for v in values])
+        keep.append(arr)
+        return arr
+
+    temps = per_agent("agent_temperatures", agent_temperatures, ctypes.c_float, float)
+    if temps is not None:
+        c.agent_temperatures = temps
+    budgets = per_agent("agent_budgets", agent_budgets, ctypes.c_int32,
+                        lambda b: -2 if b is None else int(b))  # None: the request's budget
+    if budgets is not None:
+        c.agent_budgets = budgets
+    seeds = per_agent("agent_seeds", agent_seeds, ctypes.c_uint64, int)
+    if seeds is not None:
+        c.agent_seeds = seeds
+    if normalize is not None:
+        norm = _Normalizer(normalize)
+        keep.append(norm)
+        c.normalize = norm.cb
+
+
+def _normalizer_of(keep) -> Optional[_Normalizer]:
+    for k in keep[1]:
+        if isinstance(k, _Normalizer):
+            return k
+    return None
 
 
 def _n_logprobs(n_logprobs, logprobs) -> int:
@@ -100,13 +247,14 @@ def _n_logprobs(n_logprobs, logprobs) -> int:
 
 
 def _params(session, *, thinking, thinking_budget, min_thinking_tokens, effort, wrap_up, continue_cue, tools,
-            variables, template, reuse_prefix, max_tokens, seed, sampling, early_exit=None, stop=(), n_logprobs=0):
+            variables, template, reuse_prefix, max_tokens, seed, sampling, early_exit=None, stop=(), n_logprobs=0,
+            contemplate=None):
     if thinking not in _MODES:
         raise ValueError(f"thinking must be one of {sorted(_MODES)}, not {thinking!r}")
     gp, (p, keep) = _generate_params(session, max_tokens=max_tokens, seed=seed, sampling=sampling, stop=stop,
                                      n_logprobs=n_logprobs, thinking=thinking, thinking_budget=thinking_budget,
                                      min_thinking_tokens=min_thinking_tokens, effort=effort, wrap_up=wrap_up,
-                                     continue_cue=continue_cue, early_exit=early_exit)
+                                     continue_cue=continue_cue, early_exit=early_exit, contemplate=contemplate)
     cp = _ffi.ChatParams()
     lib.muse_chat_params_init(ctypes.byref(cp))
     if tools is not None:
@@ -161,11 +309,22 @@ def _attach_images(cp, messages, keep, extra=None):
     return json.dumps(plain, ensure_ascii=False).encode()
 
 
-def _response(text: str) -> Response:
-    d = json.loads(text)
+def _agent(d: Dict[str, Any]) -> Agent:
+    return Agent(agent=int(d["agent"]), answer=d["answer"], reasoning=d.get("reasoning", ""),
+                 confidence=float(d.get("confidence", 0.0)), finish_reason=d.get("finish_reason", ""),
+                 temperature=float(d.get("temperature", 0.0)), seed=int(d.get("seed", 0)),
+                 voted=bool(d.get("voted", False)), usage=d.get("usage", {}))
+
+
+def _response_of(d: Dict[str, Any]) -> Response:
     return Response(reasoning=d["reasoning"], answer=d["answer"], tool_calls=d["tool_calls"], usage=d["usage"],
                     finish_reason=d["finish_reason"], malformed=d["malformed"], tokens=d.get("tokens", []),
-                    logprobs=d.get("logprobs", []))
+                    logprobs=d.get("logprobs", []), agents=[_agent(a) for a in d.get("agents", [])],
+                    aggregate=d.get("aggregate", {}))
+
+
+def _response(text: str) -> Response:
+    return _response_of(json.loads(text))
 
 
 _CHAT_NAMES = ("thinking", "thinking_budget", "min_thinking_tokens", "effort", "wrap_up", "continue_cue", "tools",
@@ -183,7 +342,8 @@ def _chat_setup(session, messages, kwargs):
     seq_id = int(kwargs.pop("seq_id", 0))
     extra_images = kwargs.pop("images", None)
     n_logprobs = _n_logprobs(kwargs.pop("n_logprobs", 0), kwargs.pop("logprobs", None))
-    gp, cp, keep = _params(session, sampling=kwargs, n_logprobs=n_logprobs, **opts)
+    contemplate = _pop_contemplate(kwargs)
+    gp, cp, keep = _params(session, sampling=kwargs, n_logprobs=n_logprobs, contemplate=contemplate, **opts)
     messages_json = _attach_images(cp, messages, keep[1], extra_images)
     return seq_id, messages_json, gp, cp, keep
 
@@ -204,7 +364,12 @@ class ChatMixin:
              continue_cue: Optional[str] = None, tools=None, variables: Optional[dict] = None,
              template: Optional[str] = None, reuse_prefix: bool = True, max_tokens: int = 1024, seq_id: int = 0,
              seed: Optional[int] = None, early_exit=None, images=None, stop=(), n_logprobs: int = 0,
-             logprobs=None, **sampling) -> Response:
+             logprobs=None, agents: int = 1, aggregate: str = "vote", temperature_spread: float = 0.0,
+             agent_temperatures=None, agent_budgets=None, agent_seeds=None, confidence_window: Optional[int] = None,
+             confidence_top_k: Optional[int] = None, trace_score: str = "lowest", tail_tokens: Optional[int] = None,
+             keep_top: Optional[float] = None, stop_threshold: Optional[float] = None,
+             warmup_agents: Optional[int] = None, stop_percentile: Optional[float] = None,
+             synthesize_reasoning: bool = False, normalize=None, **sampling) -> Response:
         """One assistant turn for `messages` (OpenAI chat format), rendered with the model's chat
         template. thinking: "auto" (the model decides), "on", "off" (no reasoning token at all);
         thinking_budget: reasoning tokens before a wrap-up and the answer are forced;
@@ -216,72 +381,109 @@ class ChatMixin:
         early_exit: True or {"interval", "stable", "probe_tokens", "min_prob"} for adaptive early
         exit (needs a session with n_seq_max >= 2). Images: content parts
         {"type": "image", "image": muse.Image}, or "<__media__>" markers in text contents with the
-        images given here (after those of the parts, in order)."""
+        images given here (after those of the parts, in order).
+
+        Contemplating mode (agents > 1; the session needs n_seq_max >= agents, + 1 for
+        "synthesize"): the prompt is evaluated once and forked to `agents` agents decoded together.
+        Agent i samples with seed + i (or agent_seeds[i]) at the temperature spread evenly over
+        temperature +- temperature_spread / 2 (or agent_temperatures[i]); agent_budgets[i]
+        overrides thinking_budget (None: the request's). aggregate: "vote" (majority of the
+        normalized answers), "weighted" (DeepConf: confidence-weighted, the keep_top fraction of
+        traces votes), "early_stop" (agents whose group confidence falls under stop_threshold, or
+        a threshold calibrated at stop_percentile of the first warmup_agents traces, are stopped),
+        "synthesize" (a last pass reads the answers and writes one; synthesize_reasoning shows it
+        their reasoning tails) or "all" (every answer; the vote is reported too). Confidence:
+        confidence_top_k candidates per token, groups of confidence_window tokens, trace_score
+        "lowest" (group) | "tail" (last tail_tokens) | "mean". normalize: a str -> str callable
+        giving the canonical form answers are voted on (default: muse's own rule).
+        Response.answer is then the aggregate; Response.agents lists each agent (muse.Agent) and
+        Response.aggregate = {"method", "agreement", "tally", ...}; usage["prompt_tokens_evaluated"]
+        counts the prompt rows actually run."""
         seq_id, messages_json, gp, cp, keep = _chat_setup(self, messages, dict(
             thinking=thinking, thinking_budget=thinking_budget, min_thinking_tokens=min_thinking_tokens,
             effort=effort, wrap_up=wrap_up, continue_cue=continue_cue, tools=tools, variables=variables,
             template=template, reuse_prefix=reuse_prefix, max_tokens=max_tokens, seq_id=seq_id, seed=seed,
-            early_exit=early_exit, images=images, stop=stop, n_logprobs=n_logprobs, logprobs=logprobs, **sampling))
-        tokens: List[int] = []
-        lps: List[Dict[str, Any]] = []
+            early_exit=early_exit, images=images, stop=stop, n_logprobs=n_logprobs, logprobs=logprobs,
+            agents=agents, aggregate=aggregate, temperature_spread=temperature_spread,
+            agent_temperatures=agent_temperatures, agent_budgets=agent_budgets, agent_seeds=agent_seeds,
+            confidence_window=confidence_window, confidence_top_k=confidence_top_k, trace_score=trace_score,
+            tail_tokens=tail_tokens, keep_top=keep_top, stop_threshold=stop_threshold, warmup_agents=warmup_agents,
+            stop_percentile=stop_percentile, synthesize_reasoning=synthesize_reasoning, normalize=normalize,
+            **sampling))
+        # muse_session_chat's JSON has no logprobs: they are collected from the stream (per agent)
+        collected: Dict[int, Tuple[List[int], List[Dict[str, Any]]]] = {}
         cb = _ffi.TOKEN_CB(0)
-        if gp.n_logprobs > 0:  # muse_session_chat's JSON has no logprobs: collect them from the stream
+        if gp.n_logprobs > 0:
             def on_token(event, _user):
                 ev = event.contents
                 if ev.token >= 0:
-                    tokens.append(int(ev.token))
+                    toks, lps = collected.setdefault(int(ev.agent), ([], []))
+                    toks.append(int(ev.token))
                     lps.append({"token": int(ev.token), "logprob": float(ev.logprob),
                                 "top": [[int(ev.top_tokens[i]), float(ev.top_logprobs[i])] for i in range(ev.n_top)]})
                 return True
             cb = _ffi.TOKEN_CB(on_token)
         out = ctypes.c_void_p()
-        check(lib.muse_session_chat(self._h(), seq_id, messages_json, ctypes.byref(cp),
-                                    ctypes.byref(gp), cb, None, ctypes.byref(out)))
+        status = lib.muse_session_chat(self._h(), seq_id, messages_json, ctypes.byref(cp), ctypes.byref(gp), cb,
+                                       None, ctypes.byref(out))
+        norm = _normalizer_of(keep)
+        if norm is not None:
+            norm.raise_pending()
+        check(status)
         try:
             r = _response(ctypes.string_at(out).decode("utf-8", "replace"))
         finally:
             lib.muse_string_free(out)
         if gp.n_logprobs > 0:
-            r.tokens, r.logprobs = tokens, lps
+            if r.agents:
+                for a in r.agents:
+                    a.tokens, a.logprobs = collected.get(a.agent, ([], []))
+            else:
+                r.tokens, r.logprobs = collected.get(0, ([], []))
         return r
 
     def start_chat(self, messages, **kwargs):
         """Starts a chat turn (keywords as chat()) as a muse.Generation pulled event by event;
-        several (one per sequence) advance together. Nothing runs until the first event."""
+        several (one per sequence) advance together. Nothing runs until the first event.
+        With agents > 1 the events carry their agent (-1: the aggregate answer and the final
+        "done"); each agent's end is an "agent_done" event."""
         from .generation import Generation
         seq_id, messages_json, gp, cp, keep = _chat_setup(self, messages, kwargs)
         h = ctypes.c_void_p()
         check(lib.muse_generation_start_chat(self._h(), seq_id, messages_json, ctypes.byref(cp), ctypes.byref(gp),
                                              ctypes.byref(h)))
-        return Generation(self, h, (gp, cp, keep))
+        return Generation(self, h, (gp, cp, keep), normalizer=_normalizer_of(keep))
 
-    def chat_stream(self, messages, **kwargs) -> Iterator[Tuple[str, Any]]:
+    def chat_stream(self, messages, **kwargs) -> Iterator[Tuple[Any, ...]]:
         """Like chat(), yielding (channel, text) as the turn streams: channel is "reasoning" or
         "answer"; tool calls come whole as ("tool_call", {"name": ..., "arguments": {...}}).
+        With agents > 1 it yields (agent, channel, text) triples instead: agent 0..agents-1 for
+        the agents' own text, agents for the synthesis pass, -1 for the aggregate answer.
         The final Response is in self.last_response afterwards. Events are pulled from a
         muse.Generation on the calling thread; Session.cancel() (any thread) ends the turn."""
-        pending = {"reasoning": b"", "answer": b""}
+        contemplating = int(kwargs.get("agents") or 1) > 1
+        pending: Dict[Tuple[int, str], bytes] = {}
         error = None
         with self.start_chat(messages, **kwargs) as g:
             for ev, data in g._raw_events():
                 if ev.kind == "tool_call":
-                    yield "tool_call", ev.tool
+                    yield (ev.agent, "tool_call", ev.tool) if contemplating else ("tool_call", ev.tool)
                 elif ev.kind == "error":
                     from .generation import _error_from_message
                     error = _error_from_message(ev.text)
-                elif ev.kind in pending and data:
-                    text, pending[ev.kind] = _decode_pending(pending[ev.kind] + data)
+                elif ev.kind in ("reasoning", "answer") and data:
+                    key = (ev.agent, ev.kind)
+                    text, pending[key] = _decode_pending(pending.get(key, b"") + data)
                     if text is not None:
-                        yield ev.kind, text
-            for channel, rest in pending.items():
+                        yield (ev.agent, ev.kind, text) if contemplating else (ev.kind, text)
+            for (agent, channel), rest in pending.items():
                 if rest:
-                    yield channel, rest.decode("utf-8", "replace")
+                    text = rest.decode("utf-8", "replace")
+                    yield (agent, channel, text) if contemplating else (channel, text)
             if error is not None:
                 raise error
             d = g.result()
-        self.last_response = Response(reasoning=d["reasoning"], answer=d["answer"], tool_calls=d["tool_calls"],
-                                      usage=d["usage"], finish_reason=d["finish_reason"], malformed=d["malformed"],
-                                      tokens=d.get("tokens", []), logprobs=d.get("logprobs", []))
+        self.last_response = _response_of(d)
 
     def chat_prompt(self, messages, **kwargs) -> str:
         """The prompt chat() would evaluate for `messages` (same keywords)."""

@@ -23,7 +23,8 @@ from ._handle import Handle
 from .errors import Error, check
 
 _KINDS = {_ffi.EVENT_TOKEN: "token", _ffi.EVENT_ANSWER: "answer", _ffi.EVENT_REASONING: "reasoning",
-          _ffi.EVENT_TOOL_CALL: "tool_call", _ffi.EVENT_DONE: "done", _ffi.EVENT_ERROR: "error"}
+          _ffi.EVENT_TOOL_CALL: "tool_call", _ffi.EVENT_DONE: "done", _ffi.EVENT_ERROR: "error",
+          _ffi.EVENT_AGENT_DONE: "agent_done"}
 
 
 class Batch(Handle):
@@ -63,7 +64,10 @@ class Batch(Handle):
 class Event(NamedTuple):
     """One event of a generation. kind: "token" (no text released), "answer", "reasoning",
     "tool_call" (tool = {"name", "arguments"}), "done" (finish_reason: stop | length |
-    cancelled | error) or "error" (text: the message). top: [(token, logprob)], best first."""
+    cancelled | error) or "error" (text: the message). top: [(token, logprob)], best first.
+    Contemplating mode: agent is the agent the event comes from (agents: the synthesis pass;
+    -1: the aggregate answer and the final "done"); "agent_done" (finish_reason: also
+    low_confidence) ends one agent while the request goes on. Otherwise agent is 0."""
     kind: str
     seq_id: int
     agent: int
@@ -91,11 +95,12 @@ class Generation(Handle):
     from any thread. close() (or the with block) frees it; a live one is cancelled."""
     _kind = "generation"
 
-    def __init__(self, session, handle, keep):
+    def __init__(self, session, handle, keep, normalizer=None):
         self._lock = threading.Lock()  # cancel() from other threads vs close()
         self._handle = handle
         self.session = session  # the session must outlive the C generation
-        self._keep = keep  # ctypes buffers referenced by the parameters
+        self._keep = keep  # ctypes buffers (and callbacks) referenced by the parameters
+        self._normalizer = normalizer  # contemplating mode: a Python answer normalizer
         self._finished = False
         session._track(self)
 
@@ -122,7 +127,10 @@ class Generation(Handle):
     def _next_raw(self) -> Tuple[Event, bytes]:
         ev = _ffi.Event()
         ev.struct_size = ctypes.sizeof(ev)
-        check(lib.muse_generation_next(self._h(), ctypes.byref(ev)))
+        status = lib.muse_generation_next(self._h(), ctypes.byref(ev))
+        if self._normalizer is not None:
+            self._normalizer.raise_pending()  # the host's normalize callable raised
+        check(status)
         data = ctypes.string_at(ev.text, ev.text_len) if ev.text_len else b""
         top = [(int(ev.top_tokens[i]), float(ev.top_logprobs[i])) for i in range(ev.n_top)]
         tool = None
@@ -162,7 +170,8 @@ class Generation(Handle):
 
     def result(self) -> Dict[str, Any]:
         """The result so far: {"reasoning", "answer", "tool_calls", "finish_reason", "usage",
-        "tokens", "logprobs" (with n_logprobs), ...} as a dict."""
+        "tokens", "logprobs" (with n_logprobs), ...} as a dict; in contemplating mode also
+        "agents" and "aggregate" (see Session.chat)."""
         out = ctypes.c_void_p()
         check(lib.muse_generation_result(self._h(), ctypes.byref(out)))
         try:

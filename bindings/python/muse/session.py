@@ -103,23 +103,31 @@ class Session(ChatMixin, Handle):
         "<__media__>" markers of a text prompt (needs the model's mmproj). Thinking keywords
         (thinking, thinking_budget, ...) and n_logprobs as in start(); the text of every channel
         is yielded. Events are pulled on the calling thread (a muse.Generation); cancel() from
-        another thread ends it."""
-        pending = b""
+        another thread ends it. With agents > 1 (contemplating keywords as in Session.chat) it
+        yields (agent, text) pairs: agent -1 is the aggregate answer; the result (agents,
+        aggregate) is in self.last_result afterwards."""
+        contemplating = int(options.get("agents") or 1) > 1
+        pending = {}
         with self.start(prompt, max_tokens, seq_id=seq_id, seed=seed, stop=stop, logit_bias=logit_bias,
                         images=images, **options) as g:
             for ev, data in g._raw_events():
                 if ev.kind == "error":
                     raise _error_from_message(ev.text)
                 if data and ev.kind in ("answer", "reasoning", "token"):
-                    pending += data
+                    buf = pending.get(ev.agent, b"") + data
                     try:  # pieces are whole characters; join defensively anyway
-                        text = pending.decode("utf-8")
-                        pending = b""
-                        yield text
+                        text = buf.decode("utf-8")
+                        pending[ev.agent] = b""
                     except UnicodeDecodeError:
+                        pending[ev.agent] = buf
                         continue
-        if pending:
-            yield pending.decode("utf-8", "replace")
+                    yield (ev.agent, text) if contemplating else text
+            if contemplating:
+                self.last_result = g.result()
+        for agent, rest in pending.items():
+            if rest:
+                text = rest.decode("utf-8", "replace")
+                yield (agent, text) if contemplating else text
 
     def start(self, prompt=(), max_tokens: int = 256, *, seq_id: int = 0, seed: Optional[int] = None,
               stop: Sequence[str] = (), n_logprobs: int = 0, logprobs=None, thinking: Optional[str] = None,
@@ -131,8 +139,10 @@ class Session(ChatMixin, Handle):
         or step the session (step()) to advance every live generation together. Sampling
         keywords as in generate(); n_logprobs (or logprobs=True/int): top-n alternatives per
         token; thinking: None (raw text), "auto", "on" or "off" with the thinking keywords of
-        chat(). Fails when the sequence already has a live generation."""
-        from .conversation import _generate_params, _n_logprobs
+        chat(). Contemplating keywords (agents, aggregate, ...) as in Session.chat: the events
+        then carry their agent. Fails when the sequence already has a live generation."""
+        from .conversation import _generate_params, _n_logprobs, _normalizer_of, _pop_contemplate
+        contemplate = _pop_contemplate(sampling)  # before any work: bad settings raise first
         ids = self._prompt_ids(prompt, images, seq_id)
         if logit_bias is not None:
             sampling["logit_bias"] = logit_bias
@@ -140,11 +150,11 @@ class Session(ChatMixin, Handle):
                                     n_logprobs=_n_logprobs(n_logprobs, logprobs), thinking=thinking,
                                     thinking_budget=thinking_budget, min_thinking_tokens=min_thinking_tokens,
                                     effort=effort, wrap_up=wrap_up, continue_cue=continue_cue,
-                                    early_exit=early_exit)
+                                    early_exit=early_exit, contemplate=contemplate)
         arr = (ctypes.c_int32 * max(1, len(ids)))(*ids)
         h = ctypes.c_void_p()
         check(lib.muse_generation_start(self._h(), int(seq_id), arr, len(ids), ctypes.byref(gp), ctypes.byref(h)))
-        return Generation(self, h, (gp, keep, arr))
+        return Generation(self, h, (gp, keep, arr), normalizer=_normalizer_of(keep))
 
     def step(self) -> int:
         """Advances every live generation of this session by one batched forward pass (their
