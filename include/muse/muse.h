@@ -544,12 +544,13 @@ MUSE_API void muse_chat_params_init(muse_chat_params *params);
  * NULL) streams the text by channel. *out_result_json (may be NULL; free with
  * muse_string_free) receives {"reasoning", "answer", "tool_calls": [{"name", "arguments",
  * "recipient"}], "finish_reason", "malformed", "usage": {"prompt_tokens", "cached_tokens",
- * "reasoning_tokens", "answer_tokens", "forced_tokens", "cues", "reasoning_end"}, "tokens",
- * "logprobs"}. With params->contemplate.n_agents > 1 the turn runs in contemplating mode: events
- * carry their agent, "answer"/"reasoning" are the aggregate's, and the JSON adds "agents": [{"agent",
+ * "prompt_tokens_evaluated" (prompt rows the backend actually ran), "reasoning_tokens",
+ * "answer_tokens", "forced_tokens", "cues", "reasoning_end"}, "tokens", "logprobs"}.
+ * With params->contemplate.n_agents > 1 the turn runs in contemplating mode: events carry their
+ * agent, "answer"/"reasoning" are the aggregate's, and the JSON adds "agents": [{"agent",
  * "answer", "reasoning", "confidence", "finish_reason", "temperature", "seed", "voted", "usage"}],
  * "aggregate": {"method", "agreement", "tally": [[answer, weight], ...]} and usage
- * "prompt_tokens_evaluated" (prompt rows the backend actually ran) and "completion_tokens". */
+ * "completion_tokens". */
 MUSE_API muse_status muse_session_chat(muse_session *session, int32_t seq_id, const char *messages_json,
                                        const muse_chat_params *chat, const muse_generate_params *params,
                                        muse_token_cb on_token, void *user_data, char **out_result_json);

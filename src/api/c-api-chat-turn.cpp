@@ -266,6 +266,7 @@ ordered_json result_json(const ChatResult &r) {
             {"usage",
              {{"prompt_tokens", r.prompt_tokens},
               {"cached_tokens", r.cached_tokens},
+              {"prompt_tokens_evaluated", r.prompt_tokens - r.cached_tokens},
               {"reasoning_tokens", r.usage.reasoning_tokens},
               {"answer_tokens", r.usage.answer_tokens},
               {"forced_tokens", r.usage.forced_tokens},
