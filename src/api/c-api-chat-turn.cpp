@@ -208,6 +208,42 @@ void run_contemplation(Contemplation &c, muse_token_cb on_token, void *user_data
     }
 }
 
+StartedRequest start_raw_request(muse_session *s, int32_t seq, const int32_t *prompt, size_t n_prompt,
+                                 const muse_generate_params *params, bool token_logprobs) {
+    Session &session = session_of(s);
+    if (n_prompt > 0) require(prompt, "prompt");
+    const muse_generate_params gp = read_generate_params(params);
+    GenerationSetup setup = raw_setup(*s->model, session, seq, std::vector<int32_t>(prompt, prompt + n_prompt), gp);
+    setup.token_logprobs = token_logprobs;
+    StartedRequest r;
+    if (gp.contemplate.n_agents > 1) {
+        GenerationSetup base = setup;
+        r.group = std::make_unique<Contemplation>(
+            session, seq, std::move(setup), contemplate_from(gp.contemplate, gp),
+            prompt_synthesis(*s->model, std::move(base), gp.contemplate.synthesize_reasoning != 0));
+    } else {
+        r.gen = session.start(seq, std::move(setup));
+    }
+    return r;
+}
+
+StartedRequest start_chat_request(muse_session *s, int32_t seq, const char *messages_json,
+                                  const muse_chat_params *chat, const muse_generate_params *params) {
+    Session &session = session_of(s);
+    ChatRequest request = chat_request(messages_json, chat, params, seq);
+    request.image_cache = &s->images;
+    StartedRequest r;
+    GenerationSetup setup = prepare_chat_turn(*s->model, session, request, &r.prompt);
+    const muse_generate_params gp = read_generate_params(params);
+    if (gp.contemplate.n_agents > 1)
+        r.group = std::make_unique<Contemplation>(
+            session, seq, std::move(setup), contemplate_from(gp.contemplate, gp),
+            chat_synthesis(*s->model, session, request, gp.contemplate.synthesize_reasoning != 0));
+    else
+        r.gen = session.start(seq, std::move(setup));
+    return r;
+}
+
 ordered_json contemplation_json(const ContemplationResult &r) {
     ordered_json agents = ordered_json::array();
     for (const AgentResult &a : r.agents)
@@ -330,26 +366,20 @@ MUSE_API muse_status muse_session_chat(muse_session *s, int32_t seq_id, const ch
                                        muse_token_cb on_token, void *user_data, char **out_result_json) {
     if (out_result_json) *out_result_json = nullptr;
     return guard([&] {
-        Session &session = session_of(s);
-        ChatRequest request = chat_request(messages_json, chat, params, seq_id);
-        request.image_cache = &s->images;
-        std::string prompt;
-        GenerationSetup setup = prepare_chat_turn(*s->model, session, request, &prompt);
-        const muse_generate_params gp = read_generate_params(params);
-        if (gp.contemplate.n_agents > 1) {
-            Contemplation c(session, seq_id, std::move(setup), contemplate_from(gp.contemplate, gp),
-                            chat_synthesis(*s->model, session, request, gp.contemplate.synthesize_reasoning != 0));
-            run_contemplation(c, on_token, user_data);
-            if (c.result().finish_reason == "error") fail(c.result().error_status, c.result().error);
+        StartedRequest req = start_chat_request(s, seq_id, messages_json, chat, params);
+        if (req.group) {
+            run_contemplation(*req.group, on_token, user_data);
+            const ContemplationResult &c = req.group->result();
+            if (c.finish_reason == "error") fail(c.error_status, c.error);
             if (out_result_json)
-                *out_result_json = dup_string(contemplation_json(c.result()).dump(-1, ' ', false,
-                                                                                  nlohmann::json::error_handler_t::replace));
+                *out_result_json =
+                    dup_string(contemplation_json(c).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
             return;
         }
-        std::unique_ptr<Generation> gen = session.start(seq_id, std::move(setup));
-        session.run(*gen, [&](const GenerationEvent &ev) { return !on_token || emit_token_event(ev, on_token, user_data); });
-        if (gen->result().finish_reason == "error") fail(gen->result().error_status, gen->result().error);
-        const ChatResult result = chat_result(*gen, std::move(prompt));
+        Generation &gen = *req.gen;
+        session_of(s).run(gen, [&](const GenerationEvent &ev) { return !on_token || emit_token_event(ev, on_token, user_data); });
+        if (gen.result().finish_reason == "error") fail(gen.result().error_status, gen.result().error);
+        const ChatResult result = chat_result(gen, std::move(req.prompt));
         if (out_result_json)
             *out_result_json = dup_string(result_json(result).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     });

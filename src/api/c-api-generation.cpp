@@ -67,18 +67,12 @@ void fill_event(muse_generation &g, muse_event *out) {
     out->struct_size = size;
 }
 
-muse_generation *wrap(muse_session *s, std::unique_ptr<Generation> gen, std::string prompt) {
+muse_generation *wrap(muse_session *s, StartedRequest r) {
     auto handle = std::make_unique<muse_generation>();
-    handle->impl = std::move(gen);
+    handle->impl = std::move(r.gen);
+    handle->group = std::move(r.group);
     handle->session = s;
-    handle->prompt = std::move(prompt);
-    return handle.release();
-}
-
-muse_generation *wrap_group(muse_session *s, std::unique_ptr<Contemplation> group) {
-    auto handle = std::make_unique<muse_generation>();
-    handle->group = std::move(group);
-    handle->session = s;
+    handle->prompt = std::move(r.prompt);
     return handle.release();
 }
 
@@ -155,19 +149,8 @@ MUSE_API muse_status muse_generation_start(muse_session *s, int32_t seq_id, cons
                                            const muse_generate_params *params, muse_generation **out) {
     if (out) *out = nullptr;
     return guard([&] {
-        Session &session = session_of(s);
         require(out, "out_generation");
-        if (n_prompt > 0) require(prompt, "prompt");
-        const muse_generate_params gp = read_generate_params(params);
-        GenerationSetup setup = raw_setup(*s->model, session, seq_id, std::vector<int32_t>(prompt, prompt + n_prompt), gp);
-        if (gp.contemplate.n_agents > 1) {
-            GenerationSetup base = setup;
-            *out = wrap_group(s, std::make_unique<Contemplation>(
-                                     session, seq_id, std::move(setup), contemplate_from(gp.contemplate, gp),
-                                     prompt_synthesis(*s->model, std::move(base), gp.contemplate.synthesize_reasoning != 0)));
-            return;
-        }
-        *out = wrap(s, session.start(seq_id, std::move(setup)), {});
+        *out = wrap(s, start_raw_request(s, seq_id, prompt, n_prompt, params, false));
     });
 }
 
@@ -176,20 +159,8 @@ MUSE_API muse_status muse_generation_start_chat(muse_session *s, int32_t seq_id,
                                                 muse_generation **out) {
     if (out) *out = nullptr;
     return guard([&] {
-        Session &session = session_of(s);
         require(out, "out_generation");
-        ChatRequest request = chat_request(messages_json, chat, params, seq_id);
-        request.image_cache = &s->images;
-        std::string prompt;
-        GenerationSetup setup = prepare_chat_turn(*s->model, session, request, &prompt);
-        const muse_generate_params gp = read_generate_params(params);
-        if (gp.contemplate.n_agents > 1) {
-            *out = wrap_group(s, std::make_unique<Contemplation>(
-                                     session, seq_id, std::move(setup), contemplate_from(gp.contemplate, gp),
-                                     chat_synthesis(*s->model, session, request, gp.contemplate.synthesize_reasoning != 0)));
-            return;
-        }
-        *out = wrap(s, session.start(seq_id, std::move(setup)), std::move(prompt));
+        *out = wrap(s, start_chat_request(s, seq_id, messages_json, chat, params));
     });
 }
 

@@ -163,24 +163,18 @@ MUSE_API muse_status muse_session_generate(muse_session *s, int32_t seq_id, cons
                                            void *user_data, size_t *out_n_tokens) {
     if (out_n_tokens) *out_n_tokens = 0;
     return guard([&] {
-        Session &session = session_of(s);
-        if (n_prompt > 0) require(prompt, "prompt");
         if (!on_token) fail(MUSE_ERR_INVALID_ARGUMENT, "on_token callback is NULL");
-        const muse_generate_params gp = read_generate_params(params);
-        GenerationSetup setup = raw_setup(*s->model, session, seq_id, std::vector<int32_t>(prompt, prompt + n_prompt), gp);
-        setup.token_logprobs = true;  // muse_token_event.logprob is always filled here
-        if (gp.contemplate.n_agents > 1) {
-            GenerationSetup base = setup;
-            Contemplation c(session, seq_id, std::move(setup), contemplate_from(gp.contemplate, gp),
-                            prompt_synthesis(*s->model, std::move(base), gp.contemplate.synthesize_reasoning != 0));
-            run_contemplation(c, on_token, user_data);
-            if (out_n_tokens) *out_n_tokens = static_cast<size_t>(c.result().completion_tokens);
-            if (c.result().finish_reason == "error") fail(c.result().error_status, c.result().error);
+        // muse_token_event.logprob is always filled here
+        StartedRequest req = start_raw_request(s, seq_id, prompt, n_prompt, params, true);
+        if (req.group) {
+            run_contemplation(*req.group, on_token, user_data);
+            const ContemplationResult &c = req.group->result();
+            if (out_n_tokens) *out_n_tokens = static_cast<size_t>(c.completion_tokens);
+            if (c.finish_reason == "error") fail(c.error_status, c.error);
             return;
         }
-        std::unique_ptr<Generation> gen = session.start(seq_id, std::move(setup));
-        session.run(*gen, [&](const GenerationEvent &ev) { return emit_token_event(ev, on_token, user_data); });
-        const GenerationResult &r = gen->result();
+        session_of(s).run(*req.gen, [&](const GenerationEvent &ev) { return emit_token_event(ev, on_token, user_data); });
+        const GenerationResult &r = req.gen->result();
         if (out_n_tokens) *out_n_tokens = r.tokens.size();
         if (r.finish_reason == "error") fail(r.error_status, r.error);
     });

@@ -34,4 +34,16 @@ nlohmann::ordered_json contemplation_json(const ContemplationResult &r);
 // Runs a contemplating request to its end, passing its events to on_token (may be NULL).
 void run_contemplation(Contemplation &c, muse_token_cb on_token, void *user_data);
 
+// A request started on a session: one generation, or a contemplating group of agents
+// (params->contemplate.n_agents > 1).
+struct StartedRequest {
+    std::unique_ptr<Generation> gen;
+    std::unique_ptr<Contemplation> group;
+    std::string prompt;  // chat turns: the rendered prompt
+};
+StartedRequest start_raw_request(muse_session *s, int32_t seq, const int32_t *prompt, size_t n_prompt,
+                                 const muse_generate_params *params, bool token_logprobs);
+StartedRequest start_chat_request(muse_session *s, int32_t seq, const char *messages_json,
+                                  const muse_chat_params *chat, const muse_generate_params *params);
+
 } // namespace muse::api

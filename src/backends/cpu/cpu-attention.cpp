@@ -43,17 +43,9 @@ struct OpsScalar {
     static void to_f32(const uint16_t *h, float *f, int64_t n) {
         for (int64_t i = 0; i < n; ++i) f[i] = fp16_to_fp32(h[i]);
     }
-    static float max(const float *s, int64_t n) {
-        float m = -INFINITY;
-        for (int64_t i = 0; i < n; ++i) m = std::max(m, s[i]);
-        return m;
-    }
+    static float max(const float *s, int64_t n) { return simd::row_max_scalar(s, n); }
     // s[i] = exp(s[i] - m); returns the sum.
-    static float exp_sum(float *s, int64_t n, float m) {
-        float sum = 0.0f;
-        for (int64_t i = 0; i < n; ++i) sum += s[i] = simd::exp_scalar(s[i] - m);
-        return sum;
-    }
+    static float exp_sum(float *s, int64_t n, float m) { return simd::exp_shift_sum_scalar(s, n, m); }
 };
 
 #if defined(MUSE_HAVE_AVX2)
@@ -82,30 +74,8 @@ struct OpsAvx2 {
             _mm256_storeu_ps(f + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(h + i))));
         for (; i < n; ++i) f[i] = fp16_to_fp32(h[i]);
     }
-    static float max(const float *s, int64_t n) {
-        int64_t i = 0;
-        __m256 vm = _mm256_set1_ps(-INFINITY);
-        for (; i + 8 <= n; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(s + i));
-        alignas(32) float lanes[8];
-        _mm256_store_ps(lanes, vm);
-        float m = -INFINITY;
-        for (float l : lanes) m = std::max(m, l);
-        for (; i < n; ++i) m = std::max(m, s[i]);
-        return m;
-    }
-    static float exp_sum(float *s, int64_t n, float m) {
-        int64_t i = 0;
-        const __m256 vm = _mm256_set1_ps(m);
-        __m256 acc = _mm256_setzero_ps();
-        for (; i + 8 <= n; i += 8) {
-            const __m256 e = simd::exp256(_mm256_sub_ps(_mm256_loadu_ps(s + i), vm));
-            _mm256_storeu_ps(s + i, e);
-            acc = _mm256_add_ps(acc, e);
-        }
-        float sum = simd::hsum256(acc);
-        for (; i < n; ++i) sum += s[i] = simd::exp_scalar(s[i] - m);
-        return sum;
-    }
+    static float max(const float *s, int64_t n) { return simd::row_max_avx2(s, n); }
+    static float exp_sum(float *s, int64_t n, float m) { return simd::exp_shift_sum_avx2(s, n, m); }
 };
 #endif
 
@@ -139,27 +109,8 @@ struct OpsAvx512 {
             _mm512_storeu_ps(f + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(h + i))));
         for (; i < n; ++i) f[i] = fp16_to_fp32(h[i]);
     }
-    static float max(const float *s, int64_t n) {
-        int64_t i = 0;
-        __m512 vm = _mm512_set1_ps(-INFINITY);
-        for (; i + 16 <= n; i += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + i));
-        float m = _mm512_reduce_max_ps(vm);
-        for (; i < n; ++i) m = std::max(m, s[i]);
-        return m;
-    }
-    static float exp_sum(float *s, int64_t n, float m) {
-        int64_t i = 0;
-        const __m512 vm = _mm512_set1_ps(m);
-        __m512 acc = _mm512_setzero_ps();
-        for (; i + 16 <= n; i += 16) {
-            const __m512 e = simd::exp512(_mm512_sub_ps(_mm512_loadu_ps(s + i), vm));
-            _mm512_storeu_ps(s + i, e);
-            acc = _mm512_add_ps(acc, e);
-        }
-        float sum = _mm512_reduce_add_ps(acc);
-        for (; i < n; ++i) sum += s[i] = simd::exp_scalar(s[i] - m);
-        return sum;
-    }
+    static float max(const float *s, int64_t n) { return simd::row_max_avx512(s, n); }
+    static float exp_sum(float *s, int64_t n, float m) { return simd::exp_shift_sum_avx512(s, n, m); }
 };
 #endif
 

@@ -1,5 +1,6 @@
 // SIMD building blocks shared by the CPU kernels: which levels this build compiled
-// in, and a vectorized exp per level. Each level's code exists only when the compiler
+// in, a vectorized exp per level, and the two softmax row passes built on it (the
+// attention kernels and the vision ops both use them). Each level's code exists only when the compiler
 // targets it (-march=native); cpu_level() (cpu-kernels.h) says which one runs.
 #pragma once
 
@@ -84,6 +85,63 @@ inline float hsum256(__m256 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+#endif
+
+// The softmax row passes, per level: the largest value, and s[i] = exp(s[i] - m) with its sum.
+inline float row_max_scalar(const float *s, int64_t n) {
+    float m = -INFINITY;
+    for (int64_t i = 0; i < n; ++i) m = std::max(m, s[i]);
+    return m;
+}
+
+inline float exp_shift_sum_scalar(float *s, int64_t n, float m) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; ++i) sum += s[i] = exp_scalar(s[i] - m);
+    return sum;
+}
+
+#if defined(MUSE_HAVE_AVX512)
+inline float row_max_avx512(const float *s, int64_t n) {
+    int64_t i = 0;
+    __m512 vm = _mm512_set1_ps(-INFINITY);
+    for (; i + 16 <= n; i += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + i));
+    return std::max(_mm512_reduce_max_ps(vm), row_max_scalar(s + i, n - i));
+}
+
+inline float exp_shift_sum_avx512(float *s, int64_t n, float m) {
+    int64_t i = 0;
+    const __m512 vm = _mm512_set1_ps(m);
+    __m512 acc = _mm512_setzero_ps();
+    for (; i + 16 <= n; i += 16) {
+        const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(s + i), vm));
+        _mm512_storeu_ps(s + i, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    return _mm512_reduce_add_ps(acc) + exp_shift_sum_scalar(s + i, n - i, m);
+}
+#endif
+
+#if defined(MUSE_HAVE_AVX2)
+inline float row_max_avx2(const float *s, int64_t n) {
+    int64_t i = 0;
+    __m256 vm = _mm256_set1_ps(-INFINITY);
+    for (; i + 8 <= n; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(s + i));
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, vm);
+    return std::max(row_max_scalar(lanes, 8), row_max_scalar(s + i, n - i));
+}
+
+inline float exp_shift_sum_avx2(float *s, int64_t n, float m) {
+    int64_t i = 0;
+    const __m256 vm = _mm256_set1_ps(m);
+    __m256 acc = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + i), vm));
+        _mm256_storeu_ps(s + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    return hsum256(acc) + exp_shift_sum_scalar(s + i, n - i, m);
 }
 #endif
 

@@ -49,22 +49,6 @@ void gelu_erf_scalar(float *v, int64_t n) {
     for (int64_t i = 0; i < n; ++i) v[i] = 0.5f * v[i] * (1.0f + std::erf(v[i] * static_cast<float>(M_SQRT1_2)));
 }
 
-float row_max_scalar(const float *s, int64_t n) {
-    float m = -INFINITY;
-    for (int64_t i = 0; i < n; ++i) m = std::max(m, s[i]);
-    return m;
-}
-
-// s[i] = exp(s[i] - m); returns the sum.
-float exp_shift_sum_scalar(float *s, int64_t n, float m) {
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n; ++i) {
-        s[i] = simd::exp_scalar(s[i] - m);
-        sum += s[i];
-    }
-    return sum;
-}
-
 #if defined(MUSE_HAVE_AVX512)
 void gelu_erf_avx512(float *v, int64_t n) {
     int64_t i = 0;
@@ -90,24 +74,6 @@ void gelu_erf_avx512(float *v, int64_t n) {
     gelu_erf_scalar(v + i, n - i);
 }
 
-float row_max_avx512(const float *s, int64_t n) {
-    int64_t i = 0;
-    __m512 vm = _mm512_set1_ps(-INFINITY);
-    for (; i + 16 <= n; i += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + i));
-    return std::max(_mm512_reduce_max_ps(vm), row_max_scalar(s + i, n - i));
-}
-
-float exp_shift_sum_avx512(float *s, int64_t n, float m) {
-    int64_t i = 0;
-    const __m512 vm = _mm512_set1_ps(m);
-    __m512 acc = _mm512_setzero_ps();
-    for (; i + 16 <= n; i += 16) {
-        const __m512 e = simd::exp512(_mm512_sub_ps(_mm512_loadu_ps(s + i), vm));
-        _mm512_storeu_ps(s + i, e);
-        acc = _mm512_add_ps(acc, e);
-    }
-    return _mm512_reduce_add_ps(acc) + exp_shift_sum_scalar(s + i, n - i, m);
-}
 #endif
 
 #if defined(MUSE_HAVE_AVX2)
@@ -133,26 +99,6 @@ void gelu_erf_avx2(float *v, int64_t n) {
     gelu_erf_scalar(v + i, n - i);
 }
 
-float row_max_avx2(const float *s, int64_t n) {
-    int64_t i = 0;
-    __m256 vm = _mm256_set1_ps(-INFINITY);
-    for (; i + 8 <= n; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(s + i));
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, vm);
-    return std::max(row_max_scalar(lanes, 8), row_max_scalar(s + i, n - i));
-}
-
-float exp_shift_sum_avx2(float *s, int64_t n, float m) {
-    int64_t i = 0;
-    const __m256 vm = _mm256_set1_ps(m);
-    __m256 acc = _mm256_setzero_ps();
-    for (; i + 8 <= n; i += 8) {
-        const __m256 e = simd::exp256(_mm256_sub_ps(_mm256_loadu_ps(s + i), vm));
-        _mm256_storeu_ps(s + i, e);
-        acc = _mm256_add_ps(acc, e);
-    }
-    return simd::hsum256(acc) + exp_shift_sum_scalar(s + i, n - i, m);
-}
 #endif
 
 struct SoftmaxFns {
@@ -164,12 +110,12 @@ struct SoftmaxFns {
 SoftmaxFns softmax_fns() {
     switch (cpu_level()) {
 #if defined(MUSE_HAVE_AVX512)
-    case CpuLevel::avx512: return {gelu_erf_avx512, row_max_avx512, exp_shift_sum_avx512};
+    case CpuLevel::avx512: return {gelu_erf_avx512, simd::row_max_avx512, simd::exp_shift_sum_avx512};
 #endif
 #if defined(MUSE_HAVE_AVX2)
-    case CpuLevel::avx2: return {gelu_erf_avx2, row_max_avx2, exp_shift_sum_avx2};
+    case CpuLevel::avx2: return {gelu_erf_avx2, simd::row_max_avx2, simd::exp_shift_sum_avx2};
 #endif
-    default: return {gelu_erf_scalar, row_max_scalar, exp_shift_sum_scalar};
+    default: return {gelu_erf_scalar, simd::row_max_scalar, simd::exp_shift_sum_scalar};
     }
 }
 
