@@ -2,31 +2,10 @@
 the tiny random chat models of tests/chat-models.h (written by the make-chat-model tool).
 The numerical side of the controller is tested in test-thinking.cpp; here: the binding
 passes every option through, streaming equals the final response, and errors are clear."""
-import os
-import subprocess
-from pathlib import Path
 
 import pytest
 
 import muse
-
-
-def _tool():
-    lib = os.environ.get("MUSE_LIBRARY")
-    if lib:
-        for parent in Path(lib).resolve().parents:
-            cand = parent / "tests" / "make-chat-model"
-            if cand.exists():
-                return cand
-    pytest.skip("make-chat-model not found next to MUSE_LIBRARY")
-
-
-@pytest.fixture(scope="module", params=["atem", "think"])
-def chat_model(request, tmp_path_factory):
-    path = tmp_path_factory.mktemp("chat") / f"{request.param}.gguf"
-    subprocess.run([str(_tool()), str(path), request.param], check=True)
-    m = muse.Model(str(path))
-    yield request.param, m
 
 
 def _ban(model, texts):

@@ -3,30 +3,16 @@ generate with agents > 1) on the tiny random "think" chat model of tests/chat-mo
 engine's side (forking, confidence, early stop) is tested in test-contemplate.cpp; here: every
 keyword reaches the C block, the result is surfaced as documented, and errors are clear."""
 import collections
-import os
-import subprocess
-from pathlib import Path
 
 import pytest
 
 import muse
-
-
-def _tool():
-    lib = os.environ.get("MUSE_LIBRARY")
-    if lib:
-        for parent in Path(lib).resolve().parents:
-            cand = parent / "tests" / "make-chat-model"
-            if cand.exists():
-                return cand
-    pytest.skip("make-chat-model not found next to MUSE_LIBRARY")
+from conftest import make_chat_model
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("contemplate") / "think.gguf"
-    subprocess.run([str(_tool()), str(path), "think"], check=True)
-    return muse.Model(str(path))
+    return make_chat_model(tmp_path_factory, "think")
 
 
 QUESTION = [{"role": "user", "content": "Which option?"}]

@@ -2,10 +2,7 @@
 generations (Session.start / start_chat, Generation events, Session.step), cancellation
 from another thread, Session.generate_many, and chat with thinking + stop + logprobs."""
 import math
-import os
-import subprocess
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -221,21 +218,6 @@ def test_generate_iterator_is_lazy_and_stops_early(model):
     assert threading.active_count() >= 1
 
 
-def _chat_tool():
-    lib = os.environ.get("MUSE_LIBRARY")
-    if lib:
-        for parent in Path(lib).resolve().parents:
-            cand = parent / "tests" / "make-chat-model"
-            if cand.exists():
-                return cand
-    pytest.skip("make-chat-model not found next to MUSE_LIBRARY")
-
-
-@pytest.fixture(scope="module", params=["atem", "think"])
-def chat_model(request, tmp_path_factory):
-    path = tmp_path_factory.mktemp("chat") / f"{request.param}.gguf"
-    subprocess.run([str(_chat_tool()), str(path), request.param], check=True)
-    return request.param, muse.Model(str(path))
 
 
 QUESTION = [{"role": "user", "content": "How many shapes?"}]
