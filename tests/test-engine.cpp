@@ -400,7 +400,9 @@ TEST_CASE("C batches: muse_session_decode and per-row logits", "[engine][c-api]"
     REQUIRE(muse_batch_add(b, 5, -1, 0, true) == MUSE_OK);
     CHECK(muse_session_decode(s, b) == MUSE_OK);
     CHECK(muse_session_seq_length(s, 0) == 4);
-    CHECK(muse_batch_create(0, &b) == MUSE_ERR_INVALID_ARGUMENT);
+    muse_batch *empty = nullptr;
+    CHECK(muse_batch_create(0, &empty) == MUSE_ERR_INVALID_ARGUMENT);
+    CHECK(empty == nullptr);
     CHECK(muse_session_decode(s, nullptr) == MUSE_ERR_INVALID_ARGUMENT);
 
     // Two generations stepped together by muse_session_step, each pulled afterwards.
