@@ -85,7 +85,7 @@ void Generation::deliver(GenerationEvent ev) { events_.push_back(std::move(ev));
 void Generation::emit_text(std::vector<reasoning::ChannelEvent> events, int32_t token, bool forced, bool *first,
                            float logprob, const std::vector<TokenLogprob> &top) {
     for (reasoning::ChannelEvent &ce : events) {
-        if (result_.finish_reason == "stop" && stops_ && stops_->matched()) return;
+        if (stops_ && stops_->matched()) return;  // nothing after a stop string
         GenerationEvent ev;
         ev.token = token;
         ev.forced = forced;
