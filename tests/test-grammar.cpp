@@ -1,0 +1,268 @@
+// The grammar engine: GBNF parsing and its errors, matching, rollback, token
+// masks against brute force on a real vocabulary, the regex and JSON Schema
+// compilers (JSON-Schema-Test-Suite and bench-dev reports), hostile inputs.
+#include "core/error.h"
+#include "gguf/gguf-file.h"
+#include "grammar/grammar-stage.h"
+#include "grammar/grammar.h"
+#include "tokenizer/tokenizer.h"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+
+using namespace muse;
+using namespace muse::grammar;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_file(const fs::path &p) {
+    std::ifstream f(p, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+std::shared_ptr<const Grammar> example(const std::string &name) {
+    return Grammar::from_gbnf(read_file(fs::path(MUSE_TEST_GRAMMAR_DIR) / name));
+}
+
+fs::path shared_dir() {
+    if (const char *env = std::getenv("MUSE_SHARED_DIR")) return env;
+    return MUSE_TEST_SHARED_DIR;
+}
+
+std::string gbnf_error(const std::string &text) {
+    try {
+        Grammar::from_gbnf(text);
+    } catch (const Error &e) {
+        return e.what();
+    }
+    return "";
+}
+
+const Tokenizer *qwen2() {
+    static std::unique_ptr<Tokenizer> tok = [] {
+        const fs::path p = shared_dir() / "vocab" / "ggml-vocab-qwen2.gguf";
+        if (!fs::exists(p)) return std::unique_ptr<Tokenizer>();
+        gguf::OpenOptions o;
+        o.load_tensor_data = false;
+        auto file = gguf::File::open(p.string(), o);
+        return Tokenizer::from_gguf(*file);
+    }();
+    return tok.get();
+}
+
+// The mask a matcher reports, checked token by token against feeding each token's
+// bytes to a copy of the matcher.
+void check_mask_brute_force(Matcher &m, const TokenTrie &trie) {
+    const auto mask = m.mask(trie);
+    size_t allowed = 0;
+    for (int32_t id = 0; id < trie.n_vocab(); ++id) {
+        Matcher copy = m;
+        const bool ok = copy.accept_token(id, trie);
+        if (ok != mask_test(*mask, id)) {
+            INFO("token " << id << " '" << trie.piece(id) << "' brute force " << ok);
+            REQUIRE(ok == mask_test(*mask, id));
+        }
+        allowed += ok;
+    }
+    const int32_t forced = m.forced_token(trie);
+    CHECK((forced >= 0) == (allowed == 1));
+}
+
+}  // namespace
+
+TEST_CASE("GBNF: example grammars accept and reject", "[grammar]") {
+    auto json = example("json.gbnf");
+    for (const char *ok : {"{}", " [1, 2.5e-3, \"a\\u00e9\"] ", "{\"a\": {\"b\": [true, false, null]}}", "-0",
+                           "\"caf\xC3\xA9\"", "[]"})
+        CHECK(json->matches(ok));
+    for (const char *bad : {"{", "[1,]", "01", "\"\\x\"", "{\"a\" 1}", "tru", "\"a\nb\"", "\"\xC3\""})
+        CHECK_FALSE(json->matches(bad));
+
+    auto arith = example("arithmetic.gbnf");
+    for (const char *ok : {"1", "1 + 2 * (3 - -4)", "(((7)))", "10/2*3"}) CHECK(arith->matches(ok));
+    for (const char *bad : {"", "1 +", "(1", "1 ++ 2", "a"}) CHECK_FALSE(arith->matches(bad));
+
+    auto list = example("list.gbnf");
+    CHECK(list->matches("- one\n- two\n"));
+    CHECK_FALSE(list->matches("- a\n- b\n- c\n- d\n- e\n- f\n"));
+    CHECK_FALSE(list->matches("- \n"));
+    CHECK_FALSE(list->matches(""));
+
+    auto tool = example("tool-call.gbnf");
+    CHECK(tool->matches("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 3}}\n</tool_call>"));
+    CHECK_FALSE(tool->matches("<tool_call>\n{\"name\": \"9x\", \"arguments\": {}}\n</tool_call>"));
+}
+
+TEST_CASE("GBNF: syntax", "[grammar]") {
+    CHECK(Grammar::from_gbnf("root ::= \"a\"{3}")->matches("aaa"));
+    CHECK_FALSE(Grammar::from_gbnf("root ::= \"a\"{3}")->matches("aa"));
+    auto r = Grammar::from_gbnf("root ::= \"ab\"{2,} [x-z]? # comment\n");
+    CHECK(r->matches("abab"));
+    CHECK(r->matches("abababy"));
+    CHECK_FALSE(r->matches("ab"));
+    auto r2 = Grammar::from_gbnf("root ::= (\"a\" | \"b\"){1,3} .");
+    CHECK(r2->matches("aba\xE2\x82\xAC"));  // any character: a multi-byte one
+    CHECK_FALSE(r2->matches("abab\xE2\x82"));
+    auto r3 = Grammar::from_gbnf("root ::= [^a-c\\]\\u00e9] \"\\x41\\U0001F600\"");
+    CHECK(r3->matches("dA\xF0\x9F\x98\x80"));
+    CHECK_FALSE(r3->matches("bA\xF0\x9F\x98\x80"));
+    CHECK_FALSE(r3->matches("]A\xF0\x9F\x98\x80"));
+    CHECK_FALSE(r3->matches("\xC3\xA9" "A\xF0\x9F\x98\x80"));
+    // Multi-line rules: after "::=", after "|" and inside groups.
+    auto r4 = Grammar::from_gbnf("root ::=\n  \"a\" (\n \"b\"\n | \"c\" ) |\n \"d\"\nother ::= \"x\"\n");
+    CHECK(r4->matches("ab"));
+    CHECK(r4->matches("ac"));
+    CHECK(r4->matches("d"));
+    // Empty alternatives and nullable repetition.
+    auto r5 = Grammar::from_gbnf("root ::= \"x\" opt\nopt ::= | \"y\"");
+    CHECK(r5->matches("x"));
+    CHECK(r5->matches("xy"));
+}
+
+TEST_CASE("GBNF: errors name the place and what was expected", "[grammar]") {
+    CHECK_THAT(gbnf_error("root ::= \"abc"), Catch::Contains("line 1, column 10") && Catch::Contains("unterminated"));
+    CHECK_THAT(gbnf_error("root ::= foo"), Catch::Contains("undefined rule 'foo'"));
+    CHECK_THAT(gbnf_error("root = \"a\""), Catch::Contains("expected '::='"));
+    CHECK_THAT(gbnf_error("root ::= (\"a\"\n"), Catch::Contains("expected ')'"));
+    CHECK_THAT(gbnf_error("root ::= [a-"), Catch::Contains("unterminated character class"));
+    CHECK_THAT(gbnf_error("a ::= \"x\""), Catch::Contains("no 'root' rule"));
+    CHECK_THAT(gbnf_error("root ::= \"a\"\nroot ::= \"b\""), Catch::Contains("line 2, column 1") &&
+                                                              Catch::Contains("defined twice"));
+    CHECK_THAT(gbnf_error("root ::= \"\\q\""), Catch::Contains("unknown escape"));
+    CHECK_THAT(gbnf_error("root ::= * \"a\""), Catch::Contains("nothing to repeat"));
+    CHECK_THAT(gbnf_error("root ::= \"a\"{3,1}"), Catch::Contains("n < m"));
+    CHECK_THAT(gbnf_error("root ::= \"a\" \xFF"), Catch::Contains("line 1, column 14") && Catch::Contains("invalid UTF-8"));
+    CHECK_THAT(gbnf_error("root ::= expr\nexpr ::= expr \"+\" \"1\" | \"1\""), Catch::Contains("left recursion"));
+    CHECK_THAT(gbnf_error("root ::= x \"a\"\nx ::= \"\" | root"), Catch::Contains("left recursion"));
+    CHECK_THAT(gbnf_error("root ::= (\"a\"?)*"), Catch::Contains("left recursion"));
+    CHECK_THAT(gbnf_error("root ::= \"a\"{1000000}"), Catch::Contains("exceeds the limit"));
+    CHECK_THAT(gbnf_error("root ::= \"a\" \"b\" )"), Catch::Contains("expected the end of the rule"));
+    CHECK_THAT(gbnf_error("root ::= <think>"), Catch::Contains("not supported"));
+    CHECK_THAT(gbnf_error(std::string(300, '(')), Catch::Contains("expected a rule name"));
+    CHECK_THAT(gbnf_error("root ::= " + std::string(300, '(')), Catch::Contains("nested deeper"));
+}
+
+TEST_CASE("Matcher: accept, rollback, completion", "[grammar]") {
+    auto g = example("json.gbnf");
+    Matcher m = g->matcher();
+    CHECK_FALSE(m.is_accepting());
+    REQUIRE(m.accept_bytes("{\"a\""));
+    REQUIRE(m.accept_bytes(": [1"));
+    CHECK_FALSE(m.accept_bytes("}"));  // rejected: state unchanged
+    CHECK_THAT(m.error(), Catch::Contains("rejected at byte 0"));
+    REQUIRE(m.accept_bytes("]}"));
+    CHECK(m.is_accepting());
+    CHECK(m.can_continue());  // trailing whitespace
+    m.rollback(1);
+    CHECK_FALSE(m.is_accepting());
+    REQUIRE(m.accept_bytes("]"));
+    REQUIRE(m.accept_bytes("}"));
+    CHECK(m.is_accepting());
+    m.rollback(3);
+    CHECK(m.n_accepted() == 1);
+    REQUIRE(m.accept_bytes(": 2}"));
+    CHECK(m.is_accepting());
+    CHECK_THROWS_AS(m.rollback(5), Error);
+
+    auto lit = Grammar::from_gbnf("root ::= \"abc\"");
+    Matcher l = lit->matcher();
+    REQUIRE(l.accept_bytes("abc"));
+    CHECK(l.is_accepting());
+    CHECK_FALSE(l.can_continue());
+}
+
+TEST_CASE("Matcher: hostile inputs fail clearly in bounded time", "[grammar]") {
+    auto g = example("json.gbnf");
+    // 10,000 nested arrays: past the stack bound, a clear error, not a crash.
+    Matcher m = g->matcher();
+    CHECK_FALSE(m.accept_bytes(std::string(10000, '[')));
+    CHECK_THAT(m.error(), Catch::Contains("nesting deeper"));
+    CHECK(g->matches(std::string(1000, '[') + std::string(1000, ']')));
+    // A 10 MB string: constant stack (tail calls), cached transitions.
+    const auto start = std::chrono::steady_clock::now();
+    std::string big = "\"" + std::string(10u << 20, 'x') + "\"";
+    CHECK(g->matches(big));
+    big.back() = 'x';
+    CHECK_FALSE(g->matches(big));
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    CHECK(s < 10.0);
+    // Invalid UTF-8 never matches a grammar (every class is valid UTF-8).
+    CHECK_FALSE(g->matches("\"\xC0\xAF\""));
+    CHECK_FALSE(g->matches("\"\xED\xA0\x80\""));  // a surrogate
+    CHECK_FALSE(g->matches("\"\xF4\x90\x80\x80\""));  // past U+10FFFF
+    CHECK(g->matches("\"\xF4\x8F\xBF\xBF\""));
+}
+
+TEST_CASE("Matcher: token masks equal brute force on qwen2", "[grammar]") {
+    const Tokenizer *tok = qwen2();
+    if (!tok) {
+        WARN("../shared/vocab/ggml-vocab-qwen2.gguf absent: skipped");
+        return;
+    }
+    auto trie = TokenTrie::of(*tok);
+    CHECK(TokenTrie::of(*tok) == trie);  // shared
+    struct Case {
+        std::string grammar_file, gbnf, text;
+    };
+    const std::vector<Case> cases = {
+        {"json.gbnf", "", "{\"name\": \"caf\xC3\xA9\", \"n\": [1, -2.5e3, true]}"},
+        {"arithmetic.gbnf", "", "12 * (3 + -4)"},
+        {"tool-call.gbnf", "", "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"x\": 1}}\n</tool_call>"},
+        {"", "root ::= [\\u4e00-\\u9fff]{2} \"!\"", "\xE4\xBD\xA0\xE5\xA5\xBD!"},
+    };
+    for (auto &c : cases) {
+        auto g = c.gbnf.empty() ? example(c.grammar_file) : Grammar::from_gbnf(c.gbnf);
+        Matcher m = g->matcher();
+        const auto ids = tok->tokenize(c.text, false, false);
+        INFO(c.text);
+        // Brute force at a few positions along the tokenized text (it is slow: a full vocabulary each).
+        for (size_t i = 0; i <= ids.size(); ++i) {
+            if (i == 0 || i == ids.size() || i == ids.size() / 2) check_mask_brute_force(m, *trie);
+            if (i == ids.size()) break;
+            REQUIRE(mask_test(*m.mask(*trie), ids[i]));
+            REQUIRE(m.accept_token(ids[i], *trie));
+        }
+        CHECK(m.is_accepting());
+        const int32_t eos = *tok->eog_ids().begin();
+        CHECK(mask_test(*m.mask(*trie), eos));
+        m.rollback(1);
+        CHECK_FALSE(mask_test(*m.mask(*trie), eos));
+    }
+}
+
+TEST_CASE("GrammarStage: the sampler chain's grammar slot", "[grammar]") {
+    const Tokenizer *tok = qwen2();
+    if (!tok) {
+        WARN("../shared/vocab absent: skipped");
+        return;
+    }
+    auto trie = TokenTrie::of(*tok);
+    auto g = Grammar::from_gbnf("root ::= \"yes\" | \"no\"");
+    SamplingParams p;
+    SamplerChain chain(p);
+    chain.set_grammar(std::make_unique<GrammarStage>(g->matcher(), trie));
+    std::vector<float> logits(tok->n_vocab(), 0.0f);
+    const int32_t hello = tok->tokenize("hello", false, false)[0];
+    logits[hello] = 100.0f;  // the model wants something else
+    std::string out;
+    for (int step = 0; step < 8; ++step) {
+        const int32_t t = chain.next(logits.data(), tok->n_vocab());
+        if (tok->is_eog(t)) break;
+        out += tok->token_to_piece(t, false);
+    }
+    CHECK((out == "yes" || out == "no"));
+    // Snapshots copy the matcher.
+    SamplerChain copy = chain;
+    CHECK(copy.grammar() != nullptr);
+}
