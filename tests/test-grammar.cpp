@@ -266,3 +266,147 @@ TEST_CASE("GrammarStage: the sampler chain's grammar slot", "[grammar]") {
     SamplerChain copy = chain;
     CHECK(copy.grammar() != nullptr);
 }
+
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+// Python's json.dumps(data, ensure_ascii=False): ", " and ": " separators.
+std::string py_dumps(const ojson &v) {
+    if (v.is_object()) {
+        std::string out = "{";
+        bool first = true;
+        for (auto &[k, x] : v.items()) {
+            out += (first ? "" : ", ") + ojson(k).dump() + ": " + py_dumps(x);
+            first = false;
+        }
+        return out + "}";
+    }
+    if (v.is_array()) {
+        std::string out = "[";
+        for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + py_dumps(v[i]);
+        return out + "]";
+    }
+    return v.dump();
+}
+
+std::string schema_error(const ojson &schema, JsonSchemaOptions o = {}) {
+    try {
+        Grammar::from_json_schema(schema, o);
+    } catch (const Error &e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("Regex: the subset compiles and matches whole strings", "[grammar]") {
+    struct Case {
+        const char *re;
+        std::vector<const char *> ok, bad;
+    };
+    const std::vector<Case> cases = {
+        {"^\\d{3}-\\d{4}$", {"555-1234"}, {"5555-1234", "555-123", "a55-1234"}},
+        {"[a-z]+(\\.[a-z]+)*@[a-z]+\\.(com|org)", {"a.b@c.com", "x@y.org"}, {"a@b.net", "@b.com", "A@b.com"}},
+        {"colou?r|gr[ae]y", {"color", "colour", "gray", "grey"}, {"colouur", "griy", ""}},
+        {"\\w+\\s\\S*", {"ab_9 xyz", "a "}, {" a", "a\tb c"}},
+        {"(?:ab){2,3}c?", {"abab", "abababc"}, {"ab", "abababab"}},
+        {"[^0-9\\]]+", {"abc", "\xC3\xA9t\xC3\xA9"}, {"a1", "]"}},
+        {".\\.", {"a.", "\xE2\x82\xAC."}, {"\n.", "ab"}},
+        {"x{2}y{1,}z*?", {"xxy", "xxyyzz"}, {"xy", "xxz"}},
+    };
+    for (auto &c : cases) {
+        INFO(c.re);
+        auto g = Grammar::from_regex(c.re);
+        for (auto *s : c.ok) CHECK(g->matches(s));
+        for (auto *s : c.bad) CHECK_FALSE(g->matches(s));
+    }
+    for (const char *re : {"(a)\\1", "a(?=b)", "a^b", "\\bfoo", "\\p{L}"}) {
+        INFO(re);
+        CHECK_THROWS_WITH(Grammar::from_regex(re), Catch::Contains("not supported"));
+    }
+    CHECK_THROWS_WITH(Grammar::from_regex("(ab"), Catch::Contains("missing ')'"));
+    CHECK_THROWS_WITH(Grammar::from_regex("a{1000000}"), Catch::Contains("exceeds the limit"));
+}
+
+TEST_CASE("JSON Schema: compiles and matches", "[grammar]") {
+    const ojson schema = ojson::parse(R"({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 8},
+            "age": {"type": "integer", "minimum": 0, "exclusiveMaximum": 150},
+            "tags": {"type": "array", "items": {"enum": ["a", "b", 3]}, "maxItems": 2},
+            "when": {"type": "string", "format": "date"},
+            "id": {"type": "string", "pattern": "^[A-Z]{2}\\d+$"},
+            "score": {"type": "number", "minimum": -1, "maximum": 1},
+            "kind": {"$ref": "#/$defs/kind"}
+        },
+        "required": ["name", "age"],
+        "additionalProperties": false,
+        "$defs": {"kind": {"anyOf": [{"const": "x"}, {"type": "null"}]}}
+    })");
+    auto g = Grammar::from_json_schema(schema);
+    for (const char *ok : {R"({"name": "Bo", "age": 0})", R"({"name":"Bo","age":149,"tags":["a",3]})",
+                           R"({"name": "Al", "age": 7, "when": "2024-02-29", "id": "AB12", "score": -0.5, "kind": null})",
+                           R"( { "name" : "caf)" "\xC3\xA9" R"(" , "age" : 1.0, "score": 1, "kind": "x" } )"})
+        CHECK(g->matches(ok));
+    for (const char *bad : {R"({"name": "", "age": 0})", R"({"name": "Bo", "age": 150})", R"({"name": "Bo"})",
+                            R"({"name": "Bo", "age": -1})", R"({"name": "Bo", "age": 1, "x": 1})",
+                            R"({"name": "Bo", "age": 1, "tags": ["a", "b", "a"]})",
+                            R"({"name": "Bo", "age": 1, "when": "2024-13-01"})",
+                            R"({"name": "Bo", "age": 1, "id": "A12"})", R"({"name": "Bo", "age": 1, "score": 1.5})",
+                            R"({"name": "Bo", "age": 1, "score": 1.01})", R"({"name": "Bo", "age": 1, "kind": "y"})",
+                            R"({"name": "123456789", "age": 1})"})
+        CHECK_FALSE(g->matches(bad));
+
+    JsonSchemaOptions compact;
+    compact.compact = true;
+    auto c = Grammar::from_json_schema(schema, compact);
+    CHECK(c->matches(R"({"name":"Bo","age":3,"tags":[]})"));
+    CHECK_FALSE(c->matches(R"({"name": "Bo", "age": 3})"));
+
+    // Additional properties: any name but the declared ones.
+    auto open = Grammar::from_json_schema(ojson::parse(R"({"properties": {"a": {"type": "integer"}}})"));
+    CHECK(open->matches(R"({"a": 1, "ab": "x", "b": [1]})"));
+    CHECK(open->matches(R"({"b": "x"})"));
+    CHECK_FALSE(open->matches(R"({"a": "x"})"));
+    CHECK_FALSE(open->matches(R"({"a": 1, "a": "x"})"));
+    CHECK(open->matches("[1, 2]"));  // no type: other types are valid
+
+    // Recursion through $ref.
+    auto tree = Grammar::from_json_schema(ojson::parse(
+        R"({"type": "object", "properties": {"v": {"type": "integer"}, "kids": {"type": "array", "items": {"$ref": "#"}}},
+            "required": ["v"], "additionalProperties": false})"));
+    CHECK(tree->matches(R"({"v": 1, "kids": [{"v": 2}, {"v": 3, "kids": [{"v": 4}]}]})"));
+    CHECK_FALSE(tree->matches(R"({"v": 1, "kids": [{"w": 2}]})"));
+
+    // Integer ranges, exactly.
+    auto range = Grammar::from_json_schema(ojson::parse(R"({"type": "integer", "minimum": -25, "maximum": 1234})"));
+    for (int v = -40; v <= 1300; ++v) {
+        INFO(v);
+        CHECK(range->matches(std::to_string(v)) == (v >= -25 && v <= 1234));
+    }
+    auto excl = Grammar::from_json_schema(ojson::parse(R"({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 10})"));
+    for (const char *ok : {"0.001", "9.999", "5", "1.0"}) CHECK(excl->matches(ok));
+    for (const char *bad : {"0", "0.0", "10", "10.0", "-1", "10.5"}) CHECK_FALSE(excl->matches(bad));
+}
+
+TEST_CASE("JSON Schema: refusals name the keyword and the path", "[grammar]") {
+    CHECK_THAT(schema_error(ojson::parse(R"({"properties": {"a": {"not": {"type": "string"}}}})")),
+               Catch::Contains("'not'") && Catch::Contains("#/properties/a"));
+    CHECK_THAT(schema_error(ojson::parse(R"({"items": {"uniqueItems": true}})")),
+               Catch::Contains("'uniqueItems'") && Catch::Contains("#/items"));
+    CHECK_THAT(schema_error(ojson::parse(R"({"type": "number", "minimum": 0.5})")),
+               Catch::Contains("'minimum'") && Catch::Contains("not an integer"));
+    CHECK_THAT(schema_error(ojson::parse(R"({"$ref": "http://example.com/s.json"})")),
+               Catch::Contains("'$ref'") && Catch::Contains("not a local reference"));
+    CHECK_THAT(schema_error(ojson::parse(R"({"type": "string", "pattern": "(a)\\1"})")),
+               Catch::Contains("'pattern'") && Catch::Contains("backreferences"));
+    JsonSchemaOptions exact;
+    exact.exact_one_of = true;
+    CHECK_THAT(schema_error(ojson::parse(R"({"oneOf": [{"type": "integer"}, {"minimum": 2}]})"), exact),
+               Catch::Contains("'oneOf'"));
+    CHECK(schema_error(ojson::parse(R"({"oneOf": [{"type": "integer"}, {"type": "string"}]})"), exact).empty());
+    CHECK(schema_error(ojson::parse(R"({"oneOf": [{"type": "integer"}, {"minimum": 2}]})")).empty());
+}

@@ -17,7 +17,7 @@ std::shared_ptr<const Grammar> Grammar::from_regex(std::string_view pattern) {
     return from_gbnf(regex_to_gbnf(pattern));
 }
 
-std::shared_ptr<const Grammar> Grammar::from_json_schema(const nlohmann::json &schema,
+std::shared_ptr<const Grammar> Grammar::from_json_schema(const nlohmann::ordered_json &schema,
                                                          const JsonSchemaOptions &options) {
     return from_gbnf(json_schema_to_gbnf(schema, options));
 }

@@ -34,6 +34,10 @@ struct JsonSchemaOptions {
     // additionalProperties says otherwise. Set to false to close them by default
     // (generation often wants exactly the listed properties).
     bool additional_properties_default = true;
+    // oneOf compiles to an alternation, which also accepts an instance matching
+    // several branches (oneOf rejects those). Exact: refuse a oneOf unless its
+    // branches are provably disjoint (different types or different constants).
+    bool exact_one_of = false;
 };
 
 class Grammar {
@@ -42,7 +46,7 @@ public:
                                                      Limits limits = {}, MatcherLimits matcher_limits = {});
     // The whole string must match the pattern (anchors at the ends are implied).
     static std::shared_ptr<const Grammar> from_regex(std::string_view pattern);
-    static std::shared_ptr<const Grammar> from_json_schema(const nlohmann::json &schema,
+    static std::shared_ptr<const Grammar> from_json_schema(const nlohmann::ordered_json &schema,
                                                             const JsonSchemaOptions &options = {});
 
     const std::string &gbnf() const { return gbnf_; }
@@ -62,6 +66,6 @@ private:
 
 // GBNF text of a regex / JSON Schema (what from_regex / from_json_schema compile).
 std::string regex_to_gbnf(std::string_view pattern);
-std::string json_schema_to_gbnf(const nlohmann::json &schema, const JsonSchemaOptions &options = {});
+std::string json_schema_to_gbnf(const nlohmann::ordered_json &schema, const JsonSchemaOptions &options = {});
 
 }  // namespace muse::grammar

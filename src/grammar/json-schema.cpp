@@ -1,5 +1,822 @@
+// JSON Schema (draft 2020-12) to GBNF.
+//
+// What compiles, exactly: type (and type arrays), enum/const, properties /
+// required / additionalProperties (false, true, a schema), items / prefixItems /
+// minItems / maxItems, minLength / maxLength, pattern (the regex subset, JSON
+// search semantics), integer bounds (digit-range grammars), number bounds that are
+// integers (instances then written without an exponent), anyOf, allOf where the
+// parts merge, local $ref / $defs / definitions (recursion included), boolean
+// schemas. Formats date-time / date / time / email / uuid / uri are enforced
+// approximately (a date's day is checked against 31, not its month); other
+// formats are annotations in 2020-12 and ignored, as are unknown keywords.
+//
+// Properties are generated in the schema's order (required and optional ones),
+// then additional ones; an instance listing them in another order is rejected
+// (never wrongly accepted). An additional property's name is any string that is
+// not a declared property, written without escapes.
+//
+// Refused, with the keyword and its JSON path: not, if/then/else, contains,
+// uniqueItems, multipleOf, patternProperties, propertyNames, min/maxProperties,
+// dependentRequired/Schemas, unevaluated*, $dynamicRef, non-local $ref, number
+// bounds that are not integers, pattern together with a length, and (with
+// exact_one_of) oneOf whose branches may overlap.
 #include "grammar/grammar.h"
+
 #include "core/error.h"
+#include "grammar/regex.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+
 namespace muse::grammar {
-std::string json_schema_to_gbnf(const nlohmann::json &, const JsonSchemaOptions &) { fail(MUSE_ERR_UNSUPPORTED, "json schema: not yet"); }
+namespace {
+
+using json = nlohmann::ordered_json;
+
+const std::set<std::string> kAnnotations = {
+    "$schema", "$id", "$comment", "title", "description", "default", "examples", "deprecated", "readOnly",
+    "writeOnly", "contentMediaType", "contentEncoding", "contentSchema", "$defs", "definitions", "$anchor",
+    "$dynamicAnchor", "$vocabulary", "format"};
+
+const std::set<std::string> kRefused = {
+    "not", "if", "then", "else", "contains", "minContains", "maxContains", "uniqueItems", "multipleOf",
+    "patternProperties", "propertyNames", "minProperties", "maxProperties", "dependentRequired",
+    "dependentSchemas", "unevaluatedProperties", "unevaluatedItems", "$dynamicRef", "$recursiveRef",
+    "dependencies"};
+
+const std::vector<std::string> kAllTypes = {"null", "boolean", "object", "array", "string", "number"};
+
+std::string gbnf_literal(const std::string &text) {
+    std::string out = "\"";
+    for (unsigned char c : text) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c < 0x20 || c == 0x7F) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02X", c);
+            out += buf;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out + "\"";
 }
+
+std::string sanitize(const std::string &s) {
+    std::string out;
+    for (char c : s) {
+        if (std::isalnum(static_cast<unsigned char>(c)) || c == '-') out += c;
+        else if (!out.empty() && out.back() != '-') out += '-';
+        if (out.size() > 40) break;
+    }
+    while (!out.empty() && out.back() == '-') out.pop_back();
+    return out.empty() ? "s" : out;
+}
+
+std::string pointer_escape(const std::string &s) {
+    std::string out;
+    for (char c : s) {
+        if (c == '~') out += "~0";
+        else if (c == '/') out += "~1";
+        else out += c;
+    }
+    return out;
+}
+
+class SchemaCompiler {
+public:
+    SchemaCompiler(const json &root, const JsonSchemaOptions &o) : root_(root), o_(o) {}
+
+    std::string run() {
+        if (!o_.compact) base("ws");
+        const std::string top = visit(root_, "#");
+        std::string out = "root ::= " + (o_.compact ? "" : std::string("ws ")) + top + (o_.compact ? "" : " ws") + "\n";
+        for (auto &[name, body] : rules_) out += name + " ::= " + body + "\n";
+        return out;
+    }
+
+private:
+    [[noreturn]] void refuse(const std::string &path, const std::string &keyword, const std::string &why) const {
+        fail(MUSE_ERR_UNSUPPORTED, "JSON Schema: '", keyword, "' at ", path, ": ", why);
+    }
+    [[noreturn]] void invalid(const std::string &path, const std::string &why) const {
+        fail(MUSE_ERR_INVALID_ARGUMENT, "JSON Schema at ", path, ": ", why);
+    }
+
+    std::string ws() const { return o_.compact ? " " : " ws "; }
+    std::string sep() const { return o_.compact ? " \",\" " : " ws \",\" ws "; }
+    std::string colon() const { return o_.compact ? " \":\" " : " ws \":\" ws "; }
+
+    // A named rule, deduplicated by body.
+    std::string rule(const std::string &hint, const std::string &body) {
+        auto it = by_body_.find(body);
+        if (it != by_body_.end()) return it->second;
+        const std::string name = reserve(hint);
+        define(name, body);
+        return name;
+    }
+    std::string reserve(const std::string &hint) {
+        std::string name = sanitize(hint);
+        for (int n = 1; used_.count(name); ++n) name = sanitize(hint) + "-" + std::to_string(n);
+        used_.insert(name);
+        return name;
+    }
+    void define(const std::string &name, const std::string &body) {
+        rules_.emplace_back(name, body);
+        by_body_.emplace(body, name);
+    }
+    std::string base(const std::string &name) {
+        if (!used_.count(name)) {
+            used_.insert(name);
+            const std::string w = o_.compact ? " " : " ws ";
+            if (name == "ws") rules_.emplace_back("ws", "[ \\t\\n\\r]*");
+            else if (name == "value")
+                rules_.emplace_back("value", base("object") + " | " + base("array") + " | " + base("string") + " | " +
+                                                 base("number") + " | \"true\" | \"false\" | \"null\"");
+            else if (name == "object")
+                rules_.emplace_back("object", "\"{\"" + w + "( " + base("member") + " (" + sep() + base("member") +
+                                                  ")* )?" + w + "\"}\"");
+            else if (name == "member") rules_.emplace_back("member", base("string") + colon() + base("value"));
+            else if (name == "array")
+                rules_.emplace_back("array", "\"[\"" + w + "( " + base("value") + " (" + sep() + base("value") +
+                                                 ")* )?" + w + "\"]\"");
+            else if (name == "string") rules_.emplace_back("string", "\"\\\"\" " + base("char") + "* \"\\\"\"");
+            else if (name == "char")
+                rules_.emplace_back("char", "[^\"\\\\\\x00-\\x1F] | \"\\\\\" ( [\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4} )");
+            else if (name == "rawchar") rules_.emplace_back("rawchar", "[^\"\\\\\\x00-\\x1F]");
+            else if (name == "number")
+                rules_.emplace_back("number", "\"-\"? " + base("uint") + " ( \".\" [0-9]+ )? ( [eE] [-+]? [0-9]+ )?");
+            else if (name == "uint") rules_.emplace_back("uint", "\"0\" | [1-9] [0-9]*");
+            else if (name == "integer")
+                rules_.emplace_back("integer", "\"-\"? " + base("uint") + (o_.compact ? "" : " ( \".\" \"0\"+ )?"));
+            else if (name == "never") rules_.emplace_back("never", "[^\\u0000-\\U0010FFFF]");
+            else invalid("#", "internal: unknown base rule " + name);
+        }
+        return name;
+    }
+
+    const json &resolve(const std::string &ref, const std::string &path) const {
+        if (ref.empty() || ref[0] != '#')
+            refuse(path, "$ref", "'" + ref + "' is not a local reference (only '#...' JSON pointers are compiled)");
+        if (ref.size() > 1 && ref[1] != '/') refuse(path, "$ref", "'" + ref + "': anchors are not compiled");
+        const json *cur = &root_;
+        size_t i = 1;
+        while (i < ref.size()) {
+            size_t j = ref.find('/', i + 1);
+            if (j == std::string::npos) j = ref.size();
+            std::string tok = ref.substr(i + 1, j - i - 1);
+            std::string dec;
+            for (size_t k = 0; k < tok.size(); ++k) {
+                if (tok[k] == '~' && k + 1 < tok.size()) {
+                    dec += tok[k + 1] == '1' ? '/' : '~';
+                    ++k;
+                } else if (tok[k] == '%' && k + 2 < tok.size()) {
+                    dec += static_cast<char>(std::stoi(tok.substr(k + 1, 2), nullptr, 16));
+                    k += 2;
+                } else {
+                    dec += tok[k];
+                }
+            }
+            if (cur->is_object() && cur->contains(dec)) {
+                cur = &(*cur)[dec];
+            } else if (cur->is_array() && !dec.empty() && std::all_of(dec.begin(), dec.end(), ::isdigit) &&
+                       std::stoul(dec) < cur->size()) {
+                cur = &(*cur)[std::stoul(dec)];
+            } else {
+                invalid(path, "$ref '" + ref + "' does not resolve");
+            }
+            i = j;
+        }
+        return *cur;
+    }
+
+    std::string ref_rule(const std::string &ref, const std::string &path) {
+        auto it = refs_.find(ref);
+        if (it != refs_.end()) return it->second;
+        const json &target = resolve(ref, path);
+        const std::string name = reserve("ref-" + (ref.size() > 1 ? ref.substr(ref.rfind('/') + 1) : "root"));
+        refs_[ref] = name;
+        const std::string body = visit(target, ref);
+        rules_.emplace_back(name, body);
+        return name;
+    }
+
+    static bool has_assertions(const json &s, const std::set<std::string> &skip) {
+        for (auto &[k, v] : s.items())
+            if (!kAnnotations.count(k) && !skip.count(k)) return true;
+        return false;
+    }
+
+    // allOf / $ref with siblings / anyOf with siblings: two schemas merged into one
+    // where that is exact; refused otherwise.
+    json merge(const json &a0, const json &b0, const std::string &path, int depth = 0) {
+        if (depth > 16) refuse(path, "allOf", "merging nests too deeply");
+        json a = inline_ref(a0, path), b = inline_ref(b0, path);
+        if (a.is_boolean()) return a.get<bool>() ? b : a;
+        if (b.is_boolean()) return b.get<bool>() ? a : b;
+        json out = a;
+        for (auto &[k, v] : b.items()) {
+            if (!out.contains(k)) {
+                out[k] = v;
+                continue;
+            }
+            json &x = out[k];
+            if (x == v || kAnnotations.count(k)) continue;
+            if (k == "properties") {
+                for (auto &[pk, pv] : v.items())
+                    x[pk] = x.contains(pk) ? merge(x[pk], pv, path + "/properties/" + pk, depth + 1) : pv;
+            } else if (k == "required") {
+                for (auto &r : v)
+                    if (std::find(x.begin(), x.end(), r) == x.end()) x.push_back(r);
+            } else if (k == "type") {
+                std::set<std::string> ta = types_of(x), tb = types_of(v);
+                json t = json::array();
+                for (auto &s : ta) {
+                    if (tb.count(s)) t.push_back(s);
+                    else if (s == "integer" && tb.count("number")) t.push_back("integer");
+                    else if (s == "number" && tb.count("integer")) t.push_back("integer");
+                }
+                x = t;
+            } else if (k == "minimum" || k == "minLength" || k == "minItems" || k == "exclusiveMinimum") {
+                x = std::max(x.get<double>(), v.get<double>());
+            } else if (k == "maximum" || k == "maxLength" || k == "maxItems" || k == "exclusiveMaximum") {
+                x = std::min(x.get<double>(), v.get<double>());
+            } else if (k == "enum") {
+                json e = json::array();
+                for (auto &ev : x)
+                    if (std::find(v.begin(), v.end(), ev) != v.end()) e.push_back(ev);
+                x = e;
+            } else if (k == "items" || k == "additionalProperties") {
+                x = merge(x, v, path + "/" + k, depth + 1);
+            } else {
+                refuse(path, "allOf", "cannot merge two different '" + k + "'");
+            }
+        }
+        // Closed objects: a property one side declares is extra for the other.
+        for (auto *side : {&a, &b}) {
+            const json &other = side == &a ? b : a;
+            if (side->contains("additionalProperties") && (*side)["additionalProperties"] != json(true) &&
+                other.contains("properties"))
+                for (auto &[pk, pv] : other["properties"].items())
+                    if (!side->contains("properties") || !(*side)["properties"].contains(pk))
+                        refuse(path, "allOf", "additionalProperties of one part would apply to property '" + pk +
+                                                  "' of another");
+        }
+        return out;
+    }
+
+    json inline_ref(const json &s, const std::string &path) {
+        if (!s.is_object() || !s.contains("$ref")) return s;
+        json rest = s;
+        rest.erase("$ref");
+        const json &target = resolve(s["$ref"].get<std::string>(), path);
+        if (!has_assertions(rest, {})) return target;
+        return merge(target, rest, path);
+    }
+
+    static std::set<std::string> types_of(const json &t) {
+        std::set<std::string> out;
+        if (t.is_string()) out.insert(t.get<std::string>());
+        else if (t.is_array())
+            for (auto &x : t)
+                if (x.is_string()) out.insert(x.get<std::string>());
+        return out;
+    }
+
+    static std::string type_of_value(const json &v) {
+        if (v.is_null()) return "null";
+        if (v.is_boolean()) return "boolean";
+        if (v.is_object()) return "object";
+        if (v.is_array()) return "array";
+        if (v.is_string()) return "string";
+        return "number";
+    }
+
+    // The JSON types a schema can match (coarse: for oneOf disjointness).
+    std::set<std::string> may_match(const json &s, int depth = 0) {
+        std::set<std::string> all(kAllTypes.begin(), kAllTypes.end());
+        if (depth > 8 || s.is_boolean()) return all;
+        if (s.contains("$ref") && s["$ref"].is_string() && s["$ref"].get<std::string>().rfind("#", 0) == 0)
+            return may_match(resolve(s["$ref"].get<std::string>(), "#"), depth + 1);
+        if (s.contains("const")) return {type_of_value(s["const"])};
+        if (s.contains("enum") && s["enum"].is_array()) {
+            std::set<std::string> t;
+            for (auto &v : s["enum"]) t.insert(type_of_value(v));
+            return t;
+        }
+        if (s.contains("type")) {
+            auto t = types_of(s["type"]);
+            if (t.count("integer")) t.insert("number");
+            return t;
+        }
+        return all;
+    }
+
+    std::string literal(const json &v) {
+        switch (v.type()) {
+        case json::value_t::object: {
+            std::string out = "\"{\"" + ws();
+            bool first = true;
+            for (auto &[k, x] : v.items()) {
+                if (!first) out += sep();
+                first = false;
+                out += gbnf_literal(json(k).dump()) + colon() + literal(x);
+            }
+            return "(" + out + ws() + "\"}\")";
+        }
+        case json::value_t::array: {
+            std::string out = "\"[\"" + ws();
+            for (size_t i = 0; i < v.size(); ++i) out += (i ? sep() : "") + literal(v[i]);
+            return "(" + out + ws() + "\"]\")";
+        }
+        case json::value_t::number_float: {
+            const double d = v.get<double>();
+            if (std::floor(d) == d && std::abs(d) < 1e15)
+                return "(" + gbnf_literal(std::to_string(static_cast<long long>(d))) + " ( \".\" \"0\"+ )?)";
+            return gbnf_literal(v.dump());
+        }
+        case json::value_t::number_integer:
+        case json::value_t::number_unsigned:
+            return "(" + gbnf_literal(v.dump()) + (o_.compact ? "" : " ( \".\" \"0\"+ )?") + ")";
+        default: return gbnf_literal(v.dump(-1, ' ', false, json::error_handler_t::strict));
+        }
+    }
+
+    std::string visit(const json &s, const std::string &path) {
+        if (s.is_boolean()) return s.get<bool>() ? base("value") : base("never");
+        if (!s.is_object()) invalid(path, "a schema must be an object or a boolean");
+        if (++depth_ > 200) refuse(path, "$ref", "schema nests more than 200 levels");
+        struct Guard {
+            int &d;
+            ~Guard() { --d; }
+        } guard{depth_};
+        for (auto &[k, v] : s.items()) {
+            if (!kRefused.count(k)) continue;
+            if (k == "uniqueItems" && v == json(false)) continue;
+            if ((k == "minProperties" || k == "minContains") && v == json(0)) continue;
+            if (k == "multipleOf" && v.is_number() && v.get<double>() == 1.0 && s.contains("type") &&
+                s["type"] == json("integer"))
+                continue;
+            if ((k == "dependentRequired" || k == "dependentSchemas" || k == "patternProperties") && v.is_object() &&
+                v.empty())
+                continue;
+            if ((k == "unevaluatedProperties" || k == "unevaluatedItems") && v == json(true)) continue;
+            refuse(path, k, "this keyword is not compiled");
+        }
+        if (s.contains("$ref")) {
+            if (!s["$ref"].is_string()) invalid(path, "$ref must be a string");
+            json rest = s;
+            rest.erase("$ref");
+            if (!has_assertions(rest, {})) return ref_rule(s["$ref"].get<std::string>(), path);
+            return visit(merge(resolve(s["$ref"].get<std::string>(), path), rest, path), path + "/$ref");
+        }
+        if (s.contains("allOf")) {
+            json merged = s;
+            merged.erase("allOf");
+            for (size_t i = 0; i < s["allOf"].size(); ++i)
+                merged = merge(merged, s["allOf"][i], path + "/allOf/" + std::to_string(i));
+            return visit(merged, path + "/allOf");
+        }
+        for (const char *kw : {"anyOf", "oneOf"}) {
+            if (!s.contains(kw)) continue;
+            const json &alts = s[kw];
+            if (!alts.is_array() || alts.empty()) invalid(path, std::string(kw) + " must be a non-empty array");
+            json rest = s;
+            rest.erase(kw);
+            const bool siblings = has_assertions(rest, {});
+            if (std::string(kw) == "oneOf" && o_.exact_one_of) {
+                std::vector<std::set<std::string>> ts;
+                for (auto &a : alts) ts.push_back(may_match(siblings ? merge(rest, a, path) : a));
+                for (size_t i = 0; i < ts.size(); ++i)
+                    for (size_t j = i + 1; j < ts.size(); ++j)
+                        for (auto &t : ts[i])
+                            if (ts[j].count(t))
+                                refuse(path, "oneOf", "branches " + std::to_string(i) + " and " + std::to_string(j) +
+                                                          " may both match a " + t +
+                                                          " (an alternation would accept it)");
+            }
+            std::string body;
+            for (size_t i = 0; i < alts.size(); ++i) {
+                const std::string p = path + "/" + kw + "/" + std::to_string(i);
+                body += (i ? " | " : "") + (siblings ? visit(merge(rest, alts[i], p), p) : visit(alts[i], p));
+            }
+            return rule(std::string(kw), body);
+        }
+        if (s.contains("const") || s.contains("enum")) {
+            std::vector<json> values;
+            if (s.contains("enum")) {
+                if (!s["enum"].is_array()) invalid(path, "enum must be an array");
+                for (auto &v : s["enum"]) values.push_back(v);
+            }
+            if (s.contains("const")) {
+                if (s.contains("enum") && std::find(values.begin(), values.end(), s["const"]) == values.end())
+                    values.clear();
+                else
+                    values = {s["const"]};
+            }
+            json rest = s;
+            rest.erase("enum");
+            rest.erase("const");
+            rest.erase("type");
+            if (has_assertions(rest, {}))
+                refuse(path, s.contains("enum") ? "enum" : "const",
+                       "other assertions beside enum/const are not compiled");
+            const auto types = s.contains("type") ? types_of(s["type"]) : std::set<std::string>(kAllTypes.begin(), kAllTypes.end());
+            std::string body;
+            for (auto &v : values) {
+                std::string t = type_of_value(v);
+                bool ok = types.count(t) || (t == "number" && types.count("integer") && v.is_number() &&
+                                             std::floor(v.get<double>()) == v.get<double>());
+                if (!ok) continue;
+                body += (body.empty() ? "" : " | ") + literal(v);
+            }
+            return body.empty() ? base("never") : rule("enum", body);
+        }
+        std::set<std::string> types;
+        if (s.contains("type")) {
+            types = types_of(s["type"]);
+            if (types.empty()) invalid(path, "type must be a string or an array of strings");
+        } else {
+            types = std::set<std::string>(kAllTypes.begin(), kAllTypes.end());
+        }
+        std::string body;
+        auto add = [&](const std::string &e) { body += (body.empty() ? "" : " | ") + e; };
+        for (auto &t : types) {
+            if (t == "null") add("\"null\"");
+            else if (t == "boolean") add("\"true\" | \"false\"");
+            else if (t == "string") add(string_type(s, path));
+            else if (t == "number") add(number_type(s, path, false));
+            else if (t == "integer") {
+                if (!types.count("number")) add(number_type(s, path, true));
+            } else if (t == "object") add(object_type(s, path));
+            else if (t == "array") add(array_type(s, path));
+            else invalid(path, "unknown type '" + t + "'");
+        }
+        if (body.empty()) return base("never");
+        return rule(path.substr(path.rfind('/') + 1), body);
+    }
+
+    std::string string_type(const json &s, const std::string &path) {
+        const bool has_len = s.contains("minLength") || s.contains("maxLength");
+        uint64_t min = 0;
+        int64_t max = -1;
+        if (s.contains("minLength")) min = static_cast<uint64_t>(s["minLength"].get<double>());
+        if (s.contains("maxLength")) max = static_cast<int64_t>(s["maxLength"].get<double>());
+        if (max >= 0 && static_cast<uint64_t>(max) < min) return base("never");
+        if (s.contains("pattern")) {
+            if (has_len) refuse(path, "pattern", "a pattern together with minLength/maxLength is not compiled");
+            RegexOptions ro;
+            ro.json_string = true;
+            ro.search = true;
+            std::string e;
+            try {
+                e = regex_to_gbnf_expr(s["pattern"].get<std::string>(), ro);
+            } catch (const Error &err) {
+                refuse(path + "/pattern", "pattern", err.what());
+            }
+            return rule("pattern", "\"\\\"\" " + e + " \"\\\"\"");
+        }
+        if (s.contains("format") && s["format"].is_string()) {
+            const std::string f = s["format"].get<std::string>();
+            const std::string date = "[0-9]{4} \"-\" ( \"0\" [1-9] | \"1\" [0-2] ) \"-\" ( \"0\" [1-9] | [12] [0-9] | \"3\" [01] )";
+            const std::string time = "( [01] [0-9] | \"2\" [0-3] ) \":\" [0-5] [0-9] \":\" ( [0-5] [0-9] | \"60\" ) ( \".\" [0-9]+ )? "
+                                     "( [zZ] | [-+] ( [01] [0-9] | \"2\" [0-3] ) \":\" [0-5] [0-9] )";
+            std::string e;
+            if (f == "date") e = date;
+            else if (f == "time") e = time;
+            else if (f == "date-time") e = date + " [tT] " + time;
+            else if (f == "uuid")
+                e = "[0-9a-fA-F]{8} \"-\" [0-9a-fA-F]{4} \"-\" [0-9a-fA-F]{4} \"-\" [0-9a-fA-F]{4} \"-\" [0-9a-fA-F]{12}";
+            else if (f == "email")
+                e = "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]+ ( \".\" [a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]+ )* \"@\" "
+                    "[a-zA-Z0-9] ( [a-zA-Z0-9-]* [a-zA-Z0-9] )? ( \".\" [a-zA-Z0-9] ( [a-zA-Z0-9-]* [a-zA-Z0-9] )? )*";
+            else if (f == "uri")
+                e = "[a-zA-Z] [a-zA-Z0-9+.-]* \":\" [^\"\\\\\\x00-\\x20<>{}|^`]*";
+            if (!e.empty()) {
+                if (has_len) refuse(path, "format", "a format together with minLength/maxLength is not compiled");
+                return rule(f, "\"\\\"\" " + e + " \"\\\"\"");
+            }
+        }
+        if (!has_len) return base("string");
+        std::string rep = max < 0 ? "{" + std::to_string(min) + ",}" : "{" + std::to_string(min) + "," + std::to_string(max) + "}";
+        if (min == 0 && max < 0) rep = "*";
+        return rule("string-len", "\"\\\"\" " + base("char") + rep + " \"\\\"\"");
+    }
+
+    // Digits of a non-negative integer range [lo, hi] (hi < 0: unbounded), canonical
+    // (no leading zeros).
+    static std::string digits_between(const std::string &lo, const std::string &hi) {
+        // lo and hi have the same length, lo <= hi.
+        if (lo.empty()) return "";
+        if (lo == hi) return gbnf_literal(lo);
+        if (lo[0] == hi[0]) return gbnf_literal(lo.substr(0, 1)) + " " + digits_between(lo.substr(1), hi.substr(1));
+        const size_t n = lo.size() - 1;
+        const bool lo_zeros = lo.find_first_not_of('0', 1) == std::string::npos;
+        const bool hi_nines = hi.find_first_not_of('9', 1) == std::string::npos;
+        std::vector<std::string> alts;
+        char mid_lo = lo[0] + 1, mid_hi = hi[0] - 1;
+        if (lo_zeros) mid_lo = lo[0];
+        else alts.push_back(gbnf_literal(lo.substr(0, 1)) + " " + digits_between(lo.substr(1), std::string(n, '9')));
+        if (hi_nines) mid_hi = hi[0];
+        if (mid_lo <= mid_hi)
+            alts.push_back("[" + std::string(1, mid_lo) + "-" + std::string(1, mid_hi) + "]" +
+                           (n ? " [0-9]{" + std::to_string(n) + "}" : ""));
+        if (!hi_nines) alts.push_back(gbnf_literal(hi.substr(0, 1)) + " " + digits_between(std::string(n, '0'), hi.substr(1)));
+        std::string out = "(";
+        for (size_t i = 0; i < alts.size(); ++i) out += (i ? " | " : "") + alts[i];
+        return out + ")";
+    }
+
+    static std::string uint_range(uint64_t lo, std::optional<uint64_t> hi) {
+        if (hi && *hi < lo) return "";
+        const std::string a = std::to_string(lo);
+        std::vector<std::string> alts;
+        const size_t max_len = hi ? std::to_string(*hi).size() : a.size();
+        for (size_t len = a.size(); len <= max_len; ++len) {
+            std::string l = a;
+            if (len != a.size()) {  // the smallest number of this many digits
+                l.assign(len, '0');
+                l[0] = '1';
+            }
+            std::string h = hi && len == max_len ? std::to_string(*hi) : std::string(len, '9');
+            alts.push_back(digits_between(l, h));
+        }
+        if (!hi) alts.push_back("[1-9] [0-9]{" + std::to_string(a.size()) + ",}");
+        std::string out = "(";
+        for (size_t i = 0; i < alts.size(); ++i) out += (i ? " | " : "") + alts[i];
+        return out + ")";
+    }
+
+    // A non-negative magnitude m = I.F between a and b (integers; b absent:
+    // unbounded), each end inclusive or exclusive. integer: no fraction.
+    std::string magnitude(uint64_t a, bool a_ex, std::optional<uint64_t> b, bool b_ex, bool integer) {
+        const std::string frac_any = integer ? "" : " ( \".\" [0-9]+ )?";
+        const std::string frac_zero = integer ? "" : " ( \".\" \"0\"+ )?";
+        const std::string frac_nonzero = " \".\" [0-9]* [1-9] [0-9]*";
+        std::vector<std::string> alts;
+        if (integer) {
+            const uint64_t lo = a_ex ? a + 1 : a;
+            std::optional<uint64_t> hi = b;
+            if (b && b_ex) {
+                if (*b == 0) return "";
+                hi = *b - 1;
+            }
+            const std::string r = uint_range(lo, hi);
+            return r.empty() ? "" : r + (o_.compact ? "" : " ( \".\" \"0\"+ )?");
+        }
+        const uint64_t lo_any = a_ex ? a + 1 : a;
+        std::optional<uint64_t> hi_any;
+        bool empty_any = false;
+        if (b) {
+            if (*b == 0) empty_any = true;
+            else hi_any = *b - 1;
+        }
+        if (!empty_any && (!hi_any || *hi_any >= lo_any)) {
+            const std::string r = uint_range(lo_any, hi_any);
+            if (!r.empty()) alts.push_back(r + frac_any);
+        }
+        if (a_ex && (!b || *b > a)) alts.push_back(gbnf_literal(std::to_string(a)) + frac_nonzero);
+        if (b && !b_ex && (*b > a || (*b == a && !a_ex))) alts.push_back(gbnf_literal(std::to_string(*b)) + frac_zero);
+        std::string out;
+        for (size_t i = 0; i < alts.size(); ++i) out += (i ? " | " : "") + alts[i];
+        return out.empty() ? "" : "(" + out + ")";
+    }
+
+    std::string number_type(const json &s, const std::string &path, bool integer) {
+        std::optional<double> lo, hi;
+        bool lo_ex = false, hi_ex = false;
+        auto num = [&](const char *k) {
+            if (!s[k].is_number()) invalid(path, std::string(k) + " must be a number");
+            return s[k].get<double>();
+        };
+        if (s.contains("minimum")) lo = num("minimum");
+        // Draft 4: exclusiveMinimum/Maximum are booleans that modify minimum/maximum.
+        if (s.contains("exclusiveMinimum") && s["exclusiveMinimum"].is_boolean()) {
+            lo_ex = lo && s["exclusiveMinimum"].get<bool>();
+        } else if (s.contains("exclusiveMinimum")) {
+            const double v = num("exclusiveMinimum");
+            if (!lo || v >= *lo) lo = v, lo_ex = true;
+        }
+        if (s.contains("maximum")) hi = num("maximum");
+        if (s.contains("exclusiveMaximum") && s["exclusiveMaximum"].is_boolean()) {
+            hi_ex = hi && s["exclusiveMaximum"].get<bool>();
+        } else if (s.contains("exclusiveMaximum")) {
+            const double v = num("exclusiveMaximum");
+            if (!hi || v <= *hi) hi = v, hi_ex = true;
+        }
+        if (!lo && !hi) return base(integer ? "integer" : "number");
+        for (auto [v, k] : {std::pair{lo, "minimum"}, std::pair{hi, "maximum"}})
+            if (v && std::abs(*v) > 1e15) refuse(path, k, "bounds beyond 1e15 are not compiled");
+        if (integer) {
+            // Integers: bounds round inward, exclusivity folds into them.
+            if (lo) {
+                double v = lo_ex ? std::floor(*lo) + 1 : std::ceil(*lo);
+                lo = v, lo_ex = false;
+            }
+            if (hi) {
+                double v = hi_ex ? std::ceil(*hi) - 1 : std::floor(*hi);
+                hi = v, hi_ex = false;
+            }
+        } else {
+            for (auto [v, k] : {std::pair{lo, "minimum"}, std::pair{hi, "maximum"}})
+                if (v && std::floor(*v) != *v)
+                    refuse(path, k, "a number bound that is not an integer is not compiled exactly");
+        }
+        if (lo && hi && (*lo > *hi || (*lo == *hi && (lo_ex || hi_ex)))) return base("never");
+        std::vector<std::string> alts;
+        // Non-negative part: x in [max(lo,0), hi].
+        if (!hi || *hi >= 0) {
+            uint64_t a = 0;
+            bool a_ex = false;
+            if (lo && *lo >= 0) a = static_cast<uint64_t>(*lo), a_ex = lo_ex;
+            std::optional<uint64_t> b;
+            if (hi) b = static_cast<uint64_t>(*hi);
+            const std::string m = magnitude(a, a_ex, b, hi_ex, integer);
+            if (!m.empty()) alts.push_back(m);
+        }
+        // Negative part: x = -m with m in (max(-hi,0), -lo].
+        if (!lo || *lo < 0) {
+            uint64_t a = 0;
+            bool a_ex = true;  // m > 0 (no "-0")
+            if (hi && *hi < 0) a = static_cast<uint64_t>(-*hi), a_ex = hi_ex;
+            std::optional<uint64_t> b;
+            bool b_ex = false;
+            if (lo) b = static_cast<uint64_t>(-*lo), b_ex = lo_ex;
+            const std::string m = magnitude(a, a_ex, b, b_ex, integer);
+            if (!m.empty()) alts.push_back("\"-\" " + m);
+        }
+        if (alts.empty()) return base("never");
+        std::string body;
+        for (size_t i = 0; i < alts.size(); ++i) body += (i ? " | " : "") + alts[i];
+        return rule(integer ? "int-range" : "num-range", body);
+    }
+
+    // A JSON string (its quotes included) that is none of `keys`, written without escapes.
+    std::string key_not_in(const std::vector<std::string> &keys) {
+        struct Node {
+            std::map<uint32_t, int> next;
+            bool terminal = false;
+        };
+        std::vector<Node> trie(1);
+        for (auto &k : keys) {
+            int cur = 0;
+            size_t i = 0;
+            while (i < k.size()) {
+                uint32_t cp;
+                if (!decode_utf8(k, i, cp)) {
+                    cp = static_cast<uint8_t>(k[i]);
+                    ++i;
+                }
+                auto it = trie[cur].next.find(cp);
+                if (it == trie[cur].next.end()) {
+                    trie.push_back({});
+                    it = trie[cur].next.emplace(cp, static_cast<int>(trie.size() - 1)).first;
+                }
+                cur = it->second;
+            }
+            trie[cur].terminal = true;
+        }
+        const std::string prefix = reserve("key-not");
+        const std::string tail = base("rawchar") + "*";
+        for (size_t n = 0; n < trie.size(); ++n) {
+            std::string body;
+            auto add = [&](const std::string &e) { body += (body.empty() ? "" : " | ") + e; };
+            if (!trie[n].terminal) add("\"\\\"\"");
+            std::string excluded = "\"\\\\\\x00-\\x1F";
+            for (auto &[cp, child] : trie[n].next) {
+                if (cp < 0x20 || cp == '"' || cp == '\\') continue;  // never written raw
+                char buf[16];
+                std::snprintf(buf, sizeof buf, cp > 0xFFFF ? "\\U%08X" : "\\u%04X", cp);
+                add(std::string("[") + buf + "] " + prefix + "-" + std::to_string(child));
+                excluded += buf;
+            }
+            add("[^" + excluded + "] " + tail + " \"\\\"\"");
+            rules_.emplace_back(prefix + "-" + std::to_string(n), body);
+            used_.insert(prefix + "-" + std::to_string(n));
+        }
+        return "\"\\\"\" " + prefix + "-0";
+    }
+
+    std::string object_type(const json &s, const std::string &path) {
+        const std::string w = o_.compact ? " " : " ws ";
+        std::vector<std::pair<std::string, json>> props;
+        std::set<std::string> required;
+        if (s.contains("properties")) {
+            if (!s["properties"].is_object()) invalid(path, "properties must be an object");
+            for (auto &[k, v] : s["properties"].items()) props.push_back({k, v});
+        }
+        if (s.contains("required"))
+            for (auto &r : s["required"]) required.insert(r.get<std::string>());
+        json additional = s.contains("additionalProperties") ? s["additionalProperties"]
+                                                             : json(o_.additional_properties_default);
+        for (auto &r : required) {
+            bool found = false;
+            for (auto &p : props) found |= p.first == r;
+            if (!found) props.push_back({r, additional});
+        }
+        if (props.empty() && additional == json(true)) return base("object");
+        std::vector<std::string> kv;
+        std::vector<std::string> names;
+        for (auto &[k, v] : props) {
+            kv.push_back(gbnf_literal(json(k).dump()) + colon() +
+                         visit(v, path + "/properties/" + pointer_escape(k)));
+            names.push_back(k);
+        }
+        std::string extra;
+        if (!(additional.is_boolean() && !additional.get<bool>())) {
+            const std::string value = visit(additional, path + "/additionalProperties");
+            extra = rule("extra-kv", (names.empty() ? base("string") : key_not_in(names)) + colon() + value);
+        }
+        // none(i): no property written yet, from i on; some(i): at least one written.
+        const std::string id = reserve("obj");
+        const size_t n = kv.size();
+        auto name = [&](bool some, size_t i) { return id + (some ? "-s" : "-n") + std::to_string(i); };
+        for (size_t i = n + 1; i-- > 0;) {
+            std::string none, some;
+            if (i == n) {
+                none = extra.empty() ? "\"\"" : "( " + extra + " (" + sep() + extra + ")* )?";
+                some = extra.empty() ? "\"\"" : "(" + sep() + extra + ")*";
+            } else if (required.count(names[i])) {
+                none = kv[i] + " " + name(true, i + 1);
+                some = sep() + kv[i] + " " + name(true, i + 1);
+            } else {
+                none = kv[i] + " " + name(true, i + 1) + " | " + name(false, i + 1);
+                some = sep() + kv[i] + " " + name(true, i + 1) + " | " + name(true, i + 1);
+            }
+            rules_.emplace_back(name(false, i), none);
+            rules_.emplace_back(name(true, i), some);
+            used_.insert(name(false, i));
+            used_.insert(name(true, i));
+        }
+        return rule("object", "\"{\"" + w + name(false, 0) + w + "\"}\"");
+    }
+
+    std::string array_type(const json &s, const std::string &path) {
+        const std::string w = o_.compact ? " " : " ws ";
+        uint64_t min = s.contains("minItems") ? static_cast<uint64_t>(s["minItems"].get<double>()) : 0;
+        std::optional<uint64_t> max;
+        if (s.contains("maxItems")) max = static_cast<uint64_t>(s["maxItems"].get<double>());
+        if (max && *max < min) return base("never");
+        if (min > 100000 || (max && *max > 100000)) refuse(path, "maxItems", "item counts beyond 100000");
+        std::vector<std::string> prefix;
+        // Draft 4-7 tuples: items as an array, additionalItems for the rest.
+        const bool tuple = s.contains("items") && s["items"].is_array();
+        const char *prefix_kw = tuple ? "items" : "prefixItems";
+        if (s.contains(prefix_kw)) {
+            if (!s[prefix_kw].is_array()) invalid(path, "prefixItems must be an array");
+            for (size_t i = 0; i < s[prefix_kw].size(); ++i)
+                prefix.push_back(visit(s[prefix_kw][i], path + "/" + prefix_kw + "/" + std::to_string(i)));
+        }
+        const json items = tuple ? (s.contains("additionalItems") ? s["additionalItems"] : json(true))
+                                 : (s.contains("items") ? s["items"] : json(true));
+        const bool no_more = items.is_boolean() && !items.get<bool>();
+        const std::string item = no_more ? "" : visit(items, path + "/items");
+        const size_t k = prefix.size();
+        if (max && *max == 0) return rule("array", "\"[\"" + w + "\"]\"");
+        // Elements after the prefix: a repetition of `item`.
+        auto tail = [&](uint64_t written) -> std::string {
+            if (no_more) return "";
+            const uint64_t lo = min > written ? min - written : 0;
+            if (max && *max <= written) return "";
+            std::string rep = max ? "{" + std::to_string(lo) + "," + std::to_string(*max - written) + "}"
+                                  : (lo ? "{" + std::to_string(lo) + ",}" : "*");
+            return "(" + sep() + item + ")" + rep;
+        };
+        // Position j (0-based) exists: the rest after it.
+        std::function<std::string(size_t)> rest = [&](size_t j) -> std::string {
+            // j elements written so far.
+            if (max && j >= *max) return "";
+            if (j >= k) return tail(j);
+            std::string e = sep() + prefix[j] + " " + rest(j + 1);
+            return j < min ? e : "(" + e + ")?";
+        };
+        if (k == 0 && no_more) return min > 0 ? base("never") : rule("array", "\"[\"" + w + "\"]\"");
+        std::string first = k > 0 ? prefix[0] + " " + rest(1) : item + " " + tail(1);
+        if (k > 0 && k < min && no_more) return base("never");
+        const std::string body = min > 0 ? first : "( " + first + " )?";
+        return rule("array", "\"[\"" + w + body + w + "\"]\"");
+    }
+
+    const json &root_;
+    JsonSchemaOptions o_;
+    std::vector<std::pair<std::string, std::string>> rules_;
+    std::set<std::string> used_{"root"};
+    std::map<std::string, std::string> by_body_, refs_;
+    int depth_ = 0;
+};
+
+}  // namespace
+
+std::string json_schema_to_gbnf(const nlohmann::ordered_json &schema, const JsonSchemaOptions &options) {
+    return SchemaCompiler(schema, options).run();
+}
+
+}  // namespace muse::grammar
