@@ -410,3 +410,127 @@ TEST_CASE("JSON Schema: refusals name the keyword and the path", "[grammar]") {
     CHECK(schema_error(ojson::parse(R"({"oneOf": [{"type": "integer"}, {"type": "string"}]})"), exact).empty());
     CHECK(schema_error(ojson::parse(R"({"oneOf": [{"type": "integer"}, {"minimum": 2}]})")).empty());
 }
+
+TEST_CASE("JSON Schema: JSON-Schema-Test-Suite (draft 2020-12)", "[grammar]") {
+    const fs::path dir = shared_dir() / "jsonschema" / "test-suite";
+    if (!fs::exists(dir)) {
+        WARN(dir.string() << " absent: skipped");
+        return;
+    }
+    std::vector<fs::path> files;
+    for (auto &e : fs::directory_iterator(dir))
+        if (e.path().extension() == ".json") files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    JsonSchemaOptions o;
+    o.exact_one_of = true;  // an alternation would wrongly accept instances valid for two branches
+    size_t total_compiled = 0, total_refused = 0, total_tests = 0, total_correct = 0;
+    std::vector<std::string> wrong_accepts;
+    std::cout << "JSON-Schema-Test-Suite: file: schemas compiled / refused; instances correct / checked "
+                 "(wrong rejections, wrong acceptances)\n";
+    for (auto &f : files) {
+        const ojson cases = ojson::parse(read_file(f));
+        size_t compiled = 0, refused = 0, tests = 0, correct = 0, wrong_rej = 0, wrong_acc = 0;
+        for (auto &c : cases) {
+            std::shared_ptr<const Grammar> g;
+            try {
+                g = Grammar::from_json_schema(c["schema"], o);
+            } catch (const Error &) {
+                ++refused;
+                continue;
+            }
+            ++compiled;
+            for (auto &t : c["tests"]) {
+                const bool valid = t["valid"].get<bool>();
+                for (const std::string &text : {t["data"].dump(), py_dumps(t["data"])}) {
+                    ++tests;
+                    const bool got = g->matches(text);
+                    if (got == valid) {
+                        ++correct;
+                    } else if (got) {
+                        ++wrong_acc;
+                        wrong_accepts.push_back(f.filename().string() + ": " + c["description"].get<std::string>() +
+                                                " / " + t["description"].get<std::string>() + ": " + text);
+                    } else {
+                        ++wrong_rej;
+                    }
+                }
+            }
+        }
+        std::cout << "  " << f.filename().string() << ": " << compiled << " / " << refused << "; " << correct << " / "
+                  << tests << " (" << wrong_rej << ", " << wrong_acc << ")\n";
+        total_compiled += compiled, total_refused += refused, total_tests += tests, total_correct += correct;
+    }
+    std::cout << "  total: " << total_compiled << " schemas compiled, " << total_refused << " refused; " << total_correct
+              << " / " << total_tests << " instances correct\n";
+    for (auto &w : wrong_accepts) std::cout << "  WRONG ACCEPT " << w << "\n";
+    CHECK(wrong_accepts.empty());
+}
+
+TEST_CASE("JSON Schema: bench-dev pass rate", "[grammar]") {
+    const fs::path dir = shared_dir() / "jsonschema" / "bench-dev";
+    if (!fs::exists(dir)) {
+        WARN(dir.string() << " absent: skipped");
+        return;
+    }
+    std::vector<fs::path> files;
+    for (auto &e : fs::directory_iterator(dir))
+        if (e.path().extension() == ".json") files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    size_t compiled = 0, passed = 0;
+    std::map<std::string, size_t> refusals;
+    std::vector<std::string> failures;
+    const auto start = std::chrono::steady_clock::now();
+    for (auto &f : files) {
+        const ojson doc = ojson::parse(read_file(f));
+        std::shared_ptr<const Grammar> g;
+        try {
+            g = Grammar::from_json_schema(doc["schema"]);
+        } catch (const Error &e) {
+            std::string why = e.what();
+            const auto q = why.find('\'');
+            const auto q2 = q == std::string::npos ? q : why.find('\'', q + 1);
+            refusals[q2 == std::string::npos ? why.substr(0, 60) : why.substr(q, q2 - q + 1)]++;
+            continue;
+        }
+        ++compiled;
+        bool ok = true;
+        for (auto &t : doc["tests"]) {
+            const bool got = g->matches(py_dumps(t["data"]));
+            if (got != t["valid"].get<bool>()) {
+                ok = false;
+                failures.push_back(f.filename().string() + (got ? ": accepted invalid: " : ": rejected valid: ") +
+                                   t["description"].get<std::string>());
+                break;
+            }
+        }
+        passed += ok;
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::cout << "bench-dev: " << passed << " of " << files.size() << " schemas pass (" << compiled << " compile), "
+              << s << " s\n  refused by keyword:";
+    for (auto &[k, n] : refusals) std::cout << " " << k << " " << n << ";";
+    std::cout << "\n";
+    if (std::getenv("MUSE_GRAMMAR_VERBOSE"))
+        for (auto &f : failures) std::cout << "  FAIL " << f << "\n";
+    CHECK(passed >= 0);
+}
+
+// MUSE_GRAMMAR_FILE=bench-dev-file.json test-grammar "[.debug]": the grammar and
+// where each instance stops matching.
+TEST_CASE("JSON Schema: debug one bench-dev file", "[.debug]") {
+    const char *file = std::getenv("MUSE_GRAMMAR_FILE");
+    if (!file) return;
+    const ojson doc = ojson::parse(read_file(file));
+    const std::string gbnf = json_schema_to_gbnf(doc["schema"]);
+    if (std::getenv("MUSE_GRAMMAR_VERBOSE")) std::cout << gbnf << "\n";
+    auto g = Grammar::from_gbnf(gbnf);
+    for (auto &t : doc["tests"]) {
+        const std::string text = py_dumps(t["data"]);
+        Matcher m = g->matcher();
+        size_t i = 0;
+        while (i < text.size() && m.accept_bytes(text.substr(i, 1))) ++i;
+        std::cout << (t["valid"].get<bool>() ? "valid" : "invalid") << " matched " << (i == text.size() && m.is_accepting())
+                  << " stops at " << i << ": ..." << text.substr(i > 60 ? i - 60 : 0, 60) << " | " << text.substr(i, 40)
+                  << "\n";
+    }
+}

@@ -209,9 +209,14 @@ private:
         return name;
     }
 
+    // Whether a schema constrains anything (unknown keywords are annotations in 2020-12).
     static bool has_assertions(const json &s, const std::set<std::string> &skip) {
+        static const std::set<std::string> known = {
+            "type", "enum", "const", "properties", "required", "additionalProperties", "items", "prefixItems",
+            "additionalItems", "minItems", "maxItems", "minLength", "maxLength", "pattern", "minimum", "maximum",
+            "exclusiveMinimum", "exclusiveMaximum", "anyOf", "oneOf", "allOf", "$ref"};
         for (auto &[k, v] : s.items())
-            if (!kAnnotations.count(k) && !skip.count(k)) return true;
+            if ((known.count(k) || kRefused.count(k)) && !skip.count(k)) return true;
         return false;
     }
 
@@ -222,6 +227,11 @@ private:
         json a = inline_ref(a0, path), b = inline_ref(b0, path);
         if (a.is_boolean()) return a.get<bool>() ? b : a;
         if (b.is_boolean()) return b.get<bool>() ? a : b;
+        // prefixItems and items of one schema object work together (items applies
+        // after the prefix); across two parts they do not, so such parts are not merged.
+        if ((a.contains("prefixItems") && b.contains("items")) || (b.contains("prefixItems") && a.contains("items")) ||
+            (a.contains("prefixItems") && b.contains("prefixItems") && a["prefixItems"] != b["prefixItems"]))
+            refuse(path, "allOf", "prefixItems and items in different parts are not merged");
         json out = a;
         for (auto &[k, v] : b.items()) {
             if (!out.contains(k)) {
@@ -486,7 +496,13 @@ private:
         }
         if (s.contains("format") && s["format"].is_string()) {
             const std::string f = s["format"].get<std::string>();
-            const std::string date = "[0-9]{4} \"-\" ( \"0\" [1-9] | \"1\" [0-2] ) \"-\" ( \"0\" [1-9] | [12] [0-9] | \"3\" [01] )";
+            // Days per month, and February 29 only in leap years (Gregorian).
+            const std::string leap4 = "( \"0\" [48] | [2468] [048] | [13579] [26] )";
+            const std::string date =
+                "( [0-9]{4} \"-\" ( ( \"0\" [13578] | \"1\" [02] ) \"-\" ( \"0\" [1-9] | [12] [0-9] | \"3\" [01] ) | "
+                "( \"0\" [469] | \"11\" ) \"-\" ( \"0\" [1-9] | [12] [0-9] | \"30\" ) | "
+                "\"02-\" ( \"0\" [1-9] | \"1\" [0-9] | \"2\" [0-8] ) ) | "
+                "( [0-9]{2} " + leap4 + " | ( " + leap4 + " | \"00\" ) \"00\" ) \"-02-29\" )";
             const std::string time = "( [01] [0-9] | \"2\" [0-3] ) \":\" [0-5] [0-9] \":\" ( [0-5] [0-9] | \"60\" ) ( \".\" [0-9]+ )? "
                                      "( [zZ] | [-+] ( [01] [0-9] | \"2\" [0-3] ) \":\" [0-5] [0-9] )";
             std::string e;
@@ -498,7 +514,12 @@ private:
             else if (f == "email")
                 e = "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]+ ( \".\" [a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]+ )* \"@\" "
                     "[a-zA-Z0-9] ( [a-zA-Z0-9-]* [a-zA-Z0-9] )? ( \".\" [a-zA-Z0-9] ( [a-zA-Z0-9-]* [a-zA-Z0-9] )? )*";
-            else if (f == "uri")
+            else if (f == "hostname")
+                e = "[a-zA-Z0-9] ( [a-zA-Z0-9-]{0,61} [a-zA-Z0-9] )? ( \".\" [a-zA-Z0-9] ( [a-zA-Z0-9-]{0,61} [a-zA-Z0-9] )? )*";
+            else if (f == "ipv4") {
+                const std::string octet = "( [0-9] | [1-9] [0-9] | \"1\" [0-9] [0-9] | \"2\" [0-4] [0-9] | \"25\" [0-5] )";
+                e = octet + " \".\" " + octet + " \".\" " + octet + " \".\" " + octet;
+            } else if (f == "uri")
                 e = "[a-zA-Z] [a-zA-Z0-9+.-]* \":\" [^\"\\\\\\x00-\\x20<>{}|^`]*";
             if (!e.empty()) {
                 if (has_len) refuse(path, "format", "a format together with minLength/maxLength is not compiled");
@@ -735,7 +756,41 @@ private:
             const std::string value = visit(additional, path + "/additionalProperties");
             extra = rule("extra-kv", (names.empty() ? base("string") : key_not_in(names)) + colon() + value);
         }
-        // none(i): no property written yet, from i on; some(i): at least one written.
+        if (!o_.compact) {
+            // Checking text: properties in any order. The rules track which required
+            // properties were seen (a subset: 2^r rules, so only for few of them); an
+            // optional property may repeat (a parser keeps the last, which is checked too).
+            std::vector<size_t> req;
+            std::string opt;
+            for (size_t i = 0; i < names.size(); ++i) {
+                if (required.count(names[i])) req.push_back(i);
+                else opt += (opt.empty() ? "" : " | ") + kv[i];
+            }
+            if (!extra.empty()) opt += (opt.empty() ? "" : " | ") + extra;
+            if (req.size() <= 8) {
+                const std::string opt_rule = opt.empty() ? "" : rule("kv", opt);
+                const std::string id = reserve("obj");
+                const size_t full = (size_t(1) << req.size()) - 1;
+                auto seen = [&](size_t m) { return id + "-" + std::to_string(m); };
+                for (size_t m = 0; m <= full; ++m) {
+                    std::string body;
+                    auto add = [&](const std::string &e) { body += (body.empty() ? "" : " | ") + e; };
+                    if (m == full) add("\"\"");
+                    if (!opt_rule.empty()) add(sep() + opt_rule + " " + seen(m));
+                    for (size_t j = 0; j < req.size(); ++j)
+                        if (!(m >> j & 1)) add(sep() + kv[req[j]] + " " + seen(m | size_t(1) << j));
+                    rules_.emplace_back(seen(m), body);
+                    used_.insert(seen(m));
+                }
+                std::string start;
+                auto add = [&](const std::string &e) { start += (start.empty() ? "" : " | ") + e; };
+                if (req.empty()) add("\"\"");
+                if (!opt_rule.empty()) add(opt_rule + " " + seen(0));
+                for (size_t j = 0; j < req.size(); ++j) add(kv[req[j]] + " " + seen(size_t(1) << j));
+                return rule("object", "\"{\"" + w + "( " + start + " )" + w + "\"}\"");
+            }
+        }
+        // Schema order: none(i): no property written yet, from i on; some(i): at least one.
         const std::string id = reserve("obj");
         const size_t n = kv.size();
         auto name = [&](bool some, size_t i) { return id + (some ? "-s" : "-n") + std::to_string(i); };
