@@ -512,7 +512,8 @@ TEST_CASE("JSON Schema: bench-dev pass rate", "[grammar]") {
     std::cout << "\n";
     if (std::getenv("MUSE_GRAMMAR_VERBOSE"))
         for (auto &f : failures) std::cout << "  FAIL " << f << "\n";
-    CHECK(passed >= 0);
+    // 874 of 1,000 when this was written (llguidance 1.9.1: 892); must not regress.
+    CHECK(passed >= 874);
 }
 
 // MUSE_GRAMMAR_FILE=bench-dev-file.json test-grammar "[.debug]": the grammar and

@@ -98,7 +98,7 @@ public:
     std::string run() {
         if (!o_.compact) base("ws");
         const std::string top = visit(root_, "#");
-        std::string out = "root ::= " + (o_.compact ? "" : std::string("ws ")) + top + (o_.compact ? "" : " ws") + "\n";
+        std::string out = "root ::= " + (o_.compact ? "" : std::string("_ws ")) + top + (o_.compact ? "" : " _ws") + "\n";
         for (auto &[name, body] : rules_) out += name + " ::= " + body + "\n";
         return out;
     }
@@ -111,9 +111,10 @@ private:
         fail(MUSE_ERR_INVALID_ARGUMENT, "JSON Schema at ", path, ": ", why);
     }
 
-    std::string ws() const { return o_.compact ? " " : " ws "; }
-    std::string sep() const { return o_.compact ? " \",\" " : " ws \",\" ws "; }
-    std::string colon() const { return o_.compact ? " \":\" " : " ws \":\" ws "; }
+    // Base rules are named with a leading '_', which names made from schema paths never have.
+    std::string ws() const { return o_.compact ? " " : " _ws "; }
+    std::string sep() const { return o_.compact ? " \",\" " : " _ws \",\" _ws "; }
+    std::string colon() const { return o_.compact ? " \":\" " : " _ws \":\" _ws "; }
 
     // A named rule, deduplicated by body.
     std::string rule(const std::string &hint, const std::string &body) {
@@ -134,33 +135,34 @@ private:
         by_body_.emplace(body, name);
     }
     std::string base(const std::string &name) {
-        if (!used_.count(name)) {
-            used_.insert(name);
-            const std::string w = o_.compact ? " " : " ws ";
-            if (name == "ws") rules_.emplace_back("ws", "[ \\t\\n\\r]*");
+        const std::string full = "_" + name;
+        if (!used_.count(full)) {
+            used_.insert(full);
+            const std::string w = ws();
+            if (name == "ws") rules_.emplace_back("_ws", "[ \\t\\n\\r]*");
             else if (name == "value")
-                rules_.emplace_back("value", base("object") + " | " + base("array") + " | " + base("string") + " | " +
+                rules_.emplace_back("_value", base("object") + " | " + base("array") + " | " + base("string") + " | " +
                                                  base("number") + " | \"true\" | \"false\" | \"null\"");
             else if (name == "object")
-                rules_.emplace_back("object", "\"{\"" + w + "( " + base("member") + " (" + sep() + base("member") +
+                rules_.emplace_back("_object", "\"{\"" + w + "( " + base("member") + " (" + sep() + base("member") +
                                                   ")* )?" + w + "\"}\"");
-            else if (name == "member") rules_.emplace_back("member", base("string") + colon() + base("value"));
+            else if (name == "member") rules_.emplace_back("_member", base("string") + colon() + base("value"));
             else if (name == "array")
-                rules_.emplace_back("array", "\"[\"" + w + "( " + base("value") + " (" + sep() + base("value") +
+                rules_.emplace_back("_array", "\"[\"" + w + "( " + base("value") + " (" + sep() + base("value") +
                                                  ")* )?" + w + "\"]\"");
-            else if (name == "string") rules_.emplace_back("string", "\"\\\"\" " + base("char") + "* \"\\\"\"");
+            else if (name == "string") rules_.emplace_back("_string", "\"\\\"\" " + base("char") + "* \"\\\"\"");
             else if (name == "char")
-                rules_.emplace_back("char", "[^\"\\\\\\x00-\\x1F] | \"\\\\\" ( [\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4} )");
-            else if (name == "rawchar") rules_.emplace_back("rawchar", "[^\"\\\\\\x00-\\x1F]");
+                rules_.emplace_back("_char", "[^\"\\\\\\x00-\\x1F] | \"\\\\\" ( [\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4} )");
+            else if (name == "rawchar") rules_.emplace_back("_rawchar", "[^\"\\\\\\x00-\\x1F]");
             else if (name == "number")
-                rules_.emplace_back("number", "\"-\"? " + base("uint") + " ( \".\" [0-9]+ )? ( [eE] [-+]? [0-9]+ )?");
-            else if (name == "uint") rules_.emplace_back("uint", "\"0\" | [1-9] [0-9]*");
+                rules_.emplace_back("_number", "\"-\"? " + base("uint") + " ( \".\" [0-9]+ )? ( [eE] [-+]? [0-9]+ )?");
+            else if (name == "uint") rules_.emplace_back("_uint", "\"0\" | [1-9] [0-9]*");
             else if (name == "integer")
-                rules_.emplace_back("integer", "\"-\"? " + base("uint") + (o_.compact ? "" : " ( \".\" \"0\"+ )?"));
-            else if (name == "never") rules_.emplace_back("never", "[^\\u0000-\\U0010FFFF]");
+                rules_.emplace_back("_integer", "\"-\"? " + base("uint") + (o_.compact ? "" : " ( \".\" \"0\"+ )?"));
+            else if (name == "never") rules_.emplace_back("_never", "[^\\u0000-\\U0010FFFF]");
             else invalid("#", "internal: unknown base rule " + name);
         }
-        return name;
+        return full;
     }
 
     const json &resolve(const std::string &ref, const std::string &path) const {
@@ -706,7 +708,14 @@ private:
             trie[cur].terminal = true;
         }
         const std::string prefix = reserve("key-not");
-        const std::string tail = base("rawchar") + "*";
+        // Once the name differs from every declared one, anything may follow. An escape
+        // of a quote, backslash or control character makes it differ too, unless a
+        // declared name holds such characters (then no escapes at all: \u0061 is "a").
+        bool plain = true;
+        for (auto &k : keys)
+            for (unsigned char c : k) plain &= c >= 0x20 && c != '"' && c != '\\';
+        const std::string tail = base(plain ? "char" : "rawchar") + "*";
+        const std::string distinct_escape = "\"\\\\\" ( [\"\\\\bfnrt] | \"u00\" [01] [0-9a-fA-F] )";
         for (size_t n = 0; n < trie.size(); ++n) {
             std::string body;
             auto add = [&](const std::string &e) { body += (body.empty() ? "" : " | ") + e; };
@@ -720,6 +729,7 @@ private:
                 excluded += buf;
             }
             add("[^" + excluded + "] " + tail + " \"\\\"\"");
+            if (plain) add(distinct_escape + " " + tail + " \"\\\"\"");
             rules_.emplace_back(prefix + "-" + std::to_string(n), body);
             used_.insert(prefix + "-" + std::to_string(n));
         }
@@ -727,7 +737,7 @@ private:
     }
 
     std::string object_type(const json &s, const std::string &path) {
-        const std::string w = o_.compact ? " " : " ws ";
+        const std::string w = ws();
         std::vector<std::pair<std::string, json>> props;
         std::set<std::string> required;
         if (s.contains("properties")) {
@@ -767,7 +777,7 @@ private:
                 else opt += (opt.empty() ? "" : " | ") + kv[i];
             }
             if (!extra.empty()) opt += (opt.empty() ? "" : " | ") + extra;
-            if (req.size() <= 8) {
+            if (req.size() <= 12) {
                 const std::string opt_rule = opt.empty() ? "" : rule("kv", opt);
                 const std::string id = reserve("obj");
                 const size_t full = (size_t(1) << req.size()) - 1;
@@ -815,7 +825,7 @@ private:
     }
 
     std::string array_type(const json &s, const std::string &path) {
-        const std::string w = o_.compact ? " " : " ws ";
+        const std::string w = ws();
         uint64_t min = s.contains("minItems") ? static_cast<uint64_t>(s["minItems"].get<double>()) : 0;
         std::optional<uint64_t> max;
         if (s.contains("maxItems")) max = static_cast<uint64_t>(s["maxItems"].get<double>());

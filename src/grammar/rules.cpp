@@ -143,7 +143,7 @@ uint32_t RulesBuilder::named(const std::string &name) {
 uint32_t RulesBuilder::fresh(const std::string &hint) {
     std::string name = hint;
     for (int n = static_cast<int>(names_.size());; ++n) {
-        name = hint + "_" + std::to_string(n);
+        name = hint + "#" + std::to_string(n);  // '#' never appears in a GBNF name
         if (!by_name_.count(name)) break;
     }
     const uint32_t id = named(name);
