@@ -535,3 +535,68 @@ TEST_CASE("JSON Schema: debug one bench-dev file", "[.debug]") {
                   << "\n";
     }
 }
+
+// Hidden: test-grammar "[.bench]". Mask time per token at the qwen2 vocabulary:
+// a valid instance of a few bench-dev schemas, serialized compactly and tokenized,
+// walked token by token with a fresh (cold) grammar, the mask computed before each
+// token. The grammar is the checking one (properties in any order: the instances
+// do not always follow the schema's order, which compact mode would impose).
+TEST_CASE("Grammar: mask time per token (qwen2, bench-dev)", "[.bench]") {
+    const Tokenizer *tok = qwen2();
+    const fs::path dir = shared_dir() / "jsonschema" / "bench-dev";
+    if (!tok || !fs::exists(dir)) {
+        WARN("../shared absent: skipped");
+        return;
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    auto trie = TokenTrie::of(*tok);
+    std::cout << "trie: " << trie->nodes().size() << " nodes, built in "
+              << std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() << " ms\n";
+    std::vector<double> all;
+    for (const char *name : {"Glaiveai2K---calculate_area_27950976.json", "Github_easy---o11794.json",
+                             "Github_hard---o21175.json", "Kubernetes---kb_808_Normalized.json",
+                             "Snowplow---sp_378_Normalized.json", "MCPspec---GetPromptResult.json"}) {
+        if (!fs::exists(dir / name)) continue;
+        const ojson doc = ojson::parse(read_file(dir / name));
+        std::shared_ptr<const Grammar> g;
+        try {
+            g = Grammar::from_json_schema(doc["schema"]);
+        } catch (const Error &e) {
+            std::cout << name << ": refused: " << e.what() << "\n";
+            continue;
+        }
+        std::string text;
+        for (auto &t : doc["tests"])
+            if (t["valid"].get<bool>() && g->matches(t["data"].dump())) {
+                text = t["data"].dump();
+                break;
+            }
+        if (text.empty() || !g->matches(text)) {
+            std::cout << name << ": no valid instance the compact grammar accepts\n";
+            continue;
+        }
+        const auto ids = tok->tokenize(text, false, false);
+        Matcher m = g->matcher();
+        std::vector<double> times;
+        for (int32_t id : ids) {
+            const auto s = std::chrono::steady_clock::now();
+            const auto mask = m.mask(*trie);
+            times.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - s).count());
+            REQUIRE(mask_test(*mask, id));
+            REQUIRE(m.accept_token(id, *trie));
+        }
+        std::sort(times.begin(), times.end());
+        double sum = 0;
+        for (double t : times) sum += t;
+        std::cout << name << ": " << ids.size() << " tokens, mask mean " << sum / times.size() << " us, p50 "
+                  << times[times.size() / 2] << " us, p99 " << times[std::min(times.size() - 1, times.size() * 99 / 100)]
+                  << " us\n";
+        all.insert(all.end(), times.begin(), times.end());
+    }
+    if (all.empty()) return;
+    std::sort(all.begin(), all.end());
+    double sum = 0;
+    for (double t : all) sum += t;
+    std::cout << "all: " << all.size() << " tokens, mask mean " << sum / all.size() << " us, p50 " << all[all.size() / 2]
+              << " us, p99 " << all[all.size() * 99 / 100] << " us, max " << all.back() << " us\n";
+}
