@@ -487,6 +487,7 @@ TEST_CASE("JSON Schema: bench-dev pass rate", "[grammar]") {
             g = Grammar::from_json_schema(doc["schema"]);
         } catch (const Error &e) {
             std::string why = e.what();
+            if (std::getenv("MUSE_GRAMMAR_VERBOSE")) failures.push_back(f.filename().string() + ": refused: " + why);
             const auto q = why.find('\'');
             const auto q2 = q == std::string::npos ? q : why.find('\'', q + 1);
             refusals[q2 == std::string::npos ? why.substr(0, 60) : why.substr(q, q2 - q + 1)]++;
@@ -512,8 +513,8 @@ TEST_CASE("JSON Schema: bench-dev pass rate", "[grammar]") {
     std::cout << "\n";
     if (std::getenv("MUSE_GRAMMAR_VERBOSE"))
         for (auto &f : failures) std::cout << "  FAIL " << f << "\n";
-    // 874 of 1,000 when this was written (llguidance 1.9.1: 892); must not regress.
-    CHECK(passed >= 874);
+    // 883 of 1,000 when this was written (llguidance 1.9.1: 892); must not regress.
+    CHECK(passed >= 883);
 }
 
 // MUSE_GRAMMAR_FILE=bench-dev-file.json test-grammar "[.debug]": the grammar and

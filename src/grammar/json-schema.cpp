@@ -47,7 +47,7 @@ const std::set<std::string> kAnnotations = {
 
 const std::set<std::string> kRefused = {
     "not", "if", "then", "else", "contains", "minContains", "maxContains", "uniqueItems", "multipleOf",
-    "patternProperties", "propertyNames", "minProperties", "maxProperties", "dependentRequired",
+    "propertyNames", "minProperties", "maxProperties", "dependentRequired",
     "dependentSchemas", "unevaluatedProperties", "unevaluatedItems", "$dynamicRef", "$recursiveRef",
     "dependencies"};
 
@@ -216,7 +216,7 @@ private:
         static const std::set<std::string> known = {
             "type", "enum", "const", "properties", "required", "additionalProperties", "items", "prefixItems",
             "additionalItems", "minItems", "maxItems", "minLength", "maxLength", "pattern", "minimum", "maximum",
-            "exclusiveMinimum", "exclusiveMaximum", "anyOf", "oneOf", "allOf", "$ref"};
+            "exclusiveMinimum", "exclusiveMaximum", "anyOf", "oneOf", "allOf", "$ref", "patternProperties"};
         for (auto &[k, v] : s.items())
             if ((known.count(k) || kRefused.count(k)) && !skip.count(k)) return true;
         return false;
@@ -377,7 +377,7 @@ private:
             if (k == "multipleOf" && v.is_number() && v.get<double>() == 1.0 && s.contains("type") &&
                 s["type"] == json("integer"))
                 continue;
-            if ((k == "dependentRequired" || k == "dependentSchemas" || k == "patternProperties") && v.is_object() &&
+            if ((k == "dependentRequired" || k == "dependentSchemas") && v.is_object() &&
                 v.empty())
                 continue;
             if ((k == "unevaluatedProperties" || k == "unevaluatedItems") && v == json(true)) continue;
@@ -753,7 +753,9 @@ private:
             for (auto &p : props) found |= p.first == r;
             if (!found) props.push_back({r, additional});
         }
-        if (props.empty() && additional == json(true)) return base("object");
+        const bool patterns = s.contains("patternProperties") && s["patternProperties"].is_object() &&
+                              !s["patternProperties"].empty();
+        if (props.empty() && additional == json(true) && !patterns) return base("object");
         std::vector<std::string> kv;
         std::vector<std::string> names;
         for (auto &[k, v] : props) {
@@ -762,7 +764,47 @@ private:
             names.push_back(k);
         }
         std::string extra;
-        if (!(additional.is_boolean() && !additional.get<bool>())) {
+        const bool closed = additional.is_boolean() && !additional.get<bool>();
+        if (patterns) {
+            // Exact only where no name needs the complement of a pattern: additional
+            // properties closed, so every other name must match a pattern; one value
+            // schema for all patterns; no declared name matching a pattern.
+            const json &pp = s["patternProperties"];
+            const std::string ppath = path + "/patternProperties";
+            bool trivial = true;
+            for (auto &[p, v] : pp.items()) trivial &= v == json(true) || v == json::object();
+            if (!closed) {
+                if (!trivial)
+                    refuse(ppath, "patternProperties",
+                           "with additional properties allowed it needs the complement of a pattern");
+            } else {
+                const json &value = pp.begin().value();
+                std::string keys;
+                RegexOptions ro;
+                ro.json_string = true;
+                ro.search = true;
+                for (auto &[p, v] : pp.items()) {
+                    if (v != value && !trivial)
+                        refuse(ppath, "patternProperties", "patterns with different schemas are not compiled");
+                    std::string e;
+                    try {
+                        e = regex_to_gbnf_expr(p, ro);
+                    } catch (const Error &err) {
+                        refuse(ppath, "patternProperties", err.what());
+                    }
+                    auto g = Grammar::from_gbnf("root ::= " + e + "\n");
+                    for (auto &n : names) {
+                        const std::string quoted = json(n).dump();
+                        if (g->matches(quoted.substr(1, quoted.size() - 2)))
+                            refuse(ppath, "patternProperties", "declared property '" + n + "' matches pattern '" + p + "'");
+                    }
+                    keys += (keys.empty() ? "" : " | ") + e;
+                }
+                extra = rule("pattern-kv", "\"\\\"\" ( " + keys + " ) \"\\\"\"" + colon() +
+                                               visit(trivial ? json(true) : value, ppath));
+            }
+        }
+        if (!closed) {
             const std::string value = visit(additional, path + "/additionalProperties");
             extra = rule("extra-kv", (names.empty() ? base("string") : key_not_in(names)) + colon() + value);
         }
