@@ -290,45 +290,68 @@ Rules RulesBuilder::finish(uint32_t root) {
             }
         }
     }
-    std::vector<std::vector<uint32_t>> leading(n);
+    // Leading references: rule r can start with rule t. The edge is a tail call when
+    // the reference ends its alternative (the matcher then does not push). A cycle of
+    // tail calls only revisits the same stack, which the expansion stops at; a cycle
+    // with a pushing edge grows the stack without consuming input: refused.
+    struct Edge {
+        uint32_t to;
+        bool tail;
+    };
+    std::vector<std::vector<Edge>> leading(n);
     for (size_t r = 0; r < n; ++r)
         for (auto &alt : alts_[r])
-            for (uint32_t e : alt) {
-                if (elem_kind(e) == kElemRef) leading[r].push_back(elem_arg(e));
+            for (size_t i = 0; i < alt.size(); ++i) {
+                const uint32_t e = alt[i];
+                if (elem_kind(e) == kElemRef) leading[r].push_back({elem_arg(e), i + 1 == alt.size()});
                 if (!elem_nullable(e)) break;
             }
-    std::vector<uint8_t> color(n, 0);
-    std::vector<uint32_t> path;
-    // Iterative DFS (rules can be many: repetition helpers).
-    for (size_t start = 0; start < n; ++start) {
-        if (color[start]) continue;
-        std::vector<std::pair<uint32_t, size_t>> st{{static_cast<uint32_t>(start), 0}};
-        color[start] = 1;
-        while (!st.empty()) {
-            auto &[r, i] = st.back();
-            if (i < leading[r].size()) {
-                const uint32_t t = leading[r][i++];
-                if (color[t] == 1) {
-                    std::string cycle;
-                    bool on = false;
-                    for (auto &f : st) {
-                        if (f.first == t) on = true;
-                        if (on) cycle += names_[f.first] + " -> ";
-                    }
-                    fail(MUSE_ERR_INVALID_ARGUMENT, "left recursion is not supported: ", cycle, names_[t],
-                         " (rewrite it as repetition, e.g. a ::= b (op b)*; a repetition of something that "
-                         "can be empty also loops)");
+    // Strongly connected components (iterative Tarjan).
+    std::vector<int64_t> index(n, -1), low(n, 0), comp(n, -1);
+    std::vector<uint32_t> stack;
+    std::vector<bool> on(n, false);
+    int64_t counter = 0, n_comp = 0;
+    for (size_t s0 = 0; s0 < n; ++s0) {
+        if (index[s0] >= 0) continue;
+        std::vector<std::pair<uint32_t, size_t>> call{{static_cast<uint32_t>(s0), 0}};
+        index[s0] = low[s0] = counter++;
+        stack.push_back(static_cast<uint32_t>(s0));
+        on[s0] = true;
+        while (!call.empty()) {
+            auto &[v, i] = call.back();
+            if (i < leading[v].size()) {
+                const uint32_t w = leading[v][i++].to;
+                if (index[w] < 0) {
+                    index[w] = low[w] = counter++;
+                    stack.push_back(w);
+                    on[w] = true;
+                    call.push_back({w, 0});
+                } else if (on[w]) {
+                    low[v] = std::min(low[v], index[w]);
                 }
-                if (color[t] == 0) {
-                    color[t] = 1;
-                    st.push_back({t, 0});
-                }
-            } else {
-                color[r] = 2;
-                st.pop_back();
+                continue;
             }
+            if (low[v] == index[v]) {
+                uint32_t w;
+                do {
+                    w = stack.back();
+                    stack.pop_back();
+                    on[w] = false;
+                    comp[w] = n_comp;
+                } while (w != v);
+                ++n_comp;
+            }
+            const uint32_t done = v;
+            call.pop_back();
+            if (!call.empty()) low[call.back().first] = std::min(low[call.back().first], low[done]);
         }
     }
+    for (size_t r = 0; r < n; ++r)
+        for (auto &e : leading[r])
+            if (!e.tail && comp[e.to] == comp[r])
+                fail(MUSE_ERR_INVALID_ARGUMENT, "left recursion is not supported: rule '", names_[r],
+                     "' can begin with itself through '", names_[e.to],
+                     "' (rewrite it as repetition, e.g. a ::= b (op b)*)");
 
     Rules out;
     out.sets = sets_;
