@@ -2,6 +2,8 @@
 // masks against brute force on a real vocabulary, the regex and JSON Schema
 // compilers (JSON-Schema-Test-Suite and bench-dev reports), hostile inputs.
 #include "core/error.h"
+#include "decoder-models.h"
+#include "engine/session.h"
 #include "gguf/gguf-file.h"
 #include "grammar/grammar-stage.h"
 #include "grammar/grammar.h"
@@ -601,4 +603,54 @@ TEST_CASE("Grammar: mask time per token (qwen2, bench-dev)", "[.bench]") {
     for (double t : all) sum += t;
     std::cout << "all: " << all.size() << " tokens, mask mean " << sum / all.size() << " us, p50 " << all[all.size() / 2]
               << " us, p99 " << all[all.size() * 99 / 100] << " us, max " << all.back() << " us\n";
+}
+
+TEST_CASE("GenerationSetup::grammar: a session's output follows the grammar", "[grammar]") {
+    // A tiny random model whose vocabulary has the 256 byte pieces: every output is
+    // spelled byte by byte, so only the grammar makes it well-formed.
+    test::TinyDecoderSpec spec;
+    spec.n_vocab = 300;
+    auto l = test::load(spec);
+    const Decoder &dec = l.model->require_decoder();
+    const Tokenizer &tok = l.model->require_tokenizer();
+    JsonSchemaOptions compact;
+    compact.compact = true;
+    auto g = Grammar::from_json_schema(
+        ojson::parse(R"({"type": "object", "properties": {"c": {"enum": ["red", "green"]}, "n": {"type": "integer",
+                        "minimum": 1, "maximum": 20}}, "required": ["c", "n"], "additionalProperties": false})"),
+        compact);
+    for (uint64_t seed : {1, 2, 3}) {
+        SessionOptions o;
+        o.n_ctx = 256;
+        o.n_seq_max = 1;
+        o.kv_type = GgmlType::F32;
+        Session session(dec, o);
+        session.set_end_of_generation(std::vector<int32_t>(tok.eog_ids().begin(), tok.eog_ids().end()));
+        GenerationSetup setup;
+        setup.prompt.ids = {1, 50, 60, 70};
+        setup.context = setup.prompt.ids;
+        setup.sampling.temperature = 1.0f;
+        setup.sampling.seed = seed;
+        setup.max_tokens = 64;
+        setup.tokenizer = &tok;
+        setup.grammar = g;
+        auto gen = session.start(0, setup);
+        session.run(*gen);
+        const auto &r = gen->result();
+        std::vector<int32_t> ids = r.tokens;
+        REQUIRE(!ids.empty());
+        CHECK(tok.is_eog(ids.back()));
+        CHECK(r.finish_reason == "stop");
+        ids.pop_back();
+        const std::string text = tok.detokenize(ids, false);
+        INFO(text);
+        CHECK(g->matches(text));
+    }
+    GenerationSetup bad;
+    bad.prompt.ids = {1, 50};
+    bad.grammar = g;
+    SessionOptions o;
+    o.n_seq_max = 1;
+    Session session(dec, o);
+    CHECK_THROWS_WITH(session.start(0, bad), Catch::Contains("needs the tokenizer"));
 }

@@ -70,7 +70,7 @@ struct GenerationSetup {
     // generation ("low_confidence"). NaN (or no pointer): no threshold (yet).
     std::shared_ptr<const double> stop_below;
     // Constrained output (the chain's grammar slot): only tokens the grammar allows are
-    // sampled, end-of-generation only where it is complete. Needs `tokenizer`.
+    // sampled, end-of-generation (the tokenizer's) only where it is complete. Needs `tokenizer`.
     std::shared_ptr<const grammar::Grammar> grammar;
 };
 

@@ -483,8 +483,12 @@ private:
         if (s.contains("minLength")) min = static_cast<uint64_t>(s["minLength"].get<double>());
         if (s.contains("maxLength")) max = static_cast<int64_t>(s["maxLength"].get<double>());
         if (max >= 0 && static_cast<uint64_t>(max) < min) return base("never");
+        if (s.contains("pattern") && has_len) {
+            if (auto r = counted_pattern(s["pattern"].get<std::string>(), min, max)) return rule("pattern-len", *r);
+            refuse(path, "pattern", "a pattern together with minLength/maxLength is not compiled (only ^x{m,n}$ "
+                                    "forms, x one character or class)");
+        }
         if (s.contains("pattern")) {
-            if (has_len) refuse(path, "pattern", "a pattern together with minLength/maxLength is not compiled");
             RegexOptions ro;
             ro.json_string = true;
             ro.search = true;
@@ -532,6 +536,63 @@ private:
         std::string rep = max < 0 ? "{" + std::to_string(min) + ",}" : "{" + std::to_string(min) + "," + std::to_string(max) + "}";
         if (min == 0 && max < 0) rep = "*";
         return rule("string-len", "\"\\\"\" " + base("char") + rep + " \"\\\"\"");
+    }
+
+    // A pattern ^x<quantifier>$ with x one character (class, escape, '.', literal) and
+    // a length range: the counts intersect exactly.
+    static std::optional<std::string> counted_pattern(const std::string &p, uint64_t min, int64_t max) {
+        if (p.size() < 3 || p.front() != '^' || p.back() != '$' || p[p.size() - 2] == '\\') return std::nullopt;
+        const std::string inner = p.substr(1, p.size() - 2);
+        size_t end = 0;
+        if (inner[0] == '[') {
+            end = 1;
+            if (end < inner.size() && inner[end] == '^') ++end;
+            if (end < inner.size() && inner[end] == ']') ++end;
+            while (end < inner.size() && inner[end] != ']') end += inner[end] == '\\' ? 2 : 1;
+            if (end >= inner.size()) return std::nullopt;
+            ++end;
+        } else if (inner[0] == '\\') {
+            end = 2;
+        } else if (std::string("()|*+?{}^$").find(inner[0]) == std::string::npos) {
+            end = 1;
+            while (end < inner.size() && (static_cast<uint8_t>(inner[end]) & 0xC0) == 0x80) ++end;
+        } else {
+            return std::nullopt;
+        }
+        const std::string atom = inner.substr(0, end), q = inner.substr(end);
+        uint64_t qmin = 1;
+        int64_t qmax = 1;
+        if (q == "*") qmin = 0, qmax = -1;
+        else if (q == "+") qmin = 1, qmax = -1;
+        else if (q == "?") qmin = 0, qmax = 1;
+        else if (!q.empty()) {
+            unsigned long long a = 0, b = 0;
+            int n = 0;
+            char c1 = 0;
+            if (std::sscanf(q.c_str(), "{%llu,%llu}%n", &a, &b, &n) == 2 && n == static_cast<int>(q.size())) {
+                qmin = a, qmax = static_cast<int64_t>(b);
+            } else if (std::sscanf(q.c_str(), "{%llu,%c%n", &a, &c1, &n) == 2 && c1 == '}' &&
+                       n == static_cast<int>(q.size())) {
+                qmin = a, qmax = -1;
+            } else if (std::sscanf(q.c_str(), "{%llu}%n", &a, &n) == 1 && n == static_cast<int>(q.size())) {
+                qmin = a, qmax = static_cast<int64_t>(a);
+            } else {
+                return std::nullopt;
+            }
+        }
+        const uint64_t lo = std::max(qmin, min);
+        int64_t hi = qmax < 0 ? max : (max < 0 ? qmax : std::min(qmax, max));
+        RegexOptions ro;
+        ro.json_string = true;
+        std::string e;
+        try {
+            e = regex_to_gbnf_expr(atom, ro);
+        } catch (const Error &) {
+            return std::nullopt;
+        }
+        if (hi >= 0 && static_cast<uint64_t>(hi) < lo) return "[^\\u0000-\\U0010FFFF]";
+        const std::string rep = "{" + std::to_string(lo) + "," + (hi >= 0 ? std::to_string(hi) : "") + "}";
+        return "\"\\\"\" " + e + rep + " \"\\\"\"";
     }
 
     // Digits of a non-negative integer range [lo, hi] (hi < 0: unbounded), canonical

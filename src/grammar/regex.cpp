@@ -41,24 +41,34 @@ public:
             uint32_t cp;
             if (!decode_utf8(str, k, cp)) fail(MUSE_ERR_INVALID_ARGUMENT, "regex: invalid UTF-8");
         }
-        bool start_anchor = false, end_anchor = false;
-        if (!s_.empty() && s_[0] == '^') {
-            start_anchor = true;
+        // Top-level alternatives may each be anchored (^a$|^b): in search mode an
+        // unanchored end of an alternative matches anything there.
+        std::string out;
+        for (;;) {
+            bool start_anchor = false, end_anchor = false;
+            if (peek() == '^') {
+                start_anchor = true;
+                ++i_;
+            }
+            std::string e = "(" + concat(0) + ")";
+            if (peek() == '$') {
+                end_anchor = true;
+                ++i_;
+            }
+            if (o_.search) {
+                const std::string any = gbnf_class(filter(normalize_ranges({}, true))) + "*";
+                if (!start_anchor) e = any + " " + e;
+                if (!end_anchor) e = e + " " + any;
+            }
+            out += (out.empty() ? "" : " | ") + e;
+            if (peek() != '|') break;
             ++i_;
         }
-        std::string e = alternation(0);
-        if (i_ < s_.size() && s_[i_] == '$') {
-            end_anchor = true;
-            ++i_;
+        if (i_ < s_.size()) {
+            if (s_[i_] == ')') bad("unbalanced ')'");
+            error("'" + std::string(1, s_[i_]) + "' here");
         }
-        if (i_ < s_.size()) error(s_[i_] == ')' ? "unbalanced ')'" : "'" + std::string(1, s_[i_]) + "' here");
-        e = "(" + e + ")";
-        if (o_.search) {
-            const std::string any = gbnf_class(filter(normalize_ranges({}, true))) + "*";
-            if (!start_anchor) e = any + " " + e;
-            if (!end_anchor) e = e + " " + any;
-        }
-        return e;
+        return "(" + out + ")";
     }
 
 private:
@@ -97,7 +107,7 @@ private:
     std::string alternation(int depth) {
         if (depth > kMaxNesting) bad("groups nested too deeply");
         std::string out = concat(depth);
-        while (peek() == '|') {
+        while (peek() == '|') {  // (only inside groups: run() splits the top level)
             ++i_;
             out += " | " + concat(depth);
         }
@@ -108,7 +118,7 @@ private:
         std::string out;
         while (more() && peek() != '|' && peek() != ')') {
             if (peek() == '$') {
-                if (i_ + 1 == s_.size()) break;
+                if (depth == 0 && (i_ + 1 == s_.size() || s_[i_ + 1] == '|')) break;
                 error("'$' before the end");
             }
             if (peek() == '^') error("'^' after the start");
