@@ -23,6 +23,7 @@
 #include "grammar/grammar.h"
 
 #include "core/error.h"
+#include "grammar/gbnf.h"
 #include "grammar/regex.h"
 
 #include <algorithm>
@@ -743,6 +744,94 @@ private:
         return rule(integer ? "int-range" : "num-range", body);
     }
 
+    // A JSON string (its quotes included) that is none of `keys` and matches none of
+    // the patterns (a GBNF alternation over JSON string content), written without
+    // escapes: the complement, built from the automaton of keys-or-patterns explored
+    // over code-point intervals on which every class of the patterns is uniform.
+    std::string key_outside(const std::vector<std::string> &keys, const std::string &patterns, const std::string &path) {
+        std::string root = patterns;
+        std::set<uint32_t> bounds = {0x80, 0xD800, 0xE000, 0x110000};
+        auto add_cp = [&](uint32_t cp) {
+            if (cp >= 0x80 && cp <= 0x10FFFF) bounds.insert(cp), bounds.insert(cp + 1);
+        };
+        for (auto &k : keys) {
+            const std::string q = json(k).dump();
+            root += " | " + gbnf_literal(q.substr(1, q.size() - 2));
+            for (size_t i = 0; i < k.size();) {
+                uint32_t cp;
+                if (!decode_utf8(k, i, cp)) break;
+                add_cp(cp);
+            }
+        }
+        for (size_t i = 0; i + 5 < patterns.size(); ++i) {
+            if (patterns[i] != '\\') continue;
+            const int n = patterns[i + 1] == 'u' ? 4 : patterns[i + 1] == 'U' ? 8 : 0;
+            if (n && i + 2 + n <= patterns.size()) add_cp(static_cast<uint32_t>(std::stoul(patterns.substr(i + 2, n), nullptr, 16)));
+            ++i;
+        }
+        std::vector<CodeRange> intervals;
+        for (uint32_t c = 0x20; c < 0x80; ++c)
+            if (c != '"' && c != '\\') intervals.push_back({c, c});
+        for (auto it = bounds.begin(); std::next(it) != bounds.end(); ++it)
+            if (*it < 0xD800 || *it >= 0xE000) intervals.push_back({*it, *std::next(it) - 1});
+        auto automaton = std::make_shared<Automaton>(std::make_shared<const Rules>(parse_gbnf("root ::= " + root)));
+        std::map<int32_t, int> index;
+        std::vector<int32_t> states{automaton->initial()};
+        index[states[0]] = 0;
+        std::vector<std::map<int, std::vector<CodeRange>>> moves;  // per state: target (-1 dead) -> intervals
+        for (size_t k = 0; k < states.size(); ++k) {
+            if (states.size() > 4000) refuse(path, "patternProperties", "the pattern's automaton is too large");
+            std::map<int, std::vector<CodeRange>> m;
+            for (auto iv : intervals) {
+                std::string bytes;
+                append_utf8(bytes, iv.lo);
+                int32_t t = states[k];
+                for (char b : bytes) {
+                    t = automaton->step(t, static_cast<uint8_t>(b));
+                    if (t < Automaton::kFirstLive) break;
+                }
+                int target = -1;
+                if (t == Automaton::kTooDeep || t == Automaton::kTooMany)
+                    refuse(path, "patternProperties", "the pattern's automaton is too large");
+                if (t >= Automaton::kFirstLive) {
+                    auto [it, fresh] = index.emplace(t, static_cast<int>(states.size()));
+                    if (fresh) states.push_back(t);
+                    target = it->second;
+                }
+                auto &v = m[target];
+                if (!v.empty() && v.back().hi + 1 == iv.lo) v.back().hi = iv.hi;
+                else v.push_back(iv);
+            }
+            moves.push_back(std::move(m));
+        }
+        const std::string prefix = reserve("key-out");
+        auto cls = [](const std::vector<CodeRange> &rs) {
+            std::string c = "[";
+            char buf[32];
+            for (auto r : rs) {
+                std::snprintf(buf, sizeof buf, r.lo > 0xFFFF ? "\\U%08X" : "\\u%04X", r.lo);
+                c += buf;
+                if (r.hi != r.lo) {
+                    std::snprintf(buf, sizeof buf, r.hi > 0xFFFF ? "-\\U%08X" : "-\\u%04X", r.hi);
+                    c += buf;
+                }
+            }
+            return c + "]";
+        };
+        const std::string quote = "\"\\\"\"";
+        const std::string free = base("rawchar") + "* " + quote;
+        for (size_t k = 0; k < states.size(); ++k) {
+            std::string body;
+            auto add = [&](const std::string &e) { body += (body.empty() ? "" : " | ") + e; };
+            if (!automaton->accepting(states[k])) add(quote);
+            for (auto &[target, rs] : moves[k])
+                add(cls(rs) + " " + (target < 0 ? free : prefix + "-" + std::to_string(target)));
+            rules_.emplace_back(prefix + "-" + std::to_string(k), body.empty() ? base("never") : body);
+            used_.insert(prefix + "-" + std::to_string(k));
+        }
+        return quote + " " + prefix + "-0";
+    }
+
     // A JSON string (its quotes included) that is none of `keys`, written without escapes.
     std::string key_not_in(const std::vector<std::string> &keys) {
         struct Node {
@@ -824,7 +913,7 @@ private:
                          visit(v, path + "/properties/" + pointer_escape(k)));
             names.push_back(k);
         }
-        std::string extra;
+        std::string extra, pattern_kv, pattern_union;
         const bool closed = additional.is_boolean() && !additional.get<bool>();
         if (patterns) {
             // Exact only where no name needs the complement of a pattern: additional
@@ -834,17 +923,14 @@ private:
             const std::string ppath = path + "/patternProperties";
             bool trivial = true;
             for (auto &[p, v] : pp.items()) trivial &= v == json(true) || v == json::object();
-            if (!closed) {
-                if (!trivial)
-                    refuse(ppath, "patternProperties",
-                           "with additional properties allowed it needs the complement of a pattern");
-            } else {
+            // With open additional properties and patterns allowing anything, patterns add nothing.
+            if (!(trivial && additional == json(true))) {
                 const json &value = pp.begin().value();
-                std::string keys;
                 RegexOptions ro;
                 ro.json_string = true;
                 ro.search = true;
                 for (auto &[p, v] : pp.items()) {
+                    // A name matching two patterns needs both schemas: one schema for all only.
                     if (v != value && !trivial)
                         refuse(ppath, "patternProperties", "patterns with different schemas are not compiled");
                     std::string e;
@@ -859,16 +945,20 @@ private:
                         if (g->matches(quoted.substr(1, quoted.size() - 2)))
                             refuse(ppath, "patternProperties", "declared property '" + n + "' matches pattern '" + p + "'");
                     }
-                    keys += (keys.empty() ? "" : " | ") + e;
+                    pattern_union += (pattern_union.empty() ? "" : " | ") + e;
                 }
-                extra = rule("pattern-kv", "\"\\\"\" ( " + keys + " ) \"\\\"\"" + colon() +
-                                               visit(trivial ? json(true) : value, ppath));
+                pattern_kv = rule("pattern-kv", "\"\\\"\" ( " + pattern_union + " ) \"\\\"\"" + colon() +
+                                                    visit(trivial ? json(true) : value, ppath));
             }
         }
         if (!closed) {
             const std::string value = visit(additional, path + "/additionalProperties");
-            extra = rule("extra-kv", (names.empty() ? base("string") : key_not_in(names)) + colon() + value);
+            const std::string key = !pattern_union.empty() ? key_outside(names, pattern_union, path)
+                                    : names.empty()        ? base("string")
+                                                           : key_not_in(names);
+            extra = rule("extra-kv", key + colon() + value);
         }
+        if (!pattern_kv.empty()) extra = extra.empty() ? pattern_kv : rule("kv-any", extra + " | " + pattern_kv);
         if (!o_.compact) {
             // Checking text: properties in any order. The rules track which required
             // properties were seen (a subset: 2^r rules, so only for few of them); an
