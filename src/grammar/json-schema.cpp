@@ -1,25 +1,33 @@
 // JSON Schema (draft 2020-12) to GBNF.
 //
 // What compiles, exactly: type (and type arrays), enum/const, properties /
-// required / additionalProperties (false, true, a schema), items / prefixItems /
-// minItems / maxItems, minLength / maxLength, pattern (the regex subset, JSON
-// search semantics), integer bounds (digit-range grammars), number bounds that are
-// integers (instances then written without an exponent), anyOf, allOf where the
-// parts merge, local $ref / $defs / definitions (recursion included), boolean
-// schemas. Formats date-time / date / time / email / uuid / uri are enforced
-// approximately (a date's day is checked against 31, not its month); other
-// formats are annotations in 2020-12 and ignored, as are unknown keywords.
+// required / additionalProperties (false, true, a schema), patternProperties
+// (one value schema for all patterns, no declared name matching one), items /
+// prefixItems (and draft 4-7 tuple items / additionalItems), minItems / maxItems,
+// minLength / maxLength, pattern (the regex subset, JSON search semantics; with a
+// length only in the form ^x{m,n}$), integer bounds (digit-range grammars), number
+// bounds that are integers (instances then written without an exponent), anyOf,
+// allOf where the parts merge, local $ref / $defs / definitions (recursion
+// included), boolean schemas, not {} / not {required: [x]}, min/maxProperties on
+// maps (or where they are implied). Formats date (days per month, leap years),
+// time, date-time, email, uuid, uri, hostname, ipv4 are enforced (email and uri
+// approximately); other formats are annotations in 2020-12 and ignored, as are
+// unknown keywords.
 //
-// Properties are generated in the schema's order (required and optional ones),
-// then additional ones; an instance listing them in another order is rejected
-// (never wrongly accepted). An additional property's name is any string that is
-// not a declared property, written without escapes.
+// oneOf compiles to an alternation: it also accepts an instance valid for several
+// branches, which oneOf rejects; exact_one_of refuses oneOf unless the branches
+// are disjoint by type or constant.
 //
-// Refused, with the keyword and its JSON path: not, if/then/else, contains,
-// uniqueItems, multipleOf, patternProperties, propertyNames, min/maxProperties,
-// dependentRequired/Schemas, unevaluated*, $dynamicRef, non-local $ref, number
-// bounds that are not integers, pattern together with a length, and (with
-// exact_one_of) oneOf whose branches may overlap.
+// Properties: when checking text (flexible whitespace) in any order, the required
+// ones tracked (up to 12, beyond that in schema order); when generating (compact)
+// in the schema's order, then additional ones. An additional property's name is any
+// string that is neither declared nor matching a pattern.
+//
+// Refused, with the keyword and its JSON path: not (other forms), if/then/else,
+// contains, uniqueItems, multipleOf, propertyNames, dependentRequired/Schemas,
+// unevaluated*, $dynamicRef, non-local $ref and anchors, number bounds that are not
+// integers, pattern or format together with a length, min/maxProperties beside
+// declared properties.
 #include "grammar/grammar.h"
 
 #include "core/error.h"
@@ -371,8 +379,24 @@ private:
             int &d;
             ~Guard() { --d; }
         } guard{depth_};
+        if (s.contains("not")) {
+            // not {} matches nothing; not false changes nothing; not {required: [x]}
+            // forbids property x (a property whose schema is false).
+            const json &n = s["not"];
+            json rest = s;
+            rest.erase("not");
+            if (n == json(true) || n == json::object()) return base("never");
+            if (n == json(false)) return visit(rest, path);
+            if (n.is_object() && n.size() == 1 && n.contains("required") && n["required"].is_array() &&
+                n["required"].size() == 1 && n["required"][0].is_string()) {
+                if (!rest.contains("properties")) rest["properties"] = json::object();
+                rest["properties"][n["required"][0].get<std::string>()] = false;
+                return visit(rest, path);
+            }
+        }
         for (auto &[k, v] : s.items()) {
             if (!kRefused.count(k)) continue;
+            if (k == "minProperties" || k == "maxProperties") continue;  // object_type decides
             if (k == "uniqueItems" && v == json(false)) continue;
             if ((k == "minProperties" || k == "minContains") && v == json(0)) continue;
             if (k == "multipleOf" && v.is_number() && v.get<double>() == 1.0 && s.contains("type") &&
@@ -905,7 +929,16 @@ private:
         }
         const bool patterns = s.contains("patternProperties") && s["patternProperties"].is_object() &&
                               !s["patternProperties"].empty();
-        if (props.empty() && additional == json(true) && !patterns) return base("object");
+        int64_t min_props = 0, max_props = -1;
+        if (s.contains("minProperties")) min_props = static_cast<int64_t>(s["minProperties"].get<double>());
+        if (s.contains("maxProperties")) max_props = static_cast<int64_t>(s["maxProperties"].get<double>());
+        const bool count_min = min_props > static_cast<int64_t>(required.size());
+        const bool count_max = max_props >= 0 && !(additional == json(false) && !patterns &&
+                                                   max_props >= static_cast<int64_t>(props.size()));
+        if ((count_min || count_max) && !props.empty())
+            refuse(path, count_min ? "minProperties" : "maxProperties",
+                   "property counts are compiled only for objects without declared properties");
+        if (props.empty() && additional == json(true) && !patterns && !count_min && !count_max) return base("object");
         std::vector<std::string> kv;
         std::vector<std::string> names;
         for (auto &[k, v] : props) {
@@ -959,6 +992,15 @@ private:
             extra = rule("extra-kv", key + colon() + value);
         }
         if (!pattern_kv.empty()) extra = extra.empty() ? pattern_kv : rule("kv-any", extra + " | " + pattern_kv);
+        if (count_min || count_max) {
+            // A map: count its members (a duplicate name counts twice here, once in a parser).
+            if (max_props >= 0 && max_props < min_props) return base("never");
+            if (max_props == 0 || extra.empty()) return min_props > 0 ? base("never") : rule("object", "\"{\"" + w + "\"}\"");
+            const int64_t lo = std::max<int64_t>(min_props, 1) - 1;
+            const std::string rep = "{" + std::to_string(lo) + "," + (max_props >= 0 ? std::to_string(max_props - 1) : "") + "}";
+            const std::string members = extra + " (" + sep() + extra + ")" + rep;
+            return rule("object", "\"{\"" + w + (min_props > 0 ? members : "( " + members + " )?") + w + "\"}\"");
+        }
         if (!o_.compact) {
             // Checking text: properties in any order. The rules track which required
             // properties were seen (a subset: 2^r rules, so only for few of them); an
