@@ -475,6 +475,10 @@ TEST_CASE("JSON Schema: JSON-Schema-Test-Suite (draft 2020-12)", "[grammar]") {
                                                 " / " + t["description"].get<std::string>() + ": " + text);
                     } else {
                         ++wrong_rej;
+                        if (std::getenv("MUSE_GRAMMAR_VERBOSE"))
+                            std::cout << "  wrong rejection " << f.filename().string() << ": "
+                                      << c["description"].get<std::string>() << " / "
+                                      << t["description"].get<std::string>() << ": " << text << "\n";
                     }
                 }
             }
