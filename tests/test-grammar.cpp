@@ -415,6 +415,30 @@ TEST_CASE("JSON Schema: compiles and matches", "[grammar]") {
     for (const char *bad : {"0", "0.0", "10", "10.0", "-1", "10.5"}) CHECK_FALSE(excl->matches(bad));
 }
 
+TEST_CASE("Hostile grammars, patterns and schemas fail clearly", "[grammar]") {
+    // 10 MB of GBNF: one literal too large to compile, refused by the element budget.
+    CHECK_THAT(gbnf_error("root ::= \"" + std::string(10u << 20, 'a') + "\""), Catch::Contains("grammar too large"));
+    CHECK_THAT(gbnf_error("root ::= " + std::string(10000, '(') + "\"a\"" + std::string(10000, ')')),
+               Catch::Contains("nested deeper"));
+    CHECK_THROWS_WITH(Grammar::from_regex(std::string(10000, '(') + "a" + std::string(10000, ')')),
+                      Catch::Contains("nested too deeply"));
+    CHECK_THROWS_WITH(Grammar::from_regex("a\xFF"), Catch::Contains("hex digits") || Catch::Contains("UTF-8"));
+    CHECK_THROWS_WITH(Grammar::from_regex(std::string("a\xC3")), Catch::Contains("invalid UTF-8"));
+    // A schema nested 10,000 levels deep.
+    ojson deep = {{"type", "integer"}};
+    for (int i = 0; i < 10000; ++i) deep = ojson{{"type", "array"}, {"items", std::move(deep)}};
+    CHECK_THAT(schema_error(deep), Catch::Contains("nests more than"));
+    CHECK_THAT(schema_error(ojson::parse(R"({"type": "string", "maxLength": 1000000000})")),
+               Catch::Contains("'maxLength'"));
+    CHECK_THAT(schema_error(ojson::parse(R"({"type": "array", "minItems": 1000000000})")),
+               Catch::Contains("'maxItems'") || Catch::Contains("'minItems'"));
+    // A $ref to itself with nothing in between: a cycle of tail calls that matches nothing
+    // (and terminates).
+    auto loop = Grammar::from_json_schema(ojson::parse(R"({"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"})"));
+    CHECK_FALSE(loop->matches("1"));
+    CHECK_FALSE(loop->matches(""));
+}
+
 TEST_CASE("JSON Schema: refusals name the keyword and the path", "[grammar]") {
     CHECK_THAT(schema_error(ojson::parse(R"({"properties": {"a": {"not": {"type": "string"}}}})")),
                Catch::Contains("'not'") && Catch::Contains("#/properties/a"));

@@ -508,6 +508,8 @@ private:
         if (s.contains("minLength")) min = static_cast<uint64_t>(s["minLength"].get<double>());
         if (s.contains("maxLength")) max = static_cast<int64_t>(s["maxLength"].get<double>());
         if (max >= 0 && static_cast<uint64_t>(max) < min) return base("never");
+        if (min > 100000 || max > 100000)
+            refuse(path, min > 100000 ? "minLength" : "maxLength", "lengths beyond 100000 are not compiled");
         if (s.contains("pattern") && has_len) {
             if (auto r = counted_pattern(s["pattern"].get<std::string>(), min, max)) return rule("pattern-len", *r);
             refuse(path, "pattern", "a pattern together with minLength/maxLength is not compiled (only ^x{m,n}$ "
