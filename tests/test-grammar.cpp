@@ -386,6 +386,14 @@ TEST_CASE("JSON Schema: compiles and matches", "[grammar]") {
     for (const char *bad : {R"({"x-a": 5})", R"({"id": "s"})", R"({"other": 1})", R"({"idx": 1})"})
         CHECK_FALSE(pat->matches(bad));
 
+    // Lengths count characters: a raw emoji is one; a surrogate pair escape is refused
+    // rather than counted as two.
+    auto len2 = Grammar::from_json_schema(ojson::parse(R"({"type": "string", "minLength": 2, "maxLength": 2})"));
+    CHECK(len2->matches("\"\xF0\x9F\x98\x80a\""));
+    CHECK(len2->matches(R"("\u00e9\n")"));
+    CHECK_FALSE(len2->matches(R"("\ud83d\ude00")"));
+    CHECK_FALSE(Grammar::from_json_schema(ojson::parse(R"({"type": []})"))->matches("1"));
+
     // Maps with member counts; not {required: [x]} forbids x.
     auto map = Grammar::from_json_schema(ojson::parse(
         R"({"type": "object", "additionalProperties": {"type": "integer"}, "minProperties": 1, "maxProperties": 2})"));

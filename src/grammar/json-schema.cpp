@@ -162,6 +162,11 @@ private:
             else if (name == "string") rules_.emplace_back("_string", "\"\\\"\" " + base("char") + "* \"\\\"\"");
             else if (name == "char")
                 rules_.emplace_back("_char", "[^\"\\\\\\x00-\\x1F] | \"\\\\\" ( [\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4} )");
+            // One character for counted lengths: no \u escape of a surrogate (a pair
+            // would count as two where it is one character).
+            else if (name == "lchar")
+                rules_.emplace_back("_lchar", "[^\"\\\\\\x00-\\x1F] | \"\\\\\" ( [\"\\\\/bfnrt] | \"u\" "
+                                              "( [0-9a-cA-Ce-fE-F] [0-9a-fA-F]{3} | [dD] [0-7] [0-9a-fA-F]{2} ) )");
             else if (name == "rawchar") rules_.emplace_back("_rawchar", "[^\"\\\\\\x00-\\x1F]");
             else if (name == "number")
                 rules_.emplace_back("_number", "\"-\"? " + base("uint") + " ( \".\" [0-9]+ )? ( [eE] [-+]? [0-9]+ )?");
@@ -480,7 +485,8 @@ private:
         std::set<std::string> types;
         if (s.contains("type")) {
             types = types_of(s["type"]);
-            if (types.empty()) invalid(path, "type must be a string or an array of strings");
+            if (types.empty() && !(s["type"].is_array() && s["type"].empty()))
+                invalid(path, "type must be a string or an array of strings");
         } else {
             types = std::set<std::string>(kAllTypes.begin(), kAllTypes.end());
         }
@@ -562,7 +568,7 @@ private:
         if (!has_len) return base("string");
         std::string rep = max < 0 ? "{" + std::to_string(min) + ",}" : "{" + std::to_string(min) + "," + std::to_string(max) + "}";
         if (min == 0 && max < 0) rep = "*";
-        return rule("string-len", "\"\\\"\" " + base("char") + rep + " \"\\\"\"");
+        return rule("string-len", "\"\\\"\" " + base("lchar") + rep + " \"\\\"\"");
     }
 
     // A pattern ^x<quantifier>$ with x one character (class, escape, '.', literal) and
