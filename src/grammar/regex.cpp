@@ -26,7 +26,10 @@ std::string gbnf_class(const std::vector<CodeRange> &ranges) {
     std::string s = "[";
     for (auto r : ranges) {
         s += gbnf_char(r.lo);
-        if (r.hi != r.lo) s += "-" + gbnf_char(r.hi);
+        if (r.hi != r.lo) {
+            s += '-';
+            s += gbnf_char(r.hi);
+        }
     }
     return s + "]";
 }
@@ -50,7 +53,9 @@ public:
                 start_anchor = true;
                 ++i_;
             }
-            std::string e = "(" + concat(0) + ")";
+            std::string e = "(";
+            e += concat(0);
+            e += ')';
             if (peek() == '$') {
                 end_anchor = true;
                 ++i_;
@@ -66,7 +71,9 @@ public:
         }
         if (i_ < s_.size()) {
             if (s_[i_] == ')') bad("unbalanced ')'");
-            error("'" + std::string(1, s_[i_]) + "' here");
+            std::string what = "'";
+            what += s_[i_];
+            error(what + "' here");
         }
         return "(" + out + ")";
     }
