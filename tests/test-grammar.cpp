@@ -632,7 +632,7 @@ TEST_CASE("Grammar: mask time per token (qwen2, bench-dev)", "[.bench]") {
                 break;
             }
         if (text.empty() || !g->matches(text)) {
-            std::cout << name << ": no valid instance the compact grammar accepts\n";
+            std::cout << name << ": no valid instance the grammar accepts\n";
             continue;
         }
         const auto ids = tok->tokenize(text, false, false);
