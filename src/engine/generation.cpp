@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "engine/session.h"
+#include "grammar/grammar-stage.h"
 
 #include <algorithm>
 #include <cmath>
@@ -28,6 +29,10 @@ Generation::Generation(Session &session, int seq, GenerationSetup setup)
     if (setup_.n_logprobs < 0 || setup_.n_logprobs > 64) muse::fail(MUSE_ERR_INVALID_ARGUMENT, "n_logprobs must be in 0..64");
     for (int32_t t : session.end_of_generation()) eog_.insert(t);
     const Tokenizer *tok = setup_.tokenizer;
+    if (setup_.grammar) {
+        if (!tok) muse::fail(MUSE_ERR_INVALID_ARGUMENT, "a grammar needs the tokenizer");
+        chain_.set_grammar(std::make_unique<grammar::GrammarStage>(setup_.grammar->matcher(), grammar::TokenTrie::of(*tok)));
+    }
     if (setup_.format || setup_.thinking) {
         if (!tok) muse::fail(MUSE_ERR_INTERNAL, "reasoning channels need the tokenizer");
         if (!setup_.format) muse::fail(MUSE_ERR_INTERNAL, "a thinking controller needs the reasoning format");

@@ -34,6 +34,9 @@ namespace muse {
 
 class Session;
 class Generation;
+namespace grammar {
+class Grammar;
+}
 
 // How a generation is set up.
 struct GenerationSetup {
@@ -69,6 +72,9 @@ struct GenerationSetup {
     // Online early stop: once a window is full, a group confidence below *stop_below ends the
     // generation ("low_confidence"). NaN (or no pointer): no threshold (yet).
     std::shared_ptr<const double> stop_below;
+    // Constrained output (the chain's grammar slot): only tokens the grammar allows are
+    // sampled, end-of-generation (the tokenizer's) only where it is complete. Needs `tokenizer`.
+    std::shared_ptr<const grammar::Grammar> grammar;
 };
 
 struct GenerationEvent {

@@ -1,0 +1,250 @@
+#include "grammar/matcher.h"
+
+#include "core/error.h"
+
+#include <algorithm>
+#include <bit>
+
+namespace muse::grammar {
+
+size_t Automaton::VecHash::operator()(const std::vector<int32_t> &v) const {
+    uint64_t h = 1469598103934665603ull ^ v.size();
+    for (int32_t x : v) h = (h ^ static_cast<uint32_t>(x)) * 1099511628211ull;
+    return static_cast<size_t>(h ^ (h >> 29));
+}
+
+Automaton::Automaton(std::shared_ptr<const Rules> rules, MatcherLimits limits)
+    : rules_(std::move(rules)), limits_(limits) {
+    // Reserved states: dead, too deep, too many. They have no stacks and every
+    // transition stays in them.
+    for (int s = 0; s < kFirstLive; ++s) {
+        states_.push_back({});
+        accepting_.push_back(false);
+        has_stacks_.push_back(false);
+        trans_.insert(trans_.end(), 256, s);
+    }
+    bool accepting = false, too_deep = false;
+    out_.clear();
+    visited_.clear();
+    for (uint32_t a : rules_->alt_starts[rules_->root]) expand(a, -1, accepting, too_deep);
+    initial_ = intern_state(out_, accepting, too_deep);
+}
+
+std::string Automaton::describe_failure(int32_t s, const MatcherLimits &limits) {
+    if (s == kTooDeep) return str_cat("nesting deeper than ", limits.max_stack_depth, " levels");
+    if (s == kTooMany) return str_cat("more than ", limits.max_states, " parser states");
+    return "the grammar does not allow this";
+}
+
+int32_t Automaton::intern_node(uint32_t pos, int32_t parent, bool &too_deep) {
+    const uint64_t key = (uint64_t(pos) << 32) | static_cast<uint32_t>(parent + 1);
+    auto it = node_ids_.find(key);
+    if (it != node_ids_.end()) return it->second;
+    const uint32_t depth = parent < 0 ? 1 : nodes_[parent].depth + 1;
+    if (depth > limits_.max_stack_depth) {
+        too_deep = true;
+        return -1;
+    }
+    const auto id = static_cast<int32_t>(nodes_.size());
+    nodes_.push_back({pos, parent, depth});
+    node_ids_.emplace(key, id);
+    return id;
+}
+
+// Closes over a position: references are entered (every alternative), ends of
+// alternatives return to the parent, and byte-set positions become stacks.
+void Automaton::expand(uint32_t pos0, int32_t parent0, bool &accepting, bool &too_deep) {
+    const auto &elems = rules_->elems;
+    work_.clear();
+    work_.push_back({pos0, parent0});
+    while (!work_.empty()) {
+        auto [pos, parent] = work_.back();
+        work_.pop_back();
+        const uint64_t key = (uint64_t(pos) << 32) | static_cast<uint32_t>(parent + 1);
+        if (!visited_.emplace(key, true).second) continue;
+        const uint32_t e = elems[pos];
+        switch (elem_kind(e)) {
+        case kElemEnd:
+            if (parent < 0)
+                accepting = true;
+            else
+                work_.push_back({nodes_[parent].pos, nodes_[parent].parent});
+            break;
+        case kElemBytes: {
+            const int32_t id = intern_node(pos, parent, too_deep);
+            if (id >= 0) out_.push_back(id);
+            break;
+        }
+        default: {
+            int32_t np = parent;
+            if (elem_kind(elems[pos + 1]) != kElemEnd) {
+                np = intern_node(pos + 1, parent, too_deep);
+                if (np < 0) break;
+            }
+            for (uint32_t a : rules_->alt_starts[elem_arg(e)]) work_.push_back({a, np});
+        }
+        }
+    }
+}
+
+int32_t Automaton::intern_state(std::vector<int32_t> &stacks, bool accepting, bool too_deep) {
+    std::sort(stacks.begin(), stacks.end());
+    stacks.erase(std::unique(stacks.begin(), stacks.end()), stacks.end());
+    // Past the depth bound the whole step fails (even if shallower stacks remain),
+    // so the error says why instead of a later byte failing as "not allowed".
+    if (too_deep) return kTooDeep;
+    if (stacks.empty() && !accepting) return kDead;
+    std::vector<int32_t> key = stacks;
+    if (accepting) key.insert(key.begin(), -1);
+    auto it = state_ids_.find(key);
+    if (it != state_ids_.end()) return it->second;
+    if (states_.size() >= limits_.max_states) return kTooMany;
+    const auto id = static_cast<int32_t>(states_.size());
+    states_.push_back(stacks);
+    accepting_.push_back(accepting);
+    has_stacks_.push_back(!stacks.empty());
+    trans_.insert(trans_.end(), 256, -1);
+    state_ids_.emplace(std::move(key), id);
+    return id;
+}
+
+int32_t Automaton::compute(int32_t state, uint8_t byte) {
+    const auto &elems = rules_->elems;
+    const auto &sets = rules_->sets;
+    bool accepting = false, too_deep = false;
+    out_.clear();
+    visited_.clear();
+    // states_ may reallocate while expanding; iterate over a copy of the ids.
+    const std::vector<int32_t> stacks = states_[state];
+    for (int32_t id : stacks) {
+        const Node n = nodes_[id];
+        if (sets[elem_arg(elems[n.pos])].test(byte)) expand(n.pos + 1, n.parent, accepting, too_deep);
+    }
+    return intern_state(out_, accepting, too_deep);
+}
+
+std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, const TokenTrie &trie) {
+    if (mask_trie_ != &trie) {
+        masks_.clear();
+        mask_bytes_ = 0;
+        mask_trie_ = &trie;
+    }
+    auto it = masks_.find(state);
+    if (it != masks_.end()) return it->second;
+    const size_t words = (static_cast<size_t>(trie.n_vocab()) + 63) / 64;
+    if (mask_bytes_ + words * 8 > limits_.max_mask_cache_bytes) {
+        masks_.clear();
+        mask_bytes_ = 0;
+    }
+    std::vector<uint64_t> bits(words, 0);
+    if (can_continue(state)) {
+        const auto &nodes = trie.nodes();
+        const auto &toks = trie.tokens();
+        walk_.assign(trie.max_depth() + 1, kDead);
+        walk_[0] = state;
+        const auto n = static_cast<uint32_t>(nodes.size());
+        for (uint32_t i = 1; i < n;) {
+            const TokenTrie::Node &node = nodes[i];
+            const int32_t s = step(walk_[node.depth - 1], node.byte);
+            if (s < kFirstLive) {
+                i = node.end;  // the prefix is rejected: skip every token under it
+                continue;
+            }
+            walk_[node.depth] = s;
+            for (uint32_t k = node.tok_begin; k < node.tok_end; ++k)
+                bits[toks[k] >> 6] |= uint64_t(1) << (toks[k] & 63);
+            ++i;
+        }
+    }
+    if (accepting(state))
+        for (int32_t id : trie.eog()) bits[id >> 6] |= uint64_t(1) << (id & 63);
+    mask_bytes_ += words * 8;
+    auto m = std::make_shared<const std::vector<uint64_t>>(std::move(bits));
+    masks_.emplace(state, m);
+    return m;
+}
+
+Matcher::Matcher(std::shared_ptr<Automaton> automaton) : a_(std::move(automaton)) { reset(); }
+
+void Matcher::reset() {
+    history_.assign(1, a_->initial());
+    ended_.assign(1, false);
+    error_.clear();
+}
+
+bool Matcher::accept_bytes(std::string_view bytes) {
+    std::lock_guard lock(a_->mutex());
+    if (ended_.back()) {
+        error_ = "the match already ended (end-of-generation accepted)";
+        return false;
+    }
+    int32_t s = history_.back();
+    for (size_t i = 0; i < bytes.size(); ++i) {
+        s = a_->step(s, static_cast<uint8_t>(bytes[i]));
+        if (s < Automaton::kFirstLive) {
+            error_ = str_cat("rejected at byte ", i, " of the input: ", Automaton::describe_failure(s, a_->limits()));
+            return false;
+        }
+    }
+    history_.push_back(s);
+    ended_.push_back(false);
+    return true;
+}
+
+bool Matcher::accept_token(int32_t token, const TokenTrie &trie) {
+    if (token < 0 || token >= trie.n_vocab()) {
+        error_ = str_cat("token ", token, " is outside the vocabulary");
+        return false;
+    }
+    if (trie.is_eog(token)) {
+        if (!is_accepting() || ended_.back()) {
+            error_ = "end-of-generation before the grammar is complete";
+            return false;
+        }
+        history_.push_back(history_.back());
+        ended_.push_back(true);
+        return true;
+    }
+    if (trie.piece(token).empty()) {
+        error_ = str_cat("token ", token, " has no text the grammar could match");
+        return false;
+    }
+    return accept_bytes(trie.piece(token));
+}
+
+bool Matcher::is_accepting() const {
+    std::lock_guard lock(a_->mutex());
+    return a_->accepting(history_.back());
+}
+
+bool Matcher::can_continue() const {
+    std::lock_guard lock(a_->mutex());
+    return !ended_.back() && a_->can_continue(history_.back());
+}
+
+void Matcher::rollback(size_t n) {
+    if (n > n_accepted()) fail(MUSE_ERR_OUT_OF_RANGE, "rollback of ", n, " accepts, only ", n_accepted(), " made");
+    history_.resize(history_.size() - n);
+    ended_.resize(ended_.size() - n);
+}
+
+std::shared_ptr<const std::vector<uint64_t>> Matcher::mask(const TokenTrie &trie) {
+    std::lock_guard lock(a_->mutex());
+    if (ended_.back())  // after the end nothing is allowed
+        return std::make_shared<const std::vector<uint64_t>>((static_cast<size_t>(trie.n_vocab()) + 63) / 64, 0);
+    return a_->mask(history_.back(), trie);
+}
+
+int32_t Matcher::forced_token(const TokenTrie &trie) {
+    const auto mp = mask(trie);
+    const auto &m = *mp;
+    int32_t found = -1;
+    for (size_t w = 0; w < m.size(); ++w) {
+        if (!m[w]) continue;
+        if (found >= 0 || std::popcount(m[w]) > 1) return -1;
+        found = static_cast<int32_t>(w * 64 + std::countr_zero(m[w]));
+    }
+    return found;
+}
+
+}  // namespace muse::grammar

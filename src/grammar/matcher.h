@@ -1,0 +1,136 @@
+// Matching text against compiled rules, and token masks.
+//
+// The recognizer is a pushdown automaton: a parser state is a set of stacks of
+// positions in the rules (each stack's top a byte-set element). Stacks are
+// hash-consed into a tree of nodes, so equal stacks are equal ids and a state is a
+// sorted vector of ids; states are interned too, and each (state, byte) transition
+// is computed once and cached. The result is a DFA built lazily over the pushdown
+// states: re-visited states cost one table lookup per byte, which is what makes a
+// mask walk over a whole vocabulary trie fast. A reference in tail position does
+// not push (tail call), so repetitions (x*, right recursion) run in constant stack.
+//
+// Left recursion is refused when the rules are built (RulesBuilder::finish), so
+// expanding a state always terminates. Stack depth and the number of states are
+// bounded; past them a step fails with a clear error instead of growing.
+#pragma once
+
+#include "grammar/rules.h"
+#include "grammar/token-trie.h"
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace muse::grammar {
+
+struct MatcherLimits {
+    size_t max_stack_depth = 4096;  // nesting (e.g. JSON arrays in arrays) deeper than this fails
+    size_t max_states = 100000;     // distinct parser states cached per grammar
+    size_t max_mask_cache_bytes = size_t(256) << 20;
+};
+
+// The lazily built automaton of one grammar, shared by its matchers (guarded by
+// its mutex; Matcher locks it per call).
+class Automaton {
+public:
+    static constexpr int32_t kDead = 0;      // no stack left, not complete
+    static constexpr int32_t kTooDeep = 1;   // a stack exceeded max_stack_depth
+    static constexpr int32_t kTooMany = 2;   // more states than max_states
+    static constexpr int32_t kFirstLive = 3;
+
+    explicit Automaton(std::shared_ptr<const Rules> rules, MatcherLimits limits = {});
+
+    int32_t initial() const { return initial_; }
+    int32_t step(int32_t state, uint8_t byte) {
+        const size_t at = static_cast<size_t>(state) * 256 + byte;
+        int32_t t = trans_[at];
+        if (t < 0) {
+            t = compute(state, byte);  // may grow trans_
+            trans_[at] = t;
+        }
+        return t;
+    }
+    bool accepting(int32_t s) const { return s >= kFirstLive && accepting_[s]; }
+    bool can_continue(int32_t s) const { return s >= kFirstLive && has_stacks_[s]; }
+    size_t n_states() const { return states_.size(); }
+    std::mutex &mutex() const { return mu_; }
+    const Rules &rules() const { return *rules_; }
+    static std::string describe_failure(int32_t s, const MatcherLimits &limits);
+    const MatcherLimits &limits() const { return limits_; }
+
+    // The mask of a state for a trie (bit per token id), cached per state.
+    std::shared_ptr<const std::vector<uint64_t>> mask(int32_t state, const TokenTrie &trie);
+
+private:
+    struct Node {
+        uint32_t pos;
+        int32_t parent;
+        uint32_t depth;
+    };
+    int32_t compute(int32_t state, uint8_t byte);
+    int32_t intern_node(uint32_t pos, int32_t parent, bool &too_deep);
+    int32_t intern_state(std::vector<int32_t> &stacks, bool accepting, bool too_deep);
+    void expand(uint32_t pos, int32_t parent, bool &accepting, bool &too_deep);
+
+    std::shared_ptr<const Rules> rules_;
+    MatcherLimits limits_;
+    mutable std::mutex mu_;
+    std::vector<Node> nodes_;
+    std::unordered_map<uint64_t, int32_t> node_ids_;
+    std::vector<std::vector<int32_t>> states_;
+    std::vector<bool> accepting_, has_stacks_;
+    struct VecHash {
+        size_t operator()(const std::vector<int32_t> &v) const;
+    };
+    std::unordered_map<std::vector<int32_t>, int32_t, VecHash> state_ids_;
+    std::vector<int32_t> trans_;  // states x 256, -1: not computed yet
+    int32_t initial_ = kDead;
+    // scratch for compute()
+    std::vector<int32_t> out_;
+    std::vector<std::pair<uint32_t, int32_t>> work_;
+    std::unordered_map<uint64_t, bool> visited_;
+    // mask cache
+    const TokenTrie *mask_trie_ = nullptr;
+    std::unordered_map<int32_t, std::shared_ptr<const std::vector<uint64_t>>> masks_;
+    size_t mask_bytes_ = 0;
+    std::vector<int32_t> walk_;
+};
+
+// One position in a grammar: accepts bytes or tokens, rolls back, computes masks.
+// Copies are independent positions sharing the grammar's automaton.
+class Matcher {
+public:
+    explicit Matcher(std::shared_ptr<Automaton> automaton);
+
+    // Accepts all the bytes or none: false (and the state unchanged, error() set)
+    // when the grammar rejects them. Every successful call is one history entry.
+    bool accept_bytes(std::string_view bytes);
+    // A token of the trie's vocabulary; an end-of-generation token is accepted only
+    // where the grammar is complete (and ends the match).
+    bool accept_token(int32_t token, const TokenTrie &trie);
+    bool is_accepting() const;  // the text so far is a complete match
+    bool can_continue() const;  // more bytes may follow
+    // Undoes the last n accepts (bytes calls or tokens), O(1) each.
+    void rollback(size_t n);
+    size_t n_accepted() const { return history_.size() - 1; }
+    void reset();
+    const std::string &error() const { return error_; }
+
+    // Bit per token id: the tokens the grammar allows next (EOG ones only when complete).
+    std::shared_ptr<const std::vector<uint64_t>> mask(const TokenTrie &trie);
+    // The one token allowed next, or -1 when there are several (or none).
+    int32_t forced_token(const TokenTrie &trie);
+
+private:
+    std::shared_ptr<Automaton> a_;
+    std::vector<int32_t> history_;  // state after each accept; front: the initial state
+    std::vector<bool> ended_;       // an EOG token was accepted at that entry
+    std::string error_;
+};
+
+inline bool mask_test(const std::vector<uint64_t> &m, int32_t id) { return (m[id >> 6] >> (id & 63)) & 1; }
+
+}  // namespace muse::grammar
