@@ -257,7 +257,7 @@ TEST_CASE("contemplation: weighted votes, early stop and the all mode", "[contem
             const AgentResult &a = r.agents[size_t(i)];
             if (a.finish_reason == "low_confidence") {
                 ++stopped;
-                CHECK(a.tokens < 24);
+                CHECK(a.tokens <= 24);  // stopped at its last token at the latest
             } else {
                 CHECK(a.confidence >= best_warmup);  // it never fell below the threshold
             }

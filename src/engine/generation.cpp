@@ -167,9 +167,9 @@ void Generation::on_logits(const float *logits) {
     }
     if (eog || (stops_ && stops_->matched()) || (parser_ && parser_->state() == reasoning::State::ended))
         return finish("stop");
-    if (result_.tokens.size() >= setup_.max_tokens) return finish("length");
     if (setup_.stop_below && confidence_.window_full() && confidence_.current_group() < *setup_.stop_below)
         return finish("low_confidence");  // comparisons with NaN (no threshold yet) are false
+    if (result_.tokens.size() >= setup_.max_tokens) return finish("length");
     pending_ = token;
     phase_ = Phase::feed;
     maybe_probe(token, pick.forced);

@@ -82,9 +82,33 @@ int32_t SamplerChain::next(const float *logits, int64_t n_vocab) {
 int32_t SamplerChain::pick(Candidates &c) {
     const int32_t n_vocab = static_cast<int32_t>(c.logits.size());
     if (p_.temperature <= 0.0f) return c.top();  // greedy; ties go to the lowest id
-    sorted_.resize(c.logits.size());
-    for (int32_t i = 0; i < n_vocab; ++i) sorted_[static_cast<size_t>(i)] = {c.logits[static_cast<size_t>(i)], i};
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    const double inv_t = 1.0 / p_.temperature;
+    if (p_.top_k == 0 && p_.top_p >= 1.0f && p_.min_p <= 0.0f) {
+        // Plain temperature: draw from the whole distribution in id order -- no sort of the
+        // vocabulary (a 152k-entry sort per token was most of a sampled step's host time).
+        const int32_t best = c.top();
+        const double mx = c.logits[static_cast<size_t>(best)] * inv_t;
+        if (!std::isfinite(mx)) return best;  // everything banned but one, or nothing left
+        weights_.resize(c.logits.size());
+        double sum = 0.0;
+        for (size_t i = 0; i < c.logits.size(); ++i) sum += weights_[i] = std::exp(c.logits[i] * inv_t - mx);
+        double r = u(rng_) * sum;
+        int32_t last = best;
+        for (int32_t i = 0; i < n_vocab; ++i) {
+            const double e = weights_[static_cast<size_t>(i)];
+            if (e > 0.0) last = i;
+            if ((r -= e) <= 0.0 && e > 0.0) return i;
+        }
+        return last;
+    }
     auto by_logit = [](const auto &a, const auto &b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+    // Candidates, best first. Only those within a factor 1e-12 of the best can matter for
+    // top-p / min-p / the draw, so the rest are left out before sorting.
+    const float floor = c.logits[static_cast<size_t>(c.top())] - static_cast<float>(27.6 * p_.temperature);
+    sorted_.clear();
+    for (int32_t i = 0; i < n_vocab; ++i)
+        if (c.logits[static_cast<size_t>(i)] >= floor) sorted_.emplace_back(c.logits[static_cast<size_t>(i)], i);
     size_t n = sorted_.size();
     if (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < n) {
         std::partial_sort(sorted_.begin(), sorted_.begin() + p_.top_k, sorted_.end(), by_logit);
@@ -94,9 +118,9 @@ int32_t SamplerChain::pick(Candidates &c) {
     }
     // Softmax at the temperature over the kept candidates (sorted, best first).
     std::vector<double> probs(n);
-    const double mx = sorted_[0].first / p_.temperature;
+    const double mx = sorted_[0].first * inv_t;
     double sum = 0.0;
-    for (size_t i = 0; i < n; ++i) sum += probs[i] = std::exp(sorted_[i].first / p_.temperature - mx);
+    for (size_t i = 0; i < n; ++i) sum += probs[i] = std::exp(sorted_[i].first * inv_t - mx);
     for (auto &p : probs) p /= sum;
     if (p_.min_p > 0.0f) {
         size_t keep = 1;
@@ -114,8 +138,7 @@ int32_t SamplerChain::pick(Candidates &c) {
     }
     double total = 0.0;
     for (size_t i = 0; i < n; ++i) total += probs[i];
-    std::uniform_real_distribution<double> u(0.0, total);
-    double r = u(rng_);
+    double r = u(rng_) * total;
     for (size_t i = 0; i < n; ++i) {
         r -= probs[i];
         if (r <= 0.0) return sorted_[i].second;

@@ -105,6 +105,7 @@ private:
     std::unique_ptr<SamplerStage> grammar_, controller_;
     Candidates work_;
     std::vector<std::pair<float, int32_t>> sorted_;
+    std::vector<double> weights_;
 };
 
 } // namespace muse
