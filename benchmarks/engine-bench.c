@@ -2,7 +2,8 @@
  *   engine-bench MODEL [--threads T] [--seqs 1,2,4,8,16] [--prompt P] [--n N] [--isolation L]
  * batched:   N greedy generations (distinct P-token prompts) on sequences 0..S-1 of one
  *            session, advanced together by muse_session_step; aggregate decode tokens/s
- *            after the first step (which evaluates the prompts), for each S.
+ *            after the first step (which evaluates the prompts), for each S; and the forward
+ *            passes alone (host-built batches through muse_session_decode, no sampling).
  * isolation: the decode step time of one short sequence alone, then with 7 other sequences
  *            of the same session holding L cached tokens each (0 skips it).
  *   engine-bench MODEL --contemplate A [--threads T] [--prompt P] [--n N]
@@ -85,6 +86,38 @@ static double batched(const muse_model *m, int seqs, int n_prompt, int n_gen) {
     free(prompt);
     muse_session_free(s);
     return (double)steps * seqs / dt;
+}
+
+/* The same with the host driving the steps (muse_batch + muse_session_decode, a fixed token
+ * stream, no sampling): the forward passes alone, as llama.cpp's batched-bench measures them. */
+static double batched_decode(const muse_model *m, int seqs, int n_prompt, int n_gen) {
+    muse_session_params sp;
+    muse_session_params_init(&sp);
+    sp.n_seq_max = seqs;
+    sp.n_ctx = seqs * (n_prompt + n_gen + 16);
+    muse_session *s = NULL;
+    if (muse_session_create(m, &sp, &s) != MUSE_OK) fail("session");
+    muse_batch *b = NULL;
+    if (muse_batch_create((size_t)(seqs * n_prompt), &b) != MUSE_OK) fail("batch");
+    int32_t *prompt = malloc(sizeof(int32_t) * (size_t)n_prompt);
+    for (int i = 0; i < seqs; ++i) {
+        prompt_of(i, n_prompt, prompt);
+        for (int k = 0; k < n_prompt; ++k)
+            if (muse_batch_add(b, prompt[k], -1, i, k == n_prompt - 1) != MUSE_OK) fail("batch_add");
+    }
+    if (muse_session_decode(s, b) != MUSE_OK) fail("decode");
+    const double t0 = now();
+    for (int step = 0; step < n_gen; ++step) {
+        muse_batch_clear(b);
+        for (int i = 0; i < seqs; ++i)
+            if (muse_batch_add(b, (int32_t)((i * 31 + step * 7 + 11) % n_vocab), -1, i, true) != MUSE_OK) fail("batch_add");
+        if (muse_session_decode(s, b) != MUSE_OK) fail("decode");
+    }
+    const double dt = now() - t0;
+    free(prompt);
+    muse_batch_free(b);
+    muse_session_free(s);
+    return (double)n_gen * seqs / dt;
 }
 
 /* Mean decode step time (ms) of sequence 0 generating n tokens after a short prompt. */
@@ -189,16 +222,21 @@ int main(int argc, char **argv) {
         return 0;
     }
 
-    double one = 0;
+    double one = 0, one_raw = 0;
     char list[256];
     snprintf(list, sizeof list, "%s", seq_list);
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
         const int seqs = atoi(tok);
         if (seqs <= 0) continue;
         const double tps = batched(m, seqs, n_prompt, n_gen);
-        if (seqs == 1) one = tps;
-        printf("{\"bench\": \"batched\", \"seqs\": %d, \"decode_tps\": %.3f, \"vs_one\": %.2f}\n", seqs, tps,
-               one > 0 ? tps / one : 0.0);
+        const double raw = batched_decode(m, seqs, n_prompt, n_gen);
+        if (seqs == 1) {
+            one = tps;
+            one_raw = raw;
+        }
+        printf("{\"bench\": \"batched\", \"seqs\": %d, \"decode_tps\": %.3f, \"vs_one\": %.2f, "
+               "\"forward_only_tps\": %.3f, \"forward_only_vs_one\": %.2f}\n", seqs, tps, one > 0 ? tps / one : 0.0, raw,
+               one_raw > 0 ? raw / one_raw : 0.0);
         fflush(stdout);
     }
 

@@ -62,11 +62,15 @@ void Session::forward_chunk(const Batch &batch, size_t row0, size_t n, std::vect
             slot.push_back(o);
         }
     }
-    decoder_.forward(state_, *cache_, sub, out);
+    // One chunk whose outputs come in order (every decode step): the logits land in place.
+    bool in_place = slot.size() == batch.outputs.size();
+    for (size_t i = 0; i < slot.size() && in_place; ++i) in_place = slot[i] == i;
+    decoder_.forward(state_, *cache_, sub, in_place ? outputs_ : out);
     rows_decoded_ += static_cast<int64_t>(n);
     const size_t n_vocab = static_cast<size_t>(decoder_.hparams().n_vocab);
-    for (size_t i = 0; i < slot.size(); ++i)
-        std::memcpy(outputs_.data() + slot[i] * n_vocab, out.data() + i * n_vocab, n_vocab * 4);
+    if (!in_place)
+        for (size_t i = 0; i < slot.size(); ++i)
+            std::memcpy(outputs_.data() + slot[i] * n_vocab, out.data() + i * n_vocab, n_vocab * 4);
     // Token records: rows that continue a sequence's plain prefix extend it.
     for (size_t i = 0; i < n; ++i) {
         TokenRecord &rec = records_[static_cast<size_t>(sub.seq[i])];
@@ -108,11 +112,10 @@ void Session::decode(const Batch &batch) {
     n_outputs_ = 0;
     output_rows_.clear();
     logits_owners_ = 0;
-    std::vector<float> out;
     const size_t chunk = static_cast<size_t>(options_.n_batch);
     for (size_t r0 = 0; r0 < n; r0 += chunk) {
         try {
-            forward_chunk(batch, r0, std::min(chunk, n - r0), out);
+            forward_chunk(batch, r0, std::min(chunk, n - r0), chunk_logits_);
         } catch (const Error &e) {
             // Earlier chunks already sit in the cache: take them out again if the
             // sliding-window layers still hold what each sequence's start needs.

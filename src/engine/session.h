@@ -114,7 +114,8 @@ private:
     SessionOptions options_;
     std::unique_ptr<KvCache> cache_;
     ForwardState state_;
-    std::vector<float> outputs_;  // [n_outputs, n_vocab]
+    std::vector<float> outputs_;       // [n_outputs, n_vocab]
+    std::vector<float> chunk_logits_;  // a chunk's logits before they go to their output slots
     int64_t n_outputs_ = 0;
     std::vector<int32_t> output_rows_;  // batch row of each output
     uint64_t logits_owners_ = 0;  // sequences logits_ continues (bit s)
