@@ -7,6 +7,8 @@
 #include <cstring>
 #include <string_view>
 
+#include <cpuid.h>
+
 #include <immintrin.h>
 
 // GCC 12 reports its own AVX-512 intrinsic headers as reading uninitialized values once
@@ -20,12 +22,17 @@ namespace muse::cpu {
 
 // ---- dispatch levels
 
+// F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports has no "f16c".
+[[maybe_unused]] static bool cpu_has_f16c() {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1);
+}
+
 CpuLevel detected_cpu_level() {
     static const CpuLevel level = [] {
         __builtin_cpu_init();
 #if defined(MUSE_HAVE_AVX2)
-        const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                          __builtin_cpu_supports("f16c");
+        const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
 #endif
 #if defined(MUSE_HAVE_AVX512)
         if (avx2 && __builtin_cpu_supports("avx512f")) return CpuLevel::avx512;
