@@ -433,8 +433,14 @@ TEST_CASE("Hostile grammars, patterns and schemas fail clearly", "[grammar]") {
     CHECK_THROWS_WITH(Grammar::from_regex("a\xFF"), Catch::Contains("hex digits") || Catch::Contains("UTF-8"));
     CHECK_THROWS_WITH(Grammar::from_regex(std::string("a\xC3")), Catch::Contains("invalid UTF-8"));
     // A schema nested 10,000 levels deep.
-    ojson deep = {{"type", "integer"}};
-    for (int i = 0; i < 10000; ++i) deep = ojson{{"type", "array"}, {"items", std::move(deep)}};
+    // Built in place: nlohmann copies initializer lists, and copying is recursive.
+    ojson deep = ojson::object();
+    ojson *at = &deep;
+    for (int i = 0; i < 10000; ++i) {
+        (*at)["type"] = "array";
+        at = &(*at)["items"];
+    }
+    (*at)["type"] = "integer";
     CHECK_THAT(schema_error(deep), Catch::Contains("nests more than"));
     CHECK_THAT(schema_error(ojson::parse(R"({"type": "string", "maxLength": 1000000000})")),
                Catch::Contains("'maxLength'"));

@@ -35,6 +35,7 @@
 #include "grammar/regex.h"
 
 #include <algorithm>
+#include <vector>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -1124,6 +1125,19 @@ private:
 }  // namespace
 
 std::string json_schema_to_gbnf(const nlohmann::ordered_json &schema, const JsonSchemaOptions &options) {
+    // The compiler copies sub-schemas, and copying a JSON value recurses: measure the
+    // nesting first, without recursion, so a hostile document cannot exhaust the stack.
+    constexpr size_t kMaxNesting = 256;
+    std::vector<std::pair<const nlohmann::ordered_json *, size_t>> todo = {{&schema, 1}};
+    while (!todo.empty()) {
+        const auto [node, depth] = todo.back();
+        todo.pop_back();
+        if (depth > kMaxNesting)
+            fail(MUSE_ERR_UNSUPPORTED, "JSON Schema: the document nests more than ", kMaxNesting,
+                 " levels (sub-schemas may nest 200 levels at most)");
+        if (node->is_structured())
+            for (const auto &child : *node) todo.emplace_back(&child, depth + 1);
+    }
     return SchemaCompiler(schema, options).run();
 }
 
