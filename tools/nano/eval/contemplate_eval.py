@@ -24,20 +24,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
 
 import muse  # noqa: E402
-from eval_muse import to_muse  # noqa: E402
-import world  # noqa: E402
+from eval_muse import episode_messages  # noqa: E402
 from heldout import heldout  # noqa: E402
-
-
-def episode_messages(smp):
-    msgs = []
-    for m in smp["messages"]:
-        if m["role"] == "assistant":
-            break
-        msgs.append(m)
-    images = [to_muse(im) for im in smp["images"][:1]]
-    n_markers = sum(str(m.get("content", "")).count(world.MEDIA) for m in msgs)
-    return msgs, images[:n_markers]
 
 
 def run(session, smp, agents, aggregate, temperature, budget, seed):

@@ -41,7 +41,9 @@ def to_muse(img) -> "muse.Image":
     return muse.Image.from_pixels(rgb.tobytes(), rgb.width, rgb.height, 3)
 
 
-def run_episode(session, smp, setting: str, threshold: float, same_date: bool):
+def episode_messages(smp):
+    """The episode's conversation up to the first assistant turn, and its images (one per
+    media marker) as muse.Image."""
     msgs = []
     for m in smp["messages"]:
         if m["role"] == "assistant":
@@ -49,7 +51,11 @@ def run_episode(session, smp, setting: str, threshold: float, same_date: bool):
         msgs.append(m)
     images = [to_muse(im) for im in smp["images"][:1]]
     n_markers = sum(str(m.get("content", "")).count(world.MEDIA) for m in msgs)
-    images = images[:n_markers]
+    return msgs, images[:n_markers]
+
+
+def run_episode(session, smp, setting: str, threshold: float, same_date: bool):
+    msgs, images = episode_messages(smp)
     kw = dict(tools=smp["tools"] or None, max_tokens=400, reuse_prefix=False)
     if same_date:       # the template prefers current_date over strftime_now (today)
         kw["variables"] = {"current_date": smp["date"].isoformat()}
