@@ -310,34 +310,6 @@ inline void acc512_row(const uint8_t *row, int64_t s0, int64_t n_steps, const fl
     }
 }
 
-// Rows r < nr of a block, one after the other (no call per row); state rows state_stride apart.
-template <class L, int NT>
-void acc512_n(const uint8_t *row0, size_t stride, int nr, int64_t s0, int64_t n_steps, const float *x, int64_t ldx,
-            float *state, int64_t state_stride) {
-    for (int r = 0; r < nr; ++r)
-        acc512_row<L, NT>(row0 + stride * static_cast<size_t>(r), s0, n_steps, x, ldx, state + r * state_stride);
-}
-
-template <class L>
-void acc512(const void *row0, size_t stride, int nr, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, int nt,
-          float *state) {
-    const auto *r = static_cast<const uint8_t *>(row0);
-    const int64_t ss = int64_t(nt) * 32;  // state floats per row
-    for (int t0 = 0; t0 < nt; t0 += 8) {  // 8 tokens' accumulators fit the registers
-        const float *xt = x + t0 * ldx;
-        float *st = state + t0 * 32;
-        switch (nt - t0 >= 8 ? 8 : nt - t0) {
-        case 1: acc512_n<L, 1>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
-        case 2: acc512_n<L, 2>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
-        case 3: acc512_n<L, 3>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
-        case 4: acc512_n<L, 4>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
-        case 5: acc512_n<L, 5>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
-        case 6: acc512_n<L, 6>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
-        case 7: acc512_n<L, 7>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
-        default: acc512_n<L, 8>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
-        }
-    }
-}
 
 template <class L>
 void finish512(const void *row, int64_t n, const float *x, int64_t ldx, int nt, const float *state, float *y,
@@ -403,34 +375,6 @@ inline void accq512_row(const uint8_t *row, int64_t s0, int64_t n_steps, const f
     }
 }
 
-// Rows r < nr of a block, one after the other (no call per row); state rows state_stride apart.
-template <class L, int NT>
-void accq512_n(const uint8_t *row0, size_t stride, int nr, int64_t s0, int64_t n_steps, const float *x, int64_t ldx,
-            float *state, int64_t state_stride) {
-    for (int r = 0; r < nr; ++r)
-        accq512_row<L, NT>(row0 + stride * static_cast<size_t>(r), s0, n_steps, x, ldx, state + r * state_stride);
-}
-
-template <class L>
-void accq512(const void *row0, size_t stride, int nr, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, int nt,
-          float *state) {
-    const auto *r = static_cast<const uint8_t *>(row0);
-    const int64_t ss = int64_t(nt) * 32;  // state floats per row
-    for (int t0 = 0; t0 < nt; t0 += 8) {  // 8 tokens' accumulators fit the registers
-        const float *xt = x + t0 * ldx;
-        float *st = state + t0 * 32;
-        switch (nt - t0 >= 8 ? 8 : nt - t0) {
-        case 1: accq512_n<L, 1>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
-        case 2: accq512_n<L, 2>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
-        case 3: accq512_n<L, 3>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
-        case 4: accq512_n<L, 4>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
-        case 5: accq512_n<L, 5>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
-        case 6: accq512_n<L, 6>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
-        case 7: accq512_n<L, 7>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
-        default: accq512_n<L, 8>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
-        }
-    }
-}
 
 float dot512_f32(const float *a, const float *b, int64_t n) {
     float state[32] = {}, y;
@@ -540,30 +484,6 @@ inline void acc256_row(const uint8_t *row, int64_t s0, int64_t n_steps, const fl
     }
 }
 
-// Rows r < nr of a block, one after the other (no call per row); state rows state_stride apart.
-template <class L, int NT>
-void acc256_n(const uint8_t *row0, size_t stride, int nr, int64_t s0, int64_t n_steps, const float *x, int64_t ldx,
-            float *state, int64_t state_stride) {
-    for (int r = 0; r < nr; ++r)
-        acc256_row<L, NT>(row0 + stride * static_cast<size_t>(r), s0, n_steps, x, ldx, state + r * state_stride);
-}
-
-template <class L>
-void acc256(const void *row0, size_t stride, int nr, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, int nt,
-          float *state) {
-    const auto *r = static_cast<const uint8_t *>(row0);
-    const int64_t ss = int64_t(nt) * 16;  // state floats per row
-    for (int t0 = 0; t0 < nt; t0 += 4) {  // 4 tokens' accumulators fit the registers
-        const float *xt = x + t0 * ldx;
-        float *st = state + t0 * 16;
-        switch (nt - t0 >= 4 ? 4 : nt - t0) {
-        case 1: acc256_n<L, 1>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
-        case 2: acc256_n<L, 2>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
-        case 3: acc256_n<L, 3>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
-        default: acc256_n<L, 4>(r, stride, nr, s0, n_steps, xt, ldx, st, ss); break;
-        }
-    }
-}
 
 template <class L>
 void finish256(const void *row, int64_t n, const float *x, int64_t ldx, int nt, const float *state, float *y,
@@ -617,16 +537,67 @@ RowDotKernel make_kernel(bool fused) {
     return {State, fused, Acc, finish_rows<Finish, State>};
 }
 
+// Row kernels of one level and weight type as a family over NT, the tokens of one pass.
+#if defined(MUSE_HAVE_AVX512)
+template <class L>
+struct Rows512 {
+    template <int NT>
+    static void row(const uint8_t *r, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, float *state) {
+        acc512_row<L, NT>(r, s0, n_steps, x, ldx, state);
+    }
+};
+template <class L>
+struct RowsQ512 {  // block-scaled integer quants (Q8_0, Q4_0)
+    template <int NT>
+    static void row(const uint8_t *r, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, float *state) {
+        accq512_row<L, NT>(r, s0, n_steps, x, ldx, state);
+    }
+};
+#endif
+#if defined(MUSE_HAVE_AVX2)
+template <class L>
+struct Rows256 {
+    template <int NT>
+    static void row(const uint8_t *r, int64_t s0, int64_t n_steps, const float *x, int64_t ldx, float *state) {
+        acc256_row<L, NT>(r, s0, n_steps, x, ldx, state);
+    }
+};
+#endif
+
+// Rows r < nr of a block, one after the other (no call per row), for n (<= MaxNT) tokens:
+// NT is a compile-time count, so each token's accumulators live in registers.
+template <class Rows, int NT, int MaxNT>
+void rows_for_tokens(int n, const uint8_t *row0, size_t stride, int nr, int64_t s0, int64_t n_steps, const float *x,
+                     int64_t ldx, float *state, int64_t state_stride) {
+    if constexpr (NT < MaxNT)
+        if (n > NT)
+            return rows_for_tokens<Rows, NT + 1, MaxNT>(n, row0, stride, nr, s0, n_steps, x, ldx, state, state_stride);
+    for (int r = 0; r < nr; ++r)
+        Rows::template row<NT>(row0 + stride * static_cast<size_t>(r), s0, n_steps, x, ldx, state + r * state_stride);
+}
+
+// Every row of a block for tokens [0, nt), MaxNT at a time (as many as have accumulators in
+// the registers); State floats of partial sums per token and row.
+template <class Rows, int MaxNT, int State>
+void acc_token_groups(const void *row0, size_t stride, int nr, int64_t s0, int64_t n_steps, const float *x, int64_t ldx,
+                      int nt, float *state) {
+    const auto *r = static_cast<const uint8_t *>(row0);
+    const int64_t ss = int64_t(nt) * State;  // state floats per row
+    for (int t0 = 0; t0 < nt; t0 += MaxNT)
+        rows_for_tokens<Rows, 1, MaxNT>(std::min(nt - t0, MaxNT), r, stride, nr, s0, n_steps, x + t0 * ldx, ldx,
+                                         state + t0 * State, ss);
+}
+
 #if defined(MUSE_HAVE_AVX512)
 template <class L>
 RowDotKernel k512(bool fused = true) {
-    return make_kernel<acc512<L>, finish512<L>, 32>(fused);
+    return make_kernel<acc_token_groups<Rows512<L>, 8, 32>, finish512<L>, 32>(fused);
 }
 #endif
 #if defined(MUSE_HAVE_AVX2)
 template <class L>
 RowDotKernel k256(bool fused = true) {
-    return make_kernel<acc256<L>, finish256<L>, 16>(fused);
+    return make_kernel<acc_token_groups<Rows256<L>, 4, 16>, finish256<L>, 16>(fused);
 }
 #endif
 
@@ -652,8 +623,8 @@ RowDotKernel row_dot_kernel(GgmlType type, CpuLevel level) {
         case GgmlType::F32: return k512<LoadF32>();
         case GgmlType::F16: return k512<LoadF16>();
         case GgmlType::BF16: return k512<LoadBF16>();
-        case GgmlType::Q8_0: return make_kernel<accq512<LoadQ8_0>, finish512<LoadQ8_0>, 32>(true);
-        case GgmlType::Q4_0: return make_kernel<accq512<LoadQ4_0>, finish512<LoadQ4_0>, 32>(true);
+        case GgmlType::Q8_0: return make_kernel<acc_token_groups<RowsQ512<LoadQ8_0>, 8, 32>, finish512<LoadQ8_0>, 32>(true);
+        case GgmlType::Q4_0: return make_kernel<acc_token_groups<RowsQ512<LoadQ4_0>, 8, 32>, finish512<LoadQ4_0>, 32>(true);
         case GgmlType::Q4_1: return k512<LoadQ4_1>();
         case GgmlType::Q4_K: return k512<LoadQ4_K>();
         case GgmlType::Q5_K: return k512<LoadQ5_K>();
