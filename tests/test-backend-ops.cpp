@@ -5,6 +5,7 @@
 // upload, download, weights), so another backend can run the same table; on the CPU
 // backend the table runs once per dispatch level the machine has (MUSE_CPU_LEVEL caps it).
 #include "backends/backend.h"
+#include "backends/cpu/cpu-int8-matmul.h"
 #include "backends/cpu/cpu-kernels.h"
 #include "core/dequant.h"
 #include "gguf/gguf-writer.h"
@@ -196,6 +197,35 @@ constexpr double kEps = 1.1920928955078125e-07;  // float epsilon (2^-23)
 
 // ---- the table, op by op
 
+// The integer Q8_0 kernel (backends/cpu/cpu-int8-matmul.h) first rounds each token's
+// activations to 8-bit blocks of 32: amax = max |x|, d = amax / 127, q = x * (1 / d)
+// rounded to nearest even, scale F16(d). Its reference applies that rounding, then sums
+// d_w * d_x * (q_w . q_x) exactly in double; what is left to bound is the kernel's float
+// work, two roundings per block (the scale product and the accumulation), well inside the
+// generic K * eps of sum |terms|. The rounding itself is measured by the decoder parity tests.
+void int8_reference(const std::vector<double> &wd, const std::vector<float> &xs, int64_t k, int64_t n_out, int64_t n_tok,
+                    std::vector<double> &ref, std::vector<double> &norm) {
+    std::vector<double> xq(xs.size());
+    for (size_t b0 = 0; b0 < xs.size(); b0 += 32) {
+        float amax = 0.0f;
+        for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(xs[b0 + j]));
+        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        const double d16 = fp16_to_fp32(fp32_to_fp16(d));
+        for (size_t j = 0; j < 32; ++j) xq[b0 + j] = std::nearbyint(xs[b0 + j] * id) * d16;
+    }
+    for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t r = 0; r < n_out; ++r) {
+            double acc = 0.0, mag = 0.0;
+            for (int64_t i = 0; i < k; ++i) {
+                const double p = wd[static_cast<size_t>(r * k + i)] * xq[static_cast<size_t>(t * k + i)];
+                acc += p;
+                mag += std::fabs(p);
+            }
+            ref.push_back(acc);
+            norm.push_back(mag);
+        }
+}
+
 void add_matmul(std::vector<OpCase> &cases) {
     // matmul: F32 dot of length K, each product exact in double but the float sums
     // round K times: K * eps of sum |w x|.
@@ -219,6 +249,10 @@ void add_matmul(std::vector<OpCase> &cases) {
                                  const Tensor y = c.empty(GgmlType::F32, s.n_out, s.n_tok);
                                  c.be.matmul(w, x, y);
                                  std::vector<double> ref, norm;
+                                 if (w.layout == WeightLayout::q8_0_rows16) {  // 8-bit activations
+                                     int8_reference(wd, xs, s.k, s.n_out, s.n_tok, ref, norm);
+                                     return compare(c.read(y), ref, norm);
+                                 }
                                  for (int64_t t = 0; t < s.n_tok; ++t)
                                      for (int64_t r = 0; r < s.n_out; ++r) {
                                          double acc = 0.0, mag = 0.0;
@@ -825,4 +859,39 @@ TEST_CASE("attention decode timing", "[.bench]") {
                         (long long)s.n_cells, best);
         }
     }
+}
+
+TEST_CASE("repacked Q8_0 weights give the same bits at every dispatch level") {
+    LevelGuard guard;
+    cpu::set_cpu_level(cpu::CpuLevel::avx512);
+    if (!cpu::int8_matmul_available()) {
+        SUCCEED("no AVX-512 VNNI here: Q8_0 weights stay in the file's layout");
+        return;
+    }
+    auto be = make_backend(MUSE_BACKEND_CPU, 2);
+    Ctx c(*be, 11);
+    const int64_t k = 512, n_out = 45, n_tok = 21;  // a partial last group, prompt-sized batch
+    const auto wb = random_weights(c, GgmlType::Q8_0, k * n_out);
+    const auto xs = c.randn(k * n_tok);
+    const Tensor w = c.weights(GgmlType::Q8_0, wb, k, n_out);
+    REQUIRE(w.layout == WeightLayout::q8_0_rows16);
+    const Tensor x = c.f32(xs, k, n_tok), y = c.empty(GgmlType::F32, n_out, n_tok);
+    be->matmul(w, x, y);
+    const std::vector<float> vnni = c.read(y);
+    for (cpu::CpuLevel level : levels()) {
+        cpu::set_cpu_level(level);  // the packed tensor stays; lower levels run the scalar kernel
+        const Tensor y2 = c.empty(GgmlType::F32, n_out, n_tok);
+        be->matmul(w, x, y2);
+        const std::vector<float> got = c.read(y2);
+        INFO(cpu::to_string(level));
+        CHECK(std::memcmp(got.data(), vnni.data(), got.size() * 4) == 0);
+    }
+    // Views of whole groups (a fused QKV weight split by rows) read the right rows.
+    cpu::set_cpu_level(cpu::CpuLevel::avx512);
+    const Tensor tail = w.rows(32, 13), y3 = c.empty(GgmlType::F32, 13, n_tok);
+    be->matmul(tail, x, y3);
+    const std::vector<float> part = c.read(y3);
+    for (int64_t t = 0; t < n_tok; ++t)
+        CHECK(std::memcmp(part.data() + t * 13, vnni.data() + t * n_out + 32, 13 * 4) == 0);
+    CHECK_THROWS(w.rows(8, 16));
 }

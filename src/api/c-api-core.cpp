@@ -1,7 +1,12 @@
 // Library-wide entry points: versions, status names, thread-local errors.
 #include "api/api-guard.h"
+#include "backends/cpu/cpu-int8-matmul.h"
+#include "backends/cpu/cpu-kernels.h"
+
+#include <nlohmann/json.hpp>
 
 #include <cstdlib>
+#include <string>
 
 #ifndef MUSE_VERSION_STRING
 #define MUSE_VERSION_STRING "0.0.0"
@@ -51,6 +56,21 @@ MUSE_API const char *muse_last_error(void) { return muse::api::last_error(); }
 MUSE_API const char *muse_version(void) { return MUSE_VERSION_STRING; }
 
 MUSE_API uint32_t muse_abi_version(void) { return MUSE_ABI_VERSION; }
+
+MUSE_API const char *muse_system_info(void) {
+    thread_local std::string info;
+    try {
+        nlohmann::ordered_json j;
+        j["cpu_level"] = muse::cpu::to_string(muse::cpu::cpu_level());
+        j["cpu_level_detected"] = muse::cpu::to_string(muse::cpu::detected_cpu_level());
+        j["int8_matmul"] = muse::cpu::int8_matmul_available();
+        j["backends"] = nlohmann::ordered_json::array({"cpu"});
+        info = j.dump();
+    } catch (...) {
+        info = "{}";  // out of memory: an empty answer rather than an exception through C
+    }
+    return info.c_str();
+}
 
 MUSE_API void muse_string_free(char *str) { std::free(str); }
 

@@ -25,6 +25,10 @@ const void *Tensor::raw() const {
 }
 
 Tensor Tensor::rows(int64_t row0, int64_t n) const {
+    // A packed group interleaves 16 rows: a view must keep whole groups (row0 + n may be the
+    // last row). The byte offset of a group boundary is the same as in the GGUF layout.
+    if (layout == WeightLayout::q8_0_rows16 && (row0 % 16 != 0 || (n % 16 != 0 && row0 + n != ne[1])))
+        fail(MUSE_ERR_INTERNAL, "a view of a repacked weight must keep whole 16-row groups (rows ", row0, "+", n, ")");
     Tensor t = *this;
     t.offset += row_bytes() * static_cast<size_t>(row0);
     t.ne[1] = n;
@@ -34,6 +38,7 @@ Tensor Tensor::rows(int64_t row0, int64_t n) const {
 
 Tensor Tensor::reshape(int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3) const {
     if (ne0 * ne1 * ne2 * ne3 != n_elements()) fail(MUSE_ERR_INTERNAL, "reshape changes the element count");
+    if (layout != WeightLayout::ggml && ne0 != ne[0]) fail(MUSE_ERR_INTERNAL, "a repacked weight keeps its row length");
     Tensor t = *this;
     t.ne[0] = ne0;
     t.ne[1] = ne1;

@@ -27,9 +27,17 @@ protected:
     size_t size_ = 0;
 };
 
+// How a weight's rows are laid out in storage.
+enum class WeightLayout : uint8_t {
+    ggml,        // as in the GGUF file: row after row
+    q8_0_rows16  // Q8_0 repacked by the CPU backend in groups of 16 rows (cpu/cpu-int8-matmul.h);
+                 // views may start and end only at group boundaries (or at the last row)
+};
+
 // A view into a buffer (or into read-only mapped weights): type, shape, storage.
 struct Tensor {
     GgmlType type = GgmlType::F32;
+    WeightLayout layout = WeightLayout::ggml;
     int64_t ne[4] = {1, 1, 1, 1};
     Buffer *buffer = nullptr;      // owned elsewhere; nullptr for mapped weights
     const void *mapped = nullptr;  // read-only host memory (mmap'd weights)

@@ -151,7 +151,9 @@ class ReferenceState:
 
 
 class ReferenceModel:
-    def __init__(self, path, act_quant: bool = False, kv_f16: bool = False):
+    def __init__(self, path, act_quant=False, kv_f16: bool = False):
+        """act_quant: True rounds every matmul's activation as ggml does; a collection of
+        GGMLQuantizationType rounds only those weight types' activations."""
         self.path = str(path)
         self.act_quant = act_quant
         self.kv_f16 = kv_f16
@@ -253,8 +255,9 @@ class ReferenceModel:
     # ---- forward ----------------------------------------------------------------------------
     def _mm(self, x: np.ndarray, name: str) -> np.ndarray:
         """x @ W.T for the weight tensor `name` (numpy order (out, in))."""
-        if self.act_quant:
-            x = round_activation(x, self.tensor_types[name])
+        wtype = self.tensor_types[name]
+        if self.act_quant is True or (self.act_quant and wtype in self.act_quant):
+            x = round_activation(x, wtype)
         return x @ self.tensors[name].T
 
     def state(self) -> ReferenceState:

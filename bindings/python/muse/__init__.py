@@ -13,7 +13,7 @@ from .image import Image
 from .model import Model, TensorInfo
 from .session import Session
 
-__all__ = ["Agent", "Batch", "ChatTemplate", "Error", "Event", "Generation", "Image", "Model", "Response", "Session", "TensorInfo", "version", "abi_version"]
+__all__ = ["Agent", "Batch", "ChatTemplate", "Error", "Event", "Generation", "Image", "Model", "Response", "Session", "TensorInfo", "version", "abi_version", "system_info"]
 
 
 def version() -> str:
@@ -24,3 +24,10 @@ def version() -> str:
 def abi_version() -> int:
     """The C ABI version the loaded library implements."""
     return int(_lib.muse_abi_version())
+
+
+def system_info() -> dict:
+    """What the library runs on this machine: the active CPU kernel level, whether Q8_0 weights
+    use 8-bit activations (int8_matmul), the backends built in."""
+    import json
+    return json.loads(_lib.muse_system_info().decode())

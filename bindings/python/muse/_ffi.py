@@ -103,6 +103,8 @@ _declare("muse_last_error", ctypes.c_char_p)
 _declare("muse_version", ctypes.c_char_p)
 # uint32_t muse_abi_version(void);
 _declare("muse_abi_version", ctypes.c_uint32)
+# const char *muse_system_info(void);
+_declare("muse_system_info", ctypes.c_char_p)
 # void muse_string_free(char *str);
 _declare("muse_string_free", None, ctypes.c_void_p)
 

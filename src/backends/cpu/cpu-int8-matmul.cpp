@@ -1,0 +1,253 @@
+#include "backends/cpu/cpu-int8-matmul.h"
+
+#include "backends/cpu/cpu-kernels.h"
+#include "backends/cpu/cpu-simd.h"
+#include "core/ggml-types.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#if defined(MUSE_HAVE_AVX512) && defined(__AVX512VNNI__)
+#define MUSE_HAVE_AVX512_VNNI 1
+#endif
+
+namespace muse::cpu {
+
+namespace {
+
+constexpr int64_t kBlock = 32;
+constexpr size_t kScaleBytes = 32;  // 16 F16 scales at the head of a group block
+
+inline float f16_round(float v) { return fp16_to_fp32(fp32_to_fp16(v)); }
+
+inline uint16_t read_u16(const uint8_t *p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return h;
+}
+
+// ---- activation quantization
+
+void quantize_block_scalar(const float *x, int8_t *q, float *d, int32_t *s) {
+    float amax = 0.0f;
+    for (int64_t j = 0; j < kBlock; ++j) amax = std::max(amax, std::fabs(x[j]));
+    const float dd = amax / 127.0f;
+    const float id = dd != 0.0f ? 1.0f / dd : 0.0f;
+    int32_t sum = 0;
+    for (int64_t j = 0; j < kBlock; ++j) {
+        const auto v = static_cast<int32_t>(std::nearbyint(x[j] * id));
+        q[j] = static_cast<int8_t>(v);
+        sum += v;
+    }
+    *d = f16_round(dd);
+    *s = sum;
+}
+
+#if defined(MUSE_HAVE_AVX512_VNNI)
+void quantize_block_avx512(const float *x, int8_t *q, float *d, int32_t *s) {
+    const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+    const __m512 amax_v = _mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1));
+    const float amax = _mm512_reduce_max_ps(amax_v);  // a max: exact in any order
+    const float dd = amax / 127.0f;
+    const float id = dd != 0.0f ? 1.0f / dd : 0.0f;
+    const __m512 idv = _mm512_set1_ps(id);
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(x0, idv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    const __m512i q1 = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(x1, idv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    _mm_storeu_si128(reinterpret_cast<__m128i *>(q), _mm512_cvtepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i *>(q + 16), _mm512_cvtepi32_epi8(q1));
+    *d = f16_round(dd);
+    *s = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+}
+#endif
+
+// ---- the dot kernels: one group of 16 rows against NT tokens
+
+struct Operands {
+    const uint8_t *group;  // the group's first block
+    int64_t nb;            // blocks per row
+    const int8_t *q;       // token 0's quantized row; token t at q + t * n_in
+    const float *d;        // token 0's block scales; token t at d + t * nb
+    const int32_t *s;
+    int64_t n_in;
+    int rows;              // valid rows of the group (16 but for the last one)
+    float *y;              // row 0 of the group, token 0
+    int64_t ldy;
+};
+
+void group_scalar(const Operands &o, int nt) {
+    for (int r = 0; r < o.rows; ++r)
+        for (int t = 0; t < nt; ++t) {
+            float acc = 0.0f;
+            for (int64_t b = 0; b < o.nb; ++b) {
+                const uint8_t *blk = o.group + static_cast<size_t>(b) * kInt8GroupBlockBytes;
+                const int8_t *qx = o.q + t * o.n_in + b * kBlock;
+                int32_t isum = 0;
+                for (int k = 0; k < 8; ++k)
+                    for (int j = 0; j < 4; ++j)
+                        isum += static_cast<int32_t>(blk[kScaleBytes + 64 * k + 4 * r + j]) * qx[4 * k + j];
+                isum -= 128 * o.s[t * o.nb + b];
+                const float scale = fp16_to_fp32(read_u16(blk + 2 * r)) * o.d[t * o.nb + b];
+                acc = std::fma(static_cast<float>(isum), scale, acc);
+            }
+            o.y[r + t * o.ldy] = acc;
+        }
+}
+
+#if defined(MUSE_HAVE_AVX512_VNNI)
+template <int NT>
+void group_vnni(const Operands &o) {
+    __m512 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < o.nb; ++b) {
+        const uint8_t *blk = o.group + static_cast<size_t>(b) * kInt8GroupBlockBytes;
+        __m512i isum[NT];
+        for (int t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
+        for (int k = 0; k < 8; ++k) {
+            const __m512i w = _mm512_loadu_si512(blk + kScaleBytes + 64 * k);
+            for (int t = 0; t < NT; ++t) {
+                int32_t x4;
+                std::memcpy(&x4, o.q + t * o.n_in + b * kBlock + 4 * k, 4);
+                isum[t] = _mm512_dpbusd_epi32(isum[t], w, _mm512_set1_epi32(x4));
+            }
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk)));
+        for (int t = 0; t < NT; ++t) {
+            const __m512i exact = _mm512_sub_epi32(isum[t], _mm512_set1_epi32(128 * o.s[t * o.nb + b]));
+            const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(o.d[t * o.nb + b]));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), scale, acc[t]);
+        }
+    }
+    const __mmask16 keep = static_cast<__mmask16>((1u << o.rows) - 1u);
+    for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(o.y + t * o.ldy, keep, acc[t]);
+}
+
+void group_vnni_n(const Operands &o, int nt) {
+    switch (nt) {
+    case 1: group_vnni<1>(o); break;
+    case 2: group_vnni<2>(o); break;
+    case 3: group_vnni<3>(o); break;
+    case 4: group_vnni<4>(o); break;
+    case 5: group_vnni<5>(o); break;
+    case 6: group_vnni<6>(o); break;
+    case 7: group_vnni<7>(o); break;
+    default: group_vnni<8>(o); break;
+    }
+}
+#endif
+
+bool cpu_has_vnni() {
+#if defined(MUSE_HAVE_AVX512_VNNI)
+    static const bool has = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
+    }();
+    return has;
+#else
+    return false;
+#endif
+}
+
+// MUSE_INT8_MATMUL=0 keeps Q8_0 weights in the file's layout with F32 activations (the
+// exact path; read once, when the first model loads).
+bool int8_matmul_enabled() {
+    static const bool enabled = [] {
+        const char *env = std::getenv("MUSE_INT8_MATMUL");
+        return !(env && std::strcmp(env, "0") == 0);
+    }();
+    return enabled;
+}
+
+} // namespace
+
+bool int8_matmul_available() { return cpu_level() == CpuLevel::avx512 && cpu_has_vnni() && int8_matmul_enabled(); }
+
+size_t int8_packed_bytes(int64_t n_in, int64_t n_out) {
+    const int64_t groups = (n_out + kInt8Rows - 1) / kInt8Rows;
+    return static_cast<size_t>(groups) * static_cast<size_t>(n_in / kBlock) * kInt8GroupBlockBytes;
+}
+
+void int8_pack_q8_0(const uint8_t *src, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1, uint8_t *dst) {
+    const int64_t nb = n_in / kBlock;
+    const size_t row_bytes = static_cast<size_t>(nb) * 34;
+    for (int64_t g = g0; g < g1; ++g) {
+        uint8_t *out = dst + static_cast<size_t>(g * nb) * kInt8GroupBlockBytes;
+        for (int64_t b = 0; b < nb; ++b, out += kInt8GroupBlockBytes) {
+            std::memset(out, 0, kInt8GroupBlockBytes);
+            for (int r = 0; r < kInt8Rows; ++r) {
+                const int64_t row = g * kInt8Rows + r;
+                if (row >= n_out) {  // padding rows: scale 0, quants 0 (stored as 128)
+                    for (int k = 0; k < 8; ++k) std::memset(out + kScaleBytes + 64 * k + 4 * r, 128, 4);
+                    continue;
+                }
+                const uint8_t *blk = src + row_bytes * static_cast<size_t>(row) + static_cast<size_t>(b) * 34;
+                std::memcpy(out + 2 * r, blk, 2);
+                for (int k = 0; k < 8; ++k)
+                    for (int j = 0; j < 4; ++j)
+                        out[kScaleBytes + 64 * k + 4 * r + j] = static_cast<uint8_t>(blk[2 + 4 * k + j] ^ 0x80);
+            }
+        }
+    }
+}
+
+void int8_unpack_row(const uint8_t *packed, int64_t n_in, int64_t r, float *out) {
+    const int64_t nb = n_in / kBlock;
+    const int64_t g = r / kInt8Rows, lane = r % kInt8Rows;
+    const uint8_t *blk = packed + static_cast<size_t>(g * nb) * kInt8GroupBlockBytes;
+    for (int64_t b = 0; b < nb; ++b, blk += kInt8GroupBlockBytes) {
+        const float d = fp16_to_fp32(read_u16(blk + 2 * lane));
+        for (int k = 0; k < 8; ++k)
+            for (int j = 0; j < 4; ++j) {
+                const auto q = static_cast<int8_t>(blk[kScaleBytes + 64 * k + 4 * lane + j] ^ 0x80);
+                out[b * kBlock + 4 * k + j] = static_cast<float>(q) * d;
+            }
+    }
+}
+
+void int8_quantize_rows(const float *x, int64_t n_in, int64_t n_tok, int8_t *q, float *d, int32_t *s) {
+    const int64_t nb = n_in / kBlock;
+#if defined(MUSE_HAVE_AVX512_VNNI)
+    if (int8_matmul_available()) {
+        for (int64_t i = 0; i < n_tok * nb; ++i) quantize_block_avx512(x + i * kBlock, q + i * kBlock, d + i, s + i);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n_tok * nb; ++i) quantize_block_scalar(x + i * kBlock, q + i * kBlock, d + i, s + i);
+}
+
+void int8_matmul(const uint8_t *packed, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1, const int8_t *q,
+                 const float *d, const int32_t *s, int64_t n_tok, float *y, int64_t ldy) {
+    const int64_t nb = n_in / kBlock;
+    // Tokens in chunks whose quantized rows stay in L2 while every group of the share
+    // passes over them; within a chunk, tiles of up to 8 tokens share each weight load.
+    const int64_t chunk = std::max<int64_t>(8, (int64_t(256) << 10) / std::max<int64_t>(n_in, 1) / 8 * 8);
+    const bool vnni = int8_matmul_available();
+    for (int64_t t0 = 0; t0 < n_tok; t0 += chunk) {
+        const int64_t t1 = std::min(n_tok, t0 + chunk);
+        for (int64_t g = g0; g < g1; ++g) {
+            Operands o;
+            o.group = packed + static_cast<size_t>(g * nb) * kInt8GroupBlockBytes;
+            o.nb = nb;
+            o.n_in = n_in;
+            o.rows = static_cast<int>(std::min<int64_t>(kInt8Rows, n_out - g * kInt8Rows));
+            o.ldy = ldy;
+            for (int64_t t = t0; t < t1; t += 8) {
+                const int nt = static_cast<int>(std::min<int64_t>(8, t1 - t));
+                o.q = q + t * n_in;
+                o.d = d + t * nb;
+                o.s = s + t * nb;
+                o.y = y + g * kInt8Rows + t * ldy;
+#if defined(MUSE_HAVE_AVX512_VNNI)
+                if (vnni) {
+                    group_vnni_n(o, nt);
+                    continue;
+                }
+#endif
+                group_scalar(o, nt);
+            }
+        }
+    }
+}
+
+} // namespace muse::cpu
