@@ -35,6 +35,12 @@ public:
         std::memcpy(dst, static_cast<const uint8_t *>(base_) + offset, n);
     }
     const uint8_t *data() const override { return static_cast<const uint8_t *>(base_); }
+    // Whole pages inside the range only: a page shared with a neighbouring tensor stays.
+    void release(uint64_t offset, size_t n) const override {
+        const auto page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+        const uint64_t first = (offset + page - 1) / page * page, end = (offset + n) / page * page;
+        if (end > first) ::madvise(static_cast<uint8_t *>(base_) + first, end - first, MADV_DONTNEED);
+    }
 
 private:
     void *base_;

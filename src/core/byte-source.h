@@ -20,6 +20,10 @@ public:
     // The whole content if it is addressable (mmap or memory), else nullptr.
     virtual const uint8_t *data() const { return nullptr; }
     const std::string &description() const { return description_; }
+    // Says that [offset, offset + n) of data() will not be read for a while: a mapped file
+    // drops those pages from the process (they are read again from the file if touched).
+    // Memory that is not a file mapping is left alone.
+    virtual void release(uint64_t offset, size_t n) const {}
 
 protected:
     uint64_t size_ = 0;

@@ -103,7 +103,9 @@ Tensor Decoder::tensor(const std::string &name, std::vector<int64_t> ne, bool re
             fail(MUSE_ERR_FORMAT, "tensor '", name, "' has shape [", got, "], expected [", exp, "]");
         }
     }
-    return backend_.weights(t->type, t->ne, file_.tensor_data(*t));
+    Tensor w = backend_.weights(t->type, t->ne, file_.tensor_data(*t));
+    if (!w.mapped) file_.release_tensor_data(*t);  // the backend made its own copy: peak RSS stays ~ the file
+    return w;
 }
 
 void Decoder::attend(ForwardState &st, int layer, const Tensor &q, const Tensor &k, const Tensor &v,

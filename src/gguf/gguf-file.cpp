@@ -448,4 +448,8 @@ const uint8_t *File::tensor_data(const TensorInfo &t) const {
     return data_ + t.offset;
 }
 
+void File::release_tensor_data(const TensorInfo &t) const {
+    if (data_ && !owned_ && source_->data()) source_->release(data_offset_ + t.offset, t.n_bytes);
+}
+
 } // namespace muse::gguf

@@ -103,6 +103,9 @@ public:
     bool has_tensor_data() const { return data_ != nullptr; }
     // Bytes of a tensor; throws if the file was opened without tensor data.
     const uint8_t *tensor_data(const TensorInfo &t) const;
+    // The backend keeps its own copy of this tensor (e.g. repacked): a mapped file lets the
+    // tensor's pages go (tensor_data stays valid; the pages come back from the file if read).
+    void release_tensor_data(const TensorInfo &t) const;
 
     File(const File &) = delete;
     File &operator=(const File &) = delete;
