@@ -107,6 +107,10 @@ public:
     // Ends reasoning now the way the budget does (adaptive early exit calls this).
     void end_reasoning(ReasoningEnd why);
     bool in_reasoning() const { return watcher_->state() == reasoning::State::reasoning; }
+    // Where the response is now (after every token so far), and whether tokens are queued
+    // to be forced next (framing, wrap-up, cues): a grammar on the answer waits for both.
+    reasoning::State state() const { return watcher_->state(); }
+    bool forcing() const { return !queue_.empty(); }
     // Reasoning was cut (budget, early exit, mode): what follows is forced wrap-up/framing.
     bool reasoning_cut() const { return cut_; }
     // The text forced to close reasoning and open the answer (for probes).
