@@ -48,7 +48,9 @@ Generation::Generation(Session &session, int seq, GenerationSetup setup)
         if (!setup_.format) muse::fail(MUSE_ERR_INTERNAL, "a thinking controller needs the reasoning format");
         parser_ = reasoning::make_channel_parser(*setup_.format, setup_.start, setup_.tools);
         if (setup_.thinking) {
-            auto controller = std::make_unique<ThinkingController>(*setup_.format, setup_.start, *setup_.thinking, *tok);
+            ThinkingOptions options = *setup_.thinking;
+            options.answer_required = options.answer_required || setup_.grammar != nullptr;
+            auto controller = std::make_unique<ThinkingController>(*setup_.format, setup_.start, options, *tok);
             controller_ = controller.get();
             chain_.set_controller(std::move(controller));
             const EarlyExitOptions &e = setup_.thinking->early_exit;

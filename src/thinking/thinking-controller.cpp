@@ -99,6 +99,10 @@ int32_t ThinkingController::force_next() {
             queue(answer_open_, true);
         }
     }
+    if (queue_.empty() && options_.answer_required && reasoning_seen_) {
+        const State s = watcher_->state();
+        if (s == State::between || s == State::header) queue(tokenize(reasoning::forced_prefix(format_, s, ThinkingMode::off), true), true);
+    }
     if (queue_.empty()) return -1;
     const auto [t, framing] = queue_.front();
     queue_.pop_front();

@@ -61,6 +61,10 @@ struct ThinkingOptions {
     std::string wrap_up = "\n\nTime is up, I will answer now.";
     std::string continue_cue = "Wait";
     EarlyExitOptions early_exit;
+    // Once reasoning has ended, the answer must follow (a grammar constrains it): where the
+    // format leaves the response between messages or in a new header (ATEM), the answer
+    // header is forced instead of letting the model write one.
+    bool answer_required = false;
 };
 
 // Default budgets of the effort presets (when no explicit budget is given).
