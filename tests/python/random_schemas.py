@@ -34,15 +34,15 @@ class _Gen:
     def string(self) -> Dict[str, Any]:
         r = self.rng
         k = r.random()
-        if k < 0.4:
+        if k < 0.35:
             hi = r.randint(0, 8)
             s: Dict[str, Any] = {"type": "string", "maxLength": hi}
             if r.random() < 0.5:
                 s["minLength"] = r.randint(0, hi)
             return s
-        if k < 0.55:
+        if k < 0.5:
             return {"type": "string", "enum": r.sample(_WORDS, r.randint(1, 4))}
-        if k < 0.75:
+        if k < 0.68:
             return {"type": "string", "pattern": r.choice(_PATTERNS)}
         return {"type": "string", "format": r.choice(_FORMATS)}
 
@@ -170,3 +170,24 @@ def bounded(schema: Any, path: str = "#") -> Optional[str]:
             if p:
                 return p
     return bounded(schema.get("items"), f"{path}/items") if isinstance(schema.get("items"), dict) else None
+
+
+def keywords(schema: Any, out: Optional[Dict[str, int]] = None) -> Dict[str, int]:
+    """How often each keyword (and "format:X", "type:X") occurs in schema, nested ones included."""
+    out = {} if out is None else out
+    if isinstance(schema, list):
+        for x in schema:
+            keywords(x, out)
+        return out
+    if not isinstance(schema, dict):
+        return out
+    for k, v in schema.items():
+        out[k] = out.get(k, 0) + 1
+        if k in ("type", "format") and isinstance(v, str):
+            out[f"{k}:{v}"] = out.get(f"{k}:{v}", 0) + 1
+        if k in ("properties", "$defs"):
+            for sub in v.values():
+                keywords(sub, out)
+        elif k in ("items", "anyOf", "prefixItems"):
+            keywords(v, out)
+    return out
