@@ -558,12 +558,13 @@ typedef struct muse_generate_params {
     muse_thinking_params        thinking;     /* ABI 3; all zero = MUSE_THINKING_NONE */
     muse_contemplate_params     contemplate;  /* ABI 4; all zero = one agent */
     /* ABI 5: constrained output. Only tokens the grammar allows are sampled in the answer, and
-     * the end of generation only where the answer is a complete match. Reasoning text is never
-     * constrained: with thinking enabled the grammar starts where the answer channel opens (at
-     * the response start, with think tags, the reasoning opener stays allowed next to the
-     * grammar's first tokens, so the model may still reason in MUSE_THINKING_AUTO). Text the
-     * thinking controller forces is not checked. NULL: none. The grammar must outlive the
-     * call (muse_generation_start*: only the start call; the generation keeps its own reference). */
+     * the end of generation only where the answer is a complete match. Reasoning is never
+     * constrained: with thinking enabled (and in every chat turn) the grammar starts where the
+     * answer channel opens, and text the thinking controller forces is not checked. With think
+     * tags the <think> opener stays allowed next to the grammar's first tokens, so the model
+     * may still reason in MUSE_THINKING_AUTO; with ATEM the answer header is forced once
+     * reasoning ends. NULL: none. The caller may free the grammar once the call that takes
+     * these params has returned (a generation keeps its own reference). */
     const muse_grammar         *grammar;
 } muse_generate_params;
 

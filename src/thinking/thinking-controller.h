@@ -61,9 +61,10 @@ struct ThinkingOptions {
     std::string wrap_up = "\n\nTime is up, I will answer now.";
     std::string continue_cue = "Wait";
     EarlyExitOptions early_exit;
-    // Once reasoning has ended, the answer must follow (a grammar constrains it): where the
-    // format leaves the response between messages or in a new header (ATEM), the answer
-    // header is forced instead of letting the model write one.
+    // The response must reach its answer (a grammar constrains it). Once reasoning has ended,
+    // where the format leaves the response between messages or in a new header (ATEM) the
+    // answer header is forced instead of letting the model write one; a header at the
+    // response start (automatic mode) may only become the reasoning or the answer header.
     bool answer_required = false;
 };
 
@@ -133,6 +134,10 @@ private:
     bool would_end_reasoning(int32_t token) const;
     // Bans, in c, the tokens that may not come while reasoning (see apply).
     void ban_enders(Candidates &c, bool all_enders);
+    // answer_required, at a response-start header (ATEM in automatic mode): only tokens that
+    // continue the reasoning header or the answer header are left, so the model still chooses
+    // whether to reason but cannot write a header the parser would recover as answer text.
+    void restrict_header(Candidates &c);
     // framing: forced structure (open/close sequences), never counted as reasoning;
     // wrap-up text and continue cues are reasoning the controller wrote.
     void queue(const std::vector<int32_t> &tokens, bool framing);
@@ -148,6 +153,8 @@ private:
     std::shared_ptr<const std::vector<int32_t>> ender_tokens_;  // tokens whose text holds an ender (lazy)
     std::string tail_;                 // last reasoning bytes (to see enders split over tokens)
     std::string utf8_pending_;         // bytes of an unfinished UTF-8 character in reasoning
+    std::string header_;               // text of the current message header (answer_required)
+    std::shared_ptr<const std::vector<int32_t>> header_tokens_;  // tokens inside the two headers (lazy)
     bool reasoning_seen_ = false, cut_ = false;
     int32_t utf8_grace_ = 0;
     ThinkingUsage usage_;

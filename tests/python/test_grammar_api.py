@@ -68,6 +68,9 @@ def test_regex_and_schema():
     assert not muse.Grammar.from_json_schema(open_, closed_objects=True).matches('{"a": 1, "b": 2}')
     email = muse.Grammar.from_json_schema({"type": "string", "format": "email"})  # not in the random test
     assert email.matches('"ada@example.org"') and not email.matches('"ada.example.org"')
+    t = muse.Grammar.from_json_schema({"type": "string", "format": "time"})
+    assert t.matches('"23:59:60Z"') and t.matches('"12:30:05.25+02:00"')
+    assert not t.matches('"14:03:60Z"')  # a leap second is 23:59:60 UTC (found by the random test)
     one_of = {"oneOf": [{"type": "integer"}, {"type": "number"}]}
     assert muse.Grammar.from_json_schema(one_of).matches("1")
     with pytest.raises(muse.Error):
