@@ -316,17 +316,14 @@ TEST_CASE("response_format: the answer follows the schema, the reasoning stays f
                 }
             }
         }
-        // json_object: any object.
-        GrammarGuard any;
-        REQUIRE(muse_grammar_from_json_schema(R"({"type": "object"})", 0, &any.g) == MUSE_OK);
+        // json_object: any object. A random model never closes its first key (any string is
+        // a key), so only the start is checked; whole answers are checked above.
         cp.response_format_json = R"({"type": "json_object"})";
         gp.thinking.mode = MUSE_THINKING_OFF;
-        gp.max_tokens = 600;
-        sp.temperature = 0.0f;  // greedy: the shortest way out is usually taken soon
+        gp.max_tokens = 40;
         const Chat c = chat(cm, cp, gp);
         INFO(c.answer);
-        if (c.finish_reason == "stop") CHECK(matches(any.g, c.answer));
-        CHECK(c.answer.rfind("{", 0) == 0);
+        CHECK(c.answer.rfind("{\"", 0) == 0);
     }
 }
 

@@ -161,11 +161,13 @@ def test_chat_response_format_with_thinking(kind, think, atem):
 
 def test_chat_json_object_and_text(think):
     s = think.session(n_ctx=2048)
+    # json_object: any object. A random model never closes its first key (any string is a
+    # key), so only the start can be checked here; the schema cases above check whole answers.
     r = s.chat([{"role": "user", "content": "x"}], thinking="off", response_format='{"type": "json_object"}',
-               temperature=0.0, max_tokens=200)
-    assert r.answer.startswith("{")
-    if r.finish_reason == "stop":  # a random model may keep an object open until max_tokens
-        assert isinstance(json.loads(r.answer), dict)
+               temperature=0.0, max_tokens=40)
+    free = s.chat([{"role": "user", "content": "x"}], thinking="off", temperature=0.0, max_tokens=40)
+    assert r.answer.startswith('{"') and not free.answer.startswith('{"')
+    assert r.finish_reason == "length"
     plain = s.chat([{"role": "user", "content": "x"}], thinking="off", response_format={"type": "text"},
                    temperature=0.0, max_tokens=12)
     unconstrained = s.chat([{"role": "user", "content": "x"}], thinking="off", temperature=0.0, max_tokens=12)
