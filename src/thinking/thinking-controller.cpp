@@ -100,8 +100,11 @@ int32_t ThinkingController::force_next() {
         }
     }
     if (queue_.empty() && options_.answer_required && reasoning_seen_) {
+        // Reasoning is over and no answer is open yet (ATEM between messages or in a new
+        // header): open it, as mode off would at this point.
         const State s = watcher_->state();
-        if (s == State::between || s == State::header) queue(tokenize(reasoning::forced_prefix(format_, s, ThinkingMode::off), true), true);
+        if (s == State::between || s == State::header)
+            queue(tokenize(reasoning::forced_prefix(format_, s, ThinkingMode::off), true), true);
     }
     if (queue_.empty()) return -1;
     const auto [t, framing] = queue_.front();
