@@ -56,7 +56,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a function is added or a struct grows. Never decreases. */
-#define MUSE_ABI_VERSION 4
+#define MUSE_ABI_VERSION 5
 
 /* ---------------------------------------------------------------- status */
 
@@ -302,6 +302,54 @@ MUSE_API int32_t muse_image_width(const muse_image *image);
 MUSE_API int32_t muse_image_height(const muse_image *image);
 MUSE_API const uint8_t *muse_image_pixels(const muse_image *image);
 
+/* ------------------------------------------------------------ grammars
+ *
+ * Constrained decoding: a grammar compiled from GBNF, a regex or a JSON Schema, used to
+ * check text (muse_grammar_matches) or to constrain a generation's answer
+ * (muse_generate_params.grammar, muse_chat_params.response_format_json). Immutable after
+ * creation: share one grammar across threads and generations (its automaton, cached
+ * states and token masks are shared under a lock). ABI 5.
+ *
+ *     muse_grammar *g = NULL;
+ *     if (muse_grammar_from_json_schema("{\"type\": \"integer\"}", MUSE_JSON_SCHEMA_COMPACT, &g) != MUSE_OK)
+ *         fprintf(stderr, "muse: %s\n", muse_last_error());
+ *     bool ok = false;
+ *     muse_grammar_matches(g, "42", 2, &ok);      // ok == true
+ *     muse_grammar_free(g);
+ *
+ * Errors: MUSE_ERR_INVALID_ARGUMENT for malformed input (GBNF errors name the line and
+ * column, bad JSON names the position), MUSE_ERR_UNSUPPORTED for schema keywords muse cannot
+ * compile exactly (the message names the keyword and its JSON path, e.g. "/properties/a"). */
+typedef struct muse_grammar muse_grammar;
+
+/* Flags of muse_grammar_from_json_schema (OR them; 0 = draft 2020-12 defaults, flexible whitespace). */
+typedef enum muse_json_schema_flags {
+    MUSE_JSON_SCHEMA_COMPACT        = 1,  /* no whitespace between JSON tokens: what a model should
+                                             generate (without it any JSON whitespace is accepted) */
+    MUSE_JSON_SCHEMA_CLOSED_OBJECTS = 2,  /* objects without additionalProperties accept only the
+                                             listed properties (draft 2020-12 allows any others) */
+    MUSE_JSON_SCHEMA_EXACT_ONE_OF   = 4   /* refuse a oneOf unless its branches are provably disjoint
+                                             (by default it compiles to an alternation, like anyOf) */
+} muse_json_schema_flags;
+
+/* GBNF text (llama.cpp's grammar format). root: the start rule, NULL for "root". */
+MUSE_API muse_status muse_grammar_from_gbnf(const char *text, const char *root, muse_grammar **out_grammar);
+/* A regex subset: literals, ., classes [a-z] [^...], \d \w \s (and negations), * + ? {m,n},
+ * groups, alternation; the whole text must match (^ and $ are implied, allowed only at the
+ * ends). Backreferences, lookaround and flags are MUSE_ERR_UNSUPPORTED. */
+MUSE_API muse_status muse_grammar_from_regex(const char *pattern, muse_grammar **out_grammar);
+/* A JSON Schema (JSON text, draft 2020-12; $defs/$ref, anyOf, enum/const, formats ...);
+ * flags: muse_json_schema_flags. See docs/GRAMMAR.md for what compiles exactly. */
+MUSE_API muse_status muse_grammar_from_json_schema(const char *schema_json, uint32_t flags,
+                                                   muse_grammar **out_grammar);
+MUSE_API void muse_grammar_free(muse_grammar *grammar);
+/* *out_match: the whole of text[0, len) is a complete match (embedded NULs are bytes). */
+MUSE_API muse_status muse_grammar_matches(const muse_grammar *grammar, const char *text, size_t len,
+                                          bool *out_match);
+/* The GBNF the grammar was compiled from (a regex's or schema's translation); release with
+ * muse_string_free(). */
+MUSE_API muse_status muse_grammar_to_gbnf(const muse_grammar *grammar, char **out_gbnf);
+
 /* ------------------------------------------------------------ sessions */
 
 /* A session: a KV cache with one or more sequences over a model, plus the
@@ -517,6 +565,15 @@ typedef struct muse_generate_params {
     int32_t                     n_logprobs;   /* top-n logprobs per token in the events, 0..64 (default 0) */
     muse_thinking_params        thinking;     /* ABI 3; all zero = MUSE_THINKING_NONE */
     muse_contemplate_params     contemplate;  /* ABI 4; all zero = one agent */
+    /* ABI 5: constrained output. Only tokens the grammar allows are sampled in the answer, and
+     * the end of generation only where the answer is a complete match. Reasoning is never
+     * constrained: with thinking enabled (and in every chat turn) the grammar starts where the
+     * answer channel opens, and text the thinking controller forces is not checked. With think
+     * tags the <think> opener stays allowed next to the grammar's first tokens, so the model
+     * may still reason in MUSE_THINKING_AUTO; with ATEM the answer header is forced once
+     * reasoning ends. NULL: none. The caller may free the grammar once the call that takes
+     * these params has returned (a generation keeps its own reference). */
+    const muse_grammar         *grammar;
 } muse_generate_params;
 
 MUSE_API void muse_generate_params_init(muse_generate_params *params);
@@ -542,6 +599,16 @@ typedef struct muse_chat_params {
     const muse_image *const *images;  /* one per image content part of the messages ({"type": "image"},
                                          "image_url" or "input_image"), in order; needs the mmproj */
     size_t      n_images;
+    /* ABI 5: constrained output, OpenAI's `response_format` as JSON text (NULL: none):
+     *   {"type": "text"}         no constraint;
+     *   {"type": "json_object"}  the answer is one JSON object (any);
+     *   {"type": "json_schema", "json_schema": {"name": "...", "schema": {...}, "strict": true}}
+     *                            the answer is JSON valid against the schema (compact whitespace;
+     *                            strict: objects without additionalProperties are closed).
+     * Anything else (unknown type, missing schema, a schema muse cannot compile) fails the call
+     * with a message naming the problem. Giving both this and muse_generate_params.grammar is
+     * MUSE_ERR_INVALID_ARGUMENT (the answer cannot follow two grammars). */
+    const char *response_format_json;
 } muse_chat_params;
 
 MUSE_API void muse_chat_params_init(muse_chat_params *params);

@@ -293,6 +293,55 @@ private:
     unique_handle<muse_image, muse_image_free> handle_;
 };
 
+// ---- grammars (muse_grammar): constrained decoding and checking
+
+// A compiled grammar (GBNF, regex or JSON Schema). Immutable and shared: copies refer to the
+// same grammar, and generations started with it keep their own reference.
+//
+//     auto g = muse::grammar::from_json_schema(R"({"type": "integer", "maximum": 9})");
+//     g.matches("7");   // true
+//     opts.grammar = g; // constrain a generation's answer (generate_options)
+class grammar {
+public:
+    // root: the start rule.
+    static grammar from_gbnf(const std::string &text, const std::string &root = "root") {
+        muse_grammar *g = nullptr;
+        check(muse_grammar_from_gbnf(text.c_str(), root.c_str(), &g));
+        return grammar(g);
+    }
+    // The whole text must match the pattern.
+    static grammar from_regex(const std::string &pattern) {
+        muse_grammar *g = nullptr;
+        check(muse_grammar_from_regex(pattern.c_str(), &g));
+        return grammar(g);
+    }
+    // flags: muse_json_schema_flags (MUSE_JSON_SCHEMA_COMPACT for generation, ...).
+    static grammar from_json_schema(const std::string &schema_json, uint32_t flags = 0) {
+        muse_grammar *g = nullptr;
+        check(muse_grammar_from_json_schema(schema_json.c_str(), flags, &g));
+        return grammar(g);
+    }
+
+    bool matches(std::string_view text) const {
+        bool ok = false;
+        check(muse_grammar_matches(get(), text.data(), text.size(), &ok));
+        return ok;
+    }
+    // The GBNF it was compiled from (a regex's or schema's translation).
+    std::string gbnf() const {
+        char *s = nullptr;
+        check(muse_grammar_to_gbnf(get(), &s));
+        std::string out(s);
+        muse_string_free(s);
+        return out;
+    }
+    const muse_grammar *get() const noexcept { return handle_.get(); }
+
+private:
+    explicit grammar(muse_grammar *g) : handle_(g, muse_grammar_free) {}
+    std::shared_ptr<muse_grammar> handle_;
+};
+
 // ---- batched decoding (muse_batch): rows of any sequences decoded in one forward pass
 
 class batch {
@@ -523,6 +572,8 @@ struct generate_options {
     int32_t n_logprobs = 0;         // top-n logprobs reported per token
     thinking_options thinking;
     contemplate_options contemplate;
+    // Constrains the answer (never the reasoning); see muse_generate_params.grammar.
+    std::optional<muse::grammar> grammar;
 };
 
 struct token_event {
@@ -543,6 +594,9 @@ struct chat_options {
     std::string template_source;  // empty: the model's own chat template
     bool reuse_prefix = true;
     std::vector<const image *> images;  // one per image content part of the messages, in order
+    // OpenAI response_format as JSON text ({"type": "json_schema", "json_schema": {...}});
+    // empty: none. Not together with generate_options::grammar.
+    std::string response_format_json;
 };
 
 // One agent's text in a contemplating turn, as streamed (index n_agents: the synthesis pass).
@@ -879,6 +933,7 @@ private:
             for (const image *im : chat.images) imgs.push_back(im ? im->get() : nullptr);
             cp.images = imgs.data();
             cp.n_images = imgs.size();
+            cp.response_format_json = chat.response_format_json.empty() ? nullptr : chat.response_format_json.c_str();
         }
         c_chat(const c_chat &) = delete;
         c_chat &operator=(const c_chat &) = delete;
@@ -901,6 +956,7 @@ private:
         gp.thinking.early_exit_stable = o.thinking.early_exit_stable;
         gp.thinking.early_exit_probe_tokens = o.thinking.early_exit_probe_tokens;
         gp.thinking.early_exit_min_prob = o.thinking.early_exit_min_prob;
+        gp.grammar = o.grammar ? o.grammar->get() : nullptr;
         return gp;
     }
 

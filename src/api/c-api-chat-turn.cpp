@@ -1,11 +1,13 @@
 // C entry points for chat turns and thinking-controlled generation (engine/chat-turn.h).
 #include "api/api-guard.h"
+#include "api/grammar-handle.h"
 #include "api/image-handle.h"
 #include "api/session-params.h"
 #include "multimodal/mm-prompt.h"
 #include "tokenizer/tokenizer.h"
 
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 
 namespace muse::api {
@@ -13,7 +15,8 @@ namespace {
 
 using nlohmann::ordered_json;
 
-constexpr size_t kChatParamsSizes[] = {sizeof(muse_chat_params)};
+// ABI 4 ended before response_format_json.
+constexpr size_t kChatParamsSizes[] = {offsetof(muse_chat_params, response_format_json), sizeof(muse_chat_params)};
 
 ordered_json parse_json_arg(const char *text, const char *what) {
     try {
@@ -49,6 +52,13 @@ ChatRequest chat_request(const char *messages_json, const muse_chat_params *chat
         r.images.push_back(&cp.images[i]->impl);
     }
     generate_from(gp, r);
+    // Constrained output: response_format, or the grammar of the generate params (not both).
+    if (cp.response_format_json) {
+        if (r.grammar)
+            fail(MUSE_ERR_INVALID_ARGUMENT, "both muse_chat_params.response_format_json and "
+                                            "muse_generate_params.grammar are set: give one of them");
+        r.grammar = response_format_grammar(cp.response_format_json);
+    }
     r.seq = seq;
     thinking_from(gp.thinking, reasoning::ThinkingMode::automatic, r);
     return r;
@@ -61,6 +71,7 @@ void generate_from(const muse_generate_params &gp, ChatRequest &r) {
     r.n_logprobs = gp.n_logprobs;
     if (gp.n_stop > 0) require(gp.stop, "stop");
     for (size_t i = 0; i < gp.n_stop; ++i) r.stop.emplace_back(require(gp.stop[i], "stop string"));
+    if (gp.grammar) r.grammar = gp.grammar->impl;
 }
 
 bool emit_token_event(const GenerationEvent &e, muse_token_cb cb, void *user_data, int agent) {
@@ -118,10 +129,11 @@ GenerationSetup raw_setup(const Model &model, Session &session, int32_t seq, con
         setup.max_tokens = r.max_tokens;
         setup.stop = r.stop;
         setup.n_logprobs = r.n_logprobs;
+        setup.grammar = r.grammar;
         try {
             setup.tokenizer = &model.require_tokenizer();
         } catch (const Error &) {
-            if (!r.stop.empty()) throw;  // token-only generation works without a tokenizer
+            if (!r.stop.empty() || r.grammar) throw;  // token-only generation works without a tokenizer
         }
     }
     setup.prompt.ids = prompt;

@@ -11,9 +11,11 @@ namespace muse::api {
 namespace {
 constexpr size_t kSessionParamsSizes[] = {sizeof(muse_session_params)};
 constexpr size_t kSamplingParamsSizes[] = {sizeof(muse_sampling_params)};
-// ABI 2 ended before the thinking block, ABI 3 before the contemplate block.
+// ABI 2 ended before the thinking block, ABI 3 before the contemplate block, ABI 4 before
+// the grammar.
 constexpr size_t kGenerateParamsSizes[] = {offsetof(muse_generate_params, thinking),
-                                           offsetof(muse_generate_params, contemplate), sizeof(muse_generate_params)};
+                                           offsetof(muse_generate_params, contemplate),
+                                           offsetof(muse_generate_params, grammar), sizeof(muse_generate_params)};
 } // namespace
 
 muse_generate_params read_generate_params(const muse_generate_params *params) {

@@ -110,6 +110,7 @@ GenerationSetup prepare_response(const Model &model, const std::string &prompt_t
     setup.max_tokens = request.max_tokens;
     setup.stop = request.stop;
     setup.n_logprobs = request.n_logprobs;
+    setup.grammar = request.grammar;
     setup.tools = request.tools;
     setup.format = format_of(model, source.value_or(""));
     setup.start = reasoning::response_start(*setup.format, prompt_text);

@@ -51,6 +51,8 @@ struct ChatRequest {
     // image chunks. Needs a model loaded with its mmproj.
     std::vector<const Image *> images;
     ImageCache *image_cache = nullptr;  // optional: reuse encodings across turns
+    // Constrained answer (GenerationSetup::grammar): the reasoning stays free.
+    std::shared_ptr<const grammar::Grammar> grammar;
 };
 
 struct ChatEvent {

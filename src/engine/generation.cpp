@@ -1,6 +1,7 @@
 #include "engine/generation.h"
 
 #include "core/error.h"
+#include "engine/grammar-gate.h"
 #include "engine/session.h"
 #include "grammar/grammar-stage.h"
 
@@ -31,14 +32,25 @@ Generation::Generation(Session &session, int seq, GenerationSetup setup)
     const Tokenizer *tok = setup_.tokenizer;
     if (setup_.grammar) {
         if (!tok) muse::fail(MUSE_ERR_INVALID_ARGUMENT, "a grammar needs the tokenizer");
-        chain_.set_grammar(std::make_unique<grammar::GrammarStage>(setup_.grammar->matcher(), grammar::TokenTrie::of(*tok)));
+        auto stage = std::make_unique<grammar::GrammarStage>(setup_.grammar->matcher(), grammar::TokenTrie::of(*tok));
+        if (setup_.format || setup_.thinking) {
+            // With channels the grammar constrains the answer only (grammar-gate.h).
+            std::vector<int32_t> openers;
+            if (setup_.format && !setup_.format->think_open.empty())
+                if (const auto id = tok->find_token(setup_.format->think_open)) openers.push_back(*id);
+            chain_.set_grammar(std::make_unique<GrammarGate>(std::move(stage), std::move(openers)));
+        } else {
+            chain_.set_grammar(std::move(stage));
+        }
     }
     if (setup_.format || setup_.thinking) {
         if (!tok) muse::fail(MUSE_ERR_INTERNAL, "reasoning channels need the tokenizer");
         if (!setup_.format) muse::fail(MUSE_ERR_INTERNAL, "a thinking controller needs the reasoning format");
         parser_ = reasoning::make_channel_parser(*setup_.format, setup_.start, setup_.tools);
         if (setup_.thinking) {
-            auto controller = std::make_unique<ThinkingController>(*setup_.format, setup_.start, *setup_.thinking, *tok);
+            ThinkingOptions options = *setup_.thinking;
+            options.answer_required = options.answer_required || setup_.grammar != nullptr;
+            auto controller = std::make_unique<ThinkingController>(*setup_.format, setup_.start, options, *tok);
             controller_ = controller.get();
             chain_.set_controller(std::move(controller));
             const EarlyExitOptions &e = setup_.thinking->early_exit;
@@ -119,8 +131,19 @@ void Generation::emit_text(std::vector<reasoning::ChannelEvent> events, int32_t 
     }
 }
 
+GrammarGate::Phase Generation::grammar_phase() const {
+    using reasoning::State;
+    if (controller_ && controller_->forcing()) return GrammarGate::Phase::off;
+    const State s = controller_ ? controller_->state() : parser_ ? parser_->state() : State::answer;
+    if (s == State::answer) return GrammarGate::Phase::answer;
+    // Think tags at the response start: the answer may begin here, or reasoning may open.
+    if (s == State::open) return GrammarGate::Phase::open;
+    return GrammarGate::Phase::off;
+}
+
 void Generation::on_logits(const float *logits) {
     const int64_t n_vocab = session_->hparams().n_vocab;
+    if (auto *gate = dynamic_cast<GrammarGate *>(chain_.grammar())) gate->set_phase(grammar_phase());
     const SamplerChain::Pick pick = chain_.sample(logits, n_vocab);
     chain_.accept(pick.token, pick.forced);
     const int32_t token = pick.token;

@@ -12,6 +12,7 @@
 #pragma once
 
 #include "engine/aggregate.h"
+#include "engine/grammar-gate.h"
 #include "multimodal/mm-prompt.h"
 #include "muse/muse.h"
 #include "reasoning/channel-parser.h"
@@ -74,6 +75,8 @@ struct GenerationSetup {
     std::shared_ptr<const double> stop_below;
     // Constrained output (the chain's grammar slot): only tokens the grammar allows are
     // sampled, end-of-generation (the tokenizer's) only where it is complete. Needs `tokenizer`.
+    // With reasoning channels (format/thinking) it constrains the answer only: reasoning,
+    // framing and forced tokens are free (engine/grammar-gate.h).
     std::shared_ptr<const grammar::Grammar> grammar;
 };
 
@@ -153,6 +156,8 @@ private:
     void emit_text(std::vector<reasoning::ChannelEvent> events, int32_t token, bool forced, bool *first,
                    float logprob, const std::vector<TokenLogprob> &top);
     void maybe_probe(int32_t token, bool forced);
+    // Where the grammar (if any) applies to the next pick: the answer only (grammar-gate.h).
+    GrammarGate::Phase grammar_phase() const;
 
     Session *session_;  // nullptr once the session is gone (a host freed it first)
     int seq_;

@@ -10,9 +10,9 @@
 // allOf where the parts merge, local $ref / $defs / definitions (recursion
 // included), boolean schemas, not {} / not {required: [x]}, min/maxProperties on
 // maps (or where they are implied). Formats date (days per month, leap years),
-// time, date-time, email, uuid, uri, hostname, ipv4 are enforced (email and uri
-// approximately); other formats are annotations in 2020-12 and ignored, as are
-// unknown keywords.
+// time, date-time, email, uuid, uri, hostname, ipv4 are enforced (email, uri and
+// leap seconds at a non-zero offset approximately); other formats are annotations
+// in 2020-12 and ignored, as are unknown keywords.
 //
 // oneOf compiles to an alternation: it also accepts an instance valid for several
 // branches, which oneOf rejects; exact_one_of refuses oneOf unless the branches
@@ -543,8 +543,13 @@ private:
                 "( \"0\" [469] | \"11\" ) \"-\" ( \"0\" [1-9] | [12] [0-9] | \"30\" ) | "
                 "\"02-\" ( \"0\" [1-9] | \"1\" [0-9] | \"2\" [0-8] ) ) | "
                 "( [0-9]{2} " + leap4 + " | ( " + leap4 + " | \"00\" ) \"00\" ) \"-02-29\" )";
-            const std::string time = "( [01] [0-9] | \"2\" [0-3] ) \":\" [0-5] [0-9] \":\" ( [0-5] [0-9] | \"60\" ) ( \".\" [0-9]+ )? "
-                                     "( [zZ] | [-+] ( [01] [0-9] | \"2\" [0-3] ) \":\" [0-5] [0-9] )";
+            // A leap second is 23:59:60 UTC: accepted as such with Z or a zero offset only (the
+            // same instant at another offset, e.g. 00:59:60+01:00, is wrongly rejected; any
+            // other second 60 is invalid, which generation must never write).
+            const std::string time =
+                "( ( [01] [0-9] | \"2\" [0-3] ) \":\" [0-5] [0-9] \":\" [0-5] [0-9] ( \".\" [0-9]+ )? "
+                "( [zZ] | [-+] ( [01] [0-9] | \"2\" [0-3] ) \":\" [0-5] [0-9] ) | "
+                "\"23:59:60\" ( \".\" [0-9]+ )? ( [zZ] | [-+] \"00:00\" ) )";
             std::string e;
             if (f == "date") e = date;
             else if (f == "time") e = time;

@@ -71,8 +71,8 @@ ThinkingController::ThinkingController(const ThinkingController &o)
     : SamplerStage(o), format_(o.format_), options_(o.options_), tokenizer_(o.tokenizer_),
       watcher_(o.watcher_->clone()), queue_(o.queue_), last_forced_framing_(o.last_forced_framing_),
       answer_open_(o.answer_open_), wrap_up_(o.wrap_up_), cue_(o.cue_), enders_(o.enders_),
-      ender_tokens_(o.ender_tokens_), tail_(o.tail_), utf8_pending_(o.utf8_pending_),
-      reasoning_seen_(o.reasoning_seen_), cut_(o.cut_), utf8_grace_(o.utf8_grace_), usage_(o.usage_) {}
+      ender_tokens_(o.ender_tokens_), tail_(o.tail_), utf8_pending_(o.utf8_pending_), header_(o.header_),
+      header_tokens_(o.header_tokens_), reasoning_seen_(o.reasoning_seen_), cut_(o.cut_), utf8_grace_(o.utf8_grace_), usage_(o.usage_) {}
 
 std::vector<int32_t> ThinkingController::tokenize(const std::string &text, bool parse_special) const {
     return text.empty() ? std::vector<int32_t>{} : tokenizer_.tokenize(text, false, parse_special);
@@ -98,6 +98,13 @@ int32_t ThinkingController::force_next() {
             if (usage_.reasoning_tokens > 0) queue(wrap_up_, false);
             queue(answer_open_, true);
         }
+    }
+    if (queue_.empty() && options_.answer_required && reasoning_seen_) {
+        // Reasoning is over and no answer is open yet (ATEM between messages or in a new
+        // header): open it, as mode off would at this point.
+        const State s = watcher_->state();
+        if (s == State::between || s == State::header)
+            queue(tokenize(reasoning::forced_prefix(format_, s, ThinkingMode::off), true), true);
     }
     if (queue_.empty()) return -1;
     const auto [t, framing] = queue_.front();
@@ -149,15 +156,49 @@ void ThinkingController::apply(Candidates &c) {
             }
         }
         if (t < 0) ban_enders(c, early);
+    } else if (t < 0 && options_.answer_required && !reasoning_seen_ && watcher_->state() == State::header) {
+        restrict_header(c);
     }
     if (t >= 0) c.forced = t;
+}
+
+void ThinkingController::restrict_header(Candidates &c) {
+    const std::string targets[] = {format_.reasoning_open, format_.answer_direct};
+    auto inside = [&](const std::string &piece) {
+        return std::any_of(std::begin(targets), std::end(targets),
+                           [&](const std::string &t) { return !t.empty() && t.find(piece) != std::string::npos; });
+    };
+    if (!header_tokens_) {
+        auto list = std::make_shared<std::vector<int32_t>>();
+        for (int32_t t = 0; t < tokenizer_.n_vocab(); ++t) {
+            const std::string piece = tokenizer_.token_to_piece(t, true);
+            if (!piece.empty() && inside(piece)) list->push_back(t);
+        }
+        header_tokens_ = std::move(list);
+    }
+    std::vector<std::pair<int32_t, float>> ok;
+    for (int32_t t : *header_tokens_) {
+        if (static_cast<size_t>(t) >= c.logits.size()) continue;
+        const std::string s = header_ + tokenizer_.token_to_piece(t, true);
+        if (std::any_of(std::begin(targets), std::end(targets), [&](const std::string &target) {
+                return !target.empty() && target.compare(0, s.size(), s) == 0;
+            }))
+            ok.emplace_back(t, c.logits[static_cast<size_t>(t)]);
+    }
+    if (ok.empty()) return;  // the header left both (cannot happen from their own pieces): the parser decides
+    std::fill(c.logits.begin(), c.logits.end(), -INFINITY);
+    for (const auto &[t, logit] : ok) c.logits[static_cast<size_t>(t)] = logit;
+    if (ok.size() == 1) c.forced = ok.front().first;
 }
 
 void ThinkingController::on_token(int32_t token, bool forced) {
     const bool was_reasoning = in_reasoning();
     const bool closing = was_reasoning && would_end_reasoning(token);
     const std::string piece = tokenizer_.token_to_piece(token, true);
+    const bool in_header = watcher_->state() == State::header;
     watcher_->feed(piece);
+    if (in_header && watcher_->state() == State::header) header_ += piece;
+    else header_.clear();
     if (forced) ++usage_.forced_tokens;
     if (was_reasoning) {
         // The token that closes reasoning and forced framing are not reasoning.

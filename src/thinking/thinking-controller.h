@@ -61,6 +61,11 @@ struct ThinkingOptions {
     std::string wrap_up = "\n\nTime is up, I will answer now.";
     std::string continue_cue = "Wait";
     EarlyExitOptions early_exit;
+    // The response must reach its answer (a grammar constrains it). Once reasoning has ended,
+    // where the format leaves the response between messages or in a new header (ATEM) the
+    // answer header is forced instead of letting the model write one; a header at the
+    // response start (automatic mode) may only become the reasoning or the answer header.
+    bool answer_required = false;
 };
 
 // Default budgets of the effort presets (when no explicit budget is given).
@@ -107,6 +112,10 @@ public:
     // Ends reasoning now the way the budget does (adaptive early exit calls this).
     void end_reasoning(ReasoningEnd why);
     bool in_reasoning() const { return watcher_->state() == reasoning::State::reasoning; }
+    // Where the response is now (after every token so far), and whether tokens are queued
+    // to be forced next (framing, wrap-up, cues): a grammar on the answer waits for both.
+    reasoning::State state() const { return watcher_->state(); }
+    bool forcing() const { return !queue_.empty(); }
     // Reasoning was cut (budget, early exit, mode): what follows is forced wrap-up/framing.
     bool reasoning_cut() const { return cut_; }
     // The text forced to close reasoning and open the answer (for probes).
@@ -125,6 +134,10 @@ private:
     bool would_end_reasoning(int32_t token) const;
     // Bans, in c, the tokens that may not come while reasoning (see apply).
     void ban_enders(Candidates &c, bool all_enders);
+    // answer_required, at a response-start header (ATEM in automatic mode): only tokens that
+    // continue the reasoning header or the answer header are left, so the model still chooses
+    // whether to reason but cannot write a header the parser would recover as answer text.
+    void restrict_header(Candidates &c);
     // framing: forced structure (open/close sequences), never counted as reasoning;
     // wrap-up text and continue cues are reasoning the controller wrote.
     void queue(const std::vector<int32_t> &tokens, bool framing);
@@ -140,6 +153,8 @@ private:
     std::shared_ptr<const std::vector<int32_t>> ender_tokens_;  // tokens whose text holds an ender (lazy)
     std::string tail_;                 // last reasoning bytes (to see enders split over tokens)
     std::string utf8_pending_;         // bytes of an unfinished UTF-8 character in reasoning
+    std::string header_;               // text of the current message header (answer_required)
+    std::shared_ptr<const std::vector<int32_t>> header_tokens_;  // tokens inside the two headers (lazy)
     bool reasoning_seen_ = false, cut_ = false;
     int32_t utf8_grace_ = 0;
     ThinkingUsage usage_;

@@ -9,11 +9,13 @@ from .chat import ChatTemplate
 from .conversation import Agent, Response
 from .errors import Error
 from .generation import Batch, Event, Generation
+from .grammar import Grammar
 from .image import Image
 from .model import Model, TensorInfo
 from .session import Session
 
-__all__ = ["Agent", "Batch", "ChatTemplate", "Error", "Event", "Generation", "Image", "Model", "Response", "Session", "TensorInfo", "version", "abi_version", "system_info"]
+__all__ = ["Agent", "Batch", "ChatTemplate", "Error", "Event", "Generation", "Grammar", "Image", "Model", "Response", "Session", "TensorInfo",
+           "version", "abi_version", "system_info"]
 
 
 def version() -> str:

@@ -164,6 +164,22 @@ _declare("muse_model_tensor_find", ST, M, ctypes.c_char_p, c_int64_p)
 _declare("muse_model_tensor_read_f32", ST, M, ctypes.c_int64, ctypes.POINTER(ctypes.c_float), ctypes.c_size_t)
 
 
+# ---- grammars (ABI 5)
+G = ctypes.c_void_p  # muse_grammar *
+# muse_status muse_grammar_from_gbnf(const char *text, const char *root, muse_grammar **out_grammar);
+_declare("muse_grammar_from_gbnf", ST, ctypes.c_char_p, ctypes.c_char_p, c_void_pp)
+# muse_status muse_grammar_from_regex(const char *pattern, muse_grammar **out_grammar);
+_declare("muse_grammar_from_regex", ST, ctypes.c_char_p, c_void_pp)
+# muse_status muse_grammar_from_json_schema(const char *schema_json, uint32_t flags, muse_grammar **out_grammar);
+_declare("muse_grammar_from_json_schema", ST, ctypes.c_char_p, ctypes.c_uint32, c_void_pp)
+# void muse_grammar_free(muse_grammar *grammar);
+_declare("muse_grammar_free", None, G)
+# muse_status muse_grammar_matches(const muse_grammar *grammar, const char *text, size_t len, bool *out_match);
+_declare("muse_grammar_matches", ST, G, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_bool))
+# muse_status muse_grammar_to_gbnf(const muse_grammar *grammar, char **out_gbnf);
+_declare("muse_grammar_to_gbnf", ST, G, ctypes.POINTER(ctypes.c_void_p))
+
+
 class SessionParams(ctypes.Structure):
     """struct muse_session_params"""
     _fields_ = [
@@ -314,6 +330,7 @@ class GenerateParams(ctypes.Structure):
         ("n_logprobs", ctypes.c_int32),
         ("thinking", ThinkingParams),
         ("contemplate", ContemplateParams),
+        ("grammar", ctypes.c_void_p),  # ABI 5: const muse_grammar *
     ]
 
 
@@ -327,6 +344,7 @@ class ChatParams(ctypes.Structure):
         ("reuse_prefix", ctypes.c_int32),
         ("images", ctypes.POINTER(ctypes.c_void_p)),
         ("n_images", ctypes.c_size_t),
+        ("response_format_json", ctypes.c_char_p),  # ABI 5
     ]
 
 

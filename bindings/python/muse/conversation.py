@@ -62,7 +62,7 @@ class Agent:
 
 def _generate_params(session, *, max_tokens, seed, sampling, stop=(), n_logprobs=0, thinking=None,
                      thinking_budget=None, min_thinking_tokens=0, effort=None, wrap_up=None, continue_cue=None,
-                     early_exit=None, contemplate=None):
+                     early_exit=None, contemplate=None, grammar=None):
     """muse_generate_params (and the buffers it points to) for generate / chat / start.
     thinking None: no controller (raw text; chat turns treat it as "auto"). contemplate: the
     contemplating-mode keywords (see _CONTEMPLATE_NAMES), or None for one agent."""
@@ -113,6 +113,11 @@ def _generate_params(session, *, max_tokens, seed, sampling, stop=(), n_logprobs
         gp.thinking.continue_cue = keep[-1]
     if contemplate:
         _fill_contemplate(gp.contemplate, keep, **contemplate)
+    # Constrained answer (muse.Grammar); kept alive with the params.
+    if grammar is not None:
+        from .grammar import grammar_handle
+        gp.grammar = grammar_handle(grammar)
+        keep.append(grammar)
     return gp, (p, keep)
 
 
@@ -343,7 +348,18 @@ def _chat_setup(session, messages, kwargs):
     extra_images = kwargs.pop("images", None)
     n_logprobs = _n_logprobs(kwargs.pop("n_logprobs", 0), kwargs.pop("logprobs", None))
     contemplate = _pop_contemplate(kwargs)
+    # Constrained answer: grammar= (a muse.Grammar) or response_format= (OpenAI's; dict or JSON).
+    grammar = kwargs.pop("grammar", None)
+    response_format = kwargs.pop("response_format", None)
     gp, cp, keep = _params(session, sampling=kwargs, n_logprobs=n_logprobs, contemplate=contemplate, **opts)
+    if grammar is not None:
+        from .grammar import grammar_handle
+        gp.grammar = grammar_handle(grammar)
+        keep[1].append(grammar)
+    if response_format is not None:
+        from .grammar import response_format_json
+        keep[1].append(response_format_json(response_format))
+        cp.response_format_json = keep[1][-1]
     messages_json = _attach_images(cp, messages, keep[1], extra_images)
     return seq_id, messages_json, gp, cp, keep
 
@@ -398,7 +414,11 @@ class ChatMixin:
         giving the canonical form answers are voted on (default: muse's own rule).
         Response.answer is then the aggregate; Response.agents lists each agent (muse.Agent) and
         Response.aggregate = {"method", "agreement", "tally", ...}; usage["prompt_tokens_evaluated"]
-        counts the prompt rows actually run."""
+        counts the prompt rows actually run.
+
+        Constrained answer: response_format (OpenAI's: {"type": "text" | "json_object"} or
+        {"type": "json_schema", "json_schema": {"name", "schema", "strict"}}, a dict or JSON text)
+        or grammar (a muse.Grammar), not both. The reasoning is never constrained."""
         seq_id, messages_json, gp, cp, keep = _chat_setup(self, messages, dict(
             thinking=thinking, thinking_budget=thinking_budget, min_thinking_tokens=min_thinking_tokens,
             effort=effort, wrap_up=wrap_up, continue_cue=continue_cue, tools=tools, variables=variables,

@@ -133,14 +133,15 @@ class Session(ChatMixin, Handle):
               stop: Sequence[str] = (), n_logprobs: int = 0, logprobs=None, thinking: Optional[str] = None,
               thinking_budget: Optional[int] = None, min_thinking_tokens: int = 0, effort: Optional[str] = None,
               wrap_up: Optional[str] = None, continue_cue: Optional[str] = None, early_exit=None,
-              logit_bias: Optional[dict] = None, images=None, **sampling) -> Generation:
+              logit_bias: Optional[dict] = None, images=None, grammar=None, **sampling) -> Generation:
         """Starts a generation on sequence seq_id (prompt: text or token ids; empty continues
         what the sequence holds) and returns it as a muse.Generation: iterate it for events,
         or step the session (step()) to advance every live generation together. Sampling
         keywords as in generate(); n_logprobs (or logprobs=True/int): top-n alternatives per
         token; thinking: None (raw text), "auto", "on" or "off" with the thinking keywords of
         chat(). Contemplating keywords (agents, aggregate, ...) as in Session.chat: the events
-        then carry their agent. Fails when the sequence already has a live generation."""
+        then carry their agent. grammar: a muse.Grammar the output (with thinking: the answer)
+        must follow. Fails when the sequence already has a live generation."""
         from .conversation import _generate_params, _n_logprobs, _normalizer_of, _pop_contemplate
         contemplate = _pop_contemplate(sampling)  # before any work: bad settings raise first
         ids = self._prompt_ids(prompt, images, seq_id)
@@ -150,7 +151,7 @@ class Session(ChatMixin, Handle):
                                     n_logprobs=_n_logprobs(n_logprobs, logprobs), thinking=thinking,
                                     thinking_budget=thinking_budget, min_thinking_tokens=min_thinking_tokens,
                                     effort=effort, wrap_up=wrap_up, continue_cue=continue_cue,
-                                    early_exit=early_exit, contemplate=contemplate)
+                                    early_exit=early_exit, contemplate=contemplate, grammar=grammar)
         arr = (ctypes.c_int32 * max(1, len(ids)))(*ids)
         h = ctypes.c_void_p()
         check(lib.muse_generation_start(self._h(), int(seq_id), arr, len(ids), ctypes.byref(gp), ctypes.byref(h)))
