@@ -3,3 +3,4 @@
 # $MUSE_SHARED_DIR/templates) and skip when it is absent.
 muse_cpp_test(test-tool-calls muse_internal)
 target_compile_definitions(test-tool-calls PRIVATE MUSE_TEST_SHARED_DIR="${PROJECT_SOURCE_DIR}/../shared")
+muse_cpp_test(test-call-grammar muse_internal)

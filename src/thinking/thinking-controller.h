@@ -61,6 +61,10 @@ struct ThinkingOptions {
     std::string wrap_up = "\n\nTime is up, I will answer now.";
     std::string continue_cue = "Wait";
     EarlyExitOptions early_exit;
+    // Mode off / budget 0 force the answer open at the start. false: the start is left to
+    // the model (an atem turn that offers tools may open with a call, which the answer
+    // header would rule out); reasoning it opens is still closed at once.
+    bool force_answer_start = true;
 };
 
 // Default budgets of the effort presets (when no explicit budget is given).
@@ -107,6 +111,8 @@ public:
     // Ends reasoning now the way the budget does (adaptive early exit calls this).
     void end_reasoning(ReasoningEnd why);
     bool in_reasoning() const { return watcher_->state() == reasoning::State::reasoning; }
+    // Framing is queued to be forced (other stages wait for it to be written).
+    bool forcing() const { return !queue_.empty(); }
     // Reasoning was cut (budget, early exit, mode): what follows is forced wrap-up/framing.
     bool reasoning_cut() const { return cut_; }
     // The text forced to close reasoning and open the answer (for probes).
