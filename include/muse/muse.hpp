@@ -534,6 +534,25 @@ struct token_event {
     bool forced = false;                          // forced by the thinking controller
     std::string_view tool_name, tool_arguments;   // MUSE_CHANNEL_TOOL_CALL events
     int32_t agent = 0;  // contemplating mode: the agent (n_agents: the synthesis; -1: the aggregate answer)
+    // ---- tools (ABI 5)
+    bool tool_failed = false;                   // MUSE_CHANNEL_TOOL_RESULT: piece is the tool's error
+    std::string_view artefact;                  // MUSE_CHANNEL_ARTEFACT: the file's bytes
+    std::string_view artefact_mime, artefact_kind;
+};
+
+// ---- tools (ABI 5): a host tool the library calls between rounds of a chat turn.
+struct tool_result {
+    std::string content;          // what the model reads
+    bool failed = false;          // content is an error report
+    const image *img = nullptr;   // optional image for the model (copied by the library)
+};
+
+struct tool {
+    std::string declaration_json;  // {"type": "function", "function": {"name", "description", "parameters"}}
+    // Called with the function name and the arguments (a JSON object). May throw: the
+    // exception's message becomes the failed result the model reads. Empty: declared only,
+    // the turn ends with its calls for the host.
+    std::function<tool_result(const std::string &name, const std::string &arguments_json)> fn;
 };
 
 // Settings of a chat turn besides generation (see muse_chat_params).
@@ -543,6 +562,12 @@ struct chat_options {
     std::string template_source;  // empty: the model's own chat template
     bool reuse_prefix = true;
     std::vector<const image *> images;  // one per image content part of the messages, in order
+    // ---- tools (ABI 5)
+    std::vector<tool> tools;             // host tools (declarations join tools_json)
+    std::string tool_choice;             // "auto" (empty), "none", "required" or a function name
+    bool parallel_tool_calls = true;
+    int32_t max_tool_rounds = 4;
+    std::vector<std::string> builtin_tools;  // "zoom", "annotate", "calculator"
 };
 
 // One agent's text in a contemplating turn, as streamed (index n_agents: the synthesis pass).
@@ -867,8 +892,27 @@ private:
         c_generate(const c_generate &) = delete;
         c_generate &operator=(const c_generate &) = delete;
     };
+    // muse_tool_fn adapter; the user data is the muse::tool.
+    static muse_status call_tool(const char *name, const char *arguments, void *user, muse_tool_result *result) {
+        const auto *t = static_cast<const tool *>(user);
+        try {
+            tool_result r = t->fn(name, arguments);
+            muse_status st = r.failed ? muse_tool_result_set_error(result, r.content.c_str())
+                                      : muse_tool_result_set_content(result, r.content.data(), r.content.size());
+            if (st == MUSE_OK && r.img) st = muse_tool_result_set_image(result, r.img->get());
+            return st;
+        } catch (const std::exception &e) {
+            muse_tool_result_set_error(result, e.what());
+        } catch (...) {
+            muse_tool_result_set_error(result, "the tool threw");
+        }
+        return MUSE_OK;  // failed through the result, with the message
+    }
+
     struct c_chat {
         std::vector<const muse_image *> imgs;
+        std::vector<muse_tool> tools;
+        std::vector<const char *> builtins;
         muse_chat_params cp;
         explicit c_chat(const chat_options &chat) {
             muse_chat_params_init(&cp);
@@ -879,6 +923,16 @@ private:
             for (const image *im : chat.images) imgs.push_back(im ? im->get() : nullptr);
             cp.images = imgs.data();
             cp.n_images = imgs.size();
+            for (const tool &t : chat.tools)
+                tools.push_back({t.declaration_json.c_str(), t.fn ? &call_tool : nullptr, const_cast<tool *>(&t)});
+            for (const std::string &b : chat.builtin_tools) builtins.push_back(b.c_str());
+            cp.host_tools = tools.empty() ? nullptr : tools.data();
+            cp.n_host_tools = tools.size();
+            cp.tool_choice = chat.tool_choice.empty() ? nullptr : chat.tool_choice.c_str();
+            cp.parallel_tool_calls = chat.parallel_tool_calls ? 1 : 0;
+            cp.max_tool_rounds = chat.max_tool_rounds;
+            cp.builtin_tools = builtins.empty() ? nullptr : builtins.data();
+            cp.n_builtin_tools = builtins.size();
         }
         c_chat(const c_chat &) = delete;
         c_chat &operator=(const c_chat &) = delete;
@@ -923,6 +977,11 @@ private:
                 if (ev->tool_name) e.tool_name = ev->tool_name;
                 if (ev->tool_arguments) e.tool_arguments = ev->tool_arguments;
                 e.agent = ev->agent;
+                e.tool_failed = ev->tool_failed != 0;
+                if (ev->artefact_data)
+                    e.artefact = std::string_view(static_cast<const char *>(ev->artefact_data), ev->artefact_size);
+                if (ev->artefact_mime) e.artefact_mime = ev->artefact_mime;
+                if (ev->artefact_kind) e.artefact_kind = ev->artefact_kind;
             }
             return (*c->fn)(e);
         } catch (...) {

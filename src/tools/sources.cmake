@@ -3,4 +3,5 @@
 list(APPEND MUSE_SOURCES
   tools/call-grammar.cpp
   tools/call-stage.cpp
+  tools/tool-loop.cpp
 )

@@ -39,6 +39,10 @@ class Response:
     # own turn is in `agents`; aggregate = {"method", "agreement", "tally": [[answer, weight]], ...}.
     agents: List["Agent"] = field(default_factory=list)
     aggregate: Dict[str, Any] = field(default_factory=dict)
+    # Tool rounds (tools the library called): {"name", "arguments", "content", "failed", "image",
+    # "round"} per call, and how many rounds ran after the first response.
+    tool_results: List[Dict[str, Any]] = field(default_factory=list)
+    tool_rounds: int = 0
 
 
 @dataclass
@@ -248,7 +252,7 @@ def _n_logprobs(n_logprobs, logprobs) -> int:
 
 def _params(session, *, thinking, thinking_budget, min_thinking_tokens, effort, wrap_up, continue_cue, tools,
             variables, template, reuse_prefix, max_tokens, seed, sampling, early_exit=None, stop=(), n_logprobs=0,
-            contemplate=None):
+            contemplate=None, tool_choice=None, parallel_tool_calls=True, max_tool_rounds=4, builtin_tools=None):
     if thinking not in _MODES:
         raise ValueError(f"thinking must be one of {sorted(_MODES)}, not {thinking!r}")
     gp, (p, keep) = _generate_params(session, max_tokens=max_tokens, seed=seed, sampling=sampling, stop=stop,
@@ -257,9 +261,17 @@ def _params(session, *, thinking, thinking_budget, min_thinking_tokens, effort, 
                                      continue_cue=continue_cue, early_exit=early_exit, contemplate=contemplate)
     cp = _ffi.ChatParams()
     lib.muse_chat_params_init(ctypes.byref(cp))
-    if tools is not None:
+    # ---- tools: callables become host tools the library calls (muse.tools); a list of
+    # declaration dicts only is passed as the tools JSON, as before.
+    from .tools import apply_tools
+    if tools is not None and any(not isinstance(t, dict) and not callable(t) for t in tools):
+        raise TypeError("tools must be callables or OpenAI declaration dicts")
+    callable_tools = tools is not None and any(callable(t) and not isinstance(t, dict) for t in tools)
+    if tools is not None and not callable_tools:
         keep.append(json.dumps(tools, ensure_ascii=False).encode())
         cp.tools_json = keep[-1]
+    apply_tools(cp, keep, tools if callable_tools else None, tool_choice, parallel_tool_calls, max_tool_rounds,
+                builtin_tools)
     if variables:
         keep.append(json.dumps(variables, ensure_ascii=False).encode())
         cp.variables_json = keep[-1]
@@ -320,7 +332,8 @@ def _response_of(d: Dict[str, Any]) -> Response:
     return Response(reasoning=d["reasoning"], answer=d["answer"], tool_calls=d["tool_calls"], usage=d["usage"],
                     finish_reason=d["finish_reason"], malformed=d["malformed"], tokens=d.get("tokens", []),
                     logprobs=d.get("logprobs", []), agents=[_agent(a) for a in d.get("agents", [])],
-                    aggregate=d.get("aggregate", {}))
+                    aggregate=d.get("aggregate", {}), tool_results=d.get("tool_results", []),
+                    tool_rounds=int(d.get("tool_rounds", 0)))
 
 
 def _response(text: str) -> Response:
@@ -328,10 +341,12 @@ def _response(text: str) -> Response:
 
 
 _CHAT_NAMES = ("thinking", "thinking_budget", "min_thinking_tokens", "effort", "wrap_up", "continue_cue", "tools",
-               "variables", "template", "reuse_prefix", "max_tokens", "seed", "early_exit", "stop")
+               "variables", "template", "reuse_prefix", "max_tokens", "seed", "early_exit", "stop",
+               "tool_choice", "parallel_tool_calls", "max_tool_rounds", "builtin_tools")
 _CHAT_DEFAULTS = dict(thinking="auto", thinking_budget=None, min_thinking_tokens=0, effort=None, wrap_up=None,
                       continue_cue=None, tools=None, variables=None, template=None, reuse_prefix=True,
-                      max_tokens=1024, seed=None, early_exit=None, stop=())
+                      max_tokens=1024, seed=None, early_exit=None, stop=(),
+                      tool_choice=None, parallel_tool_calls=True, max_tool_rounds=4, builtin_tools=None)
 
 
 def _chat_setup(session, messages, kwargs):
@@ -369,7 +384,8 @@ class ChatMixin:
              confidence_top_k: Optional[int] = None, trace_score: str = "lowest", tail_tokens: Optional[int] = None,
              keep_top: Optional[float] = None, stop_threshold: Optional[float] = None,
              warmup_agents: Optional[int] = None, stop_percentile: Optional[float] = None,
-             synthesize_reasoning: bool = False, normalize=None, **sampling) -> Response:
+             synthesize_reasoning: bool = False, normalize=None, tool_choice=None, parallel_tool_calls: bool = True,
+             max_tool_rounds: int = 4, builtin_tools=None, **sampling) -> Response:
         """One assistant turn for `messages` (OpenAI chat format), rendered with the model's chat
         template. thinking: "auto" (the model decides), "on", "off" (no reasoning token at all);
         thinking_budget: reasoning tokens before a wrap-up and the answer are forced;
@@ -398,7 +414,14 @@ class ChatMixin:
         giving the canonical form answers are voted on (default: muse's own rule).
         Response.answer is then the aggregate; Response.agents lists each agent (muse.Agent) and
         Response.aggregate = {"method", "agreement", "tally", ...}; usage["prompt_tokens_evaluated"]
-        counts the prompt rows actually run."""
+        counts the prompt rows actually run.
+
+        Tools: tools=[callable or OpenAI declaration dict, ...]. Callables are called by the
+        library between rounds (declarations derived from type hints and docstrings, see
+        muse.tools) until the model answers or max_tool_rounds rounds ran; calls of
+        declaration-only tools end the turn in Response.tool_calls. tool_choice: "auto",
+        "none", "required" or a function name; parallel_tool_calls=False: one call per
+        response. Response.tool_results lists the calls that ran."""
         seq_id, messages_json, gp, cp, keep = _chat_setup(self, messages, dict(
             thinking=thinking, thinking_budget=thinking_budget, min_thinking_tokens=min_thinking_tokens,
             effort=effort, wrap_up=wrap_up, continue_cue=continue_cue, tools=tools, variables=variables,
@@ -409,7 +432,8 @@ class ChatMixin:
             confidence_window=confidence_window, confidence_top_k=confidence_top_k, trace_score=trace_score,
             tail_tokens=tail_tokens, keep_top=keep_top, stop_threshold=stop_threshold, warmup_agents=warmup_agents,
             stop_percentile=stop_percentile, synthesize_reasoning=synthesize_reasoning, normalize=normalize,
-            **sampling))
+            tool_choice=tool_choice, parallel_tool_calls=parallel_tool_calls, max_tool_rounds=max_tool_rounds,
+            builtin_tools=builtin_tools, **sampling))
         # muse_session_chat's JSON has no logprobs: they are collected from the stream (per agent)
         collected: Dict[int, Tuple[List[int], List[Dict[str, Any]]]] = {}
         cb = _ffi.TOKEN_CB(0)
