@@ -11,6 +11,7 @@
 #include "engine/session.h"
 #include "model/model.h"
 #include "tools/call-grammar.h"
+#include "tools/call-stage.h"
 
 #include <catch2/catch.hpp>
 
@@ -172,9 +173,11 @@ ChatRequest weather_request(const std::string &choice) {
 } // namespace
 
 TEST_CASE("call stage: required / named calls are valid by construction", "[tools][engine]") {
-    for (const bool atem : {true, false}) {
-        INFO((atem ? "atem" : "hermes"));
-        auto l = test::load(atem ? test::atem_tool_spec() : test::hermes_tool_spec());
+    for (const std::string family : {"atem", "hermes", "llama"}) {
+        INFO(family);
+        auto l = test::load(family == "atem"     ? test::atem_tool_spec()
+                            : family == "hermes" ? test::hermes_tool_spec()
+                                                 : test::llama_tool_spec());
         Session session(l.model->require_decoder(), SessionOptions{});
         session.set_end_of_generation(l.model->end_of_generation());
         for (const std::string choice : {"required", "calc"}) {
@@ -223,4 +226,46 @@ TEST_CASE("call stage: none keeps atem headers on self/user", "[tools][engine]")
             CHECK((r == "self" || r == "user"));
         }
     }
+}
+
+TEST_CASE("call stage: auto is lazy, constrains from the trigger on, and never in reasoning", "[tools][engine]") {
+    auto l = test::load(test::hermes_tool_spec());
+    const Tokenizer &tok = l.model->require_tokenizer();
+    reasoning::ReasoningFormat f = reasoning::default_format(reasoning::FormatKind::think_tags);
+    f.tool_call_open = "<tool_call>";
+    f.tool_call_close = "</tool_call>";
+    f.end_of_turn = {"<|im_end|>"};
+    CallStage stage(make_call_plan(f, test_tools(), ToolChoice{}, true, true), tok);
+    const int64_t n_vocab = tok.n_vocab();
+    auto n_allowed = [&] {
+        Candidates c;
+        c.logits.assign(static_cast<size_t>(n_vocab), 0.0f);
+        stage.apply(c);
+        int64_t n = 0;
+        for (float x : c.logits) n += x > -1e30f ? 1 : 0;
+        return c.forced >= 0 ? 1 : n;
+    };
+    auto feed = [&](const std::string &text, reasoning::State state) {
+        for (int32_t t : tok.tokenize(text, false, true)) {
+            stage.accept(t, false);
+            stage.observe(state, false);
+        }
+    };
+    stage.observe(reasoning::State::open, false);
+    CHECK(n_allowed() == n_vocab);  // nothing constrained before a call opens
+    feed("<think>I could write <tool_call> here", reasoning::State::reasoning);
+    CHECK(n_allowed() == n_vocab);  // the trigger inside reasoning is text
+    feed("</think>The answer, then ", reasoning::State::answer);
+    CHECK(n_allowed() == n_vocab);
+    feed("<tool_call>", reasoning::State::tool_call);
+    CHECK(stage.active());
+    const int64_t in_call = n_allowed();
+    CHECK(in_call < 5);  // "\n" or "{" only
+    feed("\n{\"name\":\"calc\",\"arguments\":{\"expr\":\"1\",\"exact\":true}}", reasoning::State::tool_call);
+    // The body is complete: the close tag is forced, then the model is free again.
+    CHECK(n_allowed() == 1);
+    feed("\n</tool_call>", reasoning::State::answer);
+    CHECK_FALSE(stage.active());
+    CHECK(stage.calls() == 1);
+    CHECK(n_allowed() == n_vocab);
 }

@@ -37,6 +37,23 @@ inline const char *kHermesToolTemplate =
     "{%- else %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endif %}"
     "{%- endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
 
+// Llama 3.x: a call is the answer itself, '{"name": ..., "parameters": ...}', results come
+// back as ipython messages.
+inline const char *kLlamaToolTemplate =
+    "{%- for m in messages %}<|start_header_id|>{{ 'ipython' if m.role == 'tool' else m.role }}<|end_header_id|>\n\n"
+    "{%- if m.tool_calls %}{% set c = m.tool_calls[0].function %}{\"name\": \"{{ c.name }}\", \"parameters\": "
+    "{{ c.arguments | tojson }}}{% else %}{{ m.content }}{% endif %}<|eot_id|>{% endfor %}"
+    "{%- if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}";
+
+inline TinyDecoderSpec llama_tool_spec() {
+    TinyDecoderSpec s = think_chat_spec();
+    s.arch = "llama";
+    s.control_tokens = {"<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"};
+    s.eot_token = "<|eot_id|>";
+    s.chat_template = kLlamaToolTemplate;
+    return s;
+}
+
 inline TinyDecoderSpec atem_tool_spec() {
     TinyDecoderSpec s = atem_chat_spec();
     s.chat_template = kAtemToolTemplate;
