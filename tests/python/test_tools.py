@@ -142,3 +142,15 @@ def test_bad_tools_are_errors(tool_model):
         s.chat([{"role": "user", "content": "x"}], tools=[42])
     with pytest.raises(muse.Error):
         s.chat([{"role": "user", "content": "x"}], tools=[lookup], tool_choice="missing_tool")
+
+
+def test_chat_stream_yields_tool_results(tool_model):
+    kind, m = tool_model
+    s = m.session(n_ctx=2048)
+    items = list(s.chat_stream([{"role": "user", "content": "Key?"}], tools=[lookup], tool_choice="required",
+                               max_tool_rounds=1, parallel_tool_calls=False, thinking="off", max_tokens=300))
+    kinds = [i[0] for i in items]
+    assert kinds.count("tool_call") == 1
+    results = [i[1] for i in items if i[0] == "tool_result"]
+    assert len(results) == 1 and results[0]["failed"] is False and '"value": 42' in results[0]["content"]
+    assert s.last_response.tool_rounds == 1

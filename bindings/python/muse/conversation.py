@@ -480,7 +480,9 @@ class ChatMixin:
 
     def chat_stream(self, messages, **kwargs) -> Iterator[Tuple[Any, ...]]:
         """Like chat(), yielding (channel, text) as the turn streams: channel is "reasoning" or
-        "answer"; tool calls come whole as ("tool_call", {"name": ..., "arguments": {...}}).
+        "answer"; tool calls come whole as ("tool_call", {"name": ..., "arguments": {...}}); calls the
+        library ran as ("tool_result", {"name", "arguments", "failed", "content"}) and files tools
+        made for the host as ("artefact", {"name", "kind", "mime", "data"}).
         With agents > 1 it yields (agent, channel, text) triples instead: agent 0..agents-1 for
         the agents' own text, agents for the synthesis pass, -1 for the aggregate answer.
         The final Response is in self.last_response afterwards. Events are pulled from a
@@ -492,6 +494,10 @@ class ChatMixin:
             for ev, data in g._raw_events():
                 if ev.kind == "tool_call":
                     yield (ev.agent, "tool_call", ev.tool) if contemplating else ("tool_call", ev.tool)
+                elif ev.kind == "tool_result":  # a call the library ran: its result as the model reads it
+                    yield ("tool_result", dict(ev.tool, content=ev.text))
+                elif ev.kind == "artefact":
+                    yield ("artefact", ev.tool)
                 elif ev.kind == "error":
                     from .generation import _error_from_message
                     error = _error_from_message(ev.text)
