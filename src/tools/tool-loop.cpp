@@ -111,6 +111,7 @@ std::optional<ToolPhase::Round> ToolLoop::next_round(Session &session, int seq, 
                 ex.image = true;
             } else {
                 content = outcome.content + "\n(The tool returned an image, which this model cannot see.)";
+                ex.content = content.get<std::string>();  // as the model reads it
             }
         }
         results.push_back({{"role", "tool"}, {"tool_call_id", id}, {"name", c.name}, {"content", content}});

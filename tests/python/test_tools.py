@@ -154,3 +154,47 @@ def test_chat_stream_yields_tool_results(tool_model):
     results = [i[1] for i in items if i[0] == "tool_result"]
     assert len(results) == 1 and results[0]["failed"] is False and '"value": 42' in results[0]["content"]
     assert s.last_response.tool_rounds == 1
+
+
+def test_a_returned_image_enters_the_conversation(tmp_path_factory):
+    """A tool returning muse.Image: with an mmproj the image becomes an image part of the tool
+    message (its rows are evaluated in the next round); without one the model reads a note."""
+    import os
+    import subprocess
+    from pathlib import Path
+    import tiny_mmproj as tm
+    lib = Path(os.environ["MUSE_LIBRARY"]).resolve()
+    tool = next((p / "tests" / "make-chat-model" for p in lib.parents if (p / "tests" / "make-chat-model").exists()),
+                None)
+    if tool is None:
+        pytest.skip("make-chat-model not found next to MUSE_LIBRARY")
+    d = tmp_path_factory.mktemp("toolimg")
+    text, mmproj = d / "text.gguf", d / "mmproj.gguf"
+    subprocess.run([str(tool), str(text), "atem-tools"], check=True)
+    tm.write_mmproj(mmproj, tm.with_changes("glimmer-gqa", n_embd_out=64, weight_scale=3.0), "F32", seed=5)
+    img = muse.Image.from_pixels(bytes(range(256)) * 9, 24, 32, 3)
+
+    returned = {"value": img}
+
+    def zoom_in(region: Literal["top", "bottom"]):
+        """Zooms into a region of the picture."""
+        return returned["value"]
+
+    def run(vision: bool, value):
+        returned["value"] = value
+        m = muse.Model(str(text), mmproj=str(mmproj)) if vision else muse.Model(str(text))
+        r = m.session(n_ctx=4096).chat([{"role": "user", "content": "Look closer."}], tools=[zoom_in],
+                                       tool_choice="zoom_in", max_tool_rounds=1, parallel_tool_calls=False,
+                                       thinking="off", max_tokens=300)
+        assert r.tool_rounds == 1
+        return r
+
+    seen, blank, unseen = run(True, img), run(True, ""), run(False, img)
+    assert seen.tool_results[0]["image"] is True
+    assert blank.tool_results[0]["image"] is False
+    assert unseen.tool_results[0]["image"] is False
+    assert "cannot see" in unseen.tool_results[0]["content"]
+    # The same call, an empty text result either way: the second round's prompt differs by the
+    # image's rows and its start/end markers exactly.
+    n_rows = muse.Model(str(text), mmproj=str(mmproj)).image_tokens(img)
+    assert seen.usage["prompt_tokens"] - blank.usage["prompt_tokens"] == n_rows + 2
