@@ -131,13 +131,10 @@ void CallStage::observe(State state, bool controller_busy) {
         // Headers are constrained unless the model may address anyone (auto, thinking allowed).
         const bool headers = kind != Kind::automatic || !p.thinking_allowed || (!p.parallel && calls_ > 0);
         if (state == State::header && headers) {
-            const size_t at = recent_.rfind(p.start);
-            std::string_view already;
-            if (at != std::string::npos && at + p.start.size() <= recent_.size() &&
-                piece_.size() >= recent_.size() - at - p.start.size())
-                already = std::string_view(recent_).substr(at + p.start.size());
+            // Text the `<|start|>` token's piece already holds after it belongs to the header.
+            const size_t at = piece_.rfind(p.start);
             start(calls_ == 0 ? p.header_first : p.header_later, Part::header, tokens(p.message_open),
-                  piece_.find(p.start) != std::string::npos ? already : std::string_view());
+                  at == std::string::npos ? std::string_view() : std::string_view(piece_).substr(at + p.start.size()));
         } else if (state == State::between && headers) {
             for (int32_t t : tokens(p.start)) forcing_.push_back(t);
         } else if (state == State::tool_call && kind != Kind::none && p.body_any) {
@@ -161,9 +158,10 @@ void CallStage::observe(State state, bool controller_busy) {
         if (state == State::tool_call && kind != Kind::none && p.body_any) {
             std::vector<int32_t> after = tokens(p.call_close);
             after.insert(after.end(), turn_end.begin(), turn_end.end());
-            const size_t at = piece_.rfind(p.call_open);
+            // The tag may end inside this token ("ll>\n{" after byte tokens): what follows it is body.
+            const size_t at = recent_.rfind(p.call_open);
             start(p.body_any, Part::body, std::move(after),
-                  at == std::string::npos ? std::string_view() : std::string_view(piece_).substr(at + p.call_open.size()));
+                  at == std::string::npos ? std::string_view() : std::string_view(recent_).substr(at + p.call_open.size()));
         } else if ((state == State::answer || state == State::open) && must_call) {
             for (int32_t t : tokens(p.call_open)) forcing_.push_back(t);
         }
