@@ -65,12 +65,18 @@ muse_status host_tool(const char *name, const char *arguments, void *user, muse_
     log->arguments.emplace_back(arguments);
     if (log->names.size() == 2) return MUSE_ERR_INVALID_ARGUMENT;  // a failure with no message
     if (log->names.size() == 3) return muse_tool_result_set_error(result, "lookup service unavailable"), MUSE_OK;
+    if (log->names.size() == 1) {  // a file for the host only (annotate's PNG)
+        const unsigned char png[4] = {0x89, 'P', 'N', 'G'};
+        if (muse_tool_result_add_artefact(result, "annotation", "image/png", png, sizeof png) != MUSE_OK)
+            return MUSE_ERR_INTERNAL;
+    }
     const std::string text = "RESULT-" + std::to_string(log->names.size()) + " for " + name;
     return muse_tool_result_set_content(result, text.c_str(), static_cast<size_t>(-1));
 }
 
 struct Events {
-    int calls = 0, results = 0, failed = 0, answer_pieces = 0;
+    int calls = 0, results = 0, failed = 0, answer_pieces = 0, artefacts = 0;
+    std::string artefact, artefact_mime, artefact_tool;
     std::vector<std::string> result_texts;
 };
 
@@ -83,6 +89,12 @@ bool on_token(const muse_token_event *ev, void *user) {
         e->result_texts.emplace_back(ev->piece, ev->piece_len);
     }
     if (ev->channel == MUSE_CHANNEL_ANSWER && ev->piece_len > 0) ++e->answer_pieces;
+    if (ev->channel == MUSE_CHANNEL_ARTEFACT) {
+        ++e->artefacts;
+        e->artefact.assign(static_cast<const char *>(ev->artefact_data), ev->artefact_size);
+        e->artefact_mime = ev->artefact_mime;
+        e->artefact_tool = ev->tool_name;
+    }
     return true;
 }
 
@@ -126,6 +138,10 @@ TEST_CASE("tool loop from C: several rounds, a failing tool, results in the conv
         CHECK(ev.calls == 3);
         CHECK(ev.results == 3);
         CHECK(ev.failed == 2);
+        CHECK(ev.artefacts == 1);
+        CHECK(ev.artefact == "\x89PNG");
+        CHECK(ev.artefact_mime == "image/png");
+        CHECK(ev.artefact_tool == log.names[0]);
         CHECK(r["tool_results"][0]["failed"] == false);
         CHECK(r["tool_results"][0]["content"] == "RESULT-1 for " + log.names[0]);
         CHECK(r["tool_results"][1]["failed"] == true);
@@ -157,7 +173,7 @@ TEST_CASE("tool loop through the pull API", "[tools][c-api]") {
     muse_event ev;
     std::memset(&ev, 0, sizeof ev);
     ev.struct_size = sizeof ev;
-    int calls = 0, results = 0, done = 0;
+    int calls = 0, results = 0, done = 0, artefacts = 0;
     std::string result_text;
     while (muse_generation_next(g, &ev) == MUSE_OK) {
         if (ev.kind == MUSE_EVENT_TOOL_CALL) ++calls;
@@ -167,6 +183,11 @@ TEST_CASE("tool loop through the pull API", "[tools][c-api]") {
             CHECK(std::string(ev.tool_name) == "get_weather");
             CHECK(ev.tool_failed == 0);
         }
+        if (ev.kind == MUSE_EVENT_ARTEFACT) {
+            ++artefacts;
+            CHECK(ev.artefact_size == 4);
+            CHECK(std::string(ev.artefact_kind) == "annotation");
+        }
         if (ev.kind == MUSE_EVENT_DONE) {
             ++done;
             break;
@@ -174,6 +195,7 @@ TEST_CASE("tool loop through the pull API", "[tools][c-api]") {
     }
     CHECK(calls == 1);
     CHECK(results == 1);
+    CHECK(artefacts == 1);
     CHECK(done == 1);
     CHECK(result_text == "RESULT-1 for get_weather");
     char *out = nullptr;
