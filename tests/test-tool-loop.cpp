@@ -304,3 +304,35 @@ TEST_CASE("tool loop from C++: std::function tools, one that throws", "[tools][c
     CHECK(j["tool_rounds"] == 2);
     CHECK(j["tool_results"][1]["failed"] == true);
 }
+
+TEST_CASE("tool loop from C++ through start_chat: the generation keeps the tools alive", "[tools][cpp-api]") {
+    const std::string path = write_model(muse::test::hermes_tool_spec(), "cpp-pull");
+    muse::model m(path);
+    muse::session_options so;
+    so.n_ctx = 2048;
+    muse::session s(m, so);
+    muse::generate_options o;
+    o.max_tokens = 600;
+    o.thinking.mode = MUSE_THINKING_OFF;
+    muse::generation g;
+    {
+        muse::chat_options chat;  // gone before the first event is pulled
+        chat.tool_choice = "get_weather";
+        chat.parallel_tool_calls = false;
+        chat.max_tool_rounds = 1;
+        chat.tools.push_back({kWeatherDecl, [](const std::string &, const std::string &args) {
+                                  return muse::tool_result{"got " + args};
+                              }});
+        g = s.start_chat(kMessages, o, chat);
+    }
+    muse::event e;
+    int results = 0;
+    while (g.next(e))
+        if (e.kind == MUSE_EVENT_TOOL_RESULT) {
+            ++results;
+            CHECK(e.tool_name == "get_weather");
+            CHECK_FALSE(e.tool_failed);
+            CHECK(e.text.rfind("got {\"city\":", 0) == 0);
+        }
+    CHECK(results == 1);
+}

@@ -566,6 +566,8 @@ typedef struct muse_tool_result {
 typedef muse_status (*muse_tool_fn)(const char *name, const char *arguments_json, void *user_data,
                                     muse_tool_result *result);
 
+/* The declaration is copied when the turn starts; fn and user_data must stay valid until the
+ * turn ends (muse_generation_start_chat: until the generation is done or freed). */
 typedef struct muse_tool {
     const char  *declaration_json;  /* {"type": "function", "function": {"name", "description", "parameters"}} */
     muse_tool_fn fn;                /* NULL: declared only, its calls are returned to the host */

@@ -338,8 +338,11 @@ struct event {
     std::string text;                            // ANSWER / REASONING text; ERROR: the message
     float logprob = 0.0f;
     std::vector<std::pair<int32_t, float>> top;  // best first, n_logprobs entries
-    std::string tool_name, tool_arguments;       // TOOL_CALL
+    std::string tool_name, tool_arguments;       // TOOL_CALL, TOOL_RESULT (ARTEFACT: tool_name)
     std::string finish_reason;                   // DONE: stop | length | cancelled | error
+    // ---- tools (ABI 5)
+    bool tool_failed = false;                    // TOOL_RESULT: text is the tool's error
+    std::string artefact, artefact_mime, artefact_kind;  // ARTEFACT: the file's bytes, mime, kind
 };
 
 // One response produced on one sequence (session::start / session::start_chat). Move-only;
@@ -383,6 +386,11 @@ public:
         e.tool_name = ev.tool_name ? ev.tool_name : "";
         e.tool_arguments = ev.tool_arguments ? ev.tool_arguments : "";
         e.finish_reason = ev.finish_reason ? ev.finish_reason : "";
+        e.tool_failed = ev.tool_failed != 0;
+        e.artefact.assign(ev.artefact_data ? static_cast<const char *>(ev.artefact_data) : "",
+                          ev.artefact_data ? ev.artefact_size : 0);
+        e.artefact_mime = ev.artefact_mime ? ev.artefact_mime : "";
+        e.artefact_kind = ev.artefact_kind ? ev.artefact_kind : "";
         if (e.kind == MUSE_EVENT_DONE) finished_ = true;
         return true;
     }
@@ -814,10 +822,16 @@ public:
     generation start_chat(const std::string &messages_json, const generate_options &options = {},
                           const chat_options &chat = {}, int32_t seq_id = 0) {
         const c_generate c(options);
-        const c_chat cc(chat);
+        // Tools the library calls back while the generation runs: the generation keeps a copy.
+        auto held = std::make_shared<const chat_options>(chat);
+        const c_chat cc(*held);
         muse_generation *g = nullptr;
         check(muse_generation_start_chat(get(), seq_id, messages_json.c_str(), &cc.cp, &c.gp, &g));
-        return generation(g, c.normalizer);
+        struct callbacks {
+            std::shared_ptr<const void> normalizer;
+            std::shared_ptr<const chat_options> chat;
+        };
+        return generation(g, std::make_shared<const callbacks>(callbacks{c.normalizer, std::move(held)}));
     }
     // Advances every live generation of this session by one batched forward pass; returns
     // how many are still live.
