@@ -11,7 +11,8 @@ JsonCallParser::JsonCallParser(const ReasoningFormat &format, State start)
 
 void JsonCallParser::process(bool at_end) {
     while (!buf_.empty()) {
-        if (state_ == State::ended) {  // text after the end of the turn is answer
+        if (state_ == State::ended) {  // the turn was over, yet text came: answer, malformed
+            malformed_ = true;
             emit(Channel::answer, buf_);
             buf_.clear();
             return;
