@@ -4,12 +4,29 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <unistd.h>
 
 namespace cli {
 
 namespace {
+
+// One line of text: control characters escaped (answers of the tiny test models are noise).
+std::string one_line(const std::string &s, size_t max = 200) {
+    std::string out;
+    for (unsigned char c : s) {
+        if (out.size() >= max) return out + "...";
+        if (c == '\n') out += "\\n";
+        else if (c < 0x20 || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        } else out += static_cast<char>(c);
+    }
+    return out;
+}
 
 struct TurnPrinter {
     bool show_thinking, json, dim;
@@ -28,6 +45,13 @@ struct TurnPrinter {
         } else if (e.channel == MUSE_CHANNEL_TOOL_CALL) {
             std::fprintf(stderr, "\n[tool call] %.*s %.*s\n", static_cast<int>(e.tool_name.size()), e.tool_name.data(),
                          static_cast<int>(e.tool_arguments.size()), e.tool_arguments.data());
+        } else if (e.channel == MUSE_CHANNEL_TOOL_RESULT) {
+            std::fprintf(stderr, "[tool result%s] %.*s: %s\n", e.tool_failed ? ", failed" : "",
+                         static_cast<int>(e.tool_name.size()), e.tool_name.data(), one_line(std::string(e.piece)).c_str());
+        } else if (e.channel == MUSE_CHANNEL_ARTEFACT) {
+            std::fprintf(stderr, "[artefact from %.*s] %.*s, %.*s, %zu bytes\n", static_cast<int>(e.tool_name.size()),
+                         e.tool_name.data(), static_cast<int>(e.artefact_kind.size()), e.artefact_kind.data(),
+                         static_cast<int>(e.artefact_mime.size()), e.artefact_mime.data(), e.artefact.size());
         } else {
             if (last == MUSE_CHANNEL_REASONING && show_thinking) std::fputs(dim ? "\033[0m\n" : "\n", stderr);
             std::fwrite(e.piece.data(), 1, e.piece.size(), stdout);
@@ -37,21 +61,6 @@ struct TurnPrinter {
         return true;
     }
 };
-
-// One line of text: control characters escaped (answers of the tiny test models are noise).
-std::string one_line(const std::string &s, size_t max = 200) {
-    std::string out;
-    for (unsigned char c : s) {
-        if (out.size() >= max) return out + "...";
-        if (c == '\n') out += "\\n";
-        else if (c < 0x20 || c == 0x7f) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\x%02x", c);
-            out += buf;
-        } else out += static_cast<char>(c);
-    }
-    return out;
-}
 
 // Contemplating mode: each agent's answer and confidence (stderr), then the aggregate (stdout).
 void print_contemplation(const nlohmann::json &result, double secs) {
@@ -72,6 +81,34 @@ void print_contemplation(const nlohmann::json &result, double secs) {
     std::fprintf(stderr, "[%zu agents, %d completion tokens, %d prompt tokens (%d cached, %d evaluated); %.2f s]\n",
                  result["agents"].size(), u["completion_tokens"].get<int>(), u["prompt_tokens"].get<int>(),
                  u["cached_tokens"].get<int>(), u["prompt_tokens_evaluated"].get<int>(), secs);
+}
+
+// --tools FILE: the declarations; in an interactive chat each becomes a tool whose result
+// the user types (one line); otherwise the calls end the turn and are printed.
+std::vector<muse::tool> load_tools(const Args &a, bool ask_user) {
+    std::vector<muse::tool> out;
+    if (a.tools_file.empty()) return out;
+    std::ifstream f(a.tools_file);
+    if (!f) usage_error("--tools: cannot read " + a.tools_file);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    const nlohmann::json decls = nlohmann::json::parse(ss.str(), nullptr, false);
+    if (decls.is_discarded() || !decls.is_array())
+        usage_error("--tools: " + a.tools_file + " must hold a JSON array of tool declarations");
+    for (const nlohmann::json &d : decls) {
+        muse::tool t;
+        t.declaration_json = d.dump();
+        if (ask_user)
+            t.fn = [](const std::string &name, const std::string &args) {
+                // The call's event is printed after the tool ran; ask with the call in view.
+                std::fprintf(stderr, "\nresult of %s %s> ", name.c_str(), args.c_str());
+                std::string line;
+                if (!std::getline(std::cin, line)) throw std::runtime_error("no result given (end of input)");
+                return muse::tool_result{line};
+            };
+        out.push_back(std::move(t));
+    }
+    return out;
 }
 
 } // namespace
@@ -105,6 +142,9 @@ int cmd_chat(const Args &a) {
     if (!a.system.empty()) messages.push_back({{"role", "system"}, {"content", a.system}});
     const bool interactive = !a.have_prompt;
     const bool dim = isatty(fileno(stderr)) != 0;
+    const std::vector<muse::tool> tools = load_tools(a, interactive);
+    if (contemplating && (!tools.empty() || !a.builtin_tools.empty()))
+        usage_error("--tools / --builtin-tools cannot be combined with --agents");
     nlohmann::json turns = nlohmann::json::array();
     for (bool first = true;; first = false) {
         std::string user;
@@ -118,6 +158,11 @@ int cmd_chat(const Args &a) {
         }
         nlohmann::json content = user;
         muse::chat_options co;
+        co.tools = tools;
+        co.tool_choice = a.tool_choice;
+        co.max_tool_rounds = static_cast<int32_t>(a.max_tool_rounds);
+        co.parallel_tool_calls = a.parallel_tool_calls;
+        co.builtin_tools = a.builtin_tools;
         if (first && !images.empty()) {  // the images go with the first question
             content = nlohmann::json::array();
             for (size_t i = 0; i < images.size(); ++i) content.push_back({{"type", "image"}});
@@ -130,7 +175,23 @@ int cmd_chat(const Args &a) {
         const muse::chat_response r = s.chat(messages.dump(), go, co, std::ref(print));
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const nlohmann::json result = nlohmann::json::parse(r.json);
-        messages.push_back({{"role", "assistant"}, {"content", r.answer}});
+        // The turn as the conversation goes on: calls answered by a tool and their results,
+        // then the answer (or the calls left for the host).
+        for (const auto &x : result.value("tool_results", nlohmann::json::array())) {
+            messages.push_back({{"role", "assistant"},
+                                {"content", ""},
+                                {"tool_calls", {{{"type", "function"},
+                                                 {"function", {{"name", x["name"]}, {"arguments", x["arguments"]}}}}}}});
+            messages.push_back({{"role", "tool"}, {"name", x["name"]}, {"content", x["content"]}});
+        }
+        nlohmann::json assistant = {{"role", "assistant"}, {"content", r.answer}};
+        if (!result["tool_calls"].empty()) {
+            nlohmann::json calls = nlohmann::json::array();
+            for (const auto &c : result["tool_calls"])
+                calls.push_back({{"type", "function"}, {"function", {{"name", c["name"]}, {"arguments", c["arguments"]}}}});
+            assistant["tool_calls"] = calls;
+        }
+        messages.push_back(assistant);
         if (a.json) {
             nlohmann::json t = result;
             t["seconds"] = secs;

@@ -26,7 +26,36 @@ struct Args {
     muse_aggregate aggregate = MUSE_AGGREGATE_VOTE;
     double temp_spread = 0.0;
     bool have_aggregate = false;
+    // chat: tools
+    std::string tools_file;                  // --tools: a JSON array of OpenAI declarations
+    std::string tool_choice;                 // --tool-choice
+    int64_t max_tool_rounds = 4;             // --max-tool-rounds
+    bool parallel_tool_calls = true;         // --no-parallel-tool-calls: one call per response
+    std::vector<std::string> builtin_tools;  // --builtin-tools a,b,c
 };
+
+// The built-in tool names muse-cli accepts for --builtin-tools.
+inline const std::vector<std::string> &builtin_tool_names() {
+    static const std::vector<std::string> names = {"zoom", "annotate", "calculator"};
+    return names;
+}
+
+// "a,b,c" into names, each one of the built-in tools (usage error otherwise).
+inline std::vector<std::string> parse_builtin_tools(const std::string &list) {
+    std::vector<std::string> out;
+    size_t at = 0;
+    while (at <= list.size()) {
+        size_t comma = list.find(',', at);
+        if (comma == std::string::npos) comma = list.size();
+        const std::string name = list.substr(at, comma - at);
+        bool known = false;
+        for (const std::string &n : builtin_tool_names()) known = known || n == name;
+        if (!known) usage_error("--builtin-tools: unknown tool '" + name + "' (known: zoom, annotate, calculator)");
+        out.push_back(name);
+        at = comma + 1;
+    }
+    return out;
+}
 
 inline double number_arg(const std::string &name, const std::string &v) {
     try {

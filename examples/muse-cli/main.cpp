@@ -25,6 +25,8 @@ usage:
                [--think off|on|auto] [--think-budget N] [--think-min N] [--effort low|medium|high]
                [--show-thinking] [-n N] [--temp T] [--seed S] [--ctx N] [--threads N] [--json]
                [--agents N [--aggregate vote|weighted|early_stop|synthesize|all] [--temp-spread X]]
+               [--tools FILE] [--tool-choice auto|none|required|NAME] [--max-tool-rounds N]
+               [--no-parallel-tool-calls] [--builtin-tools zoom,annotate,calculator]
   muse-cli --version
   muse-cli --help
 
@@ -64,6 +66,13 @@ options:
                 confidence-weighted), early_stop (low-confidence agents are stopped), synthesize
                 (a last pass writes one answer from the agents'), all
   --temp-spread X   chat: agent temperatures spread evenly over --temp +- X/2 (default 0)
+  --tools FILE  chat: offer the tools declared in FILE (a JSON array of OpenAI function
+                declarations). Interactive chat asks you for each call's result (one line);
+                with -p the calls are printed (the turn ends with them)
+  --tool-choice C   chat: auto (default), none, required, or a function name
+  --max-tool-rounds N  chat: tool rounds per turn before the model must answer (default 4)
+  --no-parallel-tool-calls  chat: at most one call per response (the turn ends after it)
+  --builtin-tools L chat: offer muse's built-in tools (comma list: zoom, annotate, calculator)
 
 exit status: 0 on success, 1 on a muse error (message on stderr), 2 on bad usage.
 )";
@@ -114,6 +123,17 @@ Args parse_args(int argc, char **argv) {
         } else if (arg == "-p" || arg == "--prompt") {
             a.prompt = value("--prompt");
             a.have_prompt = true;
+        } else if (arg == "--tools") {
+            a.tools_file = value("--tools");
+        } else if (arg == "--tool-choice") {
+            a.tool_choice = value("--tool-choice");
+        } else if (arg == "--max-tool-rounds") {
+            a.max_tool_rounds = static_cast<int64_t>(number_arg(arg, value("--max-tool-rounds")));
+            if (a.max_tool_rounds < 0) usage_error("--max-tool-rounds must not be negative");
+        } else if (arg == "--no-parallel-tool-calls") {
+            a.parallel_tool_calls = false;
+        } else if (arg == "--builtin-tools") {
+            a.builtin_tools = parse_builtin_tools(value("--builtin-tools"));
         } else if (arg == "--stop") {
             a.stop.push_back(value("--stop"));
         } else if (arg == "--tokens") {

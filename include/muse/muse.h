@@ -451,7 +451,10 @@ MUSE_API muse_status muse_session_generate_tokens(muse_session *session, int32_t
 typedef enum muse_channel {
     MUSE_CHANNEL_ANSWER    = 0,  /* the answer (and all text when thinking is not enabled) */
     MUSE_CHANNEL_REASONING = 1,  /* the model's reasoning ("thinking") */
-    MUSE_CHANNEL_TOOL_CALL = 2   /* a complete tool call: tool_name + tool_arguments (JSON) */
+    MUSE_CHANNEL_TOOL_CALL = 2,  /* a complete tool call: tool_name + tool_arguments (JSON) */
+    /* ABI 5: tool rounds (muse_chat_params host_tools / builtin_tools) */
+    MUSE_CHANNEL_TOOL_RESULT = 3, /* a call the library ran: piece is its result, tool_failed says if it failed */
+    MUSE_CHANNEL_ARTEFACT    = 4  /* a file a tool produced for the host only: artefact_* (tool_name: the tool) */
 } muse_channel;
 
 /* One generated token, as the streaming callback sees it. */
@@ -472,6 +475,12 @@ typedef struct muse_token_event {
     const char    *tool_arguments;/* TOOL_CALL events: the arguments as a JSON object, else NULL */
     /* ABI 4 */
     int32_t        agent;         /* contemplating mode: the agent (-1: the aggregate answer); else 0 */
+    /* ABI 5: tool rounds */
+    int32_t        tool_failed;   /* TOOL_RESULT: nonzero when the tool failed (piece is its error) */
+    const void    *artefact_data; /* ARTEFACT: the file's bytes (e.g. a PNG), else NULL */
+    size_t         artefact_size;
+    const char    *artefact_mime; /* ARTEFACT: e.g. "image/png", else NULL */
+    const char    *artefact_kind; /* ARTEFACT: e.g. "annotation", else NULL */
 } muse_token_event;
 
 /* Return false to stop generating. Pointers in the event live until the callback returns. */
@@ -588,7 +597,62 @@ MUSE_API muse_status muse_session_generate(muse_session *session, int32_t seq_id
                                            size_t n_prompt, const muse_generate_params *params,
                                            muse_token_cb on_token, void *user_data, size_t *out_n_tokens);
 
+/* ----------------------------------------------------------- tools (ABI 5)
+ *
+ * A chat turn may offer tools. Declarations (OpenAI "tools" JSON) render through the
+ * model's chat template; the model's calls are parsed as they stream (muse-glimmer ATEM,
+ * Hermes/Qwen <tool_call>, Llama 3 JSON) and constrained by a grammar built from the
+ * declared parameter schemas from the family's call trigger on (tool_choice "auto"), or
+ * from the start of the answer ("required" / a named function).
+ *
+ * Tools with a function (host_tools with fn, built-in tools) are called by the library:
+ * the turn goes on with their results in the conversation, up to max_tool_rounds rounds,
+ * until the model answers. A call of a tool declared without a function ends the turn
+ * with "tool_calls" in the result, for the host to answer in the next request.
+ *
+ *     static muse_status weather(const char *name, const char *args, void *user, muse_tool_result *r) {
+ *         return muse_tool_result_set_content(r, "{\"temp_c\": 21}", (size_t)-1);
+ *     }
+ *     muse_tool tool = {"{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", ...}}", weather, NULL};
+ *     chat.host_tools = &tool;  chat.n_host_tools = 1;
+ */
+typedef struct muse_tool_result {
+    uint32_t          struct_size;  /* sizeof(muse_tool_result) of the library */
+    const char       *content;      /* the text the model reads (set through the setters, owned by the library) */
+    size_t            content_len;
+    int32_t           failed;       /* nonzero: content reports an error (the model is told the tool failed) */
+    const muse_image *image;        /* an image appended to the conversation as an image part, or NULL */
+    void             *impl;         /* library-owned */
+} muse_tool_result;
+
+/* Called for each call of the tool. Fill result with the setters; a status other than
+ * MUSE_OK makes the call a failure whose message (the content set, else the status name)
+ * the model reads. Runs on the thread that steps the session. */
+typedef muse_status (*muse_tool_fn)(const char *name, const char *arguments_json, void *user_data,
+                                    muse_tool_result *result);
+
+/* The declaration is copied when the turn starts; fn and user_data must stay valid until the
+ * turn ends (muse_generation_start_chat: until the generation is done or freed). */
+typedef struct muse_tool {
+    const char  *declaration_json;  /* {"type": "function", "function": {"name", "description", "parameters"}} */
+    muse_tool_fn fn;                /* NULL: declared only, its calls are returned to the host */
+    void        *user_data;
+} muse_tool;
+
+/* Sets the result's text (copied; len (size_t)-1: NUL-terminated). */
+MUSE_API muse_status muse_tool_result_set_content(muse_tool_result *result, const char *text, size_t len);
+/* Marks the call failed with this message (copied). */
+MUSE_API muse_status muse_tool_result_set_error(muse_tool_result *result, const char *message);
+/* Attaches an image (copied) the model will see after the result; needs the model's mmproj
+ * (without one the model reads a note instead). */
+MUSE_API muse_status muse_tool_result_set_image(muse_tool_result *result, const muse_image *image);
+/* Adds a file for the host only (an ARTEFACT event), e.g. kind "annotation", mime "image/png". */
+MUSE_API muse_status muse_tool_result_add_artefact(muse_tool_result *result, const char *kind, const char *mime,
+                                                   const void *data, size_t size);
+
 /* ------------------------------------------------------------------ chat */
+
+struct muse_tool;
 
 typedef struct muse_chat_params {
     uint32_t    struct_size;      /* sizeof(muse_chat_params), set by _init */
@@ -609,6 +673,14 @@ typedef struct muse_chat_params {
      * with a message naming the problem. Giving both this and muse_generate_params.grammar is
      * MUSE_ERR_INVALID_ARGUMENT (the answer cannot follow two grammars). */
     const char *response_format_json;
+    /* ---- ABI 5: tool calling (see "tools" below) */
+    const struct muse_tool *host_tools;  /* tools the library calls between rounds, or NULL */
+    size_t      n_host_tools;
+    const char *tool_choice;          /* "auto" (NULL), "none", "required", or a function name */
+    int32_t     parallel_tool_calls;  /* nonzero (default): several calls per response; 0: at most one */
+    int32_t     max_tool_rounds;      /* tool rounds after the first response (default 4; 0: return calls) */
+    const char *const *builtin_tools; /* names of built-in tools to offer ("zoom", "annotate", "calculator") */
+    size_t      n_builtin_tools;
 } muse_chat_params;
 
 MUSE_API void muse_chat_params_init(muse_chat_params *params);
@@ -625,7 +697,10 @@ MUSE_API void muse_chat_params_init(muse_chat_params *params);
  * agent, "answer"/"reasoning" are the aggregate's, and the JSON adds "agents": [{"agent",
  * "answer", "reasoning", "confidence", "finish_reason", "temperature", "seed", "voted", "usage"}],
  * "aggregate": {"method", "agreement", "tally": [[answer, weight], ...]} and usage
- * "completion_tokens". */
+ * "completion_tokens".
+ * With tools (ABI 5) the JSON adds "tool_results": [{"name", "arguments", "content", "failed",
+ * "image", "round"}] (the calls the library ran) and "tool_rounds"; "tool_calls" are the calls
+ * the turn ends with (declared without a function, or max_tool_rounds reached). */
 MUSE_API muse_status muse_session_chat(muse_session *session, int32_t seq_id, const char *messages_json,
                                        const muse_chat_params *chat, const muse_generate_params *params,
                                        muse_token_cb on_token, void *user_data, char **out_result_json);
@@ -697,7 +772,10 @@ typedef enum muse_event_kind {
     MUSE_EVENT_TOOL_CALL = 3,  /* a complete tool call: tool_name + tool_arguments */
     MUSE_EVENT_DONE      = 4,  /* the generation ended: finish_reason */
     MUSE_EVENT_ERROR     = 5,  /* the generation failed: text is the message; the session stays usable */
-    MUSE_EVENT_AGENT_DONE = 6  /* contemplating mode: one agent ended (finish_reason); the request goes on */
+    MUSE_EVENT_AGENT_DONE = 6, /* contemplating mode: one agent ended (finish_reason); the request goes on */
+    /* ABI 5: tool rounds */
+    MUSE_EVENT_TOOL_RESULT = 7, /* a call the library ran: tool_name, tool_arguments; text is the result */
+    MUSE_EVENT_ARTEFACT    = 8  /* a file a tool made for the host: artefact_*; tool_name is the tool */
 } muse_event_kind;
 
 typedef struct muse_event {
@@ -718,6 +796,12 @@ typedef struct muse_event {
     const char    *tool_arguments;/* TOOL_CALL: the arguments (JSON text), else NULL */
     const char    *finish_reason; /* DONE / AGENT_DONE: "stop", "length", "cancelled", "low_confidence" or
                                      "error"; else NULL */
+    /* ABI 5: tool rounds (read only when struct_size covers them) */
+    int32_t        tool_failed;   /* TOOL_RESULT: nonzero when the tool failed (text is its error) */
+    const void    *artefact_data; /* ARTEFACT: the file's bytes, else NULL */
+    size_t         artefact_size;
+    const char    *artefact_mime;
+    const char    *artefact_kind;
 } muse_event;
 
 /* Starts a raw generation on sequence seq_id: prompt (may be empty to continue what the

@@ -387,8 +387,11 @@ struct event {
     std::string text;                            // ANSWER / REASONING text; ERROR: the message
     float logprob = 0.0f;
     std::vector<std::pair<int32_t, float>> top;  // best first, n_logprobs entries
-    std::string tool_name, tool_arguments;       // TOOL_CALL
+    std::string tool_name, tool_arguments;       // TOOL_CALL, TOOL_RESULT (ARTEFACT: tool_name)
     std::string finish_reason;                   // DONE: stop | length | cancelled | error
+    // ---- tools (ABI 5)
+    bool tool_failed = false;                    // TOOL_RESULT: text is the tool's error
+    std::string artefact, artefact_mime, artefact_kind;  // ARTEFACT: the file's bytes, mime, kind
 };
 
 // One response produced on one sequence (session::start / session::start_chat). Move-only;
@@ -432,6 +435,11 @@ public:
         e.tool_name = ev.tool_name ? ev.tool_name : "";
         e.tool_arguments = ev.tool_arguments ? ev.tool_arguments : "";
         e.finish_reason = ev.finish_reason ? ev.finish_reason : "";
+        e.tool_failed = ev.tool_failed != 0;
+        e.artefact.assign(ev.artefact_data ? static_cast<const char *>(ev.artefact_data) : "",
+                          ev.artefact_data ? ev.artefact_size : 0);
+        e.artefact_mime = ev.artefact_mime ? ev.artefact_mime : "";
+        e.artefact_kind = ev.artefact_kind ? ev.artefact_kind : "";
         if (e.kind == MUSE_EVENT_DONE) finished_ = true;
         return true;
     }
@@ -585,6 +593,25 @@ struct token_event {
     bool forced = false;                          // forced by the thinking controller
     std::string_view tool_name, tool_arguments;   // MUSE_CHANNEL_TOOL_CALL events
     int32_t agent = 0;  // contemplating mode: the agent (n_agents: the synthesis; -1: the aggregate answer)
+    // ---- tools (ABI 5)
+    bool tool_failed = false;                   // MUSE_CHANNEL_TOOL_RESULT: piece is the tool's error
+    std::string_view artefact;                  // MUSE_CHANNEL_ARTEFACT: the file's bytes
+    std::string_view artefact_mime, artefact_kind;
+};
+
+// ---- tools (ABI 5): a host tool the library calls between rounds of a chat turn.
+struct tool_result {
+    std::string content;          // what the model reads
+    bool failed = false;          // content is an error report
+    const image *img = nullptr;   // optional image for the model (copied by the library)
+};
+
+struct tool {
+    std::string declaration_json;  // {"type": "function", "function": {"name", "description", "parameters"}}
+    // Called with the function name and the arguments (a JSON object). May throw: the
+    // exception's message becomes the failed result the model reads. Empty: declared only,
+    // the turn ends with its calls for the host.
+    std::function<tool_result(const std::string &name, const std::string &arguments_json)> fn;
 };
 
 // Settings of a chat turn besides generation (see muse_chat_params).
@@ -597,6 +624,12 @@ struct chat_options {
     // OpenAI response_format as JSON text ({"type": "json_schema", "json_schema": {...}});
     // empty: none. Not together with generate_options::grammar.
     std::string response_format_json;
+    // ---- tools (ABI 5)
+    std::vector<tool> tools;             // host tools (declarations join tools_json)
+    std::string tool_choice;             // "auto" (empty), "none", "required" or a function name
+    bool parallel_tool_calls = true;
+    int32_t max_tool_rounds = 4;
+    std::vector<std::string> builtin_tools;  // "zoom", "annotate", "calculator"
 };
 
 // One agent's text in a contemplating turn, as streamed (index n_agents: the synthesis pass).
@@ -843,10 +876,16 @@ public:
     generation start_chat(const std::string &messages_json, const generate_options &options = {},
                           const chat_options &chat = {}, int32_t seq_id = 0) {
         const c_generate c(options);
-        const c_chat cc(chat);
+        // Tools the library calls back while the generation runs: the generation keeps a copy.
+        auto held = std::make_shared<const chat_options>(chat);
+        const c_chat cc(*held);
         muse_generation *g = nullptr;
         check(muse_generation_start_chat(get(), seq_id, messages_json.c_str(), &cc.cp, &c.gp, &g));
-        return generation(g, c.normalizer);
+        struct callbacks {
+            std::shared_ptr<const void> normalizer;
+            std::shared_ptr<const chat_options> chat;
+        };
+        return generation(g, std::make_shared<const callbacks>(callbacks{c.normalizer, std::move(held)}));
     }
     // Advances every live generation of this session by one batched forward pass; returns
     // how many are still live.
@@ -921,8 +960,27 @@ private:
         c_generate(const c_generate &) = delete;
         c_generate &operator=(const c_generate &) = delete;
     };
+    // muse_tool_fn adapter; the user data is the muse::tool.
+    static muse_status call_tool(const char *name, const char *arguments, void *user, muse_tool_result *result) {
+        const auto *t = static_cast<const tool *>(user);
+        try {
+            tool_result r = t->fn(name, arguments);
+            muse_status st = r.failed ? muse_tool_result_set_error(result, r.content.c_str())
+                                      : muse_tool_result_set_content(result, r.content.data(), r.content.size());
+            if (st == MUSE_OK && r.img) st = muse_tool_result_set_image(result, r.img->get());
+            return st;
+        } catch (const std::exception &e) {
+            muse_tool_result_set_error(result, e.what());
+        } catch (...) {
+            muse_tool_result_set_error(result, "the tool threw");
+        }
+        return MUSE_OK;  // failed through the result, with the message
+    }
+
     struct c_chat {
         std::vector<const muse_image *> imgs;
+        std::vector<muse_tool> tools;
+        std::vector<const char *> builtins;
         muse_chat_params cp;
         explicit c_chat(const chat_options &chat) {
             muse_chat_params_init(&cp);
@@ -934,6 +992,16 @@ private:
             cp.images = imgs.data();
             cp.n_images = imgs.size();
             cp.response_format_json = chat.response_format_json.empty() ? nullptr : chat.response_format_json.c_str();
+            for (const tool &t : chat.tools)
+                tools.push_back({t.declaration_json.c_str(), t.fn ? &call_tool : nullptr, const_cast<tool *>(&t)});
+            for (const std::string &b : chat.builtin_tools) builtins.push_back(b.c_str());
+            cp.host_tools = tools.empty() ? nullptr : tools.data();
+            cp.n_host_tools = tools.size();
+            cp.tool_choice = chat.tool_choice.empty() ? nullptr : chat.tool_choice.c_str();
+            cp.parallel_tool_calls = chat.parallel_tool_calls ? 1 : 0;
+            cp.max_tool_rounds = chat.max_tool_rounds;
+            cp.builtin_tools = builtins.empty() ? nullptr : builtins.data();
+            cp.n_builtin_tools = builtins.size();
         }
         c_chat(const c_chat &) = delete;
         c_chat &operator=(const c_chat &) = delete;
@@ -979,6 +1047,11 @@ private:
                 if (ev->tool_name) e.tool_name = ev->tool_name;
                 if (ev->tool_arguments) e.tool_arguments = ev->tool_arguments;
                 e.agent = ev->agent;
+                e.tool_failed = ev->tool_failed != 0;
+                if (ev->artefact_data)
+                    e.artefact = std::string_view(static_cast<const char *>(ev->artefact_data), ev->artefact_size);
+                if (ev->artefact_mime) e.artefact_mime = ev->artefact_mime;
+                if (ev->artefact_kind) e.artefact_kind = ev->artefact_kind;
             }
             return (*c->fn)(e);
         } catch (...) {

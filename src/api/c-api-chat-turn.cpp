@@ -28,10 +28,14 @@ ordered_json parse_json_arg(const char *text, const char *what) {
 
 } // namespace
 
+muse_chat_params read_chat_params(const muse_chat_params *chat) {
+    return read_params(chat, muse_chat_params_init, kChatParamsSizes, "muse_chat_params");
+}
+
 ChatRequest chat_request(const char *messages_json, const muse_chat_params *chat, const muse_generate_params *params,
                          int32_t seq) {
     require(messages_json, "messages_json");
-    const muse_chat_params cp = read_params(chat, muse_chat_params_init, kChatParamsSizes, "muse_chat_params");
+    const muse_chat_params cp = read_chat_params(chat);
     const muse_generate_params gp = read_generate_params(params);
     ChatRequest r;
     r.messages = parse_json_arg(messages_json, "messages_json");
@@ -61,6 +65,7 @@ ChatRequest chat_request(const char *messages_json, const muse_chat_params *chat
     }
     r.seq = seq;
     thinking_from(gp.thinking, reasoning::ThinkingMode::automatic, r);
+    tool_settings_from(cp, r);
     return r;
 }
 
@@ -93,13 +98,25 @@ bool emit_token_event(const GenerationEvent &e, muse_token_cb cb, void *user_dat
     ev.n_top = static_cast<int32_t>(top_tokens.size());
     ev.top_tokens = top_tokens.data();
     ev.top_logprobs = top_lps.data();
-    ev.channel = e.kind == Kind::reasoning ? MUSE_CHANNEL_REASONING
-                 : e.kind == Kind::tool_call ? MUSE_CHANNEL_TOOL_CALL
-                                             : MUSE_CHANNEL_ANSWER;
+    ev.channel = e.kind == Kind::reasoning     ? MUSE_CHANNEL_REASONING
+                 : e.kind == Kind::tool_call   ? MUSE_CHANNEL_TOOL_CALL
+                 : e.kind == Kind::tool_result ? MUSE_CHANNEL_TOOL_RESULT
+                 : e.kind == Kind::artefact    ? MUSE_CHANNEL_ARTEFACT
+                                               : MUSE_CHANNEL_ANSWER;
     ev.forced = e.forced ? 1 : 0;
     if (e.call) {
         ev.tool_name = e.call->name.c_str();
         ev.tool_arguments = e.call->arguments.c_str();
+    }
+    if (e.result) ev.tool_failed = e.result->failed ? 1 : 0;
+    if (e.artefact) {
+        ev.tool_name = e.text.c_str();
+        ev.piece = "";
+        ev.piece_len = 0;
+        ev.artefact_data = e.artefact->data.data();
+        ev.artefact_size = e.artefact->data.size();
+        ev.artefact_mime = e.artefact->mime.c_str();
+        ev.artefact_kind = e.artefact->kind.c_str();
     }
     return cb(&ev, user_data);
 }
@@ -245,8 +262,13 @@ StartedRequest start_chat_request(muse_session *s, int32_t seq, const char *mess
     ChatRequest request = chat_request(messages_json, chat, params, seq);
     request.image_cache = &s->images;
     StartedRequest r;
-    GenerationSetup setup = prepare_chat_turn(*s->model, session, request, &r.prompt);
     const muse_generate_params gp = read_generate_params(params);
+    std::shared_ptr<tools::ToolLoop> loop = tool_loop_from(*s->model, read_chat_params(chat), request);
+    if (loop && gp.contemplate.n_agents > 1)
+        fail(MUSE_ERR_UNSUPPORTED, "tools the library calls cannot be combined with contemplating mode (n_agents > 1): "
+                                   "declare them without a function to get the calls back");
+    GenerationSetup setup = loop ? tools::ToolLoop::prepare(loop, session, &r.prompt)
+                                 : prepare_chat_turn(*s->model, session, request, &r.prompt);
     if (gp.contemplate.n_agents > 1)
         r.group = std::make_unique<Contemplation>(
             session, seq, std::move(setup), contemplate_from(gp.contemplate, gp),
@@ -306,9 +328,21 @@ ordered_json result_json(const ChatResult &r) {
         }
         calls.push_back(std::move(call));
     }
+    ordered_json results = ordered_json::array();
+    for (const ToolExchange &x : r.tool_results) {
+        ordered_json a = ordered_json::parse(x.call.arguments, nullptr, false);
+        results.push_back({{"name", x.call.name},
+                           {"arguments", a.is_discarded() ? ordered_json(x.call.arguments) : a},
+                           {"content", x.content},
+                           {"failed", x.failed},
+                           {"image", x.image},
+                           {"round", x.round}});
+    }
     return {{"reasoning", r.reasoning},
             {"answer", r.answer},
             {"tool_calls", std::move(calls)},
+            {"tool_results", std::move(results)},
+            {"tool_rounds", r.tool_rounds},
             {"finish_reason", r.finish_reason},
             {"malformed", r.malformed},
             {"usage",
@@ -371,6 +405,8 @@ MUSE_API void muse_chat_params_init(muse_chat_params *p) {
     std::memset(static_cast<void *>(p), 0, sizeof(*p));
     p->struct_size = sizeof(*p);
     p->reuse_prefix = 1;
+    p->parallel_tool_calls = 1;
+    p->max_tool_rounds = 4;
 }
 
 MUSE_API muse_status muse_session_chat(muse_session *s, int32_t seq_id, const char *messages_json,

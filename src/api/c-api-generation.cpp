@@ -28,6 +28,8 @@ int32_t event_kind(GenerationEvent::Kind k) {
     case GenerationEvent::Kind::tool_call: return MUSE_EVENT_TOOL_CALL;
     case GenerationEvent::Kind::done: return MUSE_EVENT_DONE;
     case GenerationEvent::Kind::error: return MUSE_EVENT_ERROR;
+    case GenerationEvent::Kind::tool_result: return MUSE_EVENT_TOOL_RESULT;
+    case GenerationEvent::Kind::artefact: return MUSE_EVENT_ARTEFACT;
     }
     return MUSE_EVENT_ERROR;
 }
@@ -60,6 +62,16 @@ void fill_event(muse_generation &g, muse_event *out) {
         ev.tool_arguments = e.call->arguments.c_str();
     }
     if (e.kind == GenerationEvent::Kind::done) ev.finish_reason = e.finish_reason.c_str();
+    if (e.result) ev.tool_failed = e.result->failed ? 1 : 0;
+    if (e.artefact) {
+        ev.tool_name = e.text.c_str();
+        ev.text = "";
+        ev.text_len = 0;
+        ev.artefact_data = e.artefact->data.data();
+        ev.artefact_size = e.artefact->data.size();
+        ev.artefact_mime = e.artefact->mime.c_str();
+        ev.artefact_kind = e.artefact->kind.c_str();
+    }
     const uint32_t size = out->struct_size;
     if (size < offsetof(muse_event, finish_reason) + sizeof(ev.finish_reason) && size != sizeof(muse_event))
         fail(MUSE_ERR_INVALID_ARGUMENT, "muse_event.struct_size is ", size, "; set it to sizeof(muse_event)");

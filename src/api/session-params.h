@@ -4,6 +4,7 @@
 
 #include "api/handles.h"
 #include "engine/chat-turn.h"
+#include "tools/tool-loop.h"
 
 namespace muse::api {
 
@@ -33,6 +34,17 @@ ContemplateOptions contemplate_from(const muse_contemplate_params &p, const muse
 nlohmann::ordered_json contemplation_json(const ContemplationResult &r);
 // Runs a contemplating request to its end, passing its events to on_token (may be NULL).
 void run_contemplation(Contemplation &c, muse_token_cb on_token, void *user_data);
+
+// ---- tools (c-api-tools.cpp)
+// tool_choice and parallel_tool_calls of the chat params into the request; declarations
+// of host tools without a function join request.tools.
+void tool_settings_from(const muse_chat_params &chat, ChatRequest &request);
+// The tool loop of a chat request when it has tools to call (host functions or built-in
+// names), else nullptr.
+std::shared_ptr<tools::ToolLoop> tool_loop_from(const Model &model, const muse_chat_params &chat,
+                                                const ChatRequest &request);
+// A muse_chat_params of any released size, completed with the defaults.
+muse_chat_params read_chat_params(const muse_chat_params *chat);
 
 // A request started on a session: one generation, or a contemplating group of agents
 // (params->contemplate.n_agents > 1).

@@ -47,6 +47,18 @@ ordered_json flatten_messages(const ordered_json &messages, size_t *n_images) {
     ordered_json out = messages;
     *n_images = 0;
     for (ordered_json &m : out) {
+        // Tool-call arguments given as JSON text become objects: templates iterate them
+        // (muse-glimmer raises on anything else), as llama.cpp does before rendering.
+        if (m.is_object() && m.contains("tool_calls") && m["tool_calls"].is_array())
+            for (ordered_json &call : m["tool_calls"]) {
+                ordered_json *fn = call.is_object() && call.contains("function") ? &call["function"] : &call;
+                if (!fn->is_object() || !fn->contains("arguments") || !(*fn)["arguments"].is_string()) continue;
+                const std::string text = (*fn)["arguments"].get<std::string>();
+                ordered_json parsed = ordered_json::parse(text, nullptr, false);
+                if (parsed.is_discarded() || !parsed.is_object())
+                    fail(MUSE_ERR_INVALID_ARGUMENT, "tool call arguments must be a JSON object, not ", text);
+                (*fn)["arguments"] = std::move(parsed);
+            }
         if (!m.is_object() || !m.contains("content") || !m["content"].is_array()) continue;
         std::string text;
         for (const ordered_json &part : m["content"]) {
@@ -90,6 +102,8 @@ std::string render(const Model &model, const ChatRequest &request, const std::st
     size_t n_images = 0;
     ctx["messages"] = flatten_messages(request.messages, &n_images);
     if (n_image_parts) *n_image_parts = n_images;
+    // Declared tools render whatever tool_choice says (none only rules calls out), so a
+    // turn's rounds share the prompt prefix.
     if (!request.tools.is_null()) ctx["tools"] = request.tools;
     return jinja::Template::parse(source).render(ctx);
 }
@@ -119,6 +133,40 @@ GenerationSetup prepare_response(const Model &model, const std::string &prompt_t
         thinking.budget = effort_budget(*request.effort);
     setup.thinking = thinking;
     return setup;
+}
+
+void offer_tools(const ChatRequest &request, GenerationSetup &setup) {
+    using Kind = tools::ToolChoice::Kind;
+    const bool offered = request.tools.is_array() && !request.tools.empty();
+    const Kind kind = request.tool_choice.kind;
+    if (!offered && kind != Kind::none && kind != Kind::automatic)
+        fail(MUSE_ERR_INVALID_ARGUMENT, "tool_choice \"required\" or a named function needs tools");
+    if (!offered || !setup.format) return;
+    reasoning::ReasoningFormat &f = *setup.format;
+    const bool must_call = kind == Kind::required || kind == Kind::named;
+    // Reasoning before a call: when thinking is allowed at all, and for a required call only
+    // when it was asked for (mode on), so an automatic response goes straight to the call.
+    const bool thinking_allowed =
+        !(setup.thinking && (setup.thinking->mode == reasoning::ThinkingMode::off || setup.thinking->budget == 0)) &&
+        !(must_call && (!setup.thinking || setup.thinking->mode != reasoning::ThinkingMode::on));
+    if (kind == Kind::none) {
+        // No calls: the parser reads call markup as text; atem headers are still limited
+        // to self/user by the plan below.
+        setup.tools = nullptr;
+        f.tool_call_open.clear();
+        f.tool_call_close.clear();
+        f.json_tool_calls = false;
+        if (f.kind != reasoning::FormatKind::atem) return;
+    }
+    setup.calls = tools::make_call_plan(f, kind == Kind::none ? nlohmann::ordered_json(nullptr) : request.tools,
+                                        request.tool_choice, request.parallel_tool_calls, thinking_allowed);
+    // Thinking off would force the atem answer header (` to=user`) and rule out a call;
+    // the plan's header grammar keeps the model off `self` instead.
+    if (setup.calls && f.kind == reasoning::FormatKind::atem && setup.thinking && !thinking_allowed)
+        setup.thinking->force_answer_start = false;
+    // A budget cut forces the answer open; for a required call the new message's header is
+    // left to the call stage (which only allows a call there), not forced to ` to=user`.
+    if (setup.calls && f.kind == reasoning::FormatKind::atem && must_call) f.answer_open = "<|eom|><|start|>assistant";
 }
 
 GenerationSetup prepare_chat_turn(const Model &model, Session &session, const ChatRequest &request,
@@ -151,6 +199,7 @@ GenerationSetup prepare_chat_turn(const Model &model, Session &session, const Ch
     GenerationSetup setup = prepare_response(model, prompt, request);
     setup.format = format;  // the template given, not only the model's own
     setup.start = reasoning::response_start(format, prompt);
+    offer_tools(request, setup);
     setup.prompt = build_multimodal_prompt(tok, prompt, add_bos, std::move(embedded));
     const std::vector<int32_t> &ids = setup.prompt.ids;
     if (ids.empty()) fail(MUSE_ERR_INVALID_ARGUMENT, "the rendered chat prompt is empty");
@@ -175,6 +224,8 @@ ChatResult chat_result(const Generation &gen, std::string prompt_text) {
     r.reasoning = g.reasoning;
     r.answer = g.answer;
     r.tool_calls = g.tool_calls;
+    r.tool_results = g.tool_results;
+    r.tool_rounds = g.tool_rounds;
     r.usage = g.usage;
     r.prompt_tokens = g.prompt_tokens;
     r.cached_tokens = g.prompt_tokens - g.prompt_evaluated;

@@ -17,6 +17,7 @@
 #include "reasoning/channel-parser.h"
 #include "sampling/sampler.h"
 #include "thinking/thinking-controller.h"
+#include "tools/call-grammar.h"
 
 #include <nlohmann/json.hpp>
 
@@ -53,6 +54,11 @@ struct ChatRequest {
     ImageCache *image_cache = nullptr;  // optional: reuse encodings across turns
     // Constrained answer (GenerationSetup::grammar): the reasoning stays free.
     std::shared_ptr<const grammar::Grammar> grammar;
+    // How calls to `tools` are constrained (tools/call-stage.h): auto (lazy grammar at the
+    // call trigger), none (declared, but calls are not read), required / named (the
+    // answer is a call); parallel_tool_calls false: at most one call per response.
+    tools::ToolChoice tool_choice;
+    bool parallel_tool_calls = true;
 };
 
 struct ChatEvent {
@@ -66,7 +72,9 @@ struct ChatEvent {
 struct ChatResult {
     std::string prompt;  // the rendered prompt
     std::string reasoning, answer;
-    std::vector<reasoning::ToolCall> tool_calls;
+    std::vector<reasoning::ToolCall> tool_calls;  // calls the turn ends with (not run)
+    std::vector<ToolExchange> tool_results;       // calls the tool loop ran, with their outcomes
+    int32_t tool_rounds = 0;
     ThinkingUsage usage;
     int32_t prompt_tokens = 0;  // tokens of the rendered prompt
     int32_t cached_tokens = 0;  // of those, reused from the sequence's cache
@@ -92,6 +100,10 @@ GenerationSetup prepare_chat_turn(const Model &model, Session &session, const Ch
 // tokens rendered) tells where the response starts in the model's reasoning format.
 // Uses request.thinking/effort/sampling/max_tokens/stop/n_logprobs.
 GenerationSetup prepare_response(const Model &model, const std::string &prompt_text, const ChatRequest &request);
+
+// Applies the request's tools to a chat set-up: the call plan (tool_choice,
+// parallel_tool_calls) and, for tool_choice none, a parser that reads no calls.
+void offer_tools(const ChatRequest &request, GenerationSetup &setup);
 
 // The result of a finished chat generation, in the turn's terms.
 ChatResult chat_result(const Generation &gen, std::string prompt_text);

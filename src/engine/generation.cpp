@@ -4,6 +4,7 @@
 #include "engine/grammar-gate.h"
 #include "engine/session.h"
 #include "grammar/grammar-stage.h"
+#include "tools/call-stage.h"
 
 #include <algorithm>
 #include <cmath>
@@ -64,6 +65,13 @@ Generation::Generation(Session &session, int seq, GenerationSetup setup)
             }
         }
     }
+    if (setup_.calls) {
+        if (!parser_) muse::fail(MUSE_ERR_INTERNAL, "tool calls need the reasoning format");
+        if (setup_.grammar)
+            muse::fail(MUSE_ERR_INVALID_ARGUMENT, "a grammar (response format) and tool calls cannot both constrain "
+                                                  "one response: drop the tools or the grammar");
+        set_call_stage(setup_.calls);
+    }
     // Chat text renders special tokens (the parser reads the framing); raw text does not.
     if (tok) detok_.emplace(*tok, setup_.format.has_value());
     if (!setup_.stop.empty()) {
@@ -83,6 +91,24 @@ Generation::Generation(Session &session, int seq, GenerationSetup setup)
     } else if (setup_.prompt.ids.empty()) {
         phase_ = Phase::sample;  // continue from the last logits
     }
+    observe_calls();
+}
+
+void Generation::set_call_stage(std::shared_ptr<const tools::CallPlan> calls) {
+    if (!calls) {
+        chain_.set_grammar(setup_.grammar ? std::make_unique<grammar::GrammarStage>(setup_.grammar->matcher(),
+                                                                                    grammar::TokenTrie::of(*setup_.tokenizer))
+                                          : nullptr);
+        call_stage_ = nullptr;
+        return;
+    }
+    auto stage = std::make_unique<tools::CallStage>(std::move(calls), *setup_.tokenizer);
+    call_stage_ = stage.get();
+    chain_.set_grammar(std::move(stage));
+}
+
+void Generation::observe_calls() {
+    if (call_stage_ && parser_) call_stage_->observe(parser_->state(), controller_ && controller_->forcing());
 }
 
 Generation::~Generation() {
@@ -188,8 +214,13 @@ void Generation::on_logits(const float *logits) {
         ev.top = std::move(top);
         deliver(std::move(ev));
     }
-    if (eog || (stops_ && stops_->matched()) || (parser_ && parser_->state() == reasoning::State::ended))
+    observe_calls();
+    if (eog || (stops_ && stops_->matched()) || (parser_ && parser_->state() == reasoning::State::ended)) {
+        if (setup_.tool_phase && !(stops_ && stops_->matched()) && result_.tokens.size() < setup_.max_tokens &&
+            enter_tool_phase())
+            return;
         return finish("stop");
+    }
     if (setup_.stop_below && confidence_.window_full() && confidence_.current_group() < *setup_.stop_below)
         return finish("low_confidence");  // comparisons with NaN (no threshold yet) are false
     if (result_.tokens.size() >= setup_.max_tokens) return finish("length");
@@ -243,7 +274,7 @@ void Generation::finish(const std::string &reason) {
     }
     phase_ = Phase::done;
     const bool stopped = stops_ && stops_->matched();
-    if (!parent_ && !stopped && reason != "error") {
+    if (!parent_ && !stopped && reason != "error" && !round_closed_) {
         bool first = false;  // trailing text belongs to no token
         std::vector<reasoning::ChannelEvent> tail;
         const std::string rest = detok_ ? detok_->flush() : std::string();
@@ -267,7 +298,7 @@ void Generation::finish(const std::string &reason) {
         }
     }
     if (controller_) {
-        result_.usage = controller_->finish();
+        result_.usage = add_usage(usage_before_, controller_->finish());
     } else {
         result_.usage.answer_tokens = static_cast<int32_t>(result_.tokens.size());
     }
@@ -278,6 +309,81 @@ void Generation::finish(const std::string &reason) {
     done.finish_reason = reason;
     deliver(std::move(done));
     if (parent_) parent_->on_probe_done();
+}
+
+ThinkingUsage Generation::add_usage(const ThinkingUsage &a, const ThinkingUsage &b) {
+    ThinkingUsage u = b;
+    u.reasoning_tokens += a.reasoning_tokens;
+    u.answer_tokens += a.answer_tokens;
+    u.forced_tokens += a.forced_tokens;
+    u.cues += a.cues;
+    u.probes += a.probes;
+    u.probe_tokens += a.probe_tokens;
+    if (u.end == ReasoningEnd::none) u.end = a.end;
+    return u;
+}
+
+bool Generation::enter_tool_phase() {
+    // Close the round: what the detokenizer and parser still hold belongs to it (an atem
+    // call block is delivered here, its <|eot|> never being fed).
+    bool first = false;
+    std::vector<reasoning::ChannelEvent> tail = parser_ ? parser_->feed(detok_ ? detok_->flush() : std::string())
+                                                        : std::vector<reasoning::ChannelEvent>{};
+    if (parser_)
+        for (auto &e : parser_->finish()) tail.push_back(std::move(e));
+    emit_text(std::move(tail), -1, false, &first, 0.0f, {});
+    round_closed_ = true;
+    if (result_.tool_calls.empty() || !session_) return false;
+    try {
+        const std::string round_reasoning = result_.reasoning.substr(round_reasoning_at_);
+        const ToolPhase::Output out{result_.tool_calls, round_reasoning, result_.answer};
+        std::optional<ToolPhase::Round> next = setup_.tool_phase->next_round(
+            *session_, seq_, out, [this](GenerationEvent ev) {
+                if (ev.result) result_.tool_results.push_back(*ev.result);
+                deliver(std::move(ev));
+            });
+        if (!next) return false;
+        // The next round: the conversation now holds the calls and their results.
+        ++result_.tool_rounds;
+        if (parser_) result_.malformed = result_.malformed || parser_->malformed();
+        result_.tool_calls.clear();
+        result_.answer.clear();
+        round_reasoning_at_ = result_.reasoning.size();
+        // Usage counts every round's prompt: rows it held and rows actually evaluated.
+        result_.prompt_tokens += static_cast<int32_t>(next->prompt.ids.size());
+        result_.prompt_evaluated += static_cast<int32_t>(next->prompt.ids.size() - next->cached);
+        setup_.prompt = std::move(next->prompt);
+        setup_.cached = next->cached;
+        setup_.start = next->start;
+        setup_.format = std::move(next->format);
+        setup_.tools = std::move(next->tools);
+        prompt_at_ = setup_.cached;
+        pending_ = -1;
+        begin_round(next->start, std::move(next->calls));
+        phase_ = Phase::prefill;
+        return true;
+    } catch (const Error &e) {
+        fail(e.status(), e.what());
+        return true;
+    } catch (const std::exception &e) {
+        fail(MUSE_ERR_INTERNAL, std::string("tool phase: ") + e.what());
+        return true;
+    }
+}
+
+void Generation::begin_round(reasoning::State start, std::shared_ptr<const tools::CallPlan> calls) {
+    const Tokenizer &tok = *setup_.tokenizer;
+    detok_.emplace(tok, true);
+    parser_ = reasoning::make_channel_parser(*setup_.format, start, setup_.tools);
+    if (controller_) {
+        usage_before_ = add_usage(usage_before_, controller_->finish());
+        auto controller = std::make_unique<ThinkingController>(*setup_.format, start, *setup_.thinking, tok);
+        controller_ = controller.get();
+        chain_.set_controller(std::move(controller));
+    }
+    set_call_stage(std::move(calls));
+    round_closed_ = false;
+    observe_calls();
 }
 
 void Generation::fail(muse_status status, const std::string &message) {
@@ -315,6 +421,7 @@ void Generation::restore(const Snapshot &s) {
     pending_ = s.pending;
     chain_ = s.chain;
     controller_ = dynamic_cast<ThinkingController *>(chain_.controller());
+    call_stage_ = dynamic_cast<tools::CallStage *>(chain_.grammar());
     detok_.reset();
     if (s.detok) detok_.emplace(*s.detok);
     parser_ = s.parser ? s.parser->clone() : nullptr;

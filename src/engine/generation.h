@@ -20,6 +20,7 @@
 #include "sampling/stop-strings.h"
 #include "thinking/thinking-controller.h"
 #include "tokenizer/tokenizer.h"
+#include "tools/tool.h"
 
 #include <nlohmann/json.hpp>
 
@@ -38,6 +39,11 @@ class Generation;
 namespace grammar {
 class Grammar;
 }
+namespace tools {
+struct CallPlan;
+class CallStage;
+}
+class ToolPhase;
 
 // How a generation is set up.
 struct GenerationSetup {
@@ -78,10 +84,25 @@ struct GenerationSetup {
     // With reasoning channels (format/thinking) it constrains the answer only: reasoning,
     // framing and forced tokens are free (engine/grammar-gate.h).
     std::shared_ptr<const grammar::Grammar> grammar;
+    // Tool calls (tools/call-stage.h): the plan of the call grammars, applied lazily at the
+    // family's call trigger in the grammar slot (so not together with `grammar`). Needs `format`.
+    std::shared_ptr<const tools::CallPlan> calls;
+    // Tool rounds: when a response ends with calls, the generation enters its tool phase,
+    // which runs them and hands back the next round's prompt rows (tools/tool-loop.h).
+    std::shared_ptr<ToolPhase> tool_phase;
+};
+
+// A call the generation's tool phase ran, and its outcome as the model read it.
+struct ToolExchange {
+    reasoning::ToolCall call;
+    std::string content;
+    bool failed = false;
+    bool image = false;  // the outcome's image was appended to the conversation
+    int round = 0;       // 0: the first response of the turn
 };
 
 struct GenerationEvent {
-    enum class Kind { token, answer, reasoning, tool_call, done, error };
+    enum class Kind { token, answer, reasoning, tool_call, done, error, tool_result, artefact };
     Kind kind = Kind::token;
     int32_t token = -1;  // -1: text flushed at the end
     bool forced = false;
@@ -89,6 +110,8 @@ struct GenerationEvent {
     float logprob = 0.0f;
     std::vector<TokenLogprob> top;
     std::optional<reasoning::ToolCall> call;
+    std::optional<ToolExchange> result;          // tool_result
+    std::optional<tools::HostArtefact> artefact;  // artefact: for the host only (the tool named in text)
     std::string finish_reason;  // done: "stop", "length", "cancelled", "callback", "error"
 };
 
@@ -101,15 +124,43 @@ struct TokenLogprobs {
 struct GenerationResult {
     std::vector<int32_t> tokens;  // generated (forced ones included, end-of-generation included)
     std::string reasoning, answer, text;  // text: everything released, in order (raw generations)
-    std::vector<reasoning::ToolCall> tool_calls;
+    std::vector<reasoning::ToolCall> tool_calls;  // of the last round: the calls the turn ends with
+    std::vector<ToolExchange> tool_results;       // calls run by the tool phase, in order
+    int32_t tool_rounds = 0;                      // rounds run after the first response
     ThinkingUsage usage;
     std::vector<TokenLogprobs> logprobs;  // with n_logprobs > 0
-    int32_t prompt_tokens = 0;            // rows of the prompt
+    int32_t prompt_tokens = 0;            // rows of the prompt (with tool rounds: of every round's prompt)
     int32_t prompt_evaluated = 0;         // of those, the rows this generation evaluated (not cached)
     bool malformed = false;
     std::string finish_reason;  // empty while live
     std::string error;
     muse_status error_status = MUSE_OK;
+};
+
+// The tool phase of a chat generation (tools/tool-loop.h): between rounds, on the
+// scheduler's step, it runs the calls that closed and renders their results into the
+// conversation; the generation then prefills the returned rows and samples on.
+class ToolPhase {
+public:
+    virtual ~ToolPhase() = default;
+    struct Round {
+        MultimodalPrompt prompt;  // the whole extended conversation's rows
+        size_t cached = 0;        // leading rows the sequence still holds (prefix reuse)
+        reasoning::State start = reasoning::State::answer;
+        std::shared_ptr<const tools::CallPlan> calls;
+        reasoning::ReasoningFormat format;  // as the round reads calls (tool_choice may differ per round)
+        nlohmann::ordered_json tools;
+        std::string prompt_text;
+    };
+    struct Output {  // what the round that just ended said
+        const std::vector<reasoning::ToolCall> &calls;
+        const std::string &reasoning, &answer;
+    };
+    // Runs the round's calls (events through `deliver`: tool_result, artefact) and returns
+    // the next round, or nullopt when the turn ends here with the calls for the host (one
+    // has no callable, or max_tool_rounds was reached).
+    virtual std::optional<Round> next_round(Session &session, int seq, const Output &round,
+                                            const std::function<void(GenerationEvent)> &deliver) = 0;
 };
 
 class Generation {
@@ -158,6 +209,14 @@ private:
     void maybe_probe(int32_t token, bool forced);
     // Where the grammar (if any) applies to the next pick: the answer only (grammar-gate.h).
     GrammarGate::Phase grammar_phase() const;
+    // The response ended with calls: run them (tool phase) and set up the next round.
+    // False when the turn ends here instead.
+    bool enter_tool_phase();
+    // Sets up the per-round state (parser, controller, call stage) for a response starting at `start`.
+    void begin_round(reasoning::State start, std::shared_ptr<const tools::CallPlan> calls);
+    void observe_calls();
+    void set_call_stage(std::shared_ptr<const tools::CallPlan> calls);
+    static ThinkingUsage add_usage(const ThinkingUsage &a, const ThinkingUsage &b);
 
     Session *session_;  // nullptr once the session is gone (a host freed it first)
     int seq_;
@@ -170,6 +229,10 @@ private:
     std::vector<float> held_logits_;  // a held follower's first logits
     SamplerChain chain_;
     ThinkingController *controller_ = nullptr;  // inside chain_
+    tools::CallStage *call_stage_ = nullptr;     // inside chain_ (grammar slot) when tools are offered
+    ThinkingUsage usage_before_;                 // of the rounds before the current one
+    size_t round_reasoning_at_ = 0;              // where this round's reasoning starts in result_.reasoning
+    bool round_closed_ = false;                  // the parser of this round was flushed and finished
     std::optional<StreamingDetokenizer> detok_;
     std::unique_ptr<reasoning::ChannelParser> parser_;
     std::optional<StopMatcher> stops_;

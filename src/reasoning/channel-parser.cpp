@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "reasoning/atem-parser.h"
+#include "reasoning/json-call-parser.h"
 #include "reasoning/tag-parser.h"
 
 namespace muse::reasoning {
@@ -53,6 +54,9 @@ std::unique_ptr<ChannelParser> make_channel_parser(const ReasoningFormat &format
         (start == State::reasoning && !has_think))
         fail(MUSE_ERR_INVALID_ARGUMENT, "channel parser: a ", to_string(format.kind),
              " response cannot start in state '", to_string(start), "'");
+    const bool offered = tools.is_array() && !tools.empty();
+    if (format.json_tool_calls && offered && format.kind == FormatKind::plain && start != State::reasoning)
+        return std::unique_ptr<ChannelParser>(new JsonCallParser(format, start));
     return std::unique_ptr<ChannelParser>(new TagParser(format, start));
 }
 

@@ -200,9 +200,15 @@ ReasoningFormat detect_format(std::string_view arch, std::string_view tpl, const
     if (contains(tpl, "<tool_call>") && contains(tpl, "</tool_call>")) {
         f.tool_call_open = "<tool_call>";
         f.tool_call_close = "</tool_call>";
+    } else if (contains(tpl, "\"parameters\": ")) {
+        // Llama 3.x: '{"name": "' + name + '", "parameters": ' + arguments | tojson + '}'.
+        f.json_tool_calls = true;
+        if (contains(tpl, "<|python_tag|>")) f.python_tag = "<|python_tag|>";
     }
     for (std::string_view e : kEndOfTurnCandidates)
         if (contains(tpl, e) || (tpl.empty() && single(e))) f.end_of_turn.emplace_back(e);
+    // Llama 3.1 ends a turn that expects a tool result with <|eom_id|>.
+    if (f.json_tool_calls && contains(tpl, "<|eom_id|>")) f.end_of_turn.emplace_back("<|eom_id|>");
     f.enable_thinking = contains(tpl, "enable_thinking");
     if (contains(tpl, "reasoning_effort") || contains(tpl, "reasoning_strength"))
         f.effort_variables = {"reasoning_effort", "reasoning_strength"};

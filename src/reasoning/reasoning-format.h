@@ -18,7 +18,8 @@
 //   think_tags  Qwen3, QwQ, DeepSeek-R1 distills, SmolLM3, ...: reasoning inside
 //               `<think>…</think>` at the start of the response, the rest is the answer;
 //               Hermes-style `<tool_call>{json}</tool_call>` blocks when the template uses them.
-//   plain       everything is answer (plus Hermes tool calls when the template uses them).
+//   plain       everything is answer (plus Hermes tool calls when the template uses them,
+//               or Llama 3.x bare JSON calls).
 //
 // Detection (detect_format), first rule that matches:
 //   1. an explicit override kind;
@@ -90,6 +91,12 @@ struct ReasoningFormat {
     // Hermes-style tool calls (`<tool_call>{"name": ..., "arguments": {...}}</tool_call>`),
     // set when the template writes both tags; empty otherwise. Unused by atem.
     std::string tool_call_open, tool_call_close;
+
+    // Llama 3.x tool calls: the answer is bare JSON objects `{"name": ..., "parameters":
+    // {...}}`, optionally after `python_tag` ("<|python_tag|>"). Set when the template
+    // renders calls that way (and has no Hermes tags); parsed only when tools are offered.
+    bool json_tool_calls = false;
+    std::string python_tag;
 
     // Strings that end the turn when they appear in the output (the template's own, e.g.
     // "<|im_end|>"; atem "<|eot|>"). Hosts normally stop on the end-of-generation token

@@ -6,6 +6,7 @@ list(APPEND MUSE_SOURCES
   reasoning/atem-header.cpp
   reasoning/atem-parser.cpp
   reasoning/tag-parser.cpp
+  reasoning/json-call-parser.cpp
   reasoning/text-scan.cpp
   reasoning/tool-call-parse.cpp
 )

@@ -63,7 +63,7 @@ ThinkingController::ThinkingController(const reasoning::ReasoningFormat &format,
 
     const bool direct = options_.mode == ThinkingMode::off || options_.budget == 0;
     const std::string prefix = reasoning::forced_prefix(format_, start, direct ? ThinkingMode::off : options_.mode);
-    queue(tokenize(prefix, true), true);
+    if (!direct || options_.force_answer_start) queue(tokenize(prefix, true), true);
     if (direct && format_.kind != reasoning::FormatKind::plain) usage_.end = ReasoningEnd::forced_off;
 }
 

@@ -66,6 +66,10 @@ struct ThinkingOptions {
     // answer header is forced instead of letting the model write one; a header at the
     // response start (automatic mode) may only become the reasoning or the answer header.
     bool answer_required = false;
+    // Mode off / budget 0 force the answer open at the start. false: the start is left to
+    // the model (an atem turn that offers tools may open with a call, which the answer
+    // header would rule out); reasoning it opens is still closed at once.
+    bool force_answer_start = true;
 };
 
 // Default budgets of the effort presets (when no explicit budget is given).

@@ -267,6 +267,12 @@ class TokenEvent(ctypes.Structure):
         ("tool_name", ctypes.c_char_p),
         ("tool_arguments", ctypes.c_char_p),
         ("agent", ctypes.c_int32),
+        # ABI 5: tool rounds
+        ("tool_failed", ctypes.c_int32),
+        ("artefact_data", ctypes.c_void_p),
+        ("artefact_size", ctypes.c_size_t),
+        ("artefact_mime", ctypes.c_char_p),
+        ("artefact_kind", ctypes.c_char_p),
     ]
 
 
@@ -345,6 +351,42 @@ class ChatParams(ctypes.Structure):
         ("images", ctypes.POINTER(ctypes.c_void_p)),
         ("n_images", ctypes.c_size_t),
         ("response_format_json", ctypes.c_char_p),  # ABI 5
+        # ABI 5: tool calling (muse.tools)
+        ("host_tools", ctypes.c_void_p),
+        ("n_host_tools", ctypes.c_size_t),
+        ("tool_choice", ctypes.c_char_p),
+        ("parallel_tool_calls", ctypes.c_int32),
+        ("max_tool_rounds", ctypes.c_int32),
+        ("builtin_tools", ctypes.POINTER(ctypes.c_char_p)),
+        ("n_builtin_tools", ctypes.c_size_t),
+    ]
+
+
+# ---- tools (ABI 5)
+class ToolResult(ctypes.Structure):
+    """struct muse_tool_result"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("content", ctypes.c_char_p),
+        ("content_len", ctypes.c_size_t),
+        ("failed", ctypes.c_int32),
+        ("image", ctypes.c_void_p),
+        ("impl", ctypes.c_void_p),
+    ]
+
+
+# typedef muse_status (*muse_tool_fn)(const char *name, const char *arguments_json, void *user_data,
+#     muse_tool_result *result);
+TOOL_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p,
+                           ctypes.POINTER(ToolResult))
+
+
+class Tool(ctypes.Structure):
+    """struct muse_tool"""
+    _fields_ = [
+        ("declaration_json", ctypes.c_char_p),
+        ("fn", TOOL_FN),
+        ("user_data", ctypes.c_void_p),
     ]
 
 
@@ -366,6 +408,10 @@ _declare("muse_model_image_tokens", ST, M, ctypes.c_void_p, ctypes.POINTER(ctype
 #     int64_t *out_n_rows, int64_t *out_n_embd);
 _declare("muse_model_encode_image", ST, M, ctypes.c_void_p, ctypes.POINTER(ctypes.c_float), ctypes.c_size_t,
          ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int64))
+
+_declare("muse_tool_result_set_content", ST, ctypes.POINTER(ToolResult), ctypes.c_char_p, ctypes.c_size_t)
+_declare("muse_tool_result_set_error", ST, ctypes.POINTER(ToolResult), ctypes.c_char_p)
+_declare("muse_tool_result_set_image", ST, ctypes.POINTER(ToolResult), ctypes.c_void_p)
 
 # void muse_chat_params_init(muse_chat_params *params);
 _declare("muse_chat_params_init", None, ctypes.POINTER(ChatParams))
@@ -444,6 +490,7 @@ G = ctypes.c_void_p  # muse_generation *
 
 # muse_event_kind
 EVENT_TOKEN, EVENT_ANSWER, EVENT_REASONING, EVENT_TOOL_CALL, EVENT_DONE, EVENT_ERROR, EVENT_AGENT_DONE = range(7)
+EVENT_TOOL_RESULT, EVENT_ARTEFACT = 7, 8  # ABI 5
 
 
 class Event(ctypes.Structure):
@@ -464,6 +511,12 @@ class Event(ctypes.Structure):
         ("tool_name", ctypes.c_char_p),
         ("tool_arguments", ctypes.c_char_p),
         ("finish_reason", ctypes.c_char_p),
+        # ABI 5: tool rounds
+        ("tool_failed", ctypes.c_int32),
+        ("artefact_data", ctypes.c_void_p),
+        ("artefact_size", ctypes.c_size_t),
+        ("artefact_mime", ctypes.c_char_p),
+        ("artefact_kind", ctypes.c_char_p),
     ]
 
 

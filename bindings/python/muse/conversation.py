@@ -39,6 +39,10 @@ class Response:
     # own turn is in `agents`; aggregate = {"method", "agreement", "tally": [[answer, weight]], ...}.
     agents: List["Agent"] = field(default_factory=list)
     aggregate: Dict[str, Any] = field(default_factory=dict)
+    # Tool rounds (tools the library called): {"name", "arguments", "content", "failed", "image",
+    # "round"} per call, and how many rounds ran after the first response.
+    tool_results: List[Dict[str, Any]] = field(default_factory=list)
+    tool_rounds: int = 0
 
 
 @dataclass
@@ -253,7 +257,7 @@ def _n_logprobs(n_logprobs, logprobs) -> int:
 
 def _params(session, *, thinking, thinking_budget, min_thinking_tokens, effort, wrap_up, continue_cue, tools,
             variables, template, reuse_prefix, max_tokens, seed, sampling, early_exit=None, stop=(), n_logprobs=0,
-            contemplate=None):
+            contemplate=None, tool_choice=None, parallel_tool_calls=True, max_tool_rounds=4, builtin_tools=None):
     if thinking not in _MODES:
         raise ValueError(f"thinking must be one of {sorted(_MODES)}, not {thinking!r}")
     gp, (p, keep) = _generate_params(session, max_tokens=max_tokens, seed=seed, sampling=sampling, stop=stop,
@@ -262,9 +266,17 @@ def _params(session, *, thinking, thinking_budget, min_thinking_tokens, effort, 
                                      continue_cue=continue_cue, early_exit=early_exit, contemplate=contemplate)
     cp = _ffi.ChatParams()
     lib.muse_chat_params_init(ctypes.byref(cp))
-    if tools is not None:
+    # ---- tools: callables become host tools the library calls (muse.tools); a list of
+    # declaration dicts only is passed as the tools JSON, as before.
+    from .tools import apply_tools
+    if tools is not None and any(not isinstance(t, dict) and not callable(t) for t in tools):
+        raise TypeError("tools must be callables or OpenAI declaration dicts")
+    callable_tools = tools is not None and any(callable(t) and not isinstance(t, dict) for t in tools)
+    if tools is not None and not callable_tools:
         keep.append(json.dumps(tools, ensure_ascii=False).encode())
         cp.tools_json = keep[-1]
+    apply_tools(cp, keep, tools if callable_tools else None, tool_choice, parallel_tool_calls, max_tool_rounds,
+                builtin_tools)
     if variables:
         keep.append(json.dumps(variables, ensure_ascii=False).encode())
         cp.variables_json = keep[-1]
@@ -325,7 +337,8 @@ def _response_of(d: Dict[str, Any]) -> Response:
     return Response(reasoning=d["reasoning"], answer=d["answer"], tool_calls=d["tool_calls"], usage=d["usage"],
                     finish_reason=d["finish_reason"], malformed=d["malformed"], tokens=d.get("tokens", []),
                     logprobs=d.get("logprobs", []), agents=[_agent(a) for a in d.get("agents", [])],
-                    aggregate=d.get("aggregate", {}))
+                    aggregate=d.get("aggregate", {}), tool_results=d.get("tool_results", []),
+                    tool_rounds=int(d.get("tool_rounds", 0)))
 
 
 def _response(text: str) -> Response:
@@ -333,10 +346,12 @@ def _response(text: str) -> Response:
 
 
 _CHAT_NAMES = ("thinking", "thinking_budget", "min_thinking_tokens", "effort", "wrap_up", "continue_cue", "tools",
-               "variables", "template", "reuse_prefix", "max_tokens", "seed", "early_exit", "stop")
+               "variables", "template", "reuse_prefix", "max_tokens", "seed", "early_exit", "stop",
+               "tool_choice", "parallel_tool_calls", "max_tool_rounds", "builtin_tools")
 _CHAT_DEFAULTS = dict(thinking="auto", thinking_budget=None, min_thinking_tokens=0, effort=None, wrap_up=None,
                       continue_cue=None, tools=None, variables=None, template=None, reuse_prefix=True,
-                      max_tokens=1024, seed=None, early_exit=None, stop=())
+                      max_tokens=1024, seed=None, early_exit=None, stop=(),
+                      tool_choice=None, parallel_tool_calls=True, max_tool_rounds=4, builtin_tools=None)
 
 
 def _chat_setup(session, messages, kwargs):
@@ -385,7 +400,8 @@ class ChatMixin:
              confidence_top_k: Optional[int] = None, trace_score: str = "lowest", tail_tokens: Optional[int] = None,
              keep_top: Optional[float] = None, stop_threshold: Optional[float] = None,
              warmup_agents: Optional[int] = None, stop_percentile: Optional[float] = None,
-             synthesize_reasoning: bool = False, normalize=None, **sampling) -> Response:
+             synthesize_reasoning: bool = False, normalize=None, tool_choice=None, parallel_tool_calls: bool = True,
+             max_tool_rounds: int = 4, builtin_tools=None, **sampling) -> Response:
         """One assistant turn for `messages` (OpenAI chat format), rendered with the model's chat
         template. thinking: "auto" (the model decides), "on", "off" (no reasoning token at all);
         thinking_budget: reasoning tokens before a wrap-up and the answer are forced;
@@ -418,7 +434,15 @@ class ChatMixin:
 
         Constrained answer: response_format (OpenAI's: {"type": "text" | "json_object"} or
         {"type": "json_schema", "json_schema": {"name", "schema", "strict"}}, a dict or JSON text)
-        or grammar (a muse.Grammar), not both. The reasoning is never constrained."""
+        or grammar (a muse.Grammar), not both. The reasoning is never constrained.
+
+
+        Tools: tools=[callable or OpenAI declaration dict, ...]. Callables are called by the
+        library between rounds (declarations derived from type hints and docstrings, see
+        muse.tools) until the model answers or max_tool_rounds rounds ran; calls of
+        declaration-only tools end the turn in Response.tool_calls. tool_choice: "auto",
+        "none", "required" or a function name; parallel_tool_calls=False: one call per
+        response. Response.tool_results lists the calls that ran."""
         seq_id, messages_json, gp, cp, keep = _chat_setup(self, messages, dict(
             thinking=thinking, thinking_budget=thinking_budget, min_thinking_tokens=min_thinking_tokens,
             effort=effort, wrap_up=wrap_up, continue_cue=continue_cue, tools=tools, variables=variables,
@@ -429,7 +453,8 @@ class ChatMixin:
             confidence_window=confidence_window, confidence_top_k=confidence_top_k, trace_score=trace_score,
             tail_tokens=tail_tokens, keep_top=keep_top, stop_threshold=stop_threshold, warmup_agents=warmup_agents,
             stop_percentile=stop_percentile, synthesize_reasoning=synthesize_reasoning, normalize=normalize,
-            **sampling))
+            tool_choice=tool_choice, parallel_tool_calls=parallel_tool_calls, max_tool_rounds=max_tool_rounds,
+            builtin_tools=builtin_tools, **sampling))
         # muse_session_chat's JSON has no logprobs: they are collected from the stream (per agent)
         collected: Dict[int, Tuple[List[int], List[Dict[str, Any]]]] = {}
         cb = _ffi.TOKEN_CB(0)
@@ -476,7 +501,9 @@ class ChatMixin:
 
     def chat_stream(self, messages, **kwargs) -> Iterator[Tuple[Any, ...]]:
         """Like chat(), yielding (channel, text) as the turn streams: channel is "reasoning" or
-        "answer"; tool calls come whole as ("tool_call", {"name": ..., "arguments": {...}}).
+        "answer"; tool calls come whole as ("tool_call", {"name": ..., "arguments": {...}}); calls the
+        library ran as ("tool_result", {"name", "arguments", "failed", "content"}) and files tools
+        made for the host as ("artefact", {"name", "kind", "mime", "data"}).
         With agents > 1 it yields (agent, channel, text) triples instead: agent 0..agents-1 for
         the agents' own text, agents for the synthesis pass, -1 for the aggregate answer.
         The final Response is in self.last_response afterwards. Events are pulled from a
@@ -488,6 +515,10 @@ class ChatMixin:
             for ev, data in g._raw_events():
                 if ev.kind == "tool_call":
                     yield (ev.agent, "tool_call", ev.tool) if contemplating else ("tool_call", ev.tool)
+                elif ev.kind == "tool_result":  # a call the library ran: its result as the model reads it
+                    yield ("tool_result", dict(ev.tool, content=ev.text))
+                elif ev.kind == "artefact":
+                    yield ("artefact", ev.tool)
                 elif ev.kind == "error":
                     from .generation import _error_from_message
                     error = _error_from_message(ev.text)

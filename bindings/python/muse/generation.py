@@ -24,7 +24,8 @@ from .errors import Error, check
 
 _KINDS = {_ffi.EVENT_TOKEN: "token", _ffi.EVENT_ANSWER: "answer", _ffi.EVENT_REASONING: "reasoning",
           _ffi.EVENT_TOOL_CALL: "tool_call", _ffi.EVENT_DONE: "done", _ffi.EVENT_ERROR: "error",
-          _ffi.EVENT_AGENT_DONE: "agent_done"}
+          _ffi.EVENT_AGENT_DONE: "agent_done", _ffi.EVENT_TOOL_RESULT: "tool_result",
+          _ffi.EVENT_ARTEFACT: "artefact"}
 
 
 class Batch(Handle):
@@ -63,7 +64,9 @@ class Batch(Handle):
 
 class Event(NamedTuple):
     """One event of a generation. kind: "token" (no text released), "answer", "reasoning",
-    "tool_call" (tool = {"name", "arguments"}), "done" (finish_reason: stop | length |
+    "tool_call" (tool = {"name", "arguments"}), "tool_result" (a call the library ran: tool =
+    {"name", "arguments", "failed"}, text = its result), "artefact" (tool = {"name", "kind",
+    "mime", "data"}: a file a tool made for the host), "done" (finish_reason: stop | length |
     cancelled | error) or "error" (text: the message). top: [(token, logprob)], best first.
     Contemplating mode: agent is the agent the event comes from (agents: the synthesis pass;
     -1: the aggregate answer and the final "done"); "agent_done" (finish_reason: also
@@ -134,13 +137,20 @@ class Generation(Handle):
         data = ctypes.string_at(ev.text, ev.text_len) if ev.text_len else b""
         top = [(int(ev.top_tokens[i]), float(ev.top_logprobs[i])) for i in range(ev.n_top)]
         tool = None
-        if ev.kind == _ffi.EVENT_TOOL_CALL:
+        if ev.kind in (_ffi.EVENT_TOOL_CALL, _ffi.EVENT_TOOL_RESULT):
             args = ev.tool_arguments.decode("utf-8", "replace") if ev.tool_arguments else "{}"
             try:
                 parsed = json.loads(args)
             except ValueError:
                 parsed = args
             tool = {"name": ev.tool_name.decode("utf-8", "replace") if ev.tool_name else "", "arguments": parsed}
+            if ev.kind == _ffi.EVENT_TOOL_RESULT:  # text is the result the model reads
+                tool["failed"] = bool(ev.tool_failed)
+        elif ev.kind == _ffi.EVENT_ARTEFACT:
+            tool = {"name": ev.tool_name.decode("utf-8", "replace") if ev.tool_name else "",
+                    "kind": ev.artefact_kind.decode() if ev.artefact_kind else "",
+                    "mime": ev.artefact_mime.decode() if ev.artefact_mime else "",
+                    "data": ctypes.string_at(ev.artefact_data, ev.artefact_size) if ev.artefact_size else b""}
         finish = ev.finish_reason.decode() if ev.finish_reason else None
         event = Event(_KINDS.get(ev.kind, "error"), int(ev.seq_id), int(ev.agent), int(ev.token), bool(ev.forced),
                       data.decode("utf-8", "replace"), float(ev.logprob), top, tool, finish)
