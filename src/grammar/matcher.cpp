@@ -116,11 +116,25 @@ int32_t Automaton::compute(int32_t state, uint8_t byte) {
     visited_.clear();
     // states_ may reallocate while expanding; iterate over a copy of the ids.
     const std::vector<int32_t> stacks = states_[state];
+    // `same`: the bytes that exactly the same stacks take as `byte` does. They all
+    // lead to the same state, so one expansion fills their transitions too (a
+    // string's state has a handful of such classes, not 256 bytes to expand).
+    ByteSet same;
+    for (auto &w : same.w) w = ~uint64_t(0);
     for (int32_t id : stacks) {
         const Node n = nodes_[id];
-        if (sets[elem_arg(elems[n.pos])].test(byte)) expand(n.pos + 1, n.parent, accepting, too_deep);
+        const ByteSet &set = sets[elem_arg(elems[n.pos])];
+        const bool takes = set.test(byte);
+        for (int i = 0; i < 4; ++i) same.w[i] &= takes ? set.w[i] : ~set.w[i];
+        if (takes) expand(n.pos + 1, n.parent, accepting, too_deep);
     }
-    return intern_state(out_, accepting, too_deep);
+    const int32_t t = intern_state(out_, accepting, too_deep);
+    if (t != kTooMany) {  // the state bound may lift for another byte's target: not shared
+        const size_t row = static_cast<size_t>(state) * 256;
+        for (int i = 0; i < 4; ++i)
+            for (uint64_t w = same.w[i]; w; w &= w - 1) trans_[row + i * 64 + std::countr_zero(w)] = t;
+    }
+    return t;
 }
 
 std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, const TokenTrie &trie) {
@@ -137,24 +151,20 @@ std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, cons
         mask_bytes_ = 0;
     }
     std::vector<uint64_t> bits(words, 0);
+    ++stats_.computed;
     if (can_continue(state)) {
-        const auto &nodes = trie.nodes();
-        const auto &toks = trie.tokens();
-        walk_.assign(trie.max_depth() + 1, kDead);
-        walk_[0] = state;
-        const auto n = static_cast<uint32_t>(nodes.size());
-        for (uint32_t i = 1; i < n;) {
-            const TokenTrie::Node &node = nodes[i];
-            const int32_t s = step(walk_[node.depth - 1], node.byte);
-            if (s < kFirstLive) {
-                i = node.end;  // the prefix is rejected: skip every token under it
-                continue;
+        const TokenTrie::Layout *rest = &trie.all();
+        if (limits_.use_slices) {
+            for (const auto &slice : trie.slices()) {
+                if (slice.n_tokens > 0 && survives(state, slice)) {
+                    bits = slice.bits;
+                    rest = &slice.rest;
+                    ++stats_.sliced;
+                    break;
+                }
             }
-            walk_[node.depth] = s;
-            for (uint32_t k = node.tok_begin; k < node.tok_end; ++k)
-                bits[toks[k] >> 6] |= uint64_t(1) << (toks[k] & 63);
-            ++i;
         }
+        walk(state, *rest, bits);
     }
     if (accepting(state))
         for (int32_t id : trie.eog()) bits[id >> 6] |= uint64_t(1) << (id & 63);
@@ -162,6 +172,60 @@ std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, cons
     auto m = std::make_shared<const std::vector<uint64_t>>(std::move(bits));
     masks_.emplace(state, m);
     return m;
+}
+
+// Sets the bits of the tokens of `trie` that the automaton takes from `state`.
+void Automaton::walk(int32_t state, const TokenTrie::Layout &trie, std::vector<uint64_t> &bits) {
+    const auto &nodes = trie.nodes;
+    const auto &toks = trie.tokens;
+    walk_.assign(trie.max_depth + 1, kDead);
+    walk_[0] = state;
+    const auto n = static_cast<uint32_t>(nodes.size());
+    size_t visited = 0;
+    for (uint32_t i = 1; i < n;) {
+        const TokenTrie::Node &node = nodes[i];
+        const int32_t s = step(walk_[node.depth - 1], node.byte);
+        ++visited;
+        if (s < kFirstLive) {
+            i = node.end;  // the prefix is rejected: skip every token under it
+            continue;
+        }
+        walk_[node.depth] = s;
+        for (uint32_t k = node.tok_begin; k < node.tok_end; ++k) bits[toks[k] >> 6] |= uint64_t(1) << (toks[k] & 63);
+        ++i;
+    }
+    stats_.nodes_walked += visited;
+}
+
+// Whether every byte string the slice's DFA takes keeps the automaton alive from
+// `state`: then every token of the slice is allowed there, exactly. A search over
+// the pairs (automaton state, DFA state) reachable together; in a free string
+// they are the string's state and the few states inside a UTF-8 character. Given
+// up (the caller walks the whole trie) past a few dozen pairs: a counted string,
+// e.g., has a new state per character and ends where the slice does not.
+bool Automaton::survives(int32_t state, const TokenTrie::Slice &slice) {
+    constexpr size_t kMaxPairs = 48;
+    auto key = [](int32_t s, uint8_t q) { return (uint64_t(static_cast<uint32_t>(s)) << 8) | q; };
+    pairs_.assign(1, key(state, 0));
+    pending_.assign(1, key(state, 0));
+    while (!pending_.empty()) {
+        const uint64_t k = pending_.back();
+        pending_.pop_back();
+        const auto s = static_cast<int32_t>(k >> 8);
+        const auto &row = slice.dfa[k & 0xFF];
+        for (unsigned b = 0; b < 256; ++b) {
+            const uint8_t q = row[b];
+            if (q == TokenTrie::kNoState) continue;
+            const int32_t t = step(s, static_cast<uint8_t>(b));
+            if (t < kFirstLive || !has_stacks_[t]) return false;  // a slice token dies (or cannot go on)
+            const uint64_t nk = key(t, q);
+            if (std::find(pairs_.begin(), pairs_.end(), nk) != pairs_.end()) continue;
+            if (pairs_.size() >= kMaxPairs) return false;
+            pairs_.push_back(nk);
+            pending_.push_back(nk);
+        }
+    }
+    return true;
 }
 
 Matcher::Matcher(std::shared_ptr<Automaton> automaton) : a_(std::move(automaton)) { reset(); }

@@ -30,6 +30,16 @@ struct MatcherLimits {
     size_t max_stack_depth = 4096;  // nesting (e.g. JSON arrays in arrays) deeper than this fails
     size_t max_states = 100000;     // distinct parser states cached per grammar
     size_t max_mask_cache_bytes = size_t(256) << 20;
+    // Token masks use the trie's slices where they provably apply (off: always
+    // walk the whole trie; the tests compare the two).
+    bool use_slices = true;
+};
+
+// What mask computations cost so far (for tests and benchmarks).
+struct MaskStats {
+    size_t computed = 0;      // masks computed (not served from the cache)
+    size_t sliced = 0;        // of which a slice's bitset plus its rest trie
+    size_t nodes_walked = 0;  // trie nodes stepped through
 };
 
 // The lazily built automaton of one grammar, shared by its matchers (guarded by
@@ -63,6 +73,10 @@ public:
 
     // The mask of a state for a trie (bit per token id), cached per state.
     std::shared_ptr<const std::vector<uint64_t>> mask(int32_t state, const TokenTrie &trie);
+    MaskStats mask_stats() const {
+        std::lock_guard lock(mu_);
+        return stats_;
+    }
 
 private:
     struct Node {
@@ -71,6 +85,8 @@ private:
         uint32_t depth;
     };
     int32_t compute(int32_t state, uint8_t byte);
+    bool survives(int32_t state, const TokenTrie::Slice &slice);
+    void walk(int32_t state, const TokenTrie::Layout &trie, std::vector<uint64_t> &bits);
     int32_t intern_node(uint32_t pos, int32_t parent, bool &too_deep);
     int32_t intern_state(std::vector<int32_t> &stacks, bool accepting, bool too_deep);
     void expand(uint32_t pos, int32_t parent, bool &accepting, bool &too_deep);
@@ -97,6 +113,8 @@ private:
     std::unordered_map<int32_t, std::shared_ptr<const std::vector<uint64_t>>> masks_;
     size_t mask_bytes_ = 0;
     std::vector<int32_t> walk_;
+    std::vector<uint64_t> pairs_, pending_;  // scratch for survives()
+    MaskStats stats_;
 };
 
 // One position in a grammar: accepts bytes or tokens, rolls back, computes masks.
@@ -118,6 +136,7 @@ public:
     size_t n_accepted() const { return history_.size() - 1; }
     void reset();
     const std::string &error() const { return error_; }
+    MaskStats mask_stats() const { return a_->mask_stats(); }
 
     // Bit per token id: the tokens the grammar allows next (EOG ones only when complete).
     std::shared_ptr<const std::vector<uint64_t>> mask(const TokenTrie &trie);
