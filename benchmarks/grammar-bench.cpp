@@ -155,7 +155,7 @@ int main(int argc, char **argv) {
                 r["compile_us"] = us_since(tc);
                 r["compiled"] = false;
                 r["error"] = e.what();
-                std::cout << r.dump() << "\n";
+                std::cout << r.dump() << std::endl;
                 continue;
             }
             r["compile_us"] = us_since(tc);
@@ -203,7 +203,7 @@ int main(int argc, char **argv) {
                 r["masks_sliced"] = st.sliced;
                 r["nodes_walked"] = st.nodes_walked;
             }
-            std::cout << r.dump() << "\n";
+            std::cout << r.dump() << std::endl;
         }
     } catch (const std::exception &e) {
         std::fprintf(stderr, "grammar-bench: %s\n", e.what());

@@ -37,10 +37,48 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("MUSE_SHARED_DIR", os.path.join(ROOT, "..", "shared"))
 
 
+# The qwen2 pre-tokenizer split (the GGUF names it by "tokenizer.ggml.pre").
+QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+               r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def hf_tokenizer_json(path):
+    """A Hugging Face tokenizer.json for a qwen2 GGUF vocabulary (byte-level BPE:
+    tokens, merges, control tokens as special added tokens). llguidance loads it
+    into the tokenizers library, so where it tokenizes text itself (forced bytes)
+    it tokenizes as the model's real tokenizer does, as it would in production."""
+    import gguf
+
+    r = gguf.GGUFReader(path)
+
+    def arr(name):
+        f = r.fields[name]
+        return [f.parts[i] for i in f.data]
+
+    pre = bytes(r.fields["tokenizer.ggml.pre"].parts[-1]).decode()
+    if pre != "qwen2":
+        sys.exit(f"{path}: pre-tokenizer {pre!r}; this driver knows qwen2's split only")
+    toks = [bytes(x).decode() for x in arr("tokenizer.ggml.tokens")]
+    types = [int(x[0]) for x in arr("tokenizer.ggml.token_type")]
+    merges = [bytes(x).decode() for x in arr("tokenizer.ggml.merges")]
+    special = {3, 4}  # control, user-defined
+    bl = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
+    added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
+              "special": True} for i, t in enumerate(toks) if types[i] in special]
+    return json.dumps({
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": None,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": QWEN2_SPLIT}, "behavior": "Isolated", "invert": False}, bl]},
+        "post_processor": bl, "decoder": bl,
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "",
+                  "end_of_word_suffix": "", "fuse_unk": False, "byte_fallback": False,
+                  "vocab": {t: i for i, t in enumerate(toks) if types[i] not in special}, "merges": merges}})
+
+
 class _Tok:
     """What llguidance.TokenizerWrapper needs: token bytes, EOS, special ids, and a
-    tokenize function (greedy longest match: only llguidance's own helpers use it;
-    the benchmark passes token ids from muse's tokenizer)."""
+    tokenize function (greedy longest match; used for the byte-level vocabulary of
+    the pass checks, where it is exact)."""
 
     def __init__(self, tokens, eos, special):
         self.tokens = tokens
@@ -103,11 +141,14 @@ def run_muse(bench, vocab, schemas, limit, slices, tmp):
     return v, lines[0], {r["file"]: r for r in lines[1:]}
 
 
-def run_llguidance(v, schemas, files, muse):
+def run_llguidance(v, vocab, schemas, files, muse):
     tokens = [bytes.fromhex(h) for h in v["pieces"]]
-    special = v["special"]
-    tok = llguidance.LLTokenizer(llguidance.TokenizerWrapper(_Tok(tokens, v["eos"], special)),
-                                 eos_token=v["eog"])
+    tok = llguidance.LLTokenizer(hf_tokenizer_json(vocab), eos_token=v["eog"])
+    # Same vocabulary and same tokenization as muse, checked.
+    special = set(v["special"])
+    bad_pieces = sum(1 for i, t in enumerate(tokens) if i not in special and tok.decode_bytes([i]) != t)
+    bad_tok = sum(1 for f in files if muse[f].get("tokens") is not None
+                  and tok.tokenize_str(muse[f]["text"]) != muse[f]["tokens"])
     byte_tok = llguidance.LLTokenizer(
         llguidance.TokenizerWrapper(_Tok([bytes([i]) for i in range(256)] + [b"\xff<eos>"], 256, [256])))
     n_vocab = len(tokens)
@@ -161,7 +202,7 @@ def run_llguidance(v, schemas, files, muse):
                 break
         r["passed"] = passed
         res[name] = r
-    return res
+    return res, bad_pieces, bad_tok
 
 
 def fmt_row(label, a, b, unit=""):
@@ -190,7 +231,7 @@ def main():
         t_muse = time.time() - t0
     files = sorted(muse)
     t0 = time.time()
-    llg = run_llguidance(v, args.schemas, files, muse)
+    llg, bad_pieces, bad_tok = run_llguidance(v, args.vocab, args.schemas, files, muse)
     t_llg = time.time() - t0
 
     common = [f for f in files if muse[f].get("walk_ok") and llg[f].get("walk_ok")]
@@ -210,6 +251,8 @@ def main():
     print(f"{len(files)} schemas; walks both engines completed: {len(common)} schemas, {mm['n'] if mm else 0:,} masks "
           f"each (muse walked {sum(1 for f in files if muse[f].get('walk_ok'))}, "
           f"llguidance {sum(1 for f in files if llg[f].get('walk_ok'))} of those)")
+    print(f"vocabulary check: {bad_pieces} token pieces differ between the engines; {bad_tok} walk texts "
+          f"tokenize differently (muse's tokenizer vs llguidance's tokenizers-library one)")
     print()
     print("| | muse | llguidance | muse / llguidance |")
     print("| --- | ---: | ---: | ---: |")

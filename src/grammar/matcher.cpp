@@ -21,13 +21,20 @@ Automaton::Automaton(std::shared_ptr<const Rules> rules, MatcherLimits limits)
         states_.push_back({});
         accepting_.push_back(false);
         has_stacks_.push_back(false);
-        trans_.insert(trans_.end(), 256, s);
+        add_row(s);
     }
     bool accepting = false, too_deep = false;
     out_.clear();
     visited_.clear();
     for (uint32_t a : rules_->alt_starts[rules_->root]) expand(a, -1, accepting, too_deep);
     initial_ = intern_state(out_, accepting, too_deep);
+}
+
+// The row of the state just appended to states_.
+void Automaton::add_row(int32_t fill) {
+    const size_t id = states_.size() - 1;
+    if ((id >> kRowBits) >= trans_.size()) trans_.push_back(std::make_unique<int32_t[]>(size_t(256) << kRowBits));
+    std::fill_n(row(static_cast<int32_t>(id)), 256, fill);
 }
 
 std::string Automaton::describe_failure(int32_t s, const MatcherLimits &limits) {
@@ -103,7 +110,7 @@ int32_t Automaton::intern_state(std::vector<int32_t> &stacks, bool accepting, bo
     states_.push_back(stacks);
     accepting_.push_back(accepting);
     has_stacks_.push_back(!stacks.empty());
-    trans_.insert(trans_.end(), 256, -1);
+    add_row(-1);
     state_ids_.emplace(std::move(key), id);
     return id;
 }
@@ -130,9 +137,9 @@ int32_t Automaton::compute(int32_t state, uint8_t byte) {
     }
     const int32_t t = intern_state(out_, accepting, too_deep);
     if (t != kTooMany) {  // the state bound may lift for another byte's target: not shared
-        const size_t row = static_cast<size_t>(state) * 256;
+        int32_t *r = row(state);
         for (int i = 0; i < 4; ++i)
-            for (uint64_t w = same.w[i]; w; w &= w - 1) trans_[row + i * 64 + std::countr_zero(w)] = t;
+            for (uint64_t w = same.w[i]; w; w &= w - 1) r[i * 64 + std::countr_zero(w)] = t;
     }
     return t;
 }
@@ -155,13 +162,26 @@ std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, cons
     if (can_continue(state)) {
         const TokenTrie::Layout *rest = &trie.all();
         if (limits_.use_slices) {
-            for (const auto &slice : trie.slices()) {
-                if (slice.n_tokens > 0 && survives(state, slice)) {
-                    bits = slice.bits;
-                    rest = &slice.rest;
-                    ++stats_.sliced;
-                    break;
+            // Cheap checks first: an unbounded slice closing up within a few pairs
+            // (a free string), a bounded one (a counted string). Then unbounded ones
+            // with room for many pairs: an object's key, which may be any string
+            // but the declared names, passes through a state per prefix of those
+            // names before it loops like a free string.
+            const TokenTrie::Slice *use = nullptr;
+            for (int round = 0; round < 2 && !use; ++round) {
+                for (const auto &slice : trie.slices()) {
+                    if (slice.n_tokens == 0 || (round == 1 && slice.max_len)) continue;
+                    const size_t cap = slice.max_len ? 24 * slice.max_len : round == 0 ? 48 : 2048;
+                    if (survives(state, slice, cap)) {
+                        use = &slice;
+                        break;
+                    }
                 }
+            }
+            if (use) {
+                bits = use->bits;
+                rest = &use->rest;
+                ++stats_.sliced;
             }
         }
         walk(state, *rest, bits);
@@ -197,32 +217,60 @@ void Automaton::walk(int32_t state, const TokenTrie::Layout &trie, std::vector<u
     stats_.nodes_walked += visited;
 }
 
-// Whether every byte string the slice's DFA takes keeps the automaton alive from
-// `state`: then every token of the slice is allowed there, exactly. A search over
-// the pairs (automaton state, DFA state) reachable together; in a free string
-// they are the string's state and the few states inside a UTF-8 character. Given
-// up (the caller walks the whole trie) past a few dozen pairs: a counted string,
-// e.g., has a new state per character and ends where the slice does not.
-bool Automaton::survives(int32_t state, const TokenTrie::Slice &slice) {
-    constexpr size_t kMaxPairs = 48;
+// Whether every byte string of the slice keeps the automaton alive from `state`:
+// then every token of the slice is allowed there, exactly. A breadth-first search
+// over the pairs (automaton state, DFA state) reachable together. For an
+// unbounded slice the pairs must close up: in a free string they are the string's
+// state and the few states inside a UTF-8 character. A bounded slice (tokens of at
+// most max_len bytes) only needs the pairs within max_len bytes, which is what
+// makes counted strings (maxLength: a new state per character) cheap while the
+// count is far from its end. Given up past a bound on pairs (the caller then walks
+// the whole trie) past max_pairs pairs.
+bool Automaton::survives(int32_t state, const TokenTrie::Slice &slice, size_t max_pairs) {
+    constexpr size_t kSeenSlots = 8192;  // a power of two, well above any max_pairs
+    max_pairs = std::min(max_pairs, kSeenSlots / 2);
     auto key = [](int32_t s, uint8_t q) { return (uint64_t(static_cast<uint32_t>(s)) << 8) | q; };
+    // A small open-addressing set of the pairs seen, cleared by a generation stamp.
+    if (seen_keys_.empty()) {
+        seen_keys_.assign(kSeenSlots, 0);
+        seen_stamp_.assign(kSeenSlots, 0);
+    }
+    if (++stamp_ == 0) {
+        std::fill(seen_stamp_.begin(), seen_stamp_.end(), 0);
+        stamp_ = 1;
+    }
+    auto insert = [&](uint64_t k) {  // false when already there
+        size_t h = static_cast<size_t>((k * 0x9E3779B97F4A7C15ull) >> 51);
+        while (seen_stamp_[h] == stamp_) {
+            if (seen_keys_[h] == k) return false;
+            h = (h + 1) & (kSeenSlots - 1);
+        }
+        seen_stamp_[h] = stamp_;
+        seen_keys_[h] = k;
+        return true;
+    };
     pairs_.assign(1, key(state, 0));
-    pending_.assign(1, key(state, 0));
-    while (!pending_.empty()) {
-        const uint64_t k = pending_.back();
-        pending_.pop_back();
+    pair_depth_.assign(1, 0);
+    insert(pairs_[0]);
+    for (size_t i = 0; i < pairs_.size(); ++i) {
+        const uint64_t k = pairs_[i];
+        const uint16_t depth = pair_depth_[i];
+        if (slice.max_len && depth >= slice.max_len) continue;  // no slice token is longer
         const auto s = static_cast<int32_t>(k >> 8);
         const auto &row = slice.dfa[k & 0xFF];
+        uint64_t last = ~uint64_t(0);
         for (unsigned b = 0; b < 256; ++b) {
             const uint8_t q = row[b];
             if (q == TokenTrie::kNoState) continue;
             const int32_t t = step(s, static_cast<uint8_t>(b));
             if (t < kFirstLive || !has_stacks_[t]) return false;  // a slice token dies (or cannot go on)
             const uint64_t nk = key(t, q);
-            if (std::find(pairs_.begin(), pairs_.end(), nk) != pairs_.end()) continue;
-            if (pairs_.size() >= kMaxPairs) return false;
+            if (nk == last) continue;  // runs of bytes mostly lead to the same pair
+            last = nk;
+            if (!insert(nk)) continue;
+            if (pairs_.size() >= max_pairs) return false;
             pairs_.push_back(nk);
-            pending_.push_back(nk);
+            pair_depth_.push_back(static_cast<uint16_t>(depth + 1));
         }
     }
     return true;

@@ -55,11 +55,11 @@ public:
 
     int32_t initial() const { return initial_; }
     int32_t step(int32_t state, uint8_t byte) {
-        const size_t at = static_cast<size_t>(state) * 256 + byte;
-        int32_t t = trans_[at];
+        int32_t &slot = row(state)[byte];
+        int32_t t = slot;
         if (t < 0) {
-            t = compute(state, byte);  // may grow trans_
-            trans_[at] = t;
+            t = compute(state, byte);  // adds states, never moves rows
+            slot = t;
         }
         return t;
     }
@@ -85,7 +85,7 @@ private:
         uint32_t depth;
     };
     int32_t compute(int32_t state, uint8_t byte);
-    bool survives(int32_t state, const TokenTrie::Slice &slice);
+    bool survives(int32_t state, const TokenTrie::Slice &slice, size_t max_pairs);
     void walk(int32_t state, const TokenTrie::Layout &trie, std::vector<uint64_t> &bits);
     int32_t intern_node(uint32_t pos, int32_t parent, bool &too_deep);
     int32_t intern_state(std::vector<int32_t> &stacks, bool accepting, bool too_deep);
@@ -102,7 +102,15 @@ private:
         size_t operator()(const std::vector<int32_t> &v) const;
     };
     std::unordered_map<std::vector<int32_t>, int32_t, VecHash> state_ids_;
-    std::vector<int32_t> trans_;  // states x 256, -1: not computed yet
+    // Transitions: a row of 256 per state (-1: not computed yet), in blocks of
+    // kRowsPerBlock rows so that growing never copies them (a copy of a large
+    // table would stall one mask for milliseconds).
+    static constexpr int kRowBits = 6;
+    int32_t *row(int32_t state) {
+        return trans_[static_cast<size_t>(state) >> kRowBits].get() + ((static_cast<size_t>(state) & ((1u << kRowBits) - 1)) << 8);
+    }
+    void add_row(int32_t fill);
+    std::vector<std::unique_ptr<int32_t[]>> trans_;
     int32_t initial_ = kDead;
     // scratch for compute()
     std::vector<int32_t> out_;
@@ -113,7 +121,11 @@ private:
     std::unordered_map<int32_t, std::shared_ptr<const std::vector<uint64_t>>> masks_;
     size_t mask_bytes_ = 0;
     std::vector<int32_t> walk_;
-    std::vector<uint64_t> pairs_, pending_;  // scratch for survives()
+    // scratch for survives()
+    std::vector<uint64_t> pairs_, seen_keys_;
+    std::vector<uint16_t> pair_depth_;
+    std::vector<uint32_t> seen_stamp_;
+    uint32_t stamp_ = 0;
     MaskStats stats_;
 };
 

