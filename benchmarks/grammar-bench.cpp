@@ -188,8 +188,19 @@ int main(int argc, char **argv) {
                         ok = ok && mask_test(*mask, trie->eog().front());
                         break;
                     }
-                    if (!mask_test(*mask, ids[i]) || !m.accept_token(ids[i], *trie)) {
+                    const bool in_mask = mask_test(*mask, ids[i]);
+                    if (!in_mask && std::getenv("GB_DEBUG")) {
+                        Matcher c = m;
+                        const std::string &p = trie->piece(ids[i]);
+                        for (size_t k = 0; k < p.size(); ++k)
+                            std::cerr << "byte " << int(static_cast<unsigned char>(p[k])) << " "
+                                      << c.accept_bytes(p.substr(k, 1)) << " " << c.error() << "\n";
+                        const auto again = m.mask(*trie);
+                        std::cerr << "again " << mask_test(*again, ids[i]) << " same ptr " << (again == mask) << "\n";
+                    }
+                    if (!m.accept_token(ids[i], *trie) || !in_mask) {
                         ok = false;
+                        r["walk_error"] = in_mask ? m.error() : "token " + std::to_string(ids[i]) + " not in the mask";
                         break;
                     }
                 }
@@ -202,6 +213,7 @@ int main(int argc, char **argv) {
                 r["masks_computed"] = st.computed;
                 r["masks_sliced"] = st.sliced;
                 r["nodes_walked"] = st.nodes_walked;
+                r["states"] = st.states;
             }
             std::cout << r.dump() << std::endl;
         }

@@ -45,8 +45,7 @@ std::string Automaton::describe_failure(int32_t s, const MatcherLimits &limits) 
 
 int32_t Automaton::intern_node(uint32_t pos, int32_t parent, bool &too_deep) {
     const uint64_t key = (uint64_t(pos) << 32) | static_cast<uint32_t>(parent + 1);
-    auto it = node_ids_.find(key);
-    if (it != node_ids_.end()) return it->second;
+    if (const int32_t found = node_ids_.find(key); found >= 0) return found;
     const uint32_t depth = parent < 0 ? 1 : nodes_[parent].depth + 1;
     if (depth > limits_.max_stack_depth) {
         too_deep = true;
@@ -54,7 +53,7 @@ int32_t Automaton::intern_node(uint32_t pos, int32_t parent, bool &too_deep) {
     }
     const auto id = static_cast<int32_t>(nodes_.size());
     nodes_.push_back({pos, parent, depth});
-    node_ids_.emplace(key, id);
+    node_ids_.insert(key, id);
     return id;
 }
 
@@ -68,7 +67,7 @@ void Automaton::expand(uint32_t pos0, int32_t parent0, bool &accepting, bool &to
         auto [pos, parent] = work_.back();
         work_.pop_back();
         const uint64_t key = (uint64_t(pos) << 32) | static_cast<uint32_t>(parent + 1);
-        if (!visited_.emplace(key, true).second) continue;
+        if (!visited_.insert(key, 0)) continue;
         const uint32_t e = elems[pos];
         switch (elem_kind(e)) {
         case kElemEnd:
@@ -121,8 +120,9 @@ int32_t Automaton::compute(int32_t state, uint8_t byte) {
     bool accepting = false, too_deep = false;
     out_.clear();
     visited_.clear();
-    // states_ may reallocate while expanding; iterate over a copy of the ids.
-    const std::vector<int32_t> stacks = states_[state];
+    // Expanding adds stack nodes, not states (intern_state comes after the loop),
+    // so the state's vector stays put.
+    const std::vector<int32_t> &stacks = states_[state];
     // `same`: the bytes that exactly the same stacks take as `byte` does. They all
     // lead to the same state, so one expansion fills their transitions too (a
     // string's state has a handful of such classes, not 256 bytes to expand).
@@ -168,10 +168,13 @@ std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, cons
             // but the declared names, passes through a state per prefix of those
             // names before it loops like a free string.
             const TokenTrie::Slice *use = nullptr;
-            for (int round = 0; round < 2 && !use; ++round) {
+            // The search builds parser states the walk might never need; the wide
+            // round stops while they would use more than a quarter of the bound.
+            const int rounds = states_.size() < limits_.max_states / 4 ? 2 : 1;
+            for (int round = 0; round < rounds && !use; ++round) {
                 for (const auto &slice : trie.slices()) {
                     if (slice.n_tokens == 0 || (round == 1 && slice.max_len)) continue;
-                    const size_t cap = slice.max_len ? 24 * slice.max_len : round == 0 ? 48 : 2048;
+                    const size_t cap = slice.max_len ? 24 * slice.max_len : round == 0 ? 48 : 512;
                     if (survives(state, slice, cap)) {
                         use = &slice;
                         break;
@@ -249,6 +252,8 @@ bool Automaton::survives(int32_t state, const TokenTrie::Slice &slice, size_t ma
         seen_keys_[h] = k;
         return true;
     };
+    constexpr size_t kMaxNewStates = 96;
+    const size_t states0 = states_.size();
     pairs_.assign(1, key(state, 0));
     pair_depth_.assign(1, 0);
     insert(pairs_[0]);
@@ -264,6 +269,10 @@ bool Automaton::survives(int32_t state, const TokenTrie::Slice &slice, size_t ma
             if (q == TokenTrie::kNoState) continue;
             const int32_t t = step(s, static_cast<uint8_t>(b));
             if (t < kFirstLive || !has_stacks_[t]) return false;  // a slice token dies (or cannot go on)
+            // The search builds states that no token may ever reach; past a budget
+            // (an object's key in a large schema: a state per prefix of every
+            // declared name, per position in the object) the walk is cheaper.
+            if (states_.size() - states0 > kMaxNewStates) return false;
             const uint64_t nk = key(t, q);
             if (nk == last) continue;  // runs of bytes mostly lead to the same pair
             last = nk;

@@ -17,6 +17,7 @@
 #include "grammar/rules.h"
 #include "grammar/token-trie.h"
 
+#include <bit>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -40,6 +41,67 @@ struct MaskStats {
     size_t computed = 0;      // masks computed (not served from the cache)
     size_t sliced = 0;        // of which a slice's bitset plus its rest trie
     size_t nodes_walked = 0;  // trie nodes stepped through
+    size_t states = 0;        // parser states built so far
+};
+
+// A hash map from 64-bit keys to ids, open addressing (the automaton looks up a
+// stack node per expanded position, which std::unordered_map makes the bulk of a
+// new state's cost). `clear` is O(1): entries of older generations count as empty.
+class IdMap {
+public:
+    // The id stored under key, or -1.
+    int32_t find(uint64_t key) const {
+        if (slots_.empty()) return -1;
+        for (size_t h = hash(key);; h = (h + 1) & (slots_.size() - 1)) {
+            const Slot &s = slots_[h];
+            if (s.gen != gen_) return -1;
+            if (s.key == key) return s.id;
+        }
+    }
+    // Stores key -> id unless key is there; returns false when it was.
+    bool insert(uint64_t key, int32_t id) {
+        if ((size_ + 1) * 2 > slots_.size()) grow();
+        for (size_t h = hash(key);; h = (h + 1) & (slots_.size() - 1)) {
+            Slot &s = slots_[h];
+            if (s.gen != gen_) {
+                s = {key, id, gen_};
+                ++size_;
+                return true;
+            }
+            if (s.key == key) return false;
+        }
+    }
+    void clear() {
+        size_ = 0;
+        if (++gen_ == 0) {  // wrapped: really clear
+            for (auto &s : slots_) s.gen = 0;
+            gen_ = 1;
+        }
+    }
+
+private:
+    struct Slot {
+        uint64_t key;
+        int32_t id;
+        uint32_t gen;
+    };
+    size_t hash(uint64_t k) const { return static_cast<size_t>((k * 0x9E3779B97F4A7C15ull) >> shift_); }
+    void grow() {
+        std::vector<Slot> old;
+        old.swap(slots_);
+        const size_t n = old.empty() ? 64 : old.size() * 2;
+        slots_.assign(n, Slot{0, 0, 0});
+        shift_ = 64 - std::countr_zero(n);
+        const uint32_t g = gen_;
+        gen_ = 1;
+        size_ = 0;
+        for (const Slot &s : old)
+            if (s.gen == g) insert(s.key, s.id);
+    }
+    std::vector<Slot> slots_;
+    size_t size_ = 0;
+    uint32_t gen_ = 1;
+    int shift_ = 58;
 };
 
 // The lazily built automaton of one grammar, shared by its matchers (guarded by
@@ -75,7 +137,9 @@ public:
     std::shared_ptr<const std::vector<uint64_t>> mask(int32_t state, const TokenTrie &trie);
     MaskStats mask_stats() const {
         std::lock_guard lock(mu_);
-        return stats_;
+        MaskStats s = stats_;
+        s.states = states_.size();
+        return s;
     }
 
 private:
@@ -95,7 +159,7 @@ private:
     MatcherLimits limits_;
     mutable std::mutex mu_;
     std::vector<Node> nodes_;
-    std::unordered_map<uint64_t, int32_t> node_ids_;
+    IdMap node_ids_;
     std::vector<std::vector<int32_t>> states_;
     std::vector<bool> accepting_, has_stacks_;
     struct VecHash {
@@ -115,7 +179,7 @@ private:
     // scratch for compute()
     std::vector<int32_t> out_;
     std::vector<std::pair<uint32_t, int32_t>> work_;
-    std::unordered_map<uint64_t, bool> visited_;
+    IdMap visited_;
     // mask cache
     const TokenTrie *mask_trie_ = nullptr;
     std::unordered_map<int32_t, std::shared_ptr<const std::vector<uint64_t>>> masks_;
