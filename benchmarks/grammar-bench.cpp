@@ -214,6 +214,7 @@ int main(int argc, char **argv) {
                 r["masks_sliced"] = st.sliced;
                 r["nodes_walked"] = st.nodes_walked;
                 r["states"] = st.states;
+                r["covered"] = st.covered;
             }
             std::cout << r.dump() << std::endl;
         }

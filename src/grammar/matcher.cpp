@@ -149,6 +149,7 @@ std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, cons
         masks_.clear();
         mask_bytes_ = 0;
         mask_trie_ = &trie;
+        survives_memo_.clear();
     }
     auto it = masks_.find(state);
     if (it != masks_.end()) return it->second;
@@ -168,14 +169,15 @@ std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, cons
             // but the declared names, passes through a state per prefix of those
             // names before it loops like a free string.
             const TokenTrie::Slice *use = nullptr;
-            // The search builds parser states the walk might never need; the wide
-            // round stops while they would use more than a quarter of the bound.
-            const int rounds = states_.size() < limits_.max_states / 4 ? 2 : 1;
+            // The search builds parser states the walk might never need: past 3/4 of
+            // the bound on states, only the first round, with almost no new states.
+            const int rounds = speculate() ? 2 : 1;
+            const size_t new_states = speculate() ? 32 : 2;
             for (int round = 0; round < rounds && !use; ++round) {
                 for (const auto &slice : trie.slices()) {
                     if (slice.n_tokens == 0 || (round == 1 && slice.max_len)) continue;
                     const size_t cap = slice.max_len ? 24 * slice.max_len : round == 0 ? 48 : 512;
-                    if (survives(state, slice, cap)) {
+                    if (survives(state, slice, cap, new_states)) {
                         use = &slice;
                         break;
                     }
@@ -187,7 +189,11 @@ std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, cons
                 ++stats_.sliced;
             }
         }
-        walk(state, *rest, bits);
+        const TokenTrie::Slice *cover = nullptr;
+        if (limits_.use_slices && rest == &trie.all())
+            for (const auto &slice : trie.slices())
+                if (slice.max_len == 0 && slice.n_tokens > 0) cover = &slice;
+        walk(state, *rest, bits, cover);
     }
     if (accepting(state))
         for (int32_t id : trie.eog()) bits[id >> 6] |= uint64_t(1) << (id & 63);
@@ -198,15 +204,26 @@ std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, cons
 }
 
 // Sets the bits of the tokens of `trie` that the automaton takes from `state`.
-void Automaton::walk(int32_t state, const TokenTrie::Layout &trie, std::vector<uint64_t> &bits) {
+// With `cover` (a slice, trie being the whole trie): where a large subtree starts
+// at a character boundary in a state that survives the slice, the subtree's slice
+// tokens are all allowed (a contiguous run of the slice's preorder tokens) and
+// only its paths to other tokens are walked. An object's key is the case: past a
+// prefix no declared name has, it is a free string.
+void Automaton::walk(int32_t state, const TokenTrie::Layout &trie, std::vector<uint64_t> &bits,
+                     const TokenTrie::Slice *cover) {
     const auto &nodes = trie.nodes;
     const auto &toks = trie.tokens;
     walk_.assign(trie.max_depth + 1, kDead);
     walk_[0] = state;
     const auto n = static_cast<uint32_t>(nodes.size());
     size_t visited = 0;
+    uint32_t covered_end = 0;  // nodes before it are inside a covered subtree
     for (uint32_t i = 1; i < n;) {
         const TokenTrie::Node &node = nodes[i];
+        if (i < covered_end && !cover->has_rest[i]) {
+            i = node.end;  // only slice tokens below: already set
+            continue;
+        }
         const int32_t s = step(walk_[node.depth - 1], node.byte);
         ++visited;
         if (s < kFirstLive) {
@@ -215,9 +232,27 @@ void Automaton::walk(int32_t state, const TokenTrie::Layout &trie, std::vector<u
         }
         walk_[node.depth] = s;
         for (uint32_t k = node.tok_begin; k < node.tok_end; ++k) bits[toks[k] >> 6] |= uint64_t(1) << (toks[k] & 63);
+        if (cover && i >= covered_end && node.end - i > 64 && cover->node_q[i] == 0 && speculate() && survives_cached(s, *cover)) {
+            for (uint32_t k = cover->pre_begin[i]; k < cover->pre_begin[node.end]; ++k) {
+                const int32_t id = cover->pre_tokens[k];
+                bits[id >> 6] |= uint64_t(1) << (id & 63);
+            }
+            covered_end = node.end;
+            ++stats_.covered;
+        }
         ++i;
     }
     stats_.nodes_walked += visited;
+}
+
+// survives() with the small budget, remembered per state (for walks).
+bool Automaton::survives_cached(int32_t state, const TokenTrie::Slice &slice) {
+    if (survives_memo_.size() <= static_cast<size_t>(state)) survives_memo_.resize(states_.size() + 1024, -1);
+    const int8_t known = survives_memo_[state];
+    if (known >= 0) return known == 1;
+    const bool ok = survives(state, slice, 48, 12);
+    survives_memo_[state] = ok ? 1 : 0;
+    return ok;
 }
 
 // Whether every byte string of the slice keeps the automaton alive from `state`:
@@ -229,7 +264,7 @@ void Automaton::walk(int32_t state, const TokenTrie::Layout &trie, std::vector<u
 // makes counted strings (maxLength: a new state per character) cheap while the
 // count is far from its end. Given up past a bound on pairs (the caller then walks
 // the whole trie) past max_pairs pairs.
-bool Automaton::survives(int32_t state, const TokenTrie::Slice &slice, size_t max_pairs) {
+bool Automaton::survives(int32_t state, const TokenTrie::Slice &slice, size_t max_pairs, size_t max_new_states) {
     constexpr size_t kSeenSlots = 8192;  // a power of two, well above any max_pairs
     max_pairs = std::min(max_pairs, kSeenSlots / 2);
     auto key = [](int32_t s, uint8_t q) { return (uint64_t(static_cast<uint32_t>(s)) << 8) | q; };
@@ -252,7 +287,6 @@ bool Automaton::survives(int32_t state, const TokenTrie::Slice &slice, size_t ma
         seen_keys_[h] = k;
         return true;
     };
-    constexpr size_t kMaxNewStates = 96;
     const size_t states0 = states_.size();
     pairs_.assign(1, key(state, 0));
     pair_depth_.assign(1, 0);
@@ -272,7 +306,7 @@ bool Automaton::survives(int32_t state, const TokenTrie::Slice &slice, size_t ma
             // The search builds states that no token may ever reach; past a budget
             // (an object's key in a large schema: a state per prefix of every
             // declared name, per position in the object) the walk is cheaper.
-            if (states_.size() - states0 > kMaxNewStates) return false;
+            if (states_.size() - states0 > max_new_states) return false;
             const uint64_t nk = key(t, q);
             if (nk == last) continue;  // runs of bytes mostly lead to the same pair
             last = nk;

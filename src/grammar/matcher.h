@@ -41,6 +41,7 @@ struct MaskStats {
     size_t computed = 0;      // masks computed (not served from the cache)
     size_t sliced = 0;        // of which a slice's bitset plus its rest trie
     size_t nodes_walked = 0;  // trie nodes stepped through
+    size_t covered = 0;       // subtrees of a walk whose slice tokens were set en bloc
     size_t states = 0;        // parser states built so far
 };
 
@@ -149,8 +150,13 @@ private:
         uint32_t depth;
     };
     int32_t compute(int32_t state, uint8_t byte);
-    bool survives(int32_t state, const TokenTrie::Slice &slice, size_t max_pairs);
-    void walk(int32_t state, const TokenTrie::Layout &trie, std::vector<uint64_t> &bits);
+    bool survives(int32_t state, const TokenTrie::Slice &slice, size_t max_pairs, size_t max_new_states);
+    void walk(int32_t state, const TokenTrie::Layout &trie, std::vector<uint64_t> &bits,
+              const TokenTrie::Slice *cover = nullptr);
+    bool survives_cached(int32_t state, const TokenTrie::Slice &slice);
+    // Whether slice checks may build states speculatively (under 3/4 of the bound,
+    // so that they never push a grammar that fits into the state limit).
+    bool speculate() const { return states_.size() < limits_.max_states / 4 * 3; }
     int32_t intern_node(uint32_t pos, int32_t parent, bool &too_deep);
     int32_t intern_state(std::vector<int32_t> &stacks, bool accepting, bool too_deep);
     void expand(uint32_t pos, int32_t parent, bool &accepting, bool &too_deep);
@@ -190,6 +196,7 @@ private:
     std::vector<uint16_t> pair_depth_;
     std::vector<uint32_t> seen_stamp_;
     uint32_t stamp_ = 0;
+    std::vector<int8_t> survives_memo_;  // per state: -1 unknown, 0/1 (one trie's cover slice)
     MaskStats stats_;
 };
 

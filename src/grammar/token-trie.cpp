@@ -83,6 +83,33 @@ void TokenTrie::add_slice(std::string name, std::vector<std::array<uint8_t, 256>
     }
     s.dfa = std::move(dfa);
     s.rest = layout(std::move(rest));
+    // The per-node view of the whole trie.
+    const auto &nodes = all_.nodes;
+    const size_t n = nodes.size();
+    s.node_q.assign(n, kNoState);
+    s.has_rest.assign(n, 0);
+    s.pre_begin.assign(n + 1, 0);
+    std::vector<uint32_t> parent(n, 0), path{0};
+    s.node_q[0] = 0;
+    for (size_t i = 1; i < n; ++i) {
+        const Node &node = nodes[i];
+        path.resize(node.depth);  // the ancestors: depth 0 .. depth - 1
+        parent[i] = path.back();
+        path.push_back(static_cast<uint32_t>(i));
+        const uint8_t pq = s.node_q[parent[i]];
+        s.node_q[i] = pq == kNoState ? kNoState : s.dfa[pq][node.byte];
+    }
+    for (size_t i = 0; i < n; ++i) {
+        s.pre_begin[i] = static_cast<uint32_t>(s.pre_tokens.size());
+        for (uint32_t k = nodes[i].tok_begin; k < nodes[i].tok_end; ++k) {
+            const int32_t id = all_.tokens[k];
+            if ((s.bits[id >> 6] >> (id & 63)) & 1) s.pre_tokens.push_back(id);
+            else s.has_rest[i] = 1;
+        }
+    }
+    s.pre_begin[n] = static_cast<uint32_t>(s.pre_tokens.size());
+    for (size_t i = n - 1; i > 0; --i)
+        if (s.has_rest[i]) s.has_rest[parent[i]] = 1;
     slices_.push_back(std::move(s));
 }
 

@@ -60,6 +60,15 @@ public:
         std::vector<uint64_t> bits;  // the tokens whose every byte the DFA takes
         size_t n_tokens = 0;
         Layout rest;                 // the trie of the other tokens
+        // Per node of all() (a walk of the whole trie uses them where a subtree
+        // starts in a state that survives the slice): the DFA state after the
+        // node's bytes (kNoState: outside the class), whether the subtree holds a
+        // token outside the slice, and where its slice tokens start in
+        // pre_tokens (the slice tokens in preorder: a subtree's are contiguous;
+        // one more entry at the end).
+        std::vector<uint8_t> node_q, has_rest;
+        std::vector<uint32_t> pre_begin;
+        std::vector<int32_t> pre_tokens;
     };
 
     int32_t n_vocab() const { return static_cast<int32_t>(pieces_.size()); }
