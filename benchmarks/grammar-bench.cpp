@@ -189,15 +189,6 @@ int main(int argc, char **argv) {
                         break;
                     }
                     const bool in_mask = mask_test(*mask, ids[i]);
-                    if (!in_mask && std::getenv("GB_DEBUG")) {
-                        Matcher c = m;
-                        const std::string &p = trie->piece(ids[i]);
-                        for (size_t k = 0; k < p.size(); ++k)
-                            std::cerr << "byte " << int(static_cast<unsigned char>(p[k])) << " "
-                                      << c.accept_bytes(p.substr(k, 1)) << " " << c.error() << "\n";
-                        const auto again = m.mask(*trie);
-                        std::cerr << "again " << mask_test(*again, ids[i]) << " same ptr " << (again == mask) << "\n";
-                    }
                     if (!m.accept_token(ids[i], *trie) || !in_mask) {
                         ok = false;
                         r["walk_error"] = in_mask ? m.error() : "token " + std::to_string(ids[i]) + " not in the mask";
