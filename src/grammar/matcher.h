@@ -173,7 +173,7 @@ private:
     };
     std::unordered_map<std::vector<int32_t>, int32_t, VecHash> state_ids_;
     // Transitions: a row of 256 per state (-1: not computed yet), in blocks of
-    // kRowsPerBlock rows so that growing never copies them (a copy of a large
+    // 2^kRowBits rows so that growing never copies them (a copy of a large
     // table would stall one mask for milliseconds).
     static constexpr int kRowBits = 6;
     int32_t *row(int32_t state) {
