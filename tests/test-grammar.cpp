@@ -20,6 +20,8 @@
 #include <random>
 #include <sstream>
 
+#include <sys/resource.h>
+
 using namespace muse;
 using namespace muse::grammar;
 namespace fs = std::filesystem;
@@ -244,6 +246,84 @@ TEST_CASE("Matcher: token masks equal brute force on qwen2", "[grammar]") {
     }
 }
 
+TEST_CASE("Matcher: sliced masks equal whole-trie walks and brute force on random states", "[grammar]") {
+    const Tokenizer *tok = qwen2();
+    if (!tok) {
+        WARN("../shared/vocab/ggml-vocab-qwen2.gguf absent: skipped");
+        return;
+    }
+    auto trie = TokenTrie::of(*tok);
+    REQUIRE(!trie->slices().empty());
+    const auto &slice = trie->slices().front();
+    // Most of qwen2 is plain text a JSON string may hold; the rest trie is small.
+    CHECK(slice.n_tokens > size_t(trie->n_vocab()) * 8 / 10);
+    CHECK(slice.rest.nodes.size() < trie->nodes().size() / 5);
+
+    const std::string schema = json_schema_to_gbnf(nlohmann::ordered_json::parse(R"({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"}, "code": {"type": "string", "maxLength": 3},
+            "id": {"type": "string", "pattern": "^[a-z]+$"}, "kind": {"enum": ["a\"b", "c"]},
+            "n": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "string"}}
+        }})"));
+    // Grammars where slices apply (free strings, free text), almost apply (a class
+    // missing one slice byte, a counted string) and do not apply.
+    // Each with a prefix that leads into a string, where the random walk starts.
+    const std::vector<std::pair<std::string, std::string>> grammars = {
+        {read_file(fs::path(MUSE_TEST_GRAMMAR_DIR) / "json.gbnf"), "[\"ab"},
+        {read_file(fs::path(MUSE_TEST_GRAMMAR_DIR) / "json.gbnf"), "{\""},
+        {schema, "{\"name\": \"x"},
+        {schema, "{\"code\": \""},
+        {schema, "{\""},
+        {"root ::= [^\\n]* \"\\n\" [0-9]+", "ab"},
+        {"root ::= \"<\" [^\"\\\\x]* \">\"", "<a"},
+        {"root ::= \"\\\"\" [^\"\\\\\\x00-\\x1F]{0,40} \"\\\"\" | \"\\\"\" [a-z]* \"!\"", "\"a"},
+        {read_file(fs::path(MUSE_TEST_GRAMMAR_DIR) / "tool-call.gbnf"), "<tool_call>\n{\"name\": \"f"},
+    };
+    std::mt19937 rng(7);
+    size_t compared = 0, sliced = 0, covered = 0;
+    for (const auto &[text, prefix] : grammars) {
+        INFO(text.substr(0, 200) << "\nprefix " << prefix);
+        MatcherLimits no_slices;
+        no_slices.use_slices = false;
+        auto fast = Grammar::from_gbnf(text);
+        auto slow = Grammar::from_gbnf(text, "root", {}, no_slices);
+        for (int walk = 0; walk < 2; ++walk) {
+            Matcher mf = fast->matcher(), ms = slow->matcher();
+            REQUIRE(mf.accept_bytes(prefix));
+            REQUIRE(ms.accept_bytes(prefix));
+            for (int step = 0; step < 16; ++step) {
+                const auto a = mf.mask(*trie);
+                const auto b = ms.mask(*trie);
+                REQUIRE(*a == *b);
+                ++compared;
+                if (step % 4 == 0) check_mask_brute_force(mf, *trie);
+                // A random allowed token (not an end-of-generation one), sometimes a rollback.
+                std::vector<int32_t> allowed;
+                for (int32_t id = 0; id < trie->n_vocab(); ++id)
+                    if (mask_test(*a, id) && !trie->is_eog(id)) allowed.push_back(id);
+                if (allowed.empty()) break;
+                if (mf.n_accepted() > 3 && rng() % 6 == 0) {
+                    mf.rollback(2);
+                    ms.rollback(2);
+                    continue;
+                }
+                const int32_t id = allowed[rng() % allowed.size()];
+                REQUIRE(mf.accept_token(id, *trie));
+                REQUIRE(ms.accept_token(id, *trie));
+            }
+        }
+        const MaskStats st = fast->matcher().mask_stats();
+        CHECK(slow->matcher().mask_stats().sliced == 0);
+        sliced += st.sliced;
+        covered += st.covered;
+    }
+    // The comparison covered states that used a slice.
+    CHECK(compared > 150);
+    CHECK(sliced >= grammars.size());
+    CHECK(covered > 0);
+}
+
 TEST_CASE("GrammarStage: the sampler chain's grammar slot", "[grammar]") {
     const Tokenizer *tok = qwen2();
     if (!tok) {
@@ -451,6 +531,101 @@ TEST_CASE("Hostile grammars, patterns and schemas fail clearly", "[grammar]") {
     auto loop = Grammar::from_json_schema(ojson::parse(R"({"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"})"));
     CHECK_FALSE(loop->matches("1"));
     CHECK_FALSE(loop->matches(""));
+}
+
+namespace {
+
+// Peak resident set of the process so far, in MB.
+double peak_rss_mb() {
+    struct rusage u {};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+// Runs f and returns the muse::Error message it throws ("" if none), requiring it to
+// finish within max_s seconds and to raise the process's peak memory by < max_mb.
+template <class F>
+std::string bounded_error(double max_s, double max_mb, F f) {
+    const double rss0 = peak_rss_mb();
+    const auto t0 = std::chrono::steady_clock::now();
+    std::string msg;
+    try {
+        f();
+    } catch (const Error &e) {
+        msg = e.what();
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    CHECK(s < max_s);
+    CHECK(peak_rss_mb() - rss0 < max_mb);
+    return msg;
+}
+
+}  // namespace
+
+TEST_CASE("Hostile inputs: clear errors within bounded time and memory", "[grammar]") {
+    using json = nlohmann::ordered_json;
+    // Repetition counts: nested ones multiply (1e15 'a's), each within the count limit;
+    // compiling stays linear, and matching runs into the state bound, not memory.
+    auto nested = Grammar::from_gbnf("root ::= ((\"a\"{100000}){100000}){100000}");
+    CHECK_THAT(bounded_error(20, 600, [&] {
+                   Matcher m = nested->matcher();
+                   if (!m.accept_bytes(std::string(200000, 'a'))) fail(MUSE_ERR_INVALID_ARGUMENT, m.error());
+               }),
+               Catch::Contains("more than 100000 parser states"));
+    CHECK_THAT(bounded_error(5, 200, [] { Grammar::from_gbnf("root ::= \"a\"{100001}"); }),
+               Catch::Contains("exceeds the limit"));
+    // The regex form compiles (linear in the counts) and matches in bounded time.
+    CHECK(bounded_error(5, 200, [] {
+              auto g = Grammar::from_regex("(a{99999}){99999}b{99999}");
+              CHECK_FALSE(g->matches(std::string(5000, 'a') + "b"));
+          }).empty());
+    // A schema's anyOf that refers to itself first: the reference adds nothing, the
+    // compiled grammar is the other branch (no left recursion reaches the matcher).
+    CHECK(bounded_error(5, 200, [] {
+              auto g = Grammar::from_json_schema(json::parse(
+                  R"({"$defs": {"a": {"anyOf": [{"$ref": "#/$defs/a"}, {"type": "integer"}]}}, "$ref": "#/$defs/a"})"));
+              CHECK(g->matches("12"));
+              CHECK_FALSE(g->matches("[]"));
+          }).empty());
+    // The same in GBNF is refused.
+    CHECK_THAT(bounded_error(5, 200, [] { Grammar::from_gbnf("root ::= a\na ::= a \"x\" | [0-9]+"); }),
+               Catch::Contains("left recursion"));
+    // A 10 MB pattern.
+    CHECK_THAT(bounded_error(10, 600, [] { Grammar::from_regex(std::string(10u << 20, 'a')); }),
+               Catch::Contains("too large"));
+    // A 10 MB schema: an enum of 400,000 strings.
+    json big = json::object();
+    big["enum"] = json::array();
+    for (int i = 0; i < 400000; ++i) big["enum"].push_back("value-" + std::to_string(i) + "-padding");
+    CHECK_THAT(bounded_error(30, 1500, [&] { Grammar::from_json_schema(big); }), Catch::Contains("too large"));
+    // anyOf nested 10,000 deep.
+    json deep = json::object();
+    json *at = &deep;
+    for (int i = 0; i < 10000; ++i) {
+        (*at)["anyOf"] = json::array({json::object(), json::object({{"type", "null"}})});
+        at = &(*at)["anyOf"][0];
+    }
+    CHECK_THAT(bounded_error(10, 600, [&] { Grammar::from_json_schema(deep); }), Catch::Contains("nests more than"));
+    // Invalid UTF-8 inside a GBNF literal and a class.
+    CHECK_THAT(gbnf_error("root ::= \"a\xC3\""), Catch::Contains("invalid UTF-8"));
+    CHECK_THAT(gbnf_error("root ::= [a\xE2\x82]"), Catch::Contains("invalid UTF-8"));
+    // Recursion through $ref: 10,000 nested arrays fail at the stack bound, by message.
+    auto rec = Grammar::from_json_schema(
+        json::parse(R"({"$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}}}, "$ref": "#/$defs/n"})"));
+    CHECK_THAT(bounded_error(10, 600, [&] {
+                   Matcher m = rec->matcher();
+                   if (!m.accept_bytes(std::string(10000, '['))) fail(MUSE_ERR_INVALID_ARGUMENT, m.error());
+               }),
+               Catch::Contains("nesting deeper than 4096"));
+    // Masks at the state bound: the walk stops growing the automaton; accept says why.
+    MatcherLimits few;
+    few.max_states = 40;
+    auto small = Grammar::from_gbnf(read_file(fs::path(MUSE_TEST_GRAMMAR_DIR) / "json.gbnf"), "root", {}, few);
+    Matcher m = small->matcher();
+    bool failed = false;
+    for (int i = 0; i < 200 && !failed; ++i) failed = !m.accept_bytes("{\"k" + std::to_string(i) + "\": [" + std::to_string(i) + ".5e" + std::to_string(i) + ", ");
+    CHECK(failed);
+    CHECK_THAT(m.error(), Catch::Contains("more than 40 parser states"));
 }
 
 TEST_CASE("JSON Schema: refusals name the keyword and the path", "[grammar]") {

@@ -21,13 +21,20 @@ Automaton::Automaton(std::shared_ptr<const Rules> rules, MatcherLimits limits)
         states_.push_back({});
         accepting_.push_back(false);
         has_stacks_.push_back(false);
-        trans_.insert(trans_.end(), 256, s);
+        add_row(s);
     }
     bool accepting = false, too_deep = false;
     out_.clear();
     visited_.clear();
     for (uint32_t a : rules_->alt_starts[rules_->root]) expand(a, -1, accepting, too_deep);
     initial_ = intern_state(out_, accepting, too_deep);
+}
+
+// The row of the state just appended to states_.
+void Automaton::add_row(int32_t fill) {
+    const size_t id = states_.size() - 1;
+    if ((id >> kRowBits) >= trans_.size()) trans_.push_back(std::make_unique<int32_t[]>(size_t(256) << kRowBits));
+    std::fill_n(row(static_cast<int32_t>(id)), 256, fill);
 }
 
 std::string Automaton::describe_failure(int32_t s, const MatcherLimits &limits) {
@@ -38,8 +45,7 @@ std::string Automaton::describe_failure(int32_t s, const MatcherLimits &limits) 
 
 int32_t Automaton::intern_node(uint32_t pos, int32_t parent, bool &too_deep) {
     const uint64_t key = (uint64_t(pos) << 32) | static_cast<uint32_t>(parent + 1);
-    auto it = node_ids_.find(key);
-    if (it != node_ids_.end()) return it->second;
+    if (const int32_t found = node_ids_.find(key); found >= 0) return found;
     const uint32_t depth = parent < 0 ? 1 : nodes_[parent].depth + 1;
     if (depth > limits_.max_stack_depth) {
         too_deep = true;
@@ -47,7 +53,7 @@ int32_t Automaton::intern_node(uint32_t pos, int32_t parent, bool &too_deep) {
     }
     const auto id = static_cast<int32_t>(nodes_.size());
     nodes_.push_back({pos, parent, depth});
-    node_ids_.emplace(key, id);
+    node_ids_.insert(key, id);
     return id;
 }
 
@@ -61,7 +67,7 @@ void Automaton::expand(uint32_t pos0, int32_t parent0, bool &accepting, bool &to
         auto [pos, parent] = work_.back();
         work_.pop_back();
         const uint64_t key = (uint64_t(pos) << 32) | static_cast<uint32_t>(parent + 1);
-        if (!visited_.emplace(key, true).second) continue;
+        if (!visited_.insert(key, 0)) continue;
         const uint32_t e = elems[pos];
         switch (elem_kind(e)) {
         case kElemEnd:
@@ -103,7 +109,7 @@ int32_t Automaton::intern_state(std::vector<int32_t> &stacks, bool accepting, bo
     states_.push_back(stacks);
     accepting_.push_back(accepting);
     has_stacks_.push_back(!stacks.empty());
-    trans_.insert(trans_.end(), 256, -1);
+    add_row(-1);
     state_ids_.emplace(std::move(key), id);
     return id;
 }
@@ -114,13 +120,28 @@ int32_t Automaton::compute(int32_t state, uint8_t byte) {
     bool accepting = false, too_deep = false;
     out_.clear();
     visited_.clear();
-    // states_ may reallocate while expanding; iterate over a copy of the ids.
-    const std::vector<int32_t> stacks = states_[state];
+    // Expanding adds stack nodes, not states (intern_state comes after the loop),
+    // so the state's vector stays put.
+    const std::vector<int32_t> &stacks = states_[state];
+    // `same`: the bytes that exactly the same stacks take as `byte` does. They all
+    // lead to the same state, so one expansion fills their transitions too (a
+    // string's state has a handful of such classes, not 256 bytes to expand).
+    ByteSet same;
+    for (auto &w : same.w) w = ~uint64_t(0);
     for (int32_t id : stacks) {
         const Node n = nodes_[id];
-        if (sets[elem_arg(elems[n.pos])].test(byte)) expand(n.pos + 1, n.parent, accepting, too_deep);
+        const ByteSet &set = sets[elem_arg(elems[n.pos])];
+        const bool takes = set.test(byte);
+        for (int i = 0; i < 4; ++i) same.w[i] &= takes ? set.w[i] : ~set.w[i];
+        if (takes) expand(n.pos + 1, n.parent, accepting, too_deep);
     }
-    return intern_state(out_, accepting, too_deep);
+    const int32_t t = intern_state(out_, accepting, too_deep);
+    if (t != kTooMany) {  // the state bound may lift for another byte's target: not shared
+        int32_t *r = row(state);
+        for (int i = 0; i < 4; ++i)
+            for (uint64_t w = same.w[i]; w; w &= w - 1) r[i * 64 + std::countr_zero(w)] = t;
+    }
+    return t;
 }
 
 std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, const TokenTrie &trie) {
@@ -128,6 +149,7 @@ std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, cons
         masks_.clear();
         mask_bytes_ = 0;
         mask_trie_ = &trie;
+        survives_memo_.clear();
     }
     auto it = masks_.find(state);
     if (it != masks_.end()) return it->second;
@@ -137,24 +159,41 @@ std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, cons
         mask_bytes_ = 0;
     }
     std::vector<uint64_t> bits(words, 0);
+    ++stats_.computed;
     if (can_continue(state)) {
-        const auto &nodes = trie.nodes();
-        const auto &toks = trie.tokens();
-        walk_.assign(trie.max_depth() + 1, kDead);
-        walk_[0] = state;
-        const auto n = static_cast<uint32_t>(nodes.size());
-        for (uint32_t i = 1; i < n;) {
-            const TokenTrie::Node &node = nodes[i];
-            const int32_t s = step(walk_[node.depth - 1], node.byte);
-            if (s < kFirstLive) {
-                i = node.end;  // the prefix is rejected: skip every token under it
-                continue;
+        const TokenTrie::Layout *rest = &trie.all();
+        if (limits_.use_slices) {
+            // Cheap checks first: an unbounded slice closing up within a few pairs
+            // (a free string), a bounded one (a counted string). Then unbounded ones
+            // with room for many pairs: an object's key, which may be any string
+            // but the declared names, passes through a state per prefix of those
+            // names before it loops like a free string.
+            const TokenTrie::Slice *use = nullptr;
+            // The search builds parser states the walk might never need: past 3/4 of
+            // the bound on states, only the first round, with almost no new states.
+            const int rounds = speculate() ? 2 : 1;
+            const size_t new_states = speculate() ? 32 : 2;
+            for (int round = 0; round < rounds && !use; ++round) {
+                for (const auto &slice : trie.slices()) {
+                    if (slice.n_tokens == 0 || (round == 1 && slice.max_len)) continue;
+                    const size_t cap = slice.max_len ? 24 * slice.max_len : round == 0 ? 48 : 512;
+                    if (survives(state, slice, cap, new_states)) {
+                        use = &slice;
+                        break;
+                    }
+                }
             }
-            walk_[node.depth] = s;
-            for (uint32_t k = node.tok_begin; k < node.tok_end; ++k)
-                bits[toks[k] >> 6] |= uint64_t(1) << (toks[k] & 63);
-            ++i;
+            if (use) {
+                bits = use->bits;
+                rest = &use->rest;
+                ++stats_.sliced;
+            }
         }
+        const TokenTrie::Slice *cover = nullptr;
+        if (limits_.use_slices && rest == &trie.all())
+            for (const auto &slice : trie.slices())
+                if (slice.max_len == 0 && slice.n_tokens > 0) cover = &slice;
+        walk(state, *rest, bits, cover);
     }
     if (accepting(state))
         for (int32_t id : trie.eog()) bits[id >> 6] |= uint64_t(1) << (id & 63);
@@ -162,6 +201,122 @@ std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, cons
     auto m = std::make_shared<const std::vector<uint64_t>>(std::move(bits));
     masks_.emplace(state, m);
     return m;
+}
+
+// Sets the bits of the tokens of `trie` that the automaton takes from `state`.
+// With `cover` (a slice, trie being the whole trie): where a large subtree starts
+// at a character boundary in a state that survives the slice, the subtree's slice
+// tokens are all allowed (a contiguous run of the slice's preorder tokens) and
+// only its paths to other tokens are walked. An object's key is the case: past a
+// prefix no declared name has, it is a free string.
+void Automaton::walk(int32_t state, const TokenTrie::Layout &trie, std::vector<uint64_t> &bits,
+                     const TokenTrie::Slice *cover) {
+    const auto &nodes = trie.nodes;
+    const auto &toks = trie.tokens;
+    walk_.assign(trie.max_depth + 1, kDead);
+    walk_[0] = state;
+    const auto n = static_cast<uint32_t>(nodes.size());
+    size_t visited = 0;
+    uint32_t covered_end = 0;  // nodes before it are inside a covered subtree
+    for (uint32_t i = 1; i < n;) {
+        const TokenTrie::Node &node = nodes[i];
+        if (i < covered_end && !cover->has_rest[i]) {
+            i = node.end;  // only slice tokens below: already set
+            continue;
+        }
+        const int32_t s = step(walk_[node.depth - 1], node.byte);
+        ++visited;
+        if (s < kFirstLive) {
+            i = node.end;  // the prefix is rejected: skip every token under it
+            continue;
+        }
+        walk_[node.depth] = s;
+        for (uint32_t k = node.tok_begin; k < node.tok_end; ++k) bits[toks[k] >> 6] |= uint64_t(1) << (toks[k] & 63);
+        if (cover && i >= covered_end && node.end - i > 64 && cover->node_q[i] == 0 && speculate() && survives_cached(s, *cover)) {
+            for (uint32_t k = cover->pre_begin[i]; k < cover->pre_begin[node.end]; ++k) {
+                const int32_t id = cover->pre_tokens[k];
+                bits[id >> 6] |= uint64_t(1) << (id & 63);
+            }
+            covered_end = node.end;
+            ++stats_.covered;
+        }
+        ++i;
+    }
+    stats_.nodes_walked += visited;
+}
+
+// survives() with the small budget, remembered per state (for walks).
+bool Automaton::survives_cached(int32_t state, const TokenTrie::Slice &slice) {
+    if (survives_memo_.size() <= static_cast<size_t>(state)) survives_memo_.resize(states_.size() + 1024, -1);
+    const int8_t known = survives_memo_[state];
+    if (known >= 0) return known == 1;
+    const bool ok = survives(state, slice, 48, 12);
+    survives_memo_[state] = ok ? 1 : 0;
+    return ok;
+}
+
+// Whether every byte string of the slice keeps the automaton alive from `state`:
+// then every token of the slice is allowed there, exactly. A breadth-first search
+// over the pairs (automaton state, DFA state) reachable together. For an
+// unbounded slice the pairs must close up: in a free string they are the string's
+// state and the few states inside a UTF-8 character. A bounded slice (tokens of at
+// most max_len bytes) only needs the pairs within max_len bytes, which is what
+// makes counted strings (maxLength: a new state per character) cheap while the
+// count is far from its end. Given up past a bound on pairs (the caller then walks
+// the whole trie) past max_pairs pairs.
+bool Automaton::survives(int32_t state, const TokenTrie::Slice &slice, size_t max_pairs, size_t max_new_states) {
+    constexpr size_t kSeenSlots = 8192;  // a power of two, well above any max_pairs
+    max_pairs = std::min(max_pairs, kSeenSlots / 2);
+    auto key = [](int32_t s, uint8_t q) { return (uint64_t(static_cast<uint32_t>(s)) << 8) | q; };
+    // A small open-addressing set of the pairs seen, cleared by a generation stamp.
+    if (seen_keys_.empty()) {
+        seen_keys_.assign(kSeenSlots, 0);
+        seen_stamp_.assign(kSeenSlots, 0);
+    }
+    if (++stamp_ == 0) {
+        std::fill(seen_stamp_.begin(), seen_stamp_.end(), 0);
+        stamp_ = 1;
+    }
+    auto insert = [&](uint64_t k) {  // false when already there
+        size_t h = static_cast<size_t>((k * 0x9E3779B97F4A7C15ull) >> 51);
+        while (seen_stamp_[h] == stamp_) {
+            if (seen_keys_[h] == k) return false;
+            h = (h + 1) & (kSeenSlots - 1);
+        }
+        seen_stamp_[h] = stamp_;
+        seen_keys_[h] = k;
+        return true;
+    };
+    const size_t states0 = states_.size();
+    pairs_.assign(1, key(state, 0));
+    pair_depth_.assign(1, 0);
+    insert(pairs_[0]);
+    for (size_t i = 0; i < pairs_.size(); ++i) {
+        const uint64_t k = pairs_[i];
+        const uint16_t depth = pair_depth_[i];
+        if (slice.max_len && depth >= slice.max_len) continue;  // no slice token is longer
+        const auto s = static_cast<int32_t>(k >> 8);
+        const auto &row = slice.dfa[k & 0xFF];
+        uint64_t last = ~uint64_t(0);
+        for (unsigned b = 0; b < 256; ++b) {
+            const uint8_t q = row[b];
+            if (q == TokenTrie::kNoState) continue;
+            const int32_t t = step(s, static_cast<uint8_t>(b));
+            if (t < kFirstLive || !has_stacks_[t]) return false;  // a slice token dies (or cannot go on)
+            // The search builds states that no token may ever reach; past a budget
+            // (an object's key in a large schema: a state per prefix of every
+            // declared name, per position in the object) the walk is cheaper.
+            if (states_.size() - states0 > max_new_states) return false;
+            const uint64_t nk = key(t, q);
+            if (nk == last) continue;  // runs of bytes mostly lead to the same pair
+            last = nk;
+            if (!insert(nk)) continue;
+            if (pairs_.size() >= max_pairs) return false;
+            pairs_.push_back(nk);
+            pair_depth_.push_back(static_cast<uint16_t>(depth + 1));
+        }
+    }
+    return true;
 }
 
 Matcher::Matcher(std::shared_ptr<Automaton> automaton) : a_(std::move(automaton)) { reset(); }

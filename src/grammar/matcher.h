@@ -17,6 +17,7 @@
 #include "grammar/rules.h"
 #include "grammar/token-trie.h"
 
+#include <bit>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -30,6 +31,78 @@ struct MatcherLimits {
     size_t max_stack_depth = 4096;  // nesting (e.g. JSON arrays in arrays) deeper than this fails
     size_t max_states = 100000;     // distinct parser states cached per grammar
     size_t max_mask_cache_bytes = size_t(256) << 20;
+    // Token masks use the trie's slices where they provably apply (off: always
+    // walk the whole trie; the tests compare the two).
+    bool use_slices = true;
+};
+
+// What mask computations cost so far (for tests and benchmarks).
+struct MaskStats {
+    size_t computed = 0;      // masks computed (not served from the cache)
+    size_t sliced = 0;        // of which a slice's bitset plus its rest trie
+    size_t nodes_walked = 0;  // trie nodes stepped through
+    size_t covered = 0;       // subtrees of a walk whose slice tokens were set en bloc
+    size_t states = 0;        // parser states built so far
+};
+
+// A hash map from 64-bit keys to ids, open addressing (the automaton looks up a
+// stack node per expanded position, which std::unordered_map makes the bulk of a
+// new state's cost). `clear` is O(1): entries of older generations count as empty.
+class IdMap {
+public:
+    // The id stored under key, or -1.
+    int32_t find(uint64_t key) const {
+        if (slots_.empty()) return -1;
+        for (size_t h = hash(key);; h = (h + 1) & (slots_.size() - 1)) {
+            const Slot &s = slots_[h];
+            if (s.gen != gen_) return -1;
+            if (s.key == key) return s.id;
+        }
+    }
+    // Stores key -> id unless key is there; returns false when it was.
+    bool insert(uint64_t key, int32_t id) {
+        if ((size_ + 1) * 2 > slots_.size()) grow();
+        for (size_t h = hash(key);; h = (h + 1) & (slots_.size() - 1)) {
+            Slot &s = slots_[h];
+            if (s.gen != gen_) {
+                s = {key, id, gen_};
+                ++size_;
+                return true;
+            }
+            if (s.key == key) return false;
+        }
+    }
+    void clear() {
+        size_ = 0;
+        if (++gen_ == 0) {  // wrapped: really clear
+            for (auto &s : slots_) s.gen = 0;
+            gen_ = 1;
+        }
+    }
+
+private:
+    struct Slot {
+        uint64_t key;
+        int32_t id;
+        uint32_t gen;
+    };
+    size_t hash(uint64_t k) const { return static_cast<size_t>((k * 0x9E3779B97F4A7C15ull) >> shift_); }
+    void grow() {
+        std::vector<Slot> old;
+        old.swap(slots_);
+        const size_t n = old.empty() ? 64 : old.size() * 2;
+        slots_.assign(n, Slot{0, 0, 0});
+        shift_ = 64 - std::countr_zero(n);
+        const uint32_t g = gen_;
+        gen_ = 1;
+        size_ = 0;
+        for (const Slot &s : old)
+            if (s.gen == g) insert(s.key, s.id);
+    }
+    std::vector<Slot> slots_;
+    size_t size_ = 0;
+    uint32_t gen_ = 1;
+    int shift_ = 58;
 };
 
 // The lazily built automaton of one grammar, shared by its matchers (guarded by
@@ -45,11 +118,11 @@ public:
 
     int32_t initial() const { return initial_; }
     int32_t step(int32_t state, uint8_t byte) {
-        const size_t at = static_cast<size_t>(state) * 256 + byte;
-        int32_t t = trans_[at];
+        int32_t &slot = row(state)[byte];
+        int32_t t = slot;
         if (t < 0) {
-            t = compute(state, byte);  // may grow trans_
-            trans_[at] = t;
+            t = compute(state, byte);  // adds states, never moves rows
+            slot = t;
         }
         return t;
     }
@@ -63,6 +136,12 @@ public:
 
     // The mask of a state for a trie (bit per token id), cached per state.
     std::shared_ptr<const std::vector<uint64_t>> mask(int32_t state, const TokenTrie &trie);
+    MaskStats mask_stats() const {
+        std::lock_guard lock(mu_);
+        MaskStats s = stats_;
+        s.states = states_.size();
+        return s;
+    }
 
 private:
     struct Node {
@@ -71,6 +150,13 @@ private:
         uint32_t depth;
     };
     int32_t compute(int32_t state, uint8_t byte);
+    bool survives(int32_t state, const TokenTrie::Slice &slice, size_t max_pairs, size_t max_new_states);
+    void walk(int32_t state, const TokenTrie::Layout &trie, std::vector<uint64_t> &bits,
+              const TokenTrie::Slice *cover = nullptr);
+    bool survives_cached(int32_t state, const TokenTrie::Slice &slice);
+    // Whether slice checks may build states speculatively (under 3/4 of the bound,
+    // so that they never push a grammar that fits into the state limit).
+    bool speculate() const { return states_.size() < limits_.max_states / 4 * 3; }
     int32_t intern_node(uint32_t pos, int32_t parent, bool &too_deep);
     int32_t intern_state(std::vector<int32_t> &stacks, bool accepting, bool too_deep);
     void expand(uint32_t pos, int32_t parent, bool &accepting, bool &too_deep);
@@ -79,24 +165,39 @@ private:
     MatcherLimits limits_;
     mutable std::mutex mu_;
     std::vector<Node> nodes_;
-    std::unordered_map<uint64_t, int32_t> node_ids_;
+    IdMap node_ids_;
     std::vector<std::vector<int32_t>> states_;
     std::vector<bool> accepting_, has_stacks_;
     struct VecHash {
         size_t operator()(const std::vector<int32_t> &v) const;
     };
     std::unordered_map<std::vector<int32_t>, int32_t, VecHash> state_ids_;
-    std::vector<int32_t> trans_;  // states x 256, -1: not computed yet
+    // Transitions: a row of 256 per state (-1: not computed yet), in blocks of
+    // 2^kRowBits rows so that growing never copies them (a copy of a large
+    // table would stall one mask for milliseconds).
+    static constexpr int kRowBits = 6;
+    int32_t *row(int32_t state) {
+        return trans_[static_cast<size_t>(state) >> kRowBits].get() + ((static_cast<size_t>(state) & ((1u << kRowBits) - 1)) << 8);
+    }
+    void add_row(int32_t fill);
+    std::vector<std::unique_ptr<int32_t[]>> trans_;
     int32_t initial_ = kDead;
     // scratch for compute()
     std::vector<int32_t> out_;
     std::vector<std::pair<uint32_t, int32_t>> work_;
-    std::unordered_map<uint64_t, bool> visited_;
+    IdMap visited_;
     // mask cache
     const TokenTrie *mask_trie_ = nullptr;
     std::unordered_map<int32_t, std::shared_ptr<const std::vector<uint64_t>>> masks_;
     size_t mask_bytes_ = 0;
     std::vector<int32_t> walk_;
+    // scratch for survives()
+    std::vector<uint64_t> pairs_, seen_keys_;
+    std::vector<uint16_t> pair_depth_;
+    std::vector<uint32_t> seen_stamp_;
+    uint32_t stamp_ = 0;
+    std::vector<int8_t> survives_memo_;  // per state: -1 unknown, 0/1 (one trie's cover slice)
+    MaskStats stats_;
 };
 
 // One position in a grammar: accepts bytes or tokens, rolls back, computes masks.
@@ -118,6 +219,7 @@ public:
     size_t n_accepted() const { return history_.size() - 1; }
     void reset();
     const std::string &error() const { return error_; }
+    MaskStats mask_stats() const { return a_->mask_stats(); }
 
     // Bit per token id: the tokens the grammar allows next (EOG ones only when complete).
     std::shared_ptr<const std::vector<uint64_t>> mask(const TokenTrie &trie);

@@ -1,7 +1,10 @@
 // The grammar front ends (src/grammar/): GBNF, the regex subset and JSON Schema, on
 // hostile text. The first byte picks the front end and the matching input; the rest is
 // the grammar. Whatever compiles is then matched against a derived string, byte by byte
-// and whole, and the two answers must agree. Errors must be muse::Error, never a crash.
+// and whole, and the two answers must agree. Token masks are checked too, on a small
+// vocabulary made of the probe's pieces and every single byte: the mask (which uses the
+// trie's slices where they apply) must be exactly the tokens the matcher accepts.
+// Errors must be muse::Error, never a crash.
 #include "core/error.h"
 #include "grammar/grammar.h"
 
@@ -10,6 +13,32 @@
 #include <string>
 
 using namespace muse;
+
+namespace {
+
+void check_masks(const grammar::Grammar &g, const std::string &probe) {
+    std::vector<std::string> pieces;
+    for (int b = 0; b < 256; ++b) pieces.emplace_back(1, static_cast<char>(b));
+    for (const char *p : {"\"", "\", \"", "ab", "abc d", "\xC3\xA9", "\xE2\x82", "\\n", "{\"", "1.5"})
+        pieces.emplace_back(p);
+    for (size_t i = 0; i + 2 <= probe.size() && pieces.size() < 400; i += 3)
+        pieces.push_back(probe.substr(i, 2 + i % 7));
+    pieces.emplace_back();  // a control token
+    const auto eog = static_cast<int32_t>(pieces.size());
+    pieces.emplace_back("<eos>");
+    const grammar::TokenTrie trie(pieces, {eog});
+    grammar::Matcher m = g.matcher();
+    for (size_t i = 0; i <= probe.size() && i < 64; ++i) {
+        const auto mask = m.mask(trie);
+        for (int32_t id = 0; id < trie.n_vocab(); ++id) {
+            grammar::Matcher copy = m;
+            if (copy.accept_token(id, trie) != grammar::mask_test(*mask, id)) __builtin_trap();
+        }
+        if (i == probe.size() || !m.accept_bytes(probe.substr(i, 1))) break;
+    }
+}
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
@@ -32,6 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             }
         }
         if (whole && !(ok && m.is_accepting())) __builtin_trap();  // the two ways must agree
+        check_masks(*g, probe);
     } catch (const Error &) {
     } catch (const nlohmann::json::exception &) {
     }
