@@ -27,6 +27,7 @@ int64_t checked_width(int64_t w) {
 }
 
 void check_result(size_t n) {
+    charge_work(n / 64);
     if (n > kMaxResult) runtime_error("string too large (over " + std::to_string(kMaxResult) + " bytes)");
 }
 
@@ -1282,6 +1283,7 @@ void install_globals(Interpreter &interp, Scope &globals) {
         long double count = step > 0 ? (static_cast<long double>(stop) - start + step - 1) / step
                                      : (static_cast<long double>(start) - stop - step - 1) / -step;
         if (count > kMaxRange) runtime_error("range too big, more than " + std::to_string(kMaxRange) + " elements");
+        if (count > 0) charge_work(static_cast<uint64_t>(count));
         ValueList out;
         for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) out.push_back(Value::integer(k));
         return Value::list(std::move(out));

@@ -19,9 +19,16 @@ constexpr int kMaxFrameDepth = 4000;
 constexpr size_t kMaxString = size_t{1} << 28;
 constexpr size_t kMaxList = size_t{1} << 22;
 
+// Checks the size of a string or list about to be built, and charges building it.
 void check_size(size_t n, bool list = false) {
+    charge_work(list ? n : n / 64);
     size_t limit = list ? kMaxList : kMaxString;
     if (n > limit) runtime_error(std::string(list ? "list" : "string") + " too large (over " + std::to_string(limit) + ")");
+}
+
+// The rendering so far (charged piece by piece as it is appended, not here).
+void check_output(size_t n) {
+    if (n > kMaxString) runtime_error("output too large (over " + std::to_string(kMaxString) + " bytes)");
 }
 
 [[noreturn]] void raise_undefined(const Value &u) {
@@ -207,15 +214,20 @@ Interpreter::Flow Interpreter::exec(const Stmt &s, const std::shared_ptr<Scope> 
     };
     try {
         FrameGuard guard(frame_depth_);
+        charge_work(1);
         switch (s.kind) {
         case Stmt::Kind::Text:
+            charge_work(s.text.size() / 64);
             out += s.text;
-            check_size(out.size());
+            check_output(out.size());
             break;
-        case Stmt::Kind::Output:
-            out += to_str(eval(*s.expr, scope));
-            check_size(out.size());
+        case Stmt::Kind::Output: {
+            const std::string piece = to_str(eval(*s.expr, scope));
+            charge_work(piece.size() / 64);
+            out += piece;
+            check_output(out.size());
             break;
+        }
         case Stmt::Kind::If:
             return exec_body(truthy(eval(*s.expr, scope)) ? s.body : s.else_body, scope, out);
         case Stmt::Kind::For: exec_for(s, eval(*s.expr, scope), scope, out, 0); break;
@@ -364,6 +376,7 @@ void Interpreter::exec_for(const Stmt &s, const Value &iterable, const std::shar
         inner->parent = scope;
         assign(s, items[static_cast<size_t>(k)], *inner);
         inner->vars["loop"] = loop;
+        charge_work(1);  // an iteration, even of an empty body
         if (exec_body(s.body, inner, out) == Flow::Break) break;
     }
 }

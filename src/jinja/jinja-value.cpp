@@ -10,6 +10,29 @@ namespace muse::jinja {
 
 void runtime_error(std::string message) { throw RuntimeError{std::move(message)}; }
 
+namespace {
+thread_local uint64_t work_used = 0;
+thread_local uint64_t work_limit = UINT64_MAX;
+} // namespace
+
+void charge_work(uint64_t units) {
+    work_used += units;
+    if (work_used > work_limit)
+        runtime_error("the template did more than " + std::to_string(work_limit) +
+                      " units of work (statements, loop iterations, elements, string bytes / 64): a runaway "
+                      "loop, or an input far larger than any conversation");
+}
+
+WorkBudget::WorkBudget(uint64_t limit) : saved_used_(work_used), saved_limit_(work_limit) {
+    work_used = 0;
+    work_limit = limit;
+}
+
+WorkBudget::~WorkBudget() {
+    work_used = saved_used_;
+    work_limit = saved_limit_;
+}
+
 Value Value::undefined(std::string hint) {
     Value v;
     v.s = std::move(hint);
@@ -474,6 +497,12 @@ bool contains(const Value &container, const Value &item) {
 }
 
 ValueList iterate(const Value &v) {
+    switch (v.kind) {
+    case Value::Kind::String: charge_work(v.s.size()); break;
+    case Value::Kind::List: charge_work(v.items->size()); break;
+    case Value::Kind::Dict: charge_work(v.map->entries.size()); break;
+    default: break;
+    }
     switch (v.kind) {
     case Value::Kind::Undefined: return {};
     case Value::Kind::String: {
