@@ -60,7 +60,9 @@ Image reference_crop(const Image &img, int x0, int y0, int x1, int y1) {
     for (int y = y0; y < y1; ++y)
         for (int x = x0; x < x1; ++x) {
             const Rgb c = pixel(img, x, y);
-            out.rgb.insert(out.rgb.end(), {c.r, c.g, c.b});
+            out.rgb.push_back(c.r);
+            out.rgb.push_back(c.g);
+            out.rgb.push_back(c.b);
         }
     return out;
 }
