@@ -26,8 +26,8 @@ int64_t checked_width(int64_t w) {
     return w;
 }
 
+// Called as results grow (not charged: the filter's input was, see Interpreter::filter).
 void check_result(size_t n) {
-    charge_work(n / 64);
     if (n > kMaxResult) runtime_error("string too large (over " + std::to_string(kMaxResult) + " bytes)");
 }
 
@@ -722,7 +722,7 @@ Value builtin_filter(Interpreter &interp, const std::string &name, const Value &
                 o.indent = 1;
                 o.indent_str = ind.s;
             } else if (is_int_like(ind)) {
-                o.indent = static_cast<int>(std::max<int64_t>(0, ind.as_int()));
+                o.indent = static_cast<int>(std::max<int64_t>(0, checked_width(ind.as_int())));
                 o.indent_str = std::string(static_cast<size_t>(o.indent), ' ');
             } else {
                 runtime_error("indent must be an integer or a string");

@@ -142,7 +142,10 @@ bool equals(const Value &a, const Value &b);
 int compare(const Value &a, const Value &b); // <0, 0, >0; raises TypeError for unorderable
 size_t length(const Value &v);               // len(v); raises for unsized
 bool contains(const Value &container, const Value &item); // item in container
-ValueList iterate(const Value &v);                // list(v): dict keys, str code points
+ValueList iterate(const Value &v);
+// Work of copying `items` (charge_work units): one per element plus the bytes / 64 of
+// string elements, which a Value holds by value (lists and dicts are shared, O(1)).
+uint64_t copy_units(const ValueList &items);                // list(v): dict keys, str code points
 std::string html_escape(std::string_view s);
 
 // Dict keys are strings; a non-string key (int, float, bool, None) is stored as
