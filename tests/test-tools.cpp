@@ -287,6 +287,32 @@ TEST_CASE("annotate: captions, default colour, shapes at the edges") {
     CHECK(pixel(png, 63, 30) == (Rgb{255, 0, 0}));  // the right edge (x1 = 64 exclusive)
 }
 
+TEST_CASE("annotate: thick lines are thickness pixels across") {
+    const Image img = gradient(80, 60);
+    ToolContext ctx{{&img}};
+    const json args = json::parse(R"({"shapes": [
+        {"type": "arrow", "x0": 5, "y0": 20, "x1": 70, "y1": 20, "color": "blue", "thickness": 3},
+        {"type": "arrow", "x0": 40, "y0": 30, "x1": 40, "y1": 55, "color": "#ff00ff", "thickness": 4}
+    ]})");
+    const ToolOutcome out = get("annotate").run(args, ctx);
+    INFO(out.content);
+    REQUIRE_FALSE(out.failed);
+    const Image png = decode_image(out.artefacts.at(0).data.data(), out.artefacts[0].data.size());
+    const Rgb blue{0, 0, 255}, magenta{255, 0, 255};
+    for (int x : {5, 30, 50}) {  // horizontal, thickness 3: rows 19, 20, 21
+        CHECK(pixel(png, x, 18) == pixel(img, x, 18));
+        CHECK(pixel(png, x, 19) == blue);
+        CHECK(pixel(png, x, 20) == blue);
+        CHECK(pixel(png, x, 21) == blue);
+        CHECK(pixel(png, x, 22) == pixel(img, x, 22));
+    }
+    for (int y : {30, 40}) {  // vertical, thickness 4: columns 38 to 41
+        CHECK(pixel(png, 37, y) == pixel(img, 37, y));
+        for (int x = 38; x <= 41; ++x) CHECK(pixel(png, x, y) == magenta);
+        CHECK(pixel(png, 42, y) == pixel(img, 42, y));
+    }
+}
+
 TEST_CASE("annotate: bad shapes fail with a clear message and draw nothing") {
     const Image img = gradient(40, 30);
     ToolContext ctx{{&img}};

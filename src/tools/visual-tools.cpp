@@ -137,17 +137,20 @@ void draw_box(Image &img, const PixelBox &b, int t, Rgb c) {
     fill_rect(img, std::max(b.x1 - t, b.x0), b.y0, b.x1, b.y1, c);
 }
 
-// A line of thickness t: a t x t square (centred on the pixel) at each step of
-// Bresenham's walk. Endpoints are bounded by the image (plus an arrowhead's length),
-// so the walk is short.
+// A line of thickness t: at each step of Bresenham's walk, a span of t pixels across
+// the line's major axis (vertical for a shallow line, horizontal for a steep one),
+// centred on the pixel: t writes a step, not t * t. Endpoints are bounded by the image
+// (plus an arrowhead's length), so the walk is short.
 void draw_line(Image &img, int x0, int y0, int x1, int y1, int t, Rgb c) {
     const int lo = t / 2;
-    int64_t dx = std::abs(int64_t(x1) - x0), dy = -std::abs(int64_t(y1) - y0);
+    const int64_t dx = std::abs(int64_t(x1) - x0), dy = -std::abs(int64_t(y1) - y0);
+    const bool shallow = dx >= -dy;
     const int sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1;
     int64_t err = dx + dy;
     int64_t x = x0, y = y0;
     for (;;) {
-        fill_rect(img, x - lo, y - lo, x - lo + t, y - lo + t, c);
+        if (shallow) fill_rect(img, x, y - lo, x + 1, y - lo + t, c);
+        else fill_rect(img, x - lo, y, x - lo + t, y + 1, c);
         if (x == x1 && y == y1) break;
         const int64_t e2 = 2 * err;
         if (e2 >= dy) err += dy, x += sx;
