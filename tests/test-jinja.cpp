@@ -271,3 +271,49 @@ TEST_CASE("jinja: hostile templates fail cleanly") {
     for (int k = 0; k < 20000; ++k) chain += ".a";
     CHECK_THROWS_AS(Template::parse(chain + " }}"), muse::Error);
 }
+
+TEST_CASE("jinja: the work budget stops runaway loops with a clear error") {
+    // 10^12 iterations of an empty body: without the budget this runs for hours; with
+    // the default one it fails in about a second.
+    const muse::Error e =
+        render_error("{% for a in range(1000000) %}{% for b in range(1000000) %}{% endfor %}{% endfor %}");
+    CHECK(e.status() == MUSE_ERR_INVALID_ARGUMENT);
+    CHECK_THAT(e.what(), Catch::Contains("units of work") && Catch::Contains("template line 1"));
+    // Work that is not a statement is charged too: a filter over a list in a loop, and a
+    // loop condition that keeps nothing (a small budget keeps the test fast).
+    for (const char *src : {"{% set l = range(1000)|list %}{% for a in l %}{{ l|select('odd')|list|length }}{% endfor %}",
+                            "{% for a in range(1000) %}{% for b in range(1000) if b < 0 %}{% endfor %}{% endfor %}"}) {
+        Template t = Template::parse(src);
+        t.max_work = 100000;
+        INFO(src);
+        CHECK_THROWS_WITH(t.render(json::object()), Catch::Contains("more than 100000 units of work"));
+    }
+    // Lists share their elements: [x, x] nested 40 deep is cheap to build but has 2^40
+    // leaves to print, compare or encode; a list of one long string repeated copies it.
+    const std::string dag =
+        "{% set ns = namespace(d=1) %}{% for i in range(40) %}{% set ns.d = [ns.d, ns.d] %}{% endfor %}";
+    for (const std::string &src : {dag + "{{ ns.d }}", dag + "{{ ns.d|tojson }}", dag + "{{ ns.d == [ns.d[0], ns.d[1]] }}",
+                                   std::string("{% set big = 'x' * 10000000 %}{{ ([big] * 1000)|length }}")}) {
+        Template t = Template::parse(src);
+        t.max_work = 100000;
+        INFO(src);
+        CHECK_THROWS_WITH(t.render(json::object()), Catch::Contains("more than 100000 units of work"));
+    }
+    // Output that grows with a width: refused before it is written.
+    CHECK_THAT(render_error("{{ '%1000000000d' % 1 }}").what(), Catch::Contains("format width or precision too large"));
+    CHECK_THAT(render_error("{{ '%.500f' % 1.5 }}").what(), Catch::Contains("format width or precision too large"));
+    CHECK(render("{{ '%5d|%.3f|%400d' % (42, 1.5, 7) }}").size() == 5 + 1 + 5 + 1 + 400);
+    CHECK_THAT(render_error("{{ {'a': 1}|tojson(indent=1000000000) }}").what(), Catch::Contains("too large"));
+    CHECK_THAT(render_error("{% set ns = namespace(d=1) %}{% for i in range(400) %}{% set ns.d = [ns.d] %}{% endfor %}"
+                            "{{ ns.d|tojson(indent=1000000)|length }}")
+                   .what(),
+               Catch::Contains("JSON text too large"));
+    // The budget is per render, and adjustable.
+    Template t = Template::parse("{% for a in range(1000) %}{{ a }}{% endfor %}");
+    CHECK(t.render(json::object()).size() == 2890);
+    CHECK(t.render(json::object()).size() == 2890);  // a second render starts afresh
+    t.max_work = 1500;
+    CHECK_THROWS_WITH(t.render(json::object()), Catch::Contains("more than 1500 units of work"));
+    t.max_work = 10000;
+    CHECK(t.render(json::object()).size() == 2890);
+}

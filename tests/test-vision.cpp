@@ -1,10 +1,12 @@
 // Vision encoders: the mmproj loader's errors, token counts and output shapes, the
-// layout helpers (window permutation, block-diagonal mask, patch-merge gather) and the
-// vision backend ops against plain references. Numerical parity of whole encoders with
+// layout helpers (window permutation, block-diagonal mask, patch-merge gather), the
+// vision backend ops against plain references, and the zoom tool's view end to end. Numerical parity of whole encoders with
 // independent references is in tests/python/test_vision.py.
 #include "backends/backend.h"
 #include "core/error.h"
 #include "gguf/gguf-writer.h"
+#include "multimodal/image-embedder.h"
+#include "tools/builtin-tools.h"
 #include "vision/patch-layout.h"
 #include "vision/vision-encoder.h"
 
@@ -546,4 +548,48 @@ TEST_CASE("unimplemented ViT tensors and projector variants are refused by name"
             CHECK_THAT(e.what(), Catch::Contains(needle));
         }
     }
+}
+
+// The zoom tool (src/tools/) end to end: its view goes through the image embedder like
+// any image part, and what the encoder makes of it is what it makes of the region cut
+// out independently, and not what it makes of the whole image or of a neighbouring
+// region. (tests/test-tools.cpp checks the preprocessed tensor itself.)
+TEST_CASE("zoom's view reaches the encoder as exactly the region", "[vision]") {
+    Image img;
+    img.width = 64;
+    img.height = 48;
+    for (int y = 0; y < img.height; ++y)
+        for (int x = 0; x < img.width; ++x)
+            for (int c = 0; c < 3; ++c) img.rgb.push_back(uint8_t((x * 4 + y * 5 + c * 80 + (x / 16) * 60) % 256));
+    auto crop = [&](int x0, int y0, int x1, int y1) {
+        Image out;
+        out.width = x1 - x0;
+        out.height = y1 - y0;
+        for (int y = y0; y < y1; ++y)
+            for (int x = x0; x < x1; ++x)
+                for (int c = 0; c < 3; ++c) out.rgb.push_back(img.rgb[(size_t(y) * img.width + x) * 3 + c]);
+        return out;
+    };
+    const std::vector<uint8_t> bytes = mini_mmproj(MiniSpec{});
+    auto file = gguf::File::from_memory(bytes.data(), bytes.size(), gguf::OpenOptions{});
+    auto backend = make_backend(MUSE_BACKEND_CPU, 2);
+    const ImageEmbedder embedder(*file, *backend, 8);
+
+    const tools::Tool zoom = *tools::builtin_tool("zoom");
+    const tools::ToolOutcome out =
+        zoom.run({{"x0", 16}, {"y0", 8}, {"x1", 48}, {"y1", 40}}, tools::ToolContext{{&img}});
+    INFO(out.content);
+    REQUIRE_FALSE(out.failed);
+    REQUIRE(out.image.has_value());
+    auto rows = [&](const Image &im) {
+        std::vector<float> all;
+        for (const EmbeddedImage::Piece &p : embedder.embed(im).pieces) all.insert(all.end(), p.embd.begin(), p.embd.end());
+        return all;
+    };
+    const std::vector<float> zoomed = rows(*out.image);
+    CHECK(embedder.n_rows(*out.image) == 8 * 8);  // 32 x 32 pixels, 4 x 4 per merged token
+    CHECK(zoomed.size() == size_t(8 * 8 * 8));
+    CHECK(zoomed == rows(crop(16, 8, 48, 40)));
+    CHECK(zoomed != rows(crop(20, 8, 52, 40)));
+    CHECK(zoomed != rows(img));
 }

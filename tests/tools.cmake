@@ -6,3 +6,5 @@ target_compile_definitions(test-tool-calls PRIVATE MUSE_TEST_SHARED_DIR="${PROJE
 muse_cpp_test(test-call-grammar muse_internal)
 muse_cpp_test(test-tool-loop muse::muse muse_core)
 muse_cpp_test(test-tool-phase muse_internal)
+# Built-in tools (src/tools/): zoom, annotate, calculator through the Tool interface.
+muse_cpp_test(test-tools muse_internal)

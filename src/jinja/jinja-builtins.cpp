@@ -26,6 +26,7 @@ int64_t checked_width(int64_t w) {
     return w;
 }
 
+// Called as results grow (not charged: the filter's input was, see Interpreter::filter).
 void check_result(size_t n) {
     if (n > kMaxResult) runtime_error("string too large (over " + std::to_string(kMaxResult) + " bytes)");
 }
@@ -721,7 +722,7 @@ Value builtin_filter(Interpreter &interp, const std::string &name, const Value &
                 o.indent = 1;
                 o.indent_str = ind.s;
             } else if (is_int_like(ind)) {
-                o.indent = static_cast<int>(std::max<int64_t>(0, ind.as_int()));
+                o.indent = static_cast<int>(std::max<int64_t>(0, checked_width(ind.as_int())));
                 o.indent_str = std::string(static_cast<size_t>(o.indent), ' ');
             } else {
                 runtime_error("indent must be an integer or a string");
@@ -1282,6 +1283,7 @@ void install_globals(Interpreter &interp, Scope &globals) {
         long double count = step > 0 ? (static_cast<long double>(stop) - start + step - 1) / step
                                      : (static_cast<long double>(start) - stop - step - 1) / -step;
         if (count > kMaxRange) runtime_error("range too big, more than " + std::to_string(kMaxRange) + " elements");
+        if (count > 0) charge_work(static_cast<uint64_t>(count));
         ValueList out;
         for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) out.push_back(Value::integer(k));
         return Value::list(std::move(out));

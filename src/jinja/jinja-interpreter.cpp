@@ -19,9 +19,28 @@ constexpr int kMaxFrameDepth = 4000;
 constexpr size_t kMaxString = size_t{1} << 28;
 constexpr size_t kMaxList = size_t{1} << 22;
 
+// Checks the size of a string or list about to be built, and charges building it.
 void check_size(size_t n, bool list = false) {
+    charge_work(list ? n : n / 64);
     size_t limit = list ? kMaxList : kMaxString;
     if (n > limit) runtime_error(std::string(list ? "list" : "string") + " too large (over " + std::to_string(limit) + ")");
+}
+
+// Work of a filter or method on `v`: its size (string bytes / 64, elements), charged
+// once per call so that a filter over a big value inside a loop is bounded, without
+// charging a result again and again while it is built.
+uint64_t size_units(const Value &v) {
+    switch (v.kind) {
+    case Value::Kind::String: return v.s.size() / 64;
+    case Value::Kind::List: return v.items->size();
+    case Value::Kind::Dict: return v.map->entries.size();
+    default: return 0;
+    }
+}
+
+// The rendering so far (charged piece by piece as it is appended, not here).
+void check_output(size_t n) {
+    if (n > kMaxString) runtime_error("output too large (over " + std::to_string(kMaxString) + " bytes)");
 }
 
 [[noreturn]] void raise_undefined(const Value &u) {
@@ -95,6 +114,7 @@ void float_divmod(double vx, double wx, double &floordiv, double &mod) {
 }
 
 // printf-style `'%s' % x`, the subset templates use.
+constexpr int64_t kMaxFormatWidth = 400;
 std::string percent_format(const std::string &fmt, const Value &arg) {
     ValueList args = arg.is_list() && arg.is_tuple ? *arg.items : ValueList{arg};
     size_t next = 0;
@@ -110,8 +130,14 @@ std::string percent_format(const std::string &fmt, const Value &arg) {
             continue;
         }
         std::string spec = "%";
-        while (i < fmt.size() && std::string_view("-+ 0#.123456789").find(fmt[i]) != std::string_view::npos)
+        int64_t number = 0;  // the width or precision being read
+        while (i < fmt.size() && std::string_view("-+ 0#.123456789").find(fmt[i]) != std::string_view::npos) {
+            number = fmt[i] >= '0' && fmt[i] <= '9' ? std::min<int64_t>(number * 10 + (fmt[i] - '0'), 1000000) : 0;
+            // The conversions below go through a 512-byte buffer: a wider field would be cut short.
+            if (number > kMaxFormatWidth)
+                runtime_error("format width or precision too large (over " + std::to_string(kMaxFormatWidth) + ")");
             spec += fmt[i++];
+        }
         if (i >= fmt.size()) runtime_error("incomplete format");
         char conv = fmt[i];
         if (next >= args.size()) runtime_error("not enough arguments for format string");
@@ -207,15 +233,20 @@ Interpreter::Flow Interpreter::exec(const Stmt &s, const std::shared_ptr<Scope> 
     };
     try {
         FrameGuard guard(frame_depth_);
+        charge_work(1);
         switch (s.kind) {
         case Stmt::Kind::Text:
+            charge_work(s.text.size() / 64);
             out += s.text;
-            check_size(out.size());
+            check_output(out.size());
             break;
-        case Stmt::Kind::Output:
-            out += to_str(eval(*s.expr, scope));
-            check_size(out.size());
+        case Stmt::Kind::Output: {
+            const std::string piece = to_str(eval(*s.expr, scope));
+            charge_work(piece.size() / 64);
+            out += piece;
+            check_output(out.size());
             break;
+        }
         case Stmt::Kind::If:
             return exec_body(truthy(eval(*s.expr, scope)) ? s.body : s.else_body, scope, out);
         case Stmt::Kind::For: exec_for(s, eval(*s.expr, scope), scope, out, 0); break;
@@ -364,6 +395,7 @@ void Interpreter::exec_for(const Stmt &s, const Value &iterable, const std::shar
         inner->parent = scope;
         assign(s, items[static_cast<size_t>(k)], *inner);
         inner->vars["loop"] = loop;
+        charge_work(1);  // an iteration, even of an empty body
         if (exec_body(s.body, inner, out) == Flow::Break) break;
     }
 }
@@ -456,7 +488,10 @@ Value Interpreter::getattr(const Value &obj, const std::string &name) {
     }
     bool found = false;
     Value m = builtin_method(obj, name, found);
-    if (found) return m;
+    if (found) {
+        charge_work(size_units(obj));  // a bound method (str.replace, dict.items...) works on all of obj
+        return m;
+    }
     if (obj.is_dict())
         if (const Value *v = obj.map->find(name)) return *v;
     return Value::undefined(object_desc(obj) + " has no attribute '" + name + "'");
@@ -496,6 +531,7 @@ Value Interpreter::getitem(const Value &obj, const Value &key) {
 }
 
 Value Interpreter::filter(const std::string &name, const Value &input, Args &args) {
+    charge_work(1 + size_units(input));
     return builtin_filter(*this, name, input, args);
 }
 
@@ -640,6 +676,7 @@ Value Interpreter::binary_op(const std::string &op, const Value &a, const Value 
         }
         if (a.is_list() && b.is_list() && a.is_tuple == b.is_tuple && !a.gen && !b.gen) {
             check_size(a.items->size() + b.items->size(), true);
+            charge_work(copy_units(*a.items) + copy_units(*b.items));
             ValueList r = *a.items;
             r.insert(r.end(), b.items->begin(), b.items->end());
             Value v = Value::list(std::move(r));
@@ -656,6 +693,12 @@ Value Interpreter::binary_op(const std::string &op, const Value &a, const Value 
             size_t unit = seq->is_string() ? seq->s.size() : seq->items->size();
             size_t cap = seq->is_string() ? kMaxString : kMaxList;
             if (unit && static_cast<uint64_t>(times) > cap / unit) runtime_error("repeated sequence is too large");
+            if (seq->is_list() && times > 0) {
+                // Each copy copies the string elements' bytes: charge them before copying.
+                const uint64_t per = copy_units(*seq->items);
+                if (per > UINT64_MAX / static_cast<uint64_t>(times)) charge_work(UINT64_MAX / 2);
+                else charge_work(per * static_cast<uint64_t>(times));
+            }
             if (seq->is_string()) {
                 std::string r;
                 r.reserve(unit * static_cast<size_t>(times));

@@ -10,6 +10,29 @@ namespace muse::jinja {
 
 void runtime_error(std::string message) { throw RuntimeError{std::move(message)}; }
 
+namespace {
+thread_local uint64_t work_used = 0;
+thread_local uint64_t work_limit = UINT64_MAX;
+} // namespace
+
+void charge_work(uint64_t units) {
+    work_used = units > UINT64_MAX - work_used ? UINT64_MAX : work_used + units;  // saturating
+    if (work_used > work_limit)
+        runtime_error("the template did more than " + std::to_string(work_limit) +
+                      " units of work (statements, loop iterations, elements, string bytes / 64): a runaway "
+                      "loop, or an input far larger than any conversation");
+}
+
+WorkBudget::WorkBudget(uint64_t limit) : saved_used_(work_used), saved_limit_(work_limit) {
+    work_used = 0;
+    work_limit = limit;
+}
+
+WorkBudget::~WorkBudget() {
+    work_used = saved_used_;
+    work_limit = saved_limit_;
+}
+
 Value Value::undefined(std::string hint) {
     Value v;
     v.s = std::move(hint);
@@ -346,21 +369,33 @@ static std::string repr_at(const Value &v, uint32_t level);
 std::string repr(const Value &v) { return repr_at(v, 0); }
 
 // Namespaces are mutable and may contain themselves: printing stops at a depth.
+// Text repr() and tojson build stays within the engine's string limit (checked as it
+// grows: a list may hold the same long string millions of times).
+constexpr size_t kMaxJsonText = size_t{1} << 28;
+static void check_text(size_t n) {
+    if (n > kMaxJsonText) runtime_error("text too large (over " + std::to_string(kMaxJsonText) + " bytes)");
+}
+
+// The recursive walkers (repr, equality, JSON) charge one unit of work per value they
+// visit: lists share their elements, so [x, x] nested 40 deep is cheap to build but
+// has 2^40 leaves to print or compare.
 static std::string repr_at(const Value &v, uint32_t level) {
     checked_depth(level);
+    charge_work(1);
     switch (v.kind) {
     case Value::Kind::Undefined: return "Undefined";
     case Value::Kind::None: return "None";
     case Value::Kind::Bool: return v.b ? "True" : "False";
     case Value::Kind::Int: return std::to_string(v.i);
     case Value::Kind::Float: return float_repr(v.f);
-    case Value::Kind::String: return repr_string(v.s);
+    case Value::Kind::String: charge_work(v.s.size() / 64); return repr_string(v.s);
     case Value::Kind::List: {
         if (v.gen) return "<generator object>";
         std::string out = v.is_tuple ? "(" : "[";
         for (size_t k = 0; k < v.items->size(); ++k) {
             if (k) out += ", ";
             out += repr_at((*v.items)[k], level + 1);
+            check_text(out.size());
         }
         if (v.is_tuple && v.items->size() == 1) out += ",";
         out += v.is_tuple ? ")" : "]";
@@ -373,6 +408,7 @@ static std::string repr_at(const Value &v, uint32_t level) {
             if (!first) out += ", ";
             first = false;
             out += repr(key_value(k)) + ": " + repr_at(e, level + 1);
+            check_text(out.size());
         }
         out += v.map->is_namespace ? "}>" : "}";
         return out;
@@ -390,6 +426,7 @@ bool equals(const Value &a, const Value &b) { return equals_at(a, b, 0); }
 
 static bool equals_at(const Value &a, const Value &b, uint32_t level) {
     checked_depth(level);
+    charge_work(1);
     if (a.is_number() && b.is_number()) {
         if (a.kind == Value::Kind::Float || b.kind == Value::Kind::Float) return a.as_double() == b.as_double();
         return a.as_int() == b.as_int();
@@ -473,7 +510,20 @@ bool contains(const Value &container, const Value &item) {
     }
 }
 
+uint64_t copy_units(const ValueList &items) {
+    uint64_t bytes = 0;
+    for (const Value &e : items)
+        if (e.kind == Value::Kind::String) bytes += e.s.size();
+    return items.size() + bytes / 64;
+}
+
 ValueList iterate(const Value &v) {
+    switch (v.kind) {
+    case Value::Kind::String: charge_work(v.s.size()); break;
+    case Value::Kind::List: charge_work(copy_units(*v.items)); break;
+    case Value::Kind::Dict: charge_work(v.map->entries.size()); break;
+    default: break;
+    }
     switch (v.kind) {
     case Value::Kind::Undefined: return {};
     case Value::Kind::String: {
@@ -533,10 +583,16 @@ static void json_string(std::string &out, std::string_view s, bool ensure_ascii)
 
 static void json_value(std::string &out, const Value &v, const JsonOptions &o, int level) {
     if (static_cast<uint32_t>(level) > kMaxValueDepth) runtime_error("maximum recursion depth exceeded while encoding a JSON object");
+    charge_work(1);
     auto newline = [&](int lvl) {
         if (o.indent < 0) return;
         out += '\n';
-        for (int k = 0; k < lvl; ++k) out += o.indent_str;
+        for (int k = 0; k < lvl; ++k) {
+            // Indentation grows with depth times the indent: check before writing each level.
+            if (out.size() + o.indent_str.size() > kMaxJsonText)
+                runtime_error("JSON text too large (over " + std::to_string(kMaxJsonText) + " bytes)");
+            out += o.indent_str;
+        }
     };
     switch (v.kind) {
     case Value::Kind::None: out += "null"; return;
@@ -550,7 +606,11 @@ static void json_value(std::string &out, const Value &v, const JsonOptions &o, i
         else
             out += float_repr(v.f);
         return;
-    case Value::Kind::String: json_string(out, v.s, o.ensure_ascii); return;
+    case Value::Kind::String:
+        charge_work(v.s.size() / 64);
+        json_string(out, v.s, o.ensure_ascii);
+        check_text(out.size());
+        return;
     case Value::Kind::List: {
         if (v.gen) break;
         if (v.items->empty()) {

@@ -23,6 +23,24 @@ struct RuntimeError {
 };
 [[noreturn]] void runtime_error(std::string message);
 
+// The work budget of the render running on this thread. Templates have loops and
+// the engine has no clock, so everything a template can repeat without bound is
+// charged: statements executed, loop iterations, elements iterated or made by
+// range(), list elements and string bytes (per 64) built. Past the budget the render
+// fails with a clear error instead of running for hours (nested loops over big
+// ranges). Outside a render nothing is counted.
+void charge_work(uint64_t units);
+class WorkBudget {
+public:
+    explicit WorkBudget(uint64_t limit);  // installs a budget for this thread's render
+    ~WorkBudget();                        // restores the previous one
+    WorkBudget(const WorkBudget &) = delete;
+    WorkBudget &operator=(const WorkBudget &) = delete;
+
+private:
+    uint64_t saved_used_, saved_limit_;
+};
+
 class Value;
 struct Dict;
 struct Function;
@@ -124,7 +142,10 @@ bool equals(const Value &a, const Value &b);
 int compare(const Value &a, const Value &b); // <0, 0, >0; raises TypeError for unorderable
 size_t length(const Value &v);               // len(v); raises for unsized
 bool contains(const Value &container, const Value &item); // item in container
-ValueList iterate(const Value &v);                // list(v): dict keys, str code points
+ValueList iterate(const Value &v);
+// Work of copying `items` (charge_work units): one per element plus the bytes / 64 of
+// string elements, which a Value holds by value (lists and dicts are shared, O(1)).
+uint64_t copy_units(const ValueList &items);                // list(v): dict keys, str code points
 std::string html_escape(std::string_view s);
 
 // Dict keys are strings; a non-string key (int, float, bool, None) is stored as

@@ -46,6 +46,7 @@ Template Template::parse(std::string_view source) {
 std::string Template::render(const nlohmann::ordered_json &context) const {
     if (!tree_) fail(MUSE_ERR_INVALID_ARGUMENT, "render() on a Template that was not parsed");
     return guarded([&] {
+        WorkBudget budget(max_work);
         Interpreter interp(now.value_or(std::chrono::system_clock::now()));
         return interp.render(tree_->body, context);
     });

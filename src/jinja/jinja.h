@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,6 +44,14 @@ public:
     // The time strftime_now() formats (as UTC); unset means the current time.
     // Tests pin it to get reproducible prompts.
     std::optional<std::chrono::system_clock::time_point> now;
+
+    // Work budget of one render (jinja-value.h: statements, loop iterations, elements
+    // iterated, string bytes / 64). A render past it fails with MUSE_ERR_INVALID_ARGUMENT
+    // instead of running on: nested loops over big ranges would otherwise take hours.
+    // Real chat templates on long conversations use well under 1% of the default
+    // (which a release build exhausts in about a second).
+    static constexpr uint64_t kDefaultMaxWork = 20'000'000;
+    uint64_t max_work = kDefaultMaxWork;
 
 private:
     struct Tree;

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "engine/session.h"
 #include "model/model.h"
+#include "tools/builtin-tools.h"
 #include "tools/call-grammar.h"
 
 namespace muse::tools {
@@ -12,12 +13,16 @@ using json = nlohmann::ordered_json;
 }
 
 std::vector<Tool> resolve_builtin_tools(const std::vector<std::string> &names) {
-    // Built-in tools (zoom, annotate, calculator) are resolved with builtin_tool() from
-    // builtin-tools.h once their implementation is part of the library; until then every
-    // name is refused here with a clear error rather than silently ignored.
     std::vector<Tool> out;
-    for (const std::string &n : names)
-        fail(MUSE_ERR_UNSUPPORTED, "built-in tool '", n, "': built-in tools are not available in this build");
+    for (const std::string &n : names) {
+        std::optional<Tool> t = builtin_tool(n);
+        if (!t) {
+            std::string known;
+            for (const std::string &k : builtin_tool_names()) known += (known.empty() ? "" : ", ") + k;
+            fail(MUSE_ERR_NOT_FOUND, "unknown built-in tool '", n, "' (built-in tools: ", known, ")");
+        }
+        out.push_back(std::move(*t));
+    }
     return out;
 }
 
