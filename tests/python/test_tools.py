@@ -198,3 +198,27 @@ def test_a_returned_image_enters_the_conversation(tmp_path_factory):
     # image's rows and its start/end markers exactly.
     n_rows = muse.Model(str(text), mmproj=str(mmproj)).image_tokens(img)
     assert seen.usage["prompt_tokens"] - blank.usage["prompt_tokens"] == n_rows + 2
+
+
+def test_builtin_calculator_runs_in_the_loop(tool_model):
+    """A built-in tool named per request runs in the same loop as host tools: its declaration is
+    offered, the (grammar-valid) call is executed by the library and its result fed back."""
+    kind, m = tool_model
+    s = m.session(n_ctx=4096)
+    r = s.chat([{"role": "user", "content": "What is 6*7?"}], builtin_tools=["calculator"], tool_choice="calculator",
+               max_tool_rounds=1, parallel_tool_calls=False, thinking="off", max_tokens=1500)
+    assert r.tool_rounds == 1
+    assert len(r.tool_results) == 1
+    res = r.tool_results[0]
+    assert res["name"] == "calculator"
+    expr = res["arguments"]["expression"]
+    assert isinstance(expr, str)
+    if res["failed"]:
+        assert res["content"]  # a random expression: the calculator says what is wrong with it
+    else:
+        # the library's answer equals Python's for what it accepted (only arithmetic characters)
+        assert set(expr) <= set("0123456789.+-*/%()^ eE")
+        want = eval(expr.replace("^", "**"), {"__builtins__": {}})  # noqa: S307 - arithmetic only
+        assert abs(float(res["content"]) - float(want)) <= 1e-9 * max(1.0, abs(float(want)))
+    with pytest.raises(muse.Error):
+        s.chat([{"role": "user", "content": "x"}], builtin_tools=["no_such_tool"], thinking="off", max_tokens=8)
