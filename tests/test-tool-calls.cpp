@@ -6,6 +6,8 @@
 #include "jinja/jinja.h"
 #include "reasoning/channel-parser.h"
 
+#include "shared-templates.h"
+
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -20,32 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path templates_dir() {
-    if (const char *env = std::getenv("MUSE_SHARED_DIR"); env && *env) {
-        fs::path p = fs::path(env) / "templates";
-        if (fs::is_directory(p)) return p;
-    }
-#ifdef MUSE_TEST_SHARED_DIR
-    fs::path p = fs::path(MUSE_TEST_SHARED_DIR) / "templates";
-    if (fs::is_directory(p)) return p;
-#endif
-    return {};
-}
-
-#define REQUIRE_TEMPLATES()                                                                                            \
-    const fs::path dir = templates_dir();                                                                              \
-    if (dir.empty()) {                                                                                                 \
-        WARN("SKIPPED: ../shared/templates not found (set MUSE_SHARED_DIR to the shared/ folder)");                    \
-        return;                                                                                                        \
-    }
-
-std::string read_file(const fs::path &p) {
-    std::ifstream in(p, std::ios::binary);
-    REQUIRE(in.good());
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+using muse::test::read_file;
 
 std::string render(const std::string &source, const json &messages, bool add_generation_prompt, const json &tools,
                    const json &vars = json::object()) {

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 
+#include <cstdio>
 #include <map>
 
 namespace muse::grammar {
@@ -305,6 +306,23 @@ private:
 
 Rules parse_gbnf(std::string_view text, const std::string &root, Limits limits) {
     return Parser(text, limits).run(root);
+}
+
+std::string gbnf_literal(std::string_view text) {
+    std::string out = "\"";
+    for (unsigned char c : text) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c < 0x20 || c == 0x7F) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02X", c);
+            out += buf;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out + "\"";
 }
 
 }  // namespace muse::grammar

@@ -11,10 +11,15 @@
 
 #include "grammar/rules.h"
 
+#include <string>
 #include <string_view>
 
 namespace muse::grammar {
 
 Rules parse_gbnf(std::string_view text, const std::string &root = "root", Limits limits = {});
+
+// `text` as a GBNF string literal that matches exactly its bytes (quotes and backslashes
+// escaped, control bytes as \xHH), for the front ends that emit GBNF.
+std::string gbnf_literal(std::string_view text);
 
 }  // namespace muse::grammar

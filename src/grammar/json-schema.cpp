@@ -63,22 +63,6 @@ const std::set<std::string> kRefused = {
 
 const std::vector<std::string> kAllTypes = {"null", "boolean", "object", "array", "string", "number"};
 
-std::string gbnf_literal(const std::string &text) {
-    std::string out = "\"";
-    for (unsigned char c : text) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-        } else if (c < 0x20 || c == 0x7F) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\x%02X", c);
-            out += buf;
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    return out + "\"";
-}
 
 std::string sanitize(const std::string &s) {
     std::string out;

@@ -1,9 +1,9 @@
 #include "tools/call-grammar.h"
 
 #include "core/error.h"
+#include "grammar/gbnf.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <set>
 
 namespace muse::tools {
@@ -12,22 +12,6 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-std::string literal(const std::string &text) {
-    std::string out = "\"";
-    for (unsigned char c : text) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-        } else if (c < 0x20 || c == 0x7F) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\x%02X", c);
-            out += buf;
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    return out + "\"";
-}
 
 bool is_name_char(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
@@ -64,7 +48,7 @@ bool raw_value(const json &schema) {
 
 std::string atem_function(const FunctionDecl &f, size_t index, std::string *rules) {
     const std::string fp = "f" + std::to_string(index) + "-";
-    std::string body = literal("<atem:invoke name=\"" + f.name + "\">\n");
+    std::string body = grammar::gbnf_literal("<atem:invoke name=\"" + f.name + "\">\n");
     const json &params = f.parameters;
     std::set<std::string> required;
     if (params.contains("required") && params["required"].is_array())
@@ -78,7 +62,7 @@ std::string atem_function(const FunctionDecl &f, size_t index, std::string *rule
             if (ps.is_object() && ps.contains("enum") && ps["enum"].is_array() && raw_value(ps)) {
                 for (const json &v : ps["enum"]) {
                     if (!v.is_string()) continue;
-                    value += (value.empty() ? "( " : " | ") + literal(v.get<std::string>());
+                    value += (value.empty() ? "( " : " | ") + grammar::gbnf_literal(v.get<std::string>());
                 }
                 value = value.empty() ? "atem-text" : value + " )";
             } else if (raw_value(ps)) {
@@ -92,12 +76,12 @@ std::string atem_function(const FunctionDecl &f, size_t index, std::string *rule
                 *rules += schema_gbnf(ps, fp + "p" + std::to_string(k) + "-", &top);
                 value = top;
             }
-            std::string item = literal("<atem:parameter name=\"" + it.key() + "\">") + " " + value + " " +
-                               literal("</atem:parameter>\n");
+            std::string item = grammar::gbnf_literal("<atem:parameter name=\"" + it.key() + "\">") + " " + value + " " +
+                               grammar::gbnf_literal("</atem:parameter>\n");
             body += " " + (required.count(it.key()) ? item : "( " + item + " )?");
         }
     }
-    body += " " + literal("</atem:invoke>\n");
+    body += " " + grammar::gbnf_literal("</atem:invoke>\n");
     *rules += fp + "invoke ::= " + body + "\n";
     return fp + "invoke";
 }
@@ -219,23 +203,23 @@ std::string call_body_gbnf(CallSyntax syntax, const std::vector<FunctionDecl> &f
         rules += "atem-text ::= ( [^<] | \"<\" [^/] )*\n";
         for (size_t i = 0; i < functions.size(); ++i)
             alts += (alts.empty() ? "" : " | ") + atem_function(functions[i], i, &rules);
-        return "root ::= " + literal("<atem:function_calls>\n") + " ( " + alts + " ) " +
-               literal("</atem:function_calls>") + "\n" + rules;
+        return "root ::= " + grammar::gbnf_literal("<atem:function_calls>\n") + " ( " + alts + " ) " +
+               grammar::gbnf_literal("</atem:function_calls>") + "\n" + rules;
     }
     const std::string key = syntax == CallSyntax::hermes ? "arguments" : "parameters";
     for (size_t i = 0; i < functions.size(); ++i) {
         std::string top;
         rules += schema_gbnf(functions[i].parameters, "f" + std::to_string(i) + "-", &top);
-        alts += std::string(alts.empty() ? "" : " | ") + literal("{\"name\":") + " " +
-                literal("\"" + functions[i].name + "\"") + " " + literal(",\"" + key + "\":") + " " + top + " " +
-                literal("}");
+        alts += std::string(alts.empty() ? "" : " | ") + grammar::gbnf_literal("{\"name\":") + " " +
+                grammar::gbnf_literal("\"" + functions[i].name + "\"") + " " + grammar::gbnf_literal(",\"" + key + "\":") + " " + top + " " +
+                grammar::gbnf_literal("}");
     }
     return std::string("root ::= ") + (syntax == CallSyntax::hermes ? "\"\\n\"? " : "") + "( " + alts + " )\n" + rules;
 }
 
 std::string atem_header_gbnf(const std::vector<std::string> &recipients) {
     std::string alts;
-    for (const std::string &r : recipients) alts += (alts.empty() ? "" : " | ") + literal(r);
+    for (const std::string &r : recipients) alts += (alts.empty() ? "" : " | ") + grammar::gbnf_literal(r);
     return "root ::= \"assistant\"? \" to=\" ( " + alts + " )\n";
 }
 
