@@ -197,7 +197,7 @@ constexpr double kEps = 1.1920928955078125e-07;  // float epsilon (2^-23)
 
 // ---- the table, op by op
 
-// The integer Q8_0 kernel (backends/cpu/cpu-int8-matmul.h) first rounds each token's
+// The integer Q8_0 / Q4_0 kernels (backends/cpu/cpu-int8-matmul.h) first round each token's
 // activations to 8-bit blocks of 32: amax = max |x|, d = amax / 127, q = x * (1 / d)
 // rounded to nearest even, scale F16(d). Its reference applies that rounding, then sums
 // d_w * d_x * (q_w . q_x) exactly in double; what is left to bound is the kernel's float
@@ -249,7 +249,7 @@ void add_matmul(std::vector<OpCase> &cases) {
                                  const Tensor y = c.empty(GgmlType::F32, s.n_out, s.n_tok);
                                  c.be.matmul(w, x, y);
                                  std::vector<double> ref, norm;
-                                 if (w.layout == WeightLayout::q8_0_rows16) {  // 8-bit activations
+                                 if (w.layout == WeightLayout::rows16) {  // 8-bit activations
                                      int8_reference(wd, xs, s.k, s.n_out, s.n_tok, ref, norm);
                                      return compare(c.read(y), ref, norm);
                                  }
@@ -861,37 +861,40 @@ TEST_CASE("attention decode timing", "[.bench]") {
     }
 }
 
-TEST_CASE("repacked Q8_0 weights give the same bits at every dispatch level") {
+TEST_CASE("repacked Q8_0 / Q4_0 weights give the same bits at every dispatch level") {
     LevelGuard guard;
     cpu::set_cpu_level(cpu::CpuLevel::avx512);
     if (!cpu::int8_matmul_available()) {
-        SUCCEED("no AVX-512 VNNI here: Q8_0 weights stay in the file's layout");
+        SUCCEED("no AVX-512 VNNI here: Q8_0 / Q4_0 weights stay in the file's layout");
         return;
     }
     auto be = make_backend(MUSE_BACKEND_CPU, 2);
-    Ctx c(*be, 11);
-    const int64_t k = 512, n_out = 45, n_tok = 21;  // a partial last group, prompt-sized batch
-    const auto wb = random_weights(c, GgmlType::Q8_0, k * n_out);
-    const auto xs = c.randn(k * n_tok);
-    const Tensor w = c.weights(GgmlType::Q8_0, wb, k, n_out);
-    REQUIRE(w.layout == WeightLayout::q8_0_rows16);
-    const Tensor x = c.f32(xs, k, n_tok), y = c.empty(GgmlType::F32, n_out, n_tok);
-    be->matmul(w, x, y);
-    const std::vector<float> vnni = c.read(y);
-    for (cpu::CpuLevel level : levels()) {
-        cpu::set_cpu_level(level);  // the packed tensor stays; lower levels run the scalar kernel
-        const Tensor y2 = c.empty(GgmlType::F32, n_out, n_tok);
-        be->matmul(w, x, y2);
-        const std::vector<float> got = c.read(y2);
-        INFO(cpu::to_string(level));
-        CHECK(std::memcmp(got.data(), vnni.data(), got.size() * 4) == 0);
+    for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+        INFO(type_traits(type).name);
+        Ctx c(*be, 11);
+        const int64_t k = 512, n_out = 45, n_tok = 21;  // a partial last group, prompt-sized batch
+        const auto wb = random_weights(c, type, k * n_out);
+        const auto xs = c.randn(k * n_tok);
+        const Tensor w = c.weights(type, wb, k, n_out);
+        REQUIRE(w.layout == WeightLayout::rows16);
+        const Tensor x = c.f32(xs, k, n_tok), y = c.empty(GgmlType::F32, n_out, n_tok);
+        be->matmul(w, x, y);
+        const std::vector<float> vnni = c.read(y);
+        for (cpu::CpuLevel level : levels()) {
+            cpu::set_cpu_level(level);  // the packed tensor stays; lower levels run the scalar kernel
+            const Tensor y2 = c.empty(GgmlType::F32, n_out, n_tok);
+            be->matmul(w, x, y2);
+            const std::vector<float> got = c.read(y2);
+            INFO(cpu::to_string(level));
+            CHECK(std::memcmp(got.data(), vnni.data(), got.size() * 4) == 0);
+        }
+        // Views of whole groups (a fused QKV weight split by rows) read the right rows.
+        cpu::set_cpu_level(cpu::CpuLevel::avx512);
+        const Tensor tail = w.rows(32, 13), y3 = c.empty(GgmlType::F32, 13, n_tok);
+        be->matmul(tail, x, y3);
+        const std::vector<float> part = c.read(y3);
+        for (int64_t t = 0; t < n_tok; ++t)
+            CHECK(std::memcmp(part.data() + t * 13, vnni.data() + t * n_out + 32, 13 * 4) == 0);
+        CHECK_THROWS(w.rows(8, 16));
     }
-    // Views of whole groups (a fused QKV weight split by rows) read the right rows.
-    cpu::set_cpu_level(cpu::CpuLevel::avx512);
-    const Tensor tail = w.rows(32, 13), y3 = c.empty(GgmlType::F32, 13, n_tok);
-    be->matmul(tail, x, y3);
-    const std::vector<float> part = c.read(y3);
-    for (int64_t t = 0; t < n_tok; ++t)
-        CHECK(std::memcmp(part.data() + t * 13, vnni.data() + t * n_out + 32, 13 * 4) == 0);
-    CHECK_THROWS(w.rows(8, 16));
 }

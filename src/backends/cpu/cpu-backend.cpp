@@ -43,8 +43,8 @@ private:
 
 // Reads element row `r` of a weight-like tensor into F32.
 void row_to_f32(const Tensor &w, int64_t r, float *out) {
-    if (w.layout == WeightLayout::q8_0_rows16) {
-        cpu::int8_unpack_row(static_cast<const uint8_t *>(w.raw()), w.ne[0], r, out);
+    if (w.layout == WeightLayout::rows16) {
+        cpu::int8_unpack_row(w.type, static_cast<const uint8_t *>(w.raw()), w.ne[0], r, out);
         return;
     }
     const auto *base = static_cast<const uint8_t *>(w.raw()) + w.row_bytes() * static_cast<size_t>(r);
@@ -59,23 +59,23 @@ public:
 
     std::unique_ptr<Buffer> alloc(size_t bytes) override { return std::make_unique<HostBuffer>(bytes); }
 
-    // Q8_0 matrices are repacked for the integer kernels when the CPU has them
+    // Q8_0 and Q4_0 matrices are repacked for the integer kernels when the CPU has them
     // (cpu-int8-matmul.h); every other weight is used in place, mapped from the file.
     Tensor weights(GgmlType type, const int64_t ne[4], const void *host_data) override {
         Tensor t;
         t.type = type;
         for (int d = 0; d < 4; ++d) t.ne[d] = ne[d];
         t.mapped = host_data;
-        if (type == GgmlType::Q8_0 && ne[2] == 1 && ne[3] == 1 && ne[0] % 32 == 0 &&
+        if (cpu::int8_packable(type) && ne[2] == 1 && ne[3] == 1 && ne[0] % 32 == 0 &&
             cpu::int8_matmul_available()) {
-            auto buf = std::make_unique<HostBuffer>(cpu::int8_packed_bytes(ne[0], ne[1]));
+            auto buf = std::make_unique<HostBuffer>(cpu::int8_packed_bytes(type, ne[0], ne[1]));
             auto *dst = static_cast<uint8_t *>(buf->host());
             const auto *src = static_cast<const uint8_t *>(host_data);
             const int64_t groups = (ne[1] + cpu::kInt8Rows - 1) / cpu::kInt8Rows;
-            pool_.parallel_for(groups, [&](int64_t g0, int64_t g1) { cpu::int8_pack_q8_0(src, ne[0], ne[1], g0, g1, dst); }, 8);
+            pool_.parallel_for(groups, [&](int64_t g0, int64_t g1) { cpu::int8_pack(type, src, ne[0], ne[1], g0, g1, dst); }, 8);
             t.mapped = nullptr;
             t.buffer = buf.get();
-            t.layout = WeightLayout::q8_0_rows16;
+            t.layout = WeightLayout::rows16;
             std::lock_guard<std::mutex> lock(packed_mutex_);
             packed_.push_back(std::move(buf));
         }
@@ -102,7 +102,7 @@ public:
                  "] y [", y.ne[0], ",", y.n_rows(), "]");
         const float *xs = x.f32();
         float *ys = y.f32();
-        if (w.layout == WeightLayout::q8_0_rows16) {
+        if (w.layout == WeightLayout::rows16) {
             int8_matmul(w, xs, n_tok, ys);
             return;
         }
@@ -338,7 +338,7 @@ private:
         }, 16);
     }
 
-    // Repacked Q8_0 weights, any number of tokens: the activations are quantized once per call
+    // Repacked Q8_0 / Q4_0 weights, any number of tokens: the activations are quantized once per call
     // (in parallel over tokens for prompts), then each thread takes a share of the row groups.
     void int8_matmul(const Tensor &w, const float *xs, int64_t n_tok, float *ys) {
         const int64_t n_in = w.ne[0], n_out = w.ne[1], nb = n_in / 32;
@@ -360,7 +360,7 @@ private:
         const auto *packed = static_cast<const uint8_t *>(w.raw());
         const int64_t groups = (n_out + cpu::kInt8Rows - 1) / cpu::kInt8Rows;
         pool_.parallel_for(groups, [&](int64_t g0, int64_t g1) {
-            cpu::int8_matmul(packed, n_in, n_out, g0, g1, qp, dp, sp, n_tok, ys, n_out);
+            cpu::int8_matmul(w.type, packed, n_in, n_out, g0, g1, qp, dp, sp, n_tok, ys, n_out);
         }, 1);
     }
 

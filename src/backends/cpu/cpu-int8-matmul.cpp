@@ -20,6 +20,12 @@ namespace {
 constexpr int64_t kBlock = 32;
 constexpr size_t kScaleBytes = 32;  // 16 F16 scales at the head of a group block
 
+// Q8_0 keeps one byte per weight (8 chunks of 4 per row and block, stored + 128); Q4_0
+// keeps its nibbles as the file has them (4 chunks of 4 bytes per row and block: the low
+// nibbles are elements 4k..4k+3, the high ones 16+4k..16+4k+3, stored + 8).
+constexpr size_t group_block_bytes(GgmlType t) { return t == GgmlType::Q4_0 ? 288 : kInt8GroupBlockBytes; }
+constexpr int32_t weight_offset(GgmlType t) { return t == GgmlType::Q4_0 ? 8 : 128; }
+
 inline float f16_round(float v) { return fp16_to_fp32(fp32_to_fp16(v)); }
 
 inline uint16_t read_u16(const uint8_t *p) {
@@ -76,18 +82,27 @@ struct Operands {
     int64_t ldy;
 };
 
-void group_scalar(const Operands &o, int nt) {
+// The unsigned weight of row r, element e (0..31) of a packed group block.
+inline int32_t packed_weight(GgmlType type, const uint8_t *blk, int r, int e) {
+    if (type == GgmlType::Q4_0) {
+        const uint8_t b = blk[kScaleBytes + 64 * ((e % 16) / 4) + 4 * r + e % 4];
+        return e < 16 ? (b & 0x0F) : (b >> 4);
+    }
+    return blk[kScaleBytes + 64 * (e / 4) + 4 * r + e % 4];
+}
+
+void group_scalar(GgmlType type, const Operands &o, int nt) {
+    const size_t block_bytes = group_block_bytes(type);
+    const int32_t offset = weight_offset(type);
     for (int r = 0; r < o.rows; ++r)
         for (int t = 0; t < nt; ++t) {
             float acc = 0.0f;
             for (int64_t b = 0; b < o.nb; ++b) {
-                const uint8_t *blk = o.group + static_cast<size_t>(b) * kInt8GroupBlockBytes;
+                const uint8_t *blk = o.group + static_cast<size_t>(b) * block_bytes;
                 const int8_t *qx = o.q + t * o.n_in + b * kBlock;
                 int32_t isum = 0;
-                for (int k = 0; k < 8; ++k)
-                    for (int j = 0; j < 4; ++j)
-                        isum += static_cast<int32_t>(blk[kScaleBytes + 64 * k + 4 * r + j]) * qx[4 * k + j];
-                isum -= 128 * o.s[t * o.nb + b];
+                for (int e = 0; e < kBlock; ++e) isum += packed_weight(type, blk, r, e) * qx[e];
+                isum -= offset * o.s[t * o.nb + b];
                 const float scale = fp16_to_fp32(read_u16(blk + 2 * r)) * o.d[t * o.nb + b];
                 acc = std::fma(static_cast<float>(isum), scale, acc);
             }
@@ -96,25 +111,41 @@ void group_scalar(const Operands &o, int nt) {
 }
 
 #if defined(MUSE_HAVE_AVX512_VNNI)
-template <int NT>
+inline __m512i dot4(__m512i acc, __m512i w, const int8_t *x) {
+    int32_t x4;
+    std::memcpy(&x4, x, 4);
+    return _mm512_dpbusd_epi32(acc, w, _mm512_set1_epi32(x4));
+}
+
+template <GgmlType T, int NT>
 void group_vnni(const Operands &o) {
+    constexpr size_t block_bytes = group_block_bytes(T);
+    constexpr int32_t offset = weight_offset(T);
     __m512 acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < o.nb; ++b) {
-        const uint8_t *blk = o.group + static_cast<size_t>(b) * kInt8GroupBlockBytes;
+        const uint8_t *blk = o.group + static_cast<size_t>(b) * block_bytes;
         __m512i isum[NT];
         for (int t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
-        for (int k = 0; k < 8; ++k) {
-            const __m512i w = _mm512_loadu_si512(blk + kScaleBytes + 64 * k);
-            for (int t = 0; t < NT; ++t) {
-                int32_t x4;
-                std::memcpy(&x4, o.q + t * o.n_in + b * kBlock + 4 * k, 4);
-                isum[t] = _mm512_dpbusd_epi32(isum[t], w, _mm512_set1_epi32(x4));
+        if constexpr (T == GgmlType::Q4_0) {
+            const __m512i low = _mm512_set1_epi8(0x0F);
+            for (int k = 0; k < 4; ++k) {
+                const __m512i raw = _mm512_loadu_si512(blk + kScaleBytes + 64 * k);
+                const __m512i lo = _mm512_and_si512(raw, low), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+                for (int t = 0; t < NT; ++t) {
+                    const int8_t *x = o.q + t * o.n_in + b * kBlock;
+                    isum[t] = dot4(dot4(isum[t], lo, x + 4 * k), hi, x + 16 + 4 * k);
+                }
+            }
+        } else {
+            for (int k = 0; k < 8; ++k) {
+                const __m512i w = _mm512_loadu_si512(blk + kScaleBytes + 64 * k);
+                for (int t = 0; t < NT; ++t) isum[t] = dot4(isum[t], w, o.q + t * o.n_in + b * kBlock + 4 * k);
             }
         }
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk)));
         for (int t = 0; t < NT; ++t) {
-            const __m512i exact = _mm512_sub_epi32(isum[t], _mm512_set1_epi32(128 * o.s[t * o.nb + b]));
+            const __m512i exact = _mm512_sub_epi32(isum[t], _mm512_set1_epi32(offset * o.s[t * o.nb + b]));
             const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(o.d[t * o.nb + b]));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), scale, acc[t]);
         }
@@ -123,16 +154,17 @@ void group_vnni(const Operands &o) {
     for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(o.y + t * o.ldy, keep, acc[t]);
 }
 
+template <GgmlType T>
 void group_vnni_n(const Operands &o, int nt) {
     switch (nt) {
-    case 1: group_vnni<1>(o); break;
-    case 2: group_vnni<2>(o); break;
-    case 3: group_vnni<3>(o); break;
-    case 4: group_vnni<4>(o); break;
-    case 5: group_vnni<5>(o); break;
-    case 6: group_vnni<6>(o); break;
-    case 7: group_vnni<7>(o); break;
-    default: group_vnni<8>(o); break;
+    case 1: group_vnni<T, 1>(o); break;
+    case 2: group_vnni<T, 2>(o); break;
+    case 3: group_vnni<T, 3>(o); break;
+    case 4: group_vnni<T, 4>(o); break;
+    case 5: group_vnni<T, 5>(o); break;
+    case 6: group_vnni<T, 6>(o); break;
+    case 7: group_vnni<T, 7>(o); break;
+    default: group_vnni<T, 8>(o); break;
     }
 }
 #endif
@@ -163,45 +195,52 @@ bool int8_matmul_enabled() {
 
 bool int8_matmul_available() { return cpu_level() == CpuLevel::avx512 && cpu_has_vnni() && int8_matmul_enabled(); }
 
-size_t int8_packed_bytes(int64_t n_in, int64_t n_out) {
+bool int8_packable(GgmlType type) { return type == GgmlType::Q8_0 || type == GgmlType::Q4_0; }
+
+size_t int8_packed_bytes(GgmlType type, int64_t n_in, int64_t n_out) {
     const int64_t groups = (n_out + kInt8Rows - 1) / kInt8Rows;
-    return static_cast<size_t>(groups) * static_cast<size_t>(n_in / kBlock) * kInt8GroupBlockBytes;
+    return static_cast<size_t>(groups) * static_cast<size_t>(n_in / kBlock) * group_block_bytes(type);
 }
 
-void int8_pack_q8_0(const uint8_t *src, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1, uint8_t *dst) {
+void int8_pack(GgmlType type, const uint8_t *src, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1, uint8_t *dst) {
     const int64_t nb = n_in / kBlock;
-    const size_t row_bytes = static_cast<size_t>(nb) * 34;
+    const size_t in_block = type_traits(type).type_size, block_bytes = group_block_bytes(type);
+    const size_t row_bytes = static_cast<size_t>(nb) * in_block;
+    const bool q4 = type == GgmlType::Q4_0;
+    const int chunks = q4 ? 4 : 8;
     for (int64_t g = g0; g < g1; ++g) {
-        uint8_t *out = dst + static_cast<size_t>(g * nb) * kInt8GroupBlockBytes;
-        for (int64_t b = 0; b < nb; ++b, out += kInt8GroupBlockBytes) {
-            std::memset(out, 0, kInt8GroupBlockBytes);
+        uint8_t *out = dst + static_cast<size_t>(g * nb) * block_bytes;
+        for (int64_t b = 0; b < nb; ++b, out += block_bytes) {
+            std::memset(out, 0, block_bytes);
             for (int r = 0; r < kInt8Rows; ++r) {
                 const int64_t row = g * kInt8Rows + r;
-                if (row >= n_out) {  // padding rows: scale 0, quants 0 (stored as 128)
-                    for (int k = 0; k < 8; ++k) std::memset(out + kScaleBytes + 64 * k + 4 * r, 128, 4);
+                if (row >= n_out) {  // padding rows: scale 0, weights 0 (stored + offset)
+                    for (int k = 0; k < chunks; ++k) std::memset(out + kScaleBytes + 64 * k + 4 * r, q4 ? 0x88 : 0x80, 4);
                     continue;
                 }
-                const uint8_t *blk = src + row_bytes * static_cast<size_t>(row) + static_cast<size_t>(b) * 34;
+                const uint8_t *blk = src + row_bytes * static_cast<size_t>(row) + static_cast<size_t>(b) * in_block;
                 std::memcpy(out + 2 * r, blk, 2);
-                for (int k = 0; k < 8; ++k)
-                    for (int j = 0; j < 4; ++j)
-                        out[kScaleBytes + 64 * k + 4 * r + j] = static_cast<uint8_t>(blk[2 + 4 * k + j] ^ 0x80);
+                for (int k = 0; k < chunks; ++k)
+                    for (int j = 0; j < 4; ++j) {
+                        const uint8_t v = blk[2 + 4 * k + j];
+                        out[kScaleBytes + 64 * k + 4 * r + j] = q4 ? v : static_cast<uint8_t>(v ^ 0x80);
+                    }
             }
         }
     }
 }
 
-void int8_unpack_row(const uint8_t *packed, int64_t n_in, int64_t r, float *out) {
+void int8_unpack_row(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t r, float *out) {
     const int64_t nb = n_in / kBlock;
-    const int64_t g = r / kInt8Rows, lane = r % kInt8Rows;
-    const uint8_t *blk = packed + static_cast<size_t>(g * nb) * kInt8GroupBlockBytes;
-    for (int64_t b = 0; b < nb; ++b, blk += kInt8GroupBlockBytes) {
+    const size_t block_bytes = group_block_bytes(type);
+    const int32_t offset = weight_offset(type);
+    const int64_t g = r / kInt8Rows;
+    const int lane = static_cast<int>(r % kInt8Rows);
+    const uint8_t *blk = packed + static_cast<size_t>(g * nb) * block_bytes;
+    for (int64_t b = 0; b < nb; ++b, blk += block_bytes) {
         const float d = fp16_to_fp32(read_u16(blk + 2 * lane));
-        for (int k = 0; k < 8; ++k)
-            for (int j = 0; j < 4; ++j) {
-                const auto q = static_cast<int8_t>(blk[kScaleBytes + 64 * k + 4 * lane + j] ^ 0x80);
-                out[b * kBlock + 4 * k + j] = static_cast<float>(q) * d;
-            }
+        for (int e = 0; e < kBlock; ++e)
+            out[b * kBlock + e] = static_cast<float>(packed_weight(type, blk, lane, e) - offset) * d;
     }
 }
 
@@ -216,9 +255,10 @@ void int8_quantize_rows(const float *x, int64_t n_in, int64_t n_tok, int8_t *q, 
     for (int64_t i = 0; i < n_tok * nb; ++i) quantize_block_scalar(x + i * kBlock, q + i * kBlock, d + i, s + i);
 }
 
-void int8_matmul(const uint8_t *packed, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1, const int8_t *q,
-                 const float *d, const int32_t *s, int64_t n_tok, float *y, int64_t ldy) {
+void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1,
+                 const int8_t *q, const float *d, const int32_t *s, int64_t n_tok, float *y, int64_t ldy) {
     const int64_t nb = n_in / kBlock;
+    const size_t block_bytes = group_block_bytes(type);
     // Tokens in chunks whose quantized rows stay in L2 while every group of the share
     // passes over them; within a chunk, tiles of up to 8 tokens share each weight load.
     const int64_t chunk = std::max<int64_t>(8, (int64_t(256) << 10) / std::max<int64_t>(n_in, 1) / 8 * 8);
@@ -227,7 +267,7 @@ void int8_matmul(const uint8_t *packed, int64_t n_in, int64_t n_out, int64_t g0,
         const int64_t t1 = std::min(n_tok, t0 + chunk);
         for (int64_t g = g0; g < g1; ++g) {
             Operands o;
-            o.group = packed + static_cast<size_t>(g * nb) * kInt8GroupBlockBytes;
+            o.group = packed + static_cast<size_t>(g * nb) * block_bytes;
             o.nb = nb;
             o.n_in = n_in;
             o.rows = static_cast<int>(std::min<int64_t>(kInt8Rows, n_out - g * kInt8Rows));
@@ -240,11 +280,12 @@ void int8_matmul(const uint8_t *packed, int64_t n_in, int64_t n_out, int64_t g0,
                 o.y = y + g * kInt8Rows + t * ldy;
 #if defined(MUSE_HAVE_AVX512_VNNI)
                 if (vnni) {
-                    group_vnni_n(o, nt);
+                    if (type == GgmlType::Q4_0) group_vnni_n<GgmlType::Q4_0>(o, nt);
+                    else group_vnni_n<GgmlType::Q8_0>(o, nt);
                     continue;
                 }
 #endif
-                group_scalar(o, nt);
+                group_scalar(type, o, nt);
             }
         }
     }

@@ -1,6 +1,6 @@
-// Q8_0 matmul with 8-bit activations and integer dot products (AVX-512 VNNI).
+// Q8_0 and Q4_0 matmul with 8-bit activations and integer dot products (AVX-512 VNNI).
 //
-// Decoding and prefill with Q8_0 weights are limited by how fast weights become
+// Decoding and prefill with quantized weights are limited by how fast weights become
 // products: widening every weight byte to F32 costs more instructions than the
 // products themselves. Instead, as llama.cpp does, each token's activations are
 // quantized on the fly to 8-bit blocks of 32 and every block dot is an exact
@@ -9,11 +9,15 @@
 // Weights are repacked once at load (cpu-backend.cpp, when the CPU has AVX-512 VNNI)
 // into groups of 16 rows so that one 64-byte load holds 4 bytes of each of the 16
 // rows: a VNNI instruction then adds 4 products into each row's own lane, no
-// horizontal sums. The packed group of rows [16 g, 16 g + 16), block b, is 544 bytes,
-// exactly the 16 rows' Q8_0 bytes:
-//   16 F16 block scales (32 bytes), then for k = 0..7: for row r = 0..15: bytes
-//   q[r][4k .. 4k + 4) + 128 (stored unsigned: VNNI multiplies unsigned by signed).
-// Rows past the tensor's last row (n_out not a multiple of 16) are zero.
+// horizontal sums. The packed group of rows [16 g, 16 g + 16), block b, holds exactly the
+// 16 rows' bytes of that block (544 for Q8_0, 288 for Q4_0):
+//   16 F16 block scales (32 bytes), then
+//   Q8_0: for k = 0..7: for row r = 0..15: bytes q[r][4k .. 4k + 4) + 128;
+//   Q4_0: for k = 0..3: for row r = 0..15: the file's bytes qs[r][4k .. 4k + 4), whose low
+//         nibbles are elements 4k..4k+3 and high nibbles elements 16+4k..16+4k+3 (q + 8).
+// Weights are stored unsigned because VNNI multiplies unsigned by signed bytes; the offset
+// comes back out exactly as offset * (sum of the block's activation bytes). Rows past the
+// tensor's last row (n_out not a multiple of 16) are zero.
 //
 // Activation quantization (per token, per block of 32), as ggml's x86 quantize_row_q8_0:
 //   amax = max |x|,  d = amax / 127,  q = round_nearest_even(x * (d ? 1/d : 0)),
@@ -25,26 +29,30 @@
 // token's column does not depend on the batch it rides in.
 #pragma once
 
+#include "core/ggml-types.h"
+
 #include <cstddef>
 #include <cstdint>
 
 namespace muse::cpu {
 
 constexpr int64_t kInt8Rows = 16;            // rows per packed group
-constexpr size_t kInt8GroupBlockBytes = 544;  // one block of one group: 16 * 34
+constexpr size_t kInt8GroupBlockBytes = 544;  // one Q8_0 block of one group: 16 * 34
 
 // True when this CPU (and build) runs the VNNI kernel at the active level, i.e. when
 // repacking pays, unless the environment sets MUSE_INT8_MATMUL=0.
 bool int8_matmul_available();
 
-// Bytes of the packed form of a Q8_0 [n_in, n_out] weight (n_out rounded up to 16).
-size_t int8_packed_bytes(int64_t n_in, int64_t n_out);
-// Packs groups [g0, g1) of the Q8_0 rows `src` (row-major, n_in / 32 blocks of 34 bytes
-// per row, n_out rows) into dst (int8_packed_bytes long).
-void int8_pack_q8_0(const uint8_t *src, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1, uint8_t *dst);
+// The weight types the integer kernels take (Q8_0, Q4_0).
+bool int8_packable(GgmlType type);
+// Bytes of the packed form of a [n_in, n_out] weight of `type` (n_out rounded up to 16).
+size_t int8_packed_bytes(GgmlType type, int64_t n_in, int64_t n_out);
+// Packs groups [g0, g1) of the rows `src` (the file's layout, n_out rows) into dst
+// (int8_packed_bytes long).
+void int8_pack(GgmlType type, const uint8_t *src, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1, uint8_t *dst);
 // Row `r` of a packed weight, dequantized to F32 (the values core/dequant.cpp gives for
 // the original row).
-void int8_unpack_row(const uint8_t *packed, int64_t n_in, int64_t r, float *out);
+void int8_unpack_row(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t r, float *out);
 
 // The 8-bit form of n_tok activation rows x [n_in] (n_in a multiple of 32): q holds
 // n_tok * n_in bytes, d n_tok * n_in / 32 scales (already rounded to F16), s the block
@@ -53,7 +61,7 @@ void int8_quantize_rows(const float *x, int64_t n_in, int64_t n_tok, int8_t *q, 
 
 // y[r + t * ldy] for rows r in groups [g0, g1) (rows >= n_out skipped) and tokens
 // t < n_tok, from packed weights and quantized activations.
-void int8_matmul(const uint8_t *packed, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1, const int8_t *q,
-                 const float *d, const int32_t *s, int64_t n_tok, float *y, int64_t ldy);
+void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1,
+                 const int8_t *q, const float *d, const int32_t *s, int64_t n_tok, float *y, int64_t ldy);
 
 } // namespace muse::cpu
