@@ -252,9 +252,11 @@ int Session::step() {
     auto add_row = [&](Generation *g, int32_t token, const float *embd, bool output) {
         int32_t &p = next_pos[static_cast<size_t>(g->seq())];
         if (p < 0) p = cache_->seq_next_pos(g->seq());
+        // batch.embd is empty until the first image row; from then on it has one entry per row
+        // (an image row may also be the batch's first).
         if (embd && batch.embd.empty()) batch.embd.assign(batch.tokens.size(), nullptr);
         batch.tokens.push_back(token);
-        if (!batch.embd.empty()) batch.embd.push_back(embd);
+        if (embd || !batch.embd.empty()) batch.embd.push_back(embd);
         batch.pos.push_back(p++);
         batch.seq.push_back(g->seq());
         if (output) batch.outputs.push_back(static_cast<int32_t>(batch.tokens.size() - 1));

@@ -142,6 +142,26 @@ def test_image_prompt_matches_reference_pipeline(setup, shape):
     assert float(np.max(np.abs(got_lp - want_lp))) <= 1e-3
 
 
+def test_image_rows_at_any_batch_boundary(setup):
+    """Prompt chunks of any size: a chunk may begin (or end) inside the image rows, or with the
+    first of them (BOS and <|image_start|> make n_batch 2 start the second chunk on it)."""
+    text, mmproj, meta, d = setup
+    pil = PIL.fromarray(np.random.default_rng(4).integers(0, 256, (24, 24, 3), dtype=np.uint8))
+    png = d / "chunks.png"
+    pil.save(png)
+    m = muse.Model(str(text), mmproj=str(mmproj))
+    img = muse.Image.open(str(png))
+    prompt = "<__media__><|start|>user<|message|>How many?<|eot|><|start|>assistant"
+    want = m.session(n_ctx=512, kv_type="f32").generate_tokens(prompt, max_tokens=N_GEN, images=[img])
+    messages = [{"role": "user", "content": [{"type": "image", "image": img}, {"type": "text", "text": "Count."}]}]
+    want_chat = m.session(n_ctx=512, kv_type="f32").chat(messages, thinking="off", max_tokens=N_GEN).tokens
+    for n_batch in (1, 2, 3, 5):
+        s = m.session(n_ctx=512, kv_type="f32", n_batch=n_batch)
+        assert s.generate_tokens(prompt, max_tokens=N_GEN, images=[img]) == want, f"n_batch {n_batch}"
+        s = m.session(n_ctx=512, kv_type="f32", n_batch=n_batch)  # the scheduler's prompt chunks
+        assert s.chat(messages, thinking="off", max_tokens=N_GEN).tokens == want_chat, f"chat, n_batch {n_batch}"
+
+
 def test_chat_turn_places_images_and_reuses_them(setup):
     text, mmproj, meta, d = setup
     pil = PIL.fromarray(np.random.default_rng(9).integers(0, 256, (30, 30, 3), dtype=np.uint8))
