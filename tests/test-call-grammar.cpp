@@ -270,3 +270,51 @@ TEST_CASE("call stage: auto is lazy, constrains from the trigger on, and never i
     CHECK(stage.calls() == 1);
     CHECK(n_allowed() == n_vocab);
 }
+
+TEST_CASE("call stage: with parallel calls an atem call message may end the turn", "[tools][engine]") {
+    // MUSE_GLIMMER.md §3.1: calls are separated by <|eom|>, the last ends with <|eot|>; the
+    // model chooses, the stage forces neither.
+    auto l = test::load(test::atem_tool_spec());
+    const Tokenizer &tok = l.model->require_tokenizer();
+    const reasoning::ReasoningFormat f = reasoning::default_format(reasoning::FormatKind::atem);
+    for (const bool parallel : {true, false}) {
+        INFO("parallel " << parallel);
+        CallStage stage(make_call_plan(f, test_tools(), ToolChoice{}, parallel, true), tok);
+        const int64_t n_vocab = tok.n_vocab();
+        auto allowed = [&] {
+            Candidates c;
+            c.logits.assign(static_cast<size_t>(n_vocab), 0.0f);
+            stage.apply(c);
+            std::vector<int32_t> ids;
+            if (c.forced >= 0) return std::vector<int32_t>{c.forced};
+            for (int32_t id = 0; id < n_vocab; ++id)
+                if (c.logits[static_cast<size_t>(id)] > -1e30f) ids.push_back(id);
+            return ids;
+        };
+        auto feed = [&](const std::string &text, reasoning::State state) {
+            for (int32_t t : tok.tokenize(text, false, true)) {
+                stage.accept(t, false);
+                stage.observe(state, false);
+            }
+        };
+        stage.observe(reasoning::State::open, false);
+        feed("<|start|>assistant to=get_weather<|message|>", reasoning::State::tool_call);
+        REQUIRE(stage.active());
+        feed(kAtemWeather, reasoning::State::tool_call);
+        const std::vector<int32_t> eom = tok.tokenize("<|eom|>", false, true), eot = tok.tokenize("<|eot|>", false, true);
+        REQUIRE(eom.size() == 1);
+        REQUIRE(eot.size() == 1);
+        const std::vector<int32_t> ends = allowed();
+        if (parallel) {
+            CHECK(ends.size() == 2);
+            CHECK(std::find(ends.begin(), ends.end(), eom[0]) != ends.end());
+            CHECK(std::find(ends.begin(), ends.end(), eot[0]) != ends.end());
+            stage.accept(eot[0], false);  // the model ends the turn: nothing more is forced
+            stage.observe(reasoning::State::between, false);
+            CHECK_FALSE(stage.active());
+            CHECK(stage.calls() == 1);
+        } else {
+            CHECK(ends == eot);  // one call per response: the turn ends
+        }
+    }
+}

@@ -2,6 +2,7 @@
 
 #include "tokenizer/tokenizer.h"
 
+#include <algorithm>
 #include <limits>
 
 namespace muse::tools {
@@ -35,7 +36,7 @@ std::vector<int32_t> CallStage::end_of_turn_tokens() const {
 }
 
 void CallStage::start(std::shared_ptr<const grammar::Grammar> g, Part part, std::vector<int32_t> after,
-                      std::string_view already) {
+                      std::string_view already, std::vector<int32_t> instead) {
     if (!g) return;
     grammar::Matcher m = g->matcher();
     // Text of the trigger's token that already belongs to the body ("<tool_call>\n{" in one piece).
@@ -43,6 +44,7 @@ void CallStage::start(std::shared_ptr<const grammar::Grammar> g, Part part, std:
     m_ = std::move(m);
     part_ = part;
     after_ = std::move(after);
+    instead_ = std::move(instead);
     if (m_->is_accepting() && !m_->can_continue()) complete();
 }
 
@@ -50,6 +52,10 @@ void CallStage::complete() {
     if (part_ == Part::body) ++calls_;
     m_.reset();
     part_ = Part::none;
+    if (!instead_.empty() && !after_.empty()) {  // the model picks how the message ends
+        closing_ = true;
+        return;
+    }
     forcing_.insert(forcing_.end(), after_.begin(), after_.end());
     after_.clear();
 }
@@ -61,6 +67,14 @@ void CallStage::apply(Candidates &c) {
         c.forced = forcing_.front();
         return;
     }
+    if (closing_) {
+        for (size_t id = 0; id < c.logits.size(); ++id) {
+            const auto t = static_cast<int32_t>(id);
+            if (t != after_.front() && std::find(instead_.begin(), instead_.end(), t) == instead_.end())
+                c.logits[id] = -INFINITY;
+        }
+        return;
+    }
     if (!m_) return;
     const auto mp = m_->mask(*trie_);
     const auto &mask = *mp;
@@ -70,8 +84,12 @@ void CallStage::apply(Candidates &c) {
         closer >= 0 && static_cast<size_t>(closer) < c.logits.size() ? c.logits[static_cast<size_t>(closer)] : 0.0f;
     const auto n = static_cast<int32_t>(std::min<size_t>(c.logits.size(), static_cast<size_t>(trie_->n_vocab())));
     int32_t allowed = 0, only = -1;
+    const auto ends_here = [&](int32_t id) {
+        return id == closer ||
+               (closer >= 0 && std::find(instead_.begin(), instead_.end(), id) != instead_.end());
+    };
     for (int32_t id = 0; id < n; ++id) {
-        if (grammar::mask_test(mask, id) || id == closer) {
+        if (grammar::mask_test(mask, id) || ends_here(id)) {
             ++allowed;
             only = id;
         } else {
@@ -94,9 +112,25 @@ void CallStage::accept(int32_t token, bool forced) {
         return;
     }
     forcing_.clear();  // another stage overrode the framing: do not force the rest of it
+    if (closing_) {
+        closing_ = false;
+        if (!after_.empty() && token == after_.front()) forcing_.insert(forcing_.end(), after_.begin() + 1, after_.end());
+        after_.clear();
+        instead_.clear();
+        return;
+    }
     if (!m_) return;
+    if (m_->is_accepting() && std::find(instead_.begin(), instead_.end(), token) != instead_.end()) {
+        if (part_ == Part::body) ++calls_;  // the message ended another way: nothing more to force
+        m_.reset();
+        part_ = Part::none;
+        after_.clear();
+        instead_.clear();
+        return;
+    }
     if (!after_.empty() && token == after_.front() && m_->is_accepting()) {
         after_.erase(after_.begin());
+        instead_.clear();
         complete();
         return;
     }
@@ -109,6 +143,8 @@ void CallStage::observe(State state, bool controller_busy) {
         m_.reset();
         forcing_.clear();
         after_.clear();
+        instead_.clear();
+        closing_ = false;
         part_ = Part::none;
         last_ = state;
         return;
@@ -148,9 +184,12 @@ void CallStage::observe(State state, bool controller_busy) {
                     ? std::string_view(recent_).substr(msg + p.message_open.size())
                     : std::string_view();
             // The message ends right after its block (the parser reads nothing else there):
-            // <|eom|> lets more messages follow, the end of turn allows no other call.
+            // <|eom|> lets more messages follow, the end of turn allows no other call; with
+            // parallel calls the model chooses between them (MUSE_GLIMMER.md §3.1: the last
+            // call of a turn ends with <|eot|>).
             start(it != p.body_for.end() ? it->second : p.body_any, Part::body,
-                  p.parallel ? tokens(p.message_end) : turn_end, already);
+                  p.parallel ? tokens(p.message_end) : turn_end, already,
+                  p.parallel ? end_of_turn_tokens() : std::vector<int32_t>{});
         }
         break;
     }

@@ -47,13 +47,13 @@ public:
     void observe(reasoning::State state, bool controller_busy);
 
     int calls() const { return calls_; }  // call bodies completed under the grammar
-    bool active() const { return m_.has_value() || !forcing_.empty(); }
+    bool active() const { return m_.has_value() || !forcing_.empty() || closing_; }
 
 private:
     enum class Part { none, header, body };
     std::vector<int32_t> tokens(const std::string &text) const;
     void start(std::shared_ptr<const grammar::Grammar> g, Part part, std::vector<int32_t> after,
-               std::string_view already);
+               std::string_view already, std::vector<int32_t> instead = {});
     void complete();
     std::vector<int32_t> end_of_turn_tokens() const;
 
@@ -64,6 +64,10 @@ private:
     Part part_ = Part::none;
     std::deque<int32_t> forcing_;
     std::vector<int32_t> after_;  // forced once the grammar completes; after_[0] may end it early
+    // Single tokens the model may write instead of after_ once the grammar completes (an atem
+    // call may end its message with <|eom|> or end the turn with <|eot|>); none: after_ is forced.
+    std::vector<int32_t> instead_;
+    bool closing_ = false;  // the grammar completed: the next token is after_[0] or one of instead_
     std::vector<int32_t> banned_;
     std::string recent_;  // the latest text (special tokens rendered), to read triggers and recipients
     std::string piece_;   // the latest token's text
