@@ -309,6 +309,8 @@ private:
 }  // namespace
 
 std::string regex_to_gbnf_expr(std::string_view pattern, const RegexOptions &options) {
+    if (pattern.size() > kMaxRegexBytes)
+        fail(MUSE_ERR_INVALID_ARGUMENT, "regex too large: ", pattern.size(), " bytes (the limit is ", kMaxRegexBytes, ")");
     return RegexParser(pattern, options).run();
 }
 

@@ -18,6 +18,11 @@ struct RegexOptions {
     bool search = false;
 };
 
+// Longer patterns are refused before any work (MUSE_ERR_INVALID_ARGUMENT, "too large"):
+// real patterns are far shorter, and a huge one would only meet the grammar's element
+// limit after its whole GBNF text had been built and parsed.
+inline constexpr size_t kMaxRegexBytes = size_t(1) << 20;
+
 // A GBNF expression (no rules of its own) for the pattern.
 std::string regex_to_gbnf_expr(std::string_view pattern, const RegexOptions &options = {});
 
