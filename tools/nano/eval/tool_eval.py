@@ -23,8 +23,7 @@ Protocol as in eval.py's tool rows: greedy decoding, reasoning strength high wit
 thinking (thinking="on", no budget), the episode's own date in the prompt, at most 2 tool
 rounds (eval.py executes at most 2 calls; here the response after the 2nd round runs with
 tool_choice "none"), one call per response (parallel_tool_calls=False: eval.py runs the first
-call it finds; --parallel-tool-calls measures muse's default), n_batch 2048 (see the session
-comment), F16 KV cache. Scoring as eval.py: the answer text, stripped, equals the episode's
+call it finds; --parallel-tool-calls measures muse's default), F16 KV cache. Scoring as eval.py: the answer text, stripped, equals the episode's
 answer. Also counted: episodes with a call, calls run, failed calls (the runtime's `failed` or
 the evaluator's "error"), calls parsed but never run, zoom calls naming the tiny-shape cell,
 and whether the first prompt equals eval.py's (world.render_chat). Results: docs/NANO.md.
@@ -230,19 +229,15 @@ def main():
                          "tool loop ported onto muse's engine (reference for the comparison)")
     ap.add_argument("--parallel-tool-calls", action="store_true",
                     help="muse's default (several calls per response); off by default: eval.py runs the "
-                         "first call of a response, and with it on muse turns the model's <|eot|> after "
-                         "the call into <|eom|> (see docs/NANO.md)")
+                         "first call of a response")
     ap.add_argument("--max-tokens", type=int, default=400, help="per response (round)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--n-batch", type=int, default=2048, help="rows per forward pass (see the session comment)")
+    ap.add_argument("--n-batch", type=int, default=512, help="rows per forward pass (the library's default)")
     ap.add_argument("--json", default="", help="write the summary here")
     ap.add_argument("--dump", default="", help="write every episode's transcript here (jsonl)")
     a = ap.parse_args()
     check_declarations()
     m = muse.Model(a.model, mmproj=a.mmproj, threads=a.threads)
-    # n_batch >= the prompt: with the default 512 the tool declarations push the scene's image
-    # rows across the first chunk boundary, and a chunk that starts with an image row loses its
-    # embeddings (MUSE_ERR_OUT_OF_RANGE "token id -... at index 0"; see docs/NANO.md)
     s = m.session(n_ctx=2048, n_seq_max=2, n_batch=a.n_batch)
     eps = heldout(a.n_tools, kinds=("zoom", "calc"))
     per = defaultdict(lambda: dict(hits=0, n=0, called=0, calls=0, failed=0, right_region=0,
