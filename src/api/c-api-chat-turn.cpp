@@ -509,7 +509,9 @@ MUSE_API muse_status muse_model_chat_prompt(const muse_model *m, const char *mes
         if (!m || !m->impl) fail(MUSE_ERR_INVALID_ARGUMENT, "model handle is NULL");
         require(out_prompt, "out_prompt");
         const ChatRequest request = chat_request(messages_json, chat, params, 0);
-        *out_prompt = dup_string(render_chat_prompt(*m->impl, request));
+        // Host tools with functions and built-in tools are offered too: the prompt of the first round.
+        const std::shared_ptr<tools::ToolLoop> loop = tool_loop_from(*m->impl, read_chat_params(chat), request);
+        *out_prompt = dup_string(render_chat_prompt(*m->impl, loop ? loop->request() : request));
     });
 }
 

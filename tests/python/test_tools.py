@@ -222,3 +222,17 @@ def test_builtin_calculator_runs_in_the_loop(tool_model):
         assert abs(float(res["content"]) - float(want)) <= 1e-9 * max(1.0, abs(float(want)))
     with pytest.raises(muse.Error):
         s.chat([{"role": "user", "content": "x"}], builtin_tools=["no_such_tool"], thinking="off", max_tokens=8)
+
+
+def test_chat_prompt_offers_callable_and_builtin_tools(tool_model):
+    """Model.chat_prompt renders what the first round evaluates: callables' derived declarations
+    and built-in tools are in it, as declaration dicts are."""
+    kind, m = tool_model
+    messages = [{"role": "user", "content": "Key?"}]
+    from muse.tools import function_declaration
+    with_callable = m.chat_prompt(messages, tools=[lookup])
+    with_dict = m.chat_prompt(messages, tools=[function_declaration(lookup)])
+    assert "lookup" in with_callable
+    assert with_callable == with_dict
+    assert "calculator" in m.chat_prompt(messages, builtin_tools=["calculator"])
+    assert "calculator" not in with_callable

@@ -281,14 +281,14 @@ class Model(Handle):
             return [list(buf[i * d:(i + 1) * d]) for i in range(r)]
 
     def chat_prompt(self, messages, *, thinking: str = "auto", effort=None, tools=None, variables=None,
-                    template=None, thinking_budget=None) -> str:
+                    template=None, thinking_budget=None, builtin_tools=None) -> str:
         """The prompt a chat turn would evaluate for `messages` (rendered with the chat template,
         thinking mode and effort applied to its variables)."""
         from . import conversation
         gp, cp, keep = conversation._params(
             None, thinking=thinking, thinking_budget=thinking_budget, min_thinking_tokens=0,
             effort=effort, wrap_up=None, continue_cue=None, tools=tools, variables=variables, template=template,
-            reuse_prefix=True, max_tokens=1, seed=0, sampling={})
+            reuse_prefix=True, max_tokens=1, seed=0, sampling={}, builtin_tools=builtin_tools)
         out = ctypes.c_void_p()
         check(lib.muse_model_chat_prompt(self._h(), conversation._messages_json(messages), ctypes.byref(cp),
                                          ctypes.byref(gp), ctypes.byref(out)))
