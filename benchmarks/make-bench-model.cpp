@@ -3,7 +3,7 @@
 //   glimmer-slice : Muse Glimmer 30B width (n_embd 6656, 32 heads / 2 KV, head dim 128,
 //                   ffn 19968, window 2048), one SWA + one full layer, vocab 32768
 //   llama-360m : n_embd 960, 32 layers, 15 heads / 5 KV, ffn 2560, vocab 49152
-// usage: make-bench-model {llama-0.5b|llama-360m|glimmer-slice} {F16|Q8_0|Q4_0} OUT.gguf
+// usage: make-bench-model {llama-0.5b|llama-360m|glimmer-slice} {F16|Q8_0|Q4_0|Q4_K} OUT.gguf
 #include "core/error.h"
 #include "decoder-models.h"
 
@@ -14,7 +14,7 @@ using namespace muse;
 
 int main(int argc, char **argv) {
     if (argc != 4) {
-        std::fprintf(stderr, "usage: %s {llama-0.5b|llama-360m|glimmer-slice} {F16|Q8_0|Q4_0} OUT.gguf\n", argv[0]);
+        std::fprintf(stderr, "usage: %s {llama-0.5b|llama-360m|glimmer-slice} {F16|Q8_0|Q4_0|Q4_K} OUT.gguf\n", argv[0]);
         return 2;
     }
     test::TinyDecoderSpec s;
@@ -33,8 +33,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (!type_from_name(argv[2], &s.type) ||
-        (s.type != GgmlType::F16 && s.type != GgmlType::Q8_0 && s.type != GgmlType::Q4_0)) {
-        std::fprintf(stderr, "type must be F16, Q8_0 or Q4_0\n");
+        (s.type != GgmlType::F16 && s.type != GgmlType::Q8_0 && s.type != GgmlType::Q4_0 && s.type != GgmlType::Q4_K)) {
+        std::fprintf(stderr, "type must be F16, Q8_0, Q4_0 or Q4_K\n");
         return 2;
     }
     s.weight_std = 0.02f;

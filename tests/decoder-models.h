@@ -15,6 +15,9 @@ namespace muse::test {
 struct TinyDecoderSpec {
     std::string arch = "llama";
     GgmlType type = GgmlType::F32;
+    // For matrices whose rows are not a whole number of `type`'s blocks (Q4_K's 256 on an
+    // 896-wide model), as llama-quantize falls back to a smaller block type.
+    GgmlType fallback_type = GgmlType::Q4_0;
     int64_t n_embd = 64, n_layer = 2, n_head = 4, n_head_kv = 2, n_ff = 96, n_vocab = 64;
     int64_t head_dim = 0;      // 0: n_embd / n_head
     int32_t n_swa = 4;         // muse-glimmer window
@@ -105,7 +108,8 @@ inline gguf::Writer tiny_decoder_writer(const TinyDecoderSpec &s) {
     auto add = [&](const std::string &name, std::vector<int64_t> ne, bool norm = false) {
         const std::vector<float> x = draw(ne, norm);
         const bool small = ne.size() == 1;
-        w.add_tensor_f32(name, small ? GgmlType::F32 : s.type, ne, x.data());
+        const bool whole = ne[0] % type_traits(s.type).block_size == 0;
+        w.add_tensor_f32(name, small ? GgmlType::F32 : whole ? s.type : s.fallback_type, ne, x.data());
     };
     const int64_t e = s.n_embd, q = hd * s.n_head, kv = hd * s.n_head_kv;
     add("token_embd.weight", {e, s.n_vocab});
@@ -120,7 +124,8 @@ inline gguf::Writer tiny_decoder_writer(const TinyDecoderSpec &s) {
                 const auto part = draw({e, rows}, false);
                 fused.insert(fused.end(), part.begin(), part.end());
             }
-            w.add_tensor_f32(p + "attn_qkv.weight", s.type, {e, q + 2 * kv}, fused.data());
+            w.add_tensor_f32(p + "attn_qkv.weight", e % type_traits(s.type).block_size == 0 ? s.type : s.fallback_type,
+                             {e, q + 2 * kv}, fused.data());
             if (s.qkv_bias) {
                 std::vector<float> bias;
                 for (int64_t rows : {q, kv, kv}) {

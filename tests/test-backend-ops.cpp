@@ -197,7 +197,7 @@ constexpr double kEps = 1.1920928955078125e-07;  // float epsilon (2^-23)
 
 // ---- the table, op by op
 
-// The integer Q8_0 / Q4_0 kernels (backends/cpu/cpu-int8-matmul.h) first round each token's
+// The integer Q8_0 / Q4_0 / Q4_K kernels (backends/cpu/cpu-int8-matmul.h) first round each token's
 // activations to 8-bit blocks of 32: amax = max |x|, d = amax / 127, q = x * (1 / d)
 // rounded to nearest even, scale F16(d). Its reference applies that rounding, then sums
 // d_w * d_x * (q_w . q_x) exactly in double; what is left to bound is the kernel's float
@@ -775,8 +775,9 @@ TEST_CASE("matmul columns of a decode batch are bit-identical to single-token ca
                 }
                 // The fused loaders produce exactly core/dequant.cpp's values, so a row of any type
                 // gives the bits of its dequantized F32 row (Q8_0 / Q4_0 factor the block scale
-                // out of the products instead: close, not identical).
-                if (type != GgmlType::Q8_0 && type != GgmlType::Q4_0) {
+                // out of the products instead, and repacked weights use 8-bit activations:
+                // close, not identical).
+                if (type != GgmlType::Q8_0 && type != GgmlType::Q4_0 && w.layout != WeightLayout::rows16) {
                     std::vector<float> deq(static_cast<size_t>(k * n_out));
                     dequantize(type, wb.data(), deq.data(), k * n_out);
                     std::vector<uint8_t> fb(deq.size() * 4);
@@ -861,7 +862,7 @@ TEST_CASE("attention decode timing", "[.bench]") {
     }
 }
 
-TEST_CASE("repacked Q8_0 / Q4_0 weights give the same bits at every dispatch level") {
+TEST_CASE("repacked Q8_0 / Q4_0 / Q4_K weights give the same bits at every dispatch level") {
     LevelGuard guard;
     cpu::set_cpu_level(cpu::CpuLevel::avx512);
     if (!cpu::int8_matmul_available()) {
@@ -869,7 +870,7 @@ TEST_CASE("repacked Q8_0 / Q4_0 weights give the same bits at every dispatch lev
         return;
     }
     auto be = make_backend(MUSE_BACKEND_CPU, 2);
-    for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+    for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K}) {
         INFO(type_traits(type).name);
         Ctx c(*be, 11);
         const int64_t k = 512, n_out = 45, n_tok = 21;  // a partial last group, prompt-sized batch

@@ -317,4 +317,10 @@ TEST_CASE("writer's quantizers dequantize close to their input", "[gguf]") {
     const auto q4 = quantize_q4_0(x.data(), 256);
     dequantize(GgmlType::Q4_0, q4.data(), y.data(), 256);
     for (int i = 0; i < 256; ++i) CHECK(std::fabs(x[i] - y[i]) < 0.4f);
+    // Q4_K: half a step of its sub-block (range / 15 <= ~0.5 here) plus the 6-bit rounding of
+    // the sub-block scales and mins (the 12-byte packing read back by core/dequant.cpp).
+    const auto qk = quantize_q4_k(x.data(), 256);
+    REQUIRE(qk.size() == 144);
+    dequantize(GgmlType::Q4_K, qk.data(), y.data(), 256);
+    for (int i = 0; i < 256; ++i) CHECK(std::fabs(x[i] - y[i]) < 0.4f);
 }

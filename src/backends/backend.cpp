@@ -1,6 +1,7 @@
 #include "backends/backend.h"
 
 #include "backends/cpu/cpu-backend.h"
+#include "backends/cpu/cpu-int8-matmul.h"
 #include "core/dequant.h"
 #include "core/error.h"
 
@@ -26,11 +27,12 @@ const void *Tensor::raw() const {
 
 Tensor Tensor::rows(int64_t row0, int64_t n) const {
     // A packed group interleaves 16 rows: a view must keep whole groups (row0 + n may be the
-    // last row). The byte offset of a group boundary is the same as in the GGUF layout.
+    // last row).
     if (layout == WeightLayout::rows16 && (row0 % 16 != 0 || (n % 16 != 0 && row0 + n != ne[1])))
         fail(MUSE_ERR_INTERNAL, "a view of a repacked weight must keep whole 16-row groups (rows ", row0, "+", n, ")");
     Tensor t = *this;
-    t.offset += row_bytes() * static_cast<size_t>(row0);
+    t.offset += layout == WeightLayout::rows16 ? cpu::int8_packed_bytes(type, ne[0], row0)
+                                               : row_bytes() * static_cast<size_t>(row0);
     t.ne[1] = n;
     t.ne[2] = t.ne[3] = 1;
     return t;

@@ -30,7 +30,7 @@ protected:
 // How a weight's rows are laid out in storage.
 enum class WeightLayout : uint8_t {
     ggml,        // as in the GGUF file: row after row
-    rows16  // Q8_0 / Q4_0 repacked by the CPU backend in groups of 16 interleaved rows
+    rows16  // Q8_0 / Q4_0 / Q4_K repacked by the CPU backend in groups of 16 interleaved rows
             // (cpu/cpu-int8-matmul.h); views may start and end only at group boundaries
             // (or at the last row)
 };

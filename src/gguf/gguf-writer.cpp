@@ -3,6 +3,7 @@
 #include "core/dequant.h"
 #include "core/error.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -183,6 +184,7 @@ void Writer::add_tensor_f32(const std::string &name, GgmlType type, const std::v
         break;
     case GgmlType::Q8_0: bytes = quantize_q8_0(x, n); break;
     case GgmlType::Q4_0: bytes = quantize_q4_0(x, n); break;
+    case GgmlType::Q4_K: bytes = quantize_q4_k(x, n); break;
     default: fail(MUSE_ERR_UNSUPPORTED, "writer: no quantizer for this type");
     }
     add_tensor(name, type, ne, bytes.data(), bytes.size());
@@ -260,6 +262,55 @@ std::vector<uint8_t> quantize_q4_0(const float *x, int64_t n) {
             const int q0 = std::min(15, static_cast<int>(xb[j] * id + 8.5f));
             const int q1 = std::min(15, static_cast<int>(xb[j + 16] * id + 8.5f));
             ob[2 + j] = static_cast<uint8_t>(q0 | (q1 << 4));
+        }
+    }
+    return out;
+}
+
+std::vector<uint8_t> quantize_q4_k(const float *x, int64_t n) {
+    // Super-block layout (core/dequant.cpp): d, dmin (F16), 12 bytes of 6-bit scales and
+    // mins, 128 bytes of nibbles; sub-block j's weight is d * sc[j] * q - dmin * m[j].
+    std::vector<uint8_t> out(static_cast<size_t>(n / 256) * 144);
+    for (int64_t u = 0; u < n / 256; ++u) {
+        const float *xs = x + u * 256;
+        float scale[8], min[8];  // per sub-block: x ~ scale * q - min, q in 0..15
+        float max_scale = 0.0f, max_min = 0.0f;
+        for (int j = 0; j < 8; ++j) {
+            float lo = xs[32 * j], hi = lo;
+            for (int e = 0; e < 32; ++e) {
+                lo = std::min(lo, xs[32 * j + e]);
+                hi = std::max(hi, xs[32 * j + e]);
+            }
+            lo = std::min(lo, 0.0f);  // the min is subtracted: keep it >= 0
+            scale[j] = (hi - lo) / 15.0f;
+            min[j] = -lo;
+            max_scale = std::max(max_scale, scale[j]);
+            max_min = std::max(max_min, min[j]);
+        }
+        const float d = max_scale / 63.0f, dmin = max_min / 63.0f;
+        const float dq = fp16_to_fp32(fp32_to_fp16(d)), dminq = fp16_to_fp32(fp32_to_fp16(dmin));
+        uint8_t sc[8], m[8];
+        for (int j = 0; j < 8; ++j) {
+            sc[j] = static_cast<uint8_t>(std::clamp(static_cast<int>(std::lround(dq > 0 ? scale[j] / dq : 0.0f)), 0, 63));
+            m[j] = static_cast<uint8_t>(std::clamp(static_cast<int>(std::lround(dminq > 0 ? min[j] / dminq : 0.0f)), 0, 63));
+        }
+        uint8_t *ob = out.data() + u * 144;
+        const uint16_t dh = fp32_to_fp16(d), mh = fp32_to_fp16(dmin);
+        std::memcpy(ob, &dh, 2);
+        std::memcpy(ob + 2, &mh, 2);
+        uint8_t *q = ob + 4;  // the 6-bit packing that scale_min_k4 reads back
+        for (int j = 0; j < 4; ++j) {
+            q[j] = static_cast<uint8_t>((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
+            q[j + 4] = static_cast<uint8_t>((m[j] & 63) | ((m[j + 4] >> 4) << 6));
+            q[j + 8] = static_cast<uint8_t>((sc[j + 4] & 0xF) | ((m[j + 4] & 0xF) << 4));
+        }
+        for (int j = 0; j < 8; ++j) {
+            const float s1 = dq * sc[j], m1 = dminq * m[j];
+            for (int e = 0; e < 32; ++e) {
+                const int v = s1 > 0 ? std::clamp(static_cast<int>(std::lround((xs[32 * j + e] + m1) / s1)), 0, 15) : 0;
+                uint8_t &b = ob[16 + 32 * (j / 2) + e];
+                b = static_cast<uint8_t>(j % 2 ? (b | (v << 4)) : v);
+            }
         }
     }
     return out;

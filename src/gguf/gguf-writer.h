@@ -62,5 +62,8 @@ private:
 // quantize_row_*_ref). n must be a multiple of 32.
 std::vector<uint8_t> quantize_q8_0(const float *x, int64_t n);
 std::vector<uint8_t> quantize_q4_0(const float *x, int64_t n);
+// Q4_K by a plain min/max fit per 32-element sub-block (not ggml's iterative search, so
+// less accurate, but a valid Q4_K): for benchmarks and tests. n must be a multiple of 256.
+std::vector<uint8_t> quantize_q4_k(const float *x, int64_t n);
 
 } // namespace muse::gguf

@@ -10,7 +10,7 @@ sliding_window_pattern encodings and the softcap present / absent(=30) / 0 cases
   the KV cache, with kv_type="f32". Prompts of 4 and 19 tokens plus 16 more steps, so both the
   prefill and the decode cross the muse-glimmer sliding windows (5..8 positions). muse computes in
   float32 and dequantizes F16/Q8_0/Q4_0 weights exactly, so the same bound applies to every type.
-  On CPUs with AVX-512 VNNI muse multiplies Q8_0/Q4_0 weights with 8-bit activations; this module turns
+  On CPUs with AVX-512 VNNI muse multiplies Q8_0/Q4_0/Q4_K weights with 8-bit activations; this module turns
   that off (MUSE_INT8_MATMUL=0, set before the library loads) to check the exact path. The 8-bit
   path is checked op by op against an exact emulation (test-backend-ops) and end to end against
   llama.cpp (test_muse_vs_llamacpp.py): these tiny random models are so sensitive that a

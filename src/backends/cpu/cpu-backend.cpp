@@ -59,7 +59,7 @@ public:
 
     std::unique_ptr<Buffer> alloc(size_t bytes) override { return std::make_unique<HostBuffer>(bytes); }
 
-    // Q8_0 and Q4_0 matrices are repacked for the integer kernels when the CPU has them
+    // Q8_0, Q4_0 and Q4_K matrices are repacked for the integer kernels when the CPU has them
     // (cpu-int8-matmul.h); every other weight is used in place, mapped from the file.
     Tensor weights(GgmlType type, const int64_t ne[4], const void *host_data) override {
         Tensor t;
@@ -338,7 +338,7 @@ private:
         }, 16);
     }
 
-    // Repacked Q8_0 / Q4_0 weights, any number of tokens: the activations are quantized once per call
+    // Repacked Q8_0 / Q4_0 / Q4_K weights, any number of tokens: the activations are quantized once per call
     // (in parallel over tokens for prompts), then each thread takes a share of the row groups.
     void int8_matmul(const Tensor &w, const float *xs, int64_t n_tok, float *ys) {
         const int64_t n_in = w.ne[0], n_out = w.ne[1], nb = n_in / 32;

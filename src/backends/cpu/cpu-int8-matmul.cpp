@@ -23,7 +23,19 @@ constexpr size_t kScaleBytes = 32;  // 16 F16 scales at the head of a group bloc
 // Q8_0 keeps one byte per weight (8 chunks of 4 per row and block, stored + 128); Q4_0
 // keeps its nibbles as the file has them (4 chunks of 4 bytes per row and block: the low
 // nibbles are elements 4k..4k+3, the high ones 16+4k..16+4k+3, stored + 8).
-constexpr size_t group_block_bytes(GgmlType t) { return t == GgmlType::Q4_0 ? 288 : kInt8GroupBlockBytes; }
+// Q4_K (super-blocks of 256 = 8 sub-blocks of 32) is packed per super-block, 2368 bytes for
+// 16 rows (the rows' 2304 plus their scales unpacked from 6 bits to bytes):
+//   16 F16 d, 16 F16 dmin, sc[j][r] (8 x 16 bytes), m[j][r] (8 x 16 bytes), then for each
+//   pair i of sub-blocks (2i, 2i + 1), chunk k = 0..7, row r: the file's qs[32 i + 4 k ..
+//   + 4) (low nibbles: sub-block 2i, high: 2i + 1, elements 4k..4k+3 of each; q unsigned).
+// A weight is d sc q - dmin m (core/dequant.cpp); per sub-block the kernel adds
+// (d sc) dx (q . qx) and subtracts (dmin m) dx (sum qx).
+constexpr size_t kQ4KGroupBytes = 2368;
+constexpr size_t kQ4KScales = 64, kQ4KMins = 64 + 128, kQ4KQuants = 64 + 256;
+
+constexpr size_t group_block_bytes(GgmlType t) {  // per 32 elements of 16 rows
+    return t == GgmlType::Q4_0 ? 288 : t == GgmlType::Q4_K ? kQ4KGroupBytes / 8 : kInt8GroupBlockBytes;
+}
 constexpr int32_t weight_offset(GgmlType t) { return t == GgmlType::Q4_0 ? 8 : 128; }
 
 inline float f16_round(float v) { return fp16_to_fp32(fp32_to_fp16(v)); }
@@ -169,6 +181,108 @@ void group_vnni_n(const Operands &o, int nt) {
 }
 #endif
 
+// ---- Q4_K
+
+// Six-bit scale and min of sub-block j of a Q4_K super-block (the `scales` field), as core/dequant.cpp.
+void q4k_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+// The nibble of row r, element e (0..31) of sub-block j in a packed super-block.
+inline int32_t q4k_weight(const uint8_t *sb, int r, int j, int e) {
+    const uint8_t b = sb[kQ4KQuants + static_cast<size_t>(((j / 2) * 8 + e / 4) * 64 + 4 * r + e % 4)];
+    return j % 2 ? b >> 4 : b & 0x0F;
+}
+
+void q4k_group_scalar(const Operands &o, int nt) {
+    const int64_t n_super = o.nb / 8;
+    for (int r = 0; r < o.rows; ++r)
+        for (int t = 0; t < nt; ++t) {
+            float acc = 0.0f;
+            for (int64_t u = 0; u < n_super; ++u) {
+                const uint8_t *sb = o.group + static_cast<size_t>(u) * kQ4KGroupBytes;
+                const float d = fp16_to_fp32(read_u16(sb + 2 * r)), dmin = fp16_to_fp32(read_u16(sb + 32 + 2 * r));
+                for (int j = 0; j < 8; ++j) {
+                    const int64_t b = u * 8 + j;
+                    const int8_t *qx = o.q + t * o.n_in + b * kBlock;
+                    int32_t isum = 0;
+                    for (int e = 0; e < kBlock; ++e) isum += q4k_weight(sb, r, j, e) * qx[e];
+                    const float d1 = d * static_cast<float>(sb[kQ4KScales + 16 * j + r]);
+                    const float m1 = dmin * static_cast<float>(sb[kQ4KMins + 16 * j + r]);
+                    const float dx = o.d[t * o.nb + b];
+                    acc = std::fma(static_cast<float>(isum), d1 * dx, acc);
+                    acc = std::fma(-(m1 * dx), static_cast<float>(o.s[t * o.nb + b]), acc);
+                }
+            }
+            o.y[r + t * o.ldy] = acc;
+        }
+}
+
+#if defined(MUSE_HAVE_AVX512_VNNI)
+template <int NT>
+void q4k_group_vnni(const Operands &o) {
+    const int64_t n_super = o.nb / 8;
+    const __m512i low = _mm512_set1_epi8(0x0F);
+    __m512 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t u = 0; u < n_super; ++u) {
+        const uint8_t *sb = o.group + static_cast<size_t>(u) * kQ4KGroupBytes;
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb)));
+        const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb + 32)));
+        for (int i = 0; i < 4; ++i) {
+            __m512i lo_sum[NT], hi_sum[NT];
+            for (int t = 0; t < NT; ++t) lo_sum[t] = hi_sum[t] = _mm512_setzero_si512();
+            for (int k = 0; k < 8; ++k) {
+                const __m512i raw = _mm512_loadu_si512(sb + kQ4KQuants + static_cast<size_t>((i * 8 + k) * 64));
+                const __m512i lo = _mm512_and_si512(raw, low), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+                for (int t = 0; t < NT; ++t) {
+                    const int8_t *x = o.q + t * o.n_in + (u * 8 + 2 * i) * kBlock + 4 * k;
+                    lo_sum[t] = dot4(lo_sum[t], lo, x);
+                    hi_sum[t] = dot4(hi_sum[t], hi, x + kBlock);
+                }
+            }
+            for (int h = 0; h < 2; ++h) {
+                const int j = 2 * i + h;
+                const int64_t b = u * 8 + j;
+                const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+                    _mm_loadu_si128(reinterpret_cast<const __m128i *>(sb + kQ4KScales + 16 * j))));
+                const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+                    _mm_loadu_si128(reinterpret_cast<const __m128i *>(sb + kQ4KMins + 16 * j))));
+                const __m512 d1 = _mm512_mul_ps(d, sc), m1 = _mm512_mul_ps(dmin, mn);
+                for (int t = 0; t < NT; ++t) {
+                    const __m512 dx = _mm512_set1_ps(o.d[t * o.nb + b]);
+                    const __m512i isum = h ? hi_sum[t] : lo_sum[t];
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d1, dx), acc[t]);
+                    acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(m1, dx), _mm512_set1_ps(static_cast<float>(o.s[t * o.nb + b])),
+                                              acc[t]);
+                }
+            }
+        }
+    }
+    const __mmask16 keep = static_cast<__mmask16>((1u << o.rows) - 1u);
+    for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(o.y + t * o.ldy, keep, acc[t]);
+}
+
+void q4k_group_vnni_n(const Operands &o, int nt) {
+    switch (nt) {
+    case 1: q4k_group_vnni<1>(o); break;
+    case 2: q4k_group_vnni<2>(o); break;
+    case 3: q4k_group_vnni<3>(o); break;
+    case 4: q4k_group_vnni<4>(o); break;
+    case 5: q4k_group_vnni<5>(o); break;
+    case 6: q4k_group_vnni<6>(o); break;
+    case 7: q4k_group_vnni<7>(o); break;
+    default: q4k_group_vnni<8>(o); break;
+    }
+}
+#endif
+
 bool cpu_has_vnni() {
 #if defined(MUSE_HAVE_AVX512_VNNI)
     static const bool has = [] {
@@ -195,7 +309,50 @@ bool int8_matmul_enabled() {
 
 bool int8_matmul_available() { return cpu_level() == CpuLevel::avx512 && cpu_has_vnni() && int8_matmul_enabled(); }
 
-bool int8_packable(GgmlType type) { return type == GgmlType::Q8_0 || type == GgmlType::Q4_0; }
+bool int8_packable(GgmlType type) {
+    return type == GgmlType::Q8_0 || type == GgmlType::Q4_0 || type == GgmlType::Q4_K;
+}
+
+namespace {
+
+void pack_q4_k(const uint8_t *src, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1, uint8_t *dst) {
+    const int64_t n_super = n_in / 256;
+    const size_t row_bytes = static_cast<size_t>(n_super) * 144;
+    for (int64_t g = g0; g < g1; ++g) {
+        uint8_t *out = dst + static_cast<size_t>(g * n_super) * kQ4KGroupBytes;
+        for (int64_t u = 0; u < n_super; ++u, out += kQ4KGroupBytes) {
+            std::memset(out, 0, kQ4KGroupBytes);  // padding rows: d = dmin = 0
+            for (int r = 0; r < kInt8Rows; ++r) {
+                const int64_t row = g * kInt8Rows + r;
+                if (row >= n_out) continue;
+                const uint8_t *b = src + row_bytes * static_cast<size_t>(row) + static_cast<size_t>(u) * 144;
+                std::memcpy(out + 2 * r, b, 2);
+                std::memcpy(out + 32 + 2 * r, b + 2, 2);
+                for (int j = 0; j < 8; ++j) q4k_scale_min(j, b + 4, out + kQ4KScales + 16 * j + r, out + kQ4KMins + 16 * j + r);
+                for (int i = 0; i < 4; ++i)
+                    for (int k = 0; k < 8; ++k)
+                        std::memcpy(out + kQ4KQuants + static_cast<size_t>((i * 8 + k) * 64 + 4 * r), b + 16 + 32 * i + 4 * k, 4);
+            }
+        }
+    }
+}
+
+void unpack_q4_k_row(const uint8_t *packed, int64_t n_in, int64_t r, float *out) {
+    const int64_t n_super = n_in / 256;
+    const int lane = static_cast<int>(r % kInt8Rows);
+    const uint8_t *sb = packed + static_cast<size_t>((r / kInt8Rows) * n_super) * kQ4KGroupBytes;
+    for (int64_t u = 0; u < n_super; ++u, sb += kQ4KGroupBytes) {
+        const float d = fp16_to_fp32(read_u16(sb + 2 * lane)), dmin = fp16_to_fp32(read_u16(sb + 32 + 2 * lane));
+        for (int j = 0; j < 8; ++j) {
+            const float d1 = d * static_cast<float>(sb[kQ4KScales + 16 * j + lane]);
+            const float m1 = dmin * static_cast<float>(sb[kQ4KMins + 16 * j + lane]);
+            for (int e = 0; e < kBlock; ++e)
+                *out++ = d1 * static_cast<float>(q4k_weight(sb, lane, j, e)) - m1;
+        }
+    }
+}
+
+} // namespace
 
 size_t int8_packed_bytes(GgmlType type, int64_t n_in, int64_t n_out) {
     const int64_t groups = (n_out + kInt8Rows - 1) / kInt8Rows;
@@ -203,6 +360,10 @@ size_t int8_packed_bytes(GgmlType type, int64_t n_in, int64_t n_out) {
 }
 
 void int8_pack(GgmlType type, const uint8_t *src, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1, uint8_t *dst) {
+    if (type == GgmlType::Q4_K) {
+        pack_q4_k(src, n_in, n_out, g0, g1, dst);
+        return;
+    }
     const int64_t nb = n_in / kBlock;
     const size_t in_block = type_traits(type).type_size, block_bytes = group_block_bytes(type);
     const size_t row_bytes = static_cast<size_t>(nb) * in_block;
@@ -231,6 +392,10 @@ void int8_pack(GgmlType type, const uint8_t *src, int64_t n_in, int64_t n_out, i
 }
 
 void int8_unpack_row(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t r, float *out) {
+    if (type == GgmlType::Q4_K) {
+        unpack_q4_k_row(packed, n_in, r, out);
+        return;
+    }
     const int64_t nb = n_in / kBlock;
     const size_t block_bytes = group_block_bytes(type);
     const int32_t offset = weight_offset(type);
@@ -280,12 +445,14 @@ void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_o
                 o.y = y + g * kInt8Rows + t * ldy;
 #if defined(MUSE_HAVE_AVX512_VNNI)
                 if (vnni) {
-                    if (type == GgmlType::Q4_0) group_vnni_n<GgmlType::Q4_0>(o, nt);
+                    if (type == GgmlType::Q4_K) q4k_group_vnni_n(o, nt);
+                    else if (type == GgmlType::Q4_0) group_vnni_n<GgmlType::Q4_0>(o, nt);
                     else group_vnni_n<GgmlType::Q8_0>(o, nt);
                     continue;
                 }
 #endif
-                group_scalar(type, o, nt);
+                if (type == GgmlType::Q4_K) q4k_group_scalar(o, nt);
+                else group_scalar(type, o, nt);
             }
         }
     }
