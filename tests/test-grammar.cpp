@@ -706,6 +706,71 @@ TEST_CASE("JSON Schema: JSON-Schema-Test-Suite (draft 2020-12)", "[grammar]") {
     CHECK(wrong_accepts.empty());
 }
 
+// The json-key cover (a whole-trie walk sets the subtree of an object key's
+// opening quote en bloc) on real schemas: along the first valid instance of
+// bench-dev schemas with open objects, every mask equals the whole-trie walk's
+// without slices, and at object keys (right after { or ,) it equals feeding every token.
+TEST_CASE("Matcher: masks at object keys of bench-dev schemas equal whole-trie walks and brute force", "[grammar]") {
+    const Tokenizer *tok = qwen2();
+    const fs::path dir = shared_dir() / "jsonschema" / "bench-dev";
+    if (!tok || !fs::exists(dir)) {
+        WARN("qwen2 vocabulary or bench-dev absent: skipped");
+        return;
+    }
+    auto trie = TokenTrie::of(*tok);
+    const std::vector<std::string> files = {"Glaiveai2K---create_invoice_42b94a75.json", "Github_medium---o6182.json",
+                                            "Snowplow---sp_24_Normalized.json", "Github_hard---o9920.json"};
+    size_t compared = 0, brute = 0, key_covered = 0;
+    for (const auto &name : files) {
+        if (!fs::exists(dir / name)) continue;
+        INFO(name);
+        const auto doc = nlohmann::ordered_json::parse(read_file(dir / name));
+        const nlohmann::ordered_json *data = nullptr;
+        for (auto &t : doc["tests"])
+            if (t["valid"].get<bool>()) {
+                data = &t["data"];
+                break;
+            }
+        if (!data) continue;
+        std::string gbnf;
+        try {
+            gbnf = json_schema_to_gbnf(doc["schema"]);
+        } catch (const Error &) {
+            continue;
+        }
+        MatcherLimits no_slices;
+        no_slices.use_slices = false;
+        auto fast = Grammar::from_gbnf(gbnf);
+        auto slow = Grammar::from_gbnf(gbnf, "root", {}, no_slices);
+        const std::string text = py_dumps(*data);  // ", " and ": ", as the benchmark writes it
+        const auto ids = tok->tokenize(text, false, false);
+        Matcher mf = fast->matcher(), ms = slow->matcher();
+        size_t at = 0, brute_here = 0;
+        for (size_t i = 0; i <= ids.size(); ++i) {
+            const size_t covered0 = mf.mask_stats().covered;
+            const auto a = mf.mask(*trie);
+            REQUIRE(*a == *ms.mask(*trie));
+            ++compared;
+            const bool key = at > 0 && at < text.size() && (text[at - 1] == '{' || text[at - 1] == ',');
+            if (key && mf.mask_stats().covered > covered0) ++key_covered;
+            if (key && brute_here < 4) {
+                check_mask_brute_force(mf, *trie);
+                ++brute_here;
+                ++brute;
+            }
+            if (i == ids.size()) break;
+            REQUIRE(mask_test(*a, ids[i]));
+            REQUIRE(mf.accept_token(ids[i], *trie));
+            REQUIRE(ms.accept_token(ids[i], *trie));
+            at += trie->piece(ids[i]).size();
+        }
+        CHECK(mf.is_accepting());
+    }
+    CHECK(compared > 50);
+    CHECK(brute > 0);
+    CHECK(key_covered > 0);  // the cover applied at some key
+}
+
 TEST_CASE("JSON Schema: bench-dev pass rate", "[grammar]") {
     const fs::path dir = shared_dir() / "jsonschema" / "bench-dev";
     if (!fs::exists(dir)) {

@@ -175,7 +175,7 @@ std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, cons
             const size_t new_states = speculate() ? 32 : 2;
             for (int round = 0; round < rounds && !use; ++round) {
                 for (const auto &slice : trie.slices()) {
-                    if (slice.n_tokens == 0 || (round == 1 && slice.max_len)) continue;
+                    if (slice.n_tokens == 0 || (round == 1 && slice.max_len) || slice.name == "json-key") continue;
                     const size_t cap = slice.max_len ? 24 * slice.max_len : round == 0 ? 48 : 512;
                     if (survives(state, slice, cap, new_states)) {
                         use = &slice;
@@ -189,11 +189,11 @@ std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, cons
                 ++stats_.sliced;
             }
         }
-        const TokenTrie::Slice *cover = nullptr;
+        covers_.clear();
         if (limits_.use_slices && rest == &trie.all())
             for (const auto &slice : trie.slices())
-                if (slice.max_len == 0 && slice.n_tokens > 0) cover = &slice;
-        walk(state, *rest, bits, cover);
+                if (slice.max_len == 0 && slice.n_tokens > 0) covers_.push_back(&slice);
+        walk(state, *rest, bits, covers_.empty() ? nullptr : &covers_);
     }
     if (accepting(state))
         for (int32_t id : trie.eog()) bits[id >> 6] |= uint64_t(1) << (id & 63);
@@ -204,23 +204,26 @@ std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, cons
 }
 
 // Sets the bits of the tokens of `trie` that the automaton takes from `state`.
-// With `cover` (a slice, trie being the whole trie): where a large subtree starts
-// at a character boundary in a state that survives the slice, the subtree's slice
-// tokens are all allowed (a contiguous run of the slice's preorder tokens) and
-// only its paths to other tokens are walked. An object's key is the case: past a
-// prefix no declared name has, it is a free string.
+// With `covers` (slices, trie being the whole trie): where a large subtree starts
+// at a node whose bytes a cover slice's DFA takes (in DFA state q), and the state
+// there survives every string of the slice from q, the subtree's slice tokens are
+// all allowed (a contiguous run of the slice's preorder tokens) and only its paths
+// to other tokens are walked. An object's key is the case: past a prefix no
+// declared name has, it is a free string ("json-string"); and the subtree of the
+// opening quote, when a key may be any string but the declared names ("json-key").
 void Automaton::walk(int32_t state, const TokenTrie::Layout &trie, std::vector<uint64_t> &bits,
-                     const TokenTrie::Slice *cover) {
+                     const std::vector<const TokenTrie::Slice *> *covers) {
     const auto &nodes = trie.nodes;
     const auto &toks = trie.tokens;
     walk_.assign(trie.max_depth + 1, kDead);
     walk_[0] = state;
     const auto n = static_cast<uint32_t>(nodes.size());
     size_t visited = 0;
-    uint32_t covered_end = 0;  // nodes before it are inside a covered subtree
+    uint32_t covered_end = 0;  // nodes before it are inside a subtree covered by `active`
+    const TokenTrie::Slice *active = nullptr;
     for (uint32_t i = 1; i < n;) {
         const TokenTrie::Node &node = nodes[i];
-        if (i < covered_end && !cover->has_rest[i]) {
+        if (i < covered_end && !active->has_rest[i]) {
             i = node.end;  // only slice tokens below: already set
             continue;
         }
@@ -232,26 +235,37 @@ void Automaton::walk(int32_t state, const TokenTrie::Layout &trie, std::vector<u
         }
         walk_[node.depth] = s;
         for (uint32_t k = node.tok_begin; k < node.tok_end; ++k) bits[toks[k] >> 6] |= uint64_t(1) << (toks[k] & 63);
-        if (cover && i >= covered_end && node.end - i > 64 && cover->node_q[i] == 0 && speculate() && survives_cached(s, *cover)) {
-            for (uint32_t k = cover->pre_begin[i]; k < cover->pre_begin[node.end]; ++k) {
-                const int32_t id = cover->pre_tokens[k];
-                bits[id >> 6] |= uint64_t(1) << (id & 63);
+        if (covers && i >= covered_end && node.end - i > 64 && speculate()) {
+            for (size_t c = 0; c < covers->size(); ++c) {
+                const TokenTrie::Slice &cover = *(*covers)[c];
+                const uint8_t q = cover.node_q[i];
+                if (q == TokenTrie::kNoState || cover.pre_begin[i] == cover.pre_begin[node.end]) continue;
+                if (!survives_cached(s, c, cover, q)) continue;
+                for (uint32_t k = cover.pre_begin[i]; k < cover.pre_begin[node.end]; ++k) {
+                    const int32_t id = cover.pre_tokens[k];
+                    bits[id >> 6] |= uint64_t(1) << (id & 63);
+                }
+                covered_end = node.end;
+                active = &cover;
+                ++stats_.covered;
+                break;
             }
-            covered_end = node.end;
-            ++stats_.covered;
         }
         ++i;
     }
     stats_.nodes_walked += visited;
 }
 
-// survives() with the small budget, remembered per state (for walks).
-bool Automaton::survives_cached(int32_t state, const TokenTrie::Slice &slice) {
-    if (survives_memo_.size() <= static_cast<size_t>(state)) survives_memo_.resize(states_.size() + 1024, -1);
-    const int8_t known = survives_memo_[state];
-    if (known >= 0) return known == 1;
-    const bool ok = survives(state, slice, 48, 12);
-    survives_memo_[state] = ok ? 1 : 0;
+// survives() from DFA state q, with a small budget (a larger one from the start
+// of a cover that is not a free string's: a key's quote, where the search passes
+// through a state per prefix of the declared names), remembered (for walks).
+bool Automaton::survives_cached(int32_t state, size_t cover, const TokenTrie::Slice &slice, uint8_t q) {
+    const uint64_t k = (uint64_t(static_cast<uint32_t>(state)) << 16) | (uint64_t(cover) << 8) | q;
+    auto it = survives_memo_.find(k);
+    if (it != survives_memo_.end()) return it->second;
+    const bool wide = slice.name == "json-key";
+    const bool ok = wide ? survives(state, slice, 512, 48, q) : survives(state, slice, 48, 12, q);
+    survives_memo_.emplace(k, ok);
     return ok;
 }
 
@@ -264,7 +278,8 @@ bool Automaton::survives_cached(int32_t state, const TokenTrie::Slice &slice) {
 // makes counted strings (maxLength: a new state per character) cheap while the
 // count is far from its end. Given up past a bound on pairs (the caller then walks
 // the whole trie) past max_pairs pairs.
-bool Automaton::survives(int32_t state, const TokenTrie::Slice &slice, size_t max_pairs, size_t max_new_states) {
+bool Automaton::survives(int32_t state, const TokenTrie::Slice &slice, size_t max_pairs, size_t max_new_states,
+                         uint8_t q0) {
     constexpr size_t kSeenSlots = 8192;  // a power of two, well above any max_pairs
     max_pairs = std::min(max_pairs, kSeenSlots / 2);
     auto key = [](int32_t s, uint8_t q) { return (uint64_t(static_cast<uint32_t>(s)) << 8) | q; };
@@ -288,7 +303,7 @@ bool Automaton::survives(int32_t state, const TokenTrie::Slice &slice, size_t ma
         return true;
     };
     const size_t states0 = states_.size();
-    pairs_.assign(1, key(state, 0));
+    pairs_.assign(1, key(state, q0));
     pair_depth_.assign(1, 0);
     insert(pairs_[0]);
     for (size_t i = 0; i < pairs_.size(); ++i) {

@@ -150,10 +150,11 @@ private:
         uint32_t depth;
     };
     int32_t compute(int32_t state, uint8_t byte);
-    bool survives(int32_t state, const TokenTrie::Slice &slice, size_t max_pairs, size_t max_new_states);
+    bool survives(int32_t state, const TokenTrie::Slice &slice, size_t max_pairs, size_t max_new_states,
+                  uint8_t q0 = 0);
     void walk(int32_t state, const TokenTrie::Layout &trie, std::vector<uint64_t> &bits,
-              const TokenTrie::Slice *cover = nullptr);
-    bool survives_cached(int32_t state, const TokenTrie::Slice &slice);
+              const std::vector<const TokenTrie::Slice *> *covers = nullptr);
+    bool survives_cached(int32_t state, size_t cover, const TokenTrie::Slice &slice, uint8_t q);
     // Whether slice checks may build states speculatively (under 3/4 of the bound,
     // so that they never push a grammar that fits into the state limit).
     bool speculate() const { return states_.size() < limits_.max_states / 4 * 3; }
@@ -196,7 +197,9 @@ private:
     std::vector<uint16_t> pair_depth_;
     std::vector<uint32_t> seen_stamp_;
     uint32_t stamp_ = 0;
-    std::vector<int8_t> survives_memo_;  // per state: -1 unknown, 0/1 (one trie's cover slice)
+    // survives_cached(): per (state, cover slice, DFA state) of one trie's walks
+    std::unordered_map<uint64_t, bool> survives_memo_;
+    std::vector<const TokenTrie::Slice *> covers_;
     MaskStats stats_;
 };
 

@@ -59,6 +59,21 @@ TokenTrie::TokenTrie(std::vector<std::string> pieces, std::vector<int32_t> eog)
     // bytes hold 98.8% of qwen2's tokens of this class; longer ones are walked.
     add_slice("json-string", utf8_class_dfa(json_chars), 0, ids);
     add_slice("json-string-16", utf8_class_dfa(json_chars), 16, ids);
+    // An opening quote (after optional whitespace) and a string's characters: the
+    // tokens that start an object's key ("na, "name, \n  "x). Used as a cover in
+    // whole-trie walks: where a key may be any string but the declared names, the
+    // subtree under the quote is allowed en bloc but for its other tokens.
+    {
+        auto str = utf8_class_dfa(json_chars);
+        std::vector<std::array<uint8_t, 256>> d(1 + str.size());
+        for (auto &row : d) row.fill(kNoState);
+        for (uint8_t c : {' ', '\t', '\n', '\r'}) d[0][c] = 0;
+        d[0]['"'] = 1;
+        for (size_t q = 0; q < str.size(); ++q)
+            for (unsigned b = 0; b < 256; ++b)
+                d[q + 1][b] = str[q][b] == kNoState ? kNoState : static_cast<uint8_t>(str[q][b] + 1);
+        add_slice("json-key", std::move(d), 0, ids);
+    }
 }
 
 void TokenTrie::add_slice(std::string name, std::vector<std::array<uint8_t, 256>> dfa, size_t max_len,
