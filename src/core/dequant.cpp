@@ -123,16 +123,6 @@ void deq_q3_k(const uint8_t *b, float *y) {  // hmask[32] qs[64] scales[12] d:f1
     }
 }
 
-// Six-bit scale and min number j (0..7) of a Q4_K / Q5_K super-block.
-inline void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
-    if (j < 4) {
-        *d = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *d = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        *m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
-}
 
 void deq_q4_k(const uint8_t *b, float *y) {  // d:f16 dmin:f16 scales[12] qs[128]
     const float d = load_f16(b), min = load_f16(b + 2);
@@ -230,6 +220,16 @@ void convert_plain(const uint8_t *src, float *dst, int64_t n) {
 }
 
 } // namespace
+
+void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
 
 uint64_t type_row_bytes(GgmlType type, int64_t n) {
     const TypeTraits &tt = type_traits(type);

@@ -17,4 +17,8 @@ void dequantize(GgmlType type, const void *src, float *dst, int64_t n);
 // Bytes occupied by n elements of a type (n a multiple of the block size).
 uint64_t type_row_bytes(GgmlType type, int64_t n);
 
+// Six-bit scale and min number j (0..7) of a Q4_K / Q5_K super-block (`q`: its 12-byte
+// scales field).
+void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m);
+
 } // namespace muse

@@ -2,6 +2,7 @@
 
 #include "backends/cpu/cpu-kernels.h"
 #include "backends/cpu/cpu-simd.h"
+#include "core/dequant.h"
 #include "core/ggml-types.h"
 
 #include <algorithm>
@@ -183,17 +184,6 @@ void group_vnni_n(const Operands &o, int nt) {
 
 // ---- Q4_K
 
-// Six-bit scale and min of sub-block j of a Q4_K super-block (the `scales` field), as core/dequant.cpp.
-void q4k_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
-    if (j < 4) {
-        *d = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *d = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        *m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
-}
-
 // The nibble of row r, element e (0..31) of sub-block j in a packed super-block.
 inline int32_t q4k_weight(const uint8_t *sb, int r, int j, int e) {
     const uint8_t b = sb[kQ4KQuants + static_cast<size_t>(((j / 2) * 8 + e / 4) * 64 + 4 * r + e % 4)];
@@ -328,7 +318,7 @@ void pack_q4_k(const uint8_t *src, int64_t n_in, int64_t n_out, int64_t g0, int6
                 const uint8_t *b = src + row_bytes * static_cast<size_t>(row) + static_cast<size_t>(u) * 144;
                 std::memcpy(out + 2 * r, b, 2);
                 std::memcpy(out + 32 + 2 * r, b + 2, 2);
-                for (int j = 0; j < 8; ++j) q4k_scale_min(j, b + 4, out + kQ4KScales + 16 * j + r, out + kQ4KMins + 16 * j + r);
+                for (int j = 0; j < 8; ++j) scale_min_k4(j, b + 4, out + kQ4KScales + 16 * j + r, out + kQ4KMins + 16 * j + r);
                 for (int i = 0; i < 4; ++i)
                     for (int k = 0; k < 8; ++k)
                         std::memcpy(out + kQ4KQuants + static_cast<size_t>((i * 8 + k) * 64 + 4 * r), b + 16 + 32 * i + 4 * k, 4);
