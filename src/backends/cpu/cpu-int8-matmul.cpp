@@ -56,7 +56,10 @@ void quantize_block_scalar(const float *x, int8_t *q, float *d, int32_t *s) {
     const float id = dd != 0.0f ? 1.0f / dd : 0.0f;
     int32_t sum = 0;
     for (int64_t j = 0; j < kBlock; ++j) {
-        const auto v = static_cast<int32_t>(std::nearbyint(x[j] * id));
+        // Finite activations give |x * id| <= 127; a NaN or infinite one (a diverged model)
+        // becomes 0 here rather than an undefined conversion (the VNNI path's value differs).
+        const float f = x[j] * id;
+        const auto v = f >= -127.5f && f <= 127.5f ? static_cast<int32_t>(std::nearbyint(f)) : 0;
         q[j] = static_cast<int8_t>(v);
         sum += v;
     }
