@@ -206,6 +206,7 @@ int main(int argc, char **argv) {
                 r["nodes_walked"] = st.nodes_walked;
                 r["states"] = st.states;
                 r["covered"] = st.covered;
+                r["expansions"] = st.expansions;
             }
             std::cout << r.dump() << std::endl;
         }

@@ -579,6 +579,17 @@ TEST_CASE("Hostile inputs: clear errors within bounded time and memory", "[gramm
               auto g = Grammar::from_regex("(a{99999}){99999}b{99999}");
               CHECK_FALSE(g->matches(std::string(5000, 'a') + "b"));
           }).empty());
+    // Nested optional counts are ambiguous: after n characters a state holds a parse per
+    // way of splitting them (~n^2 here, toward a million), so each step costs more than
+    // the last. The per-state bound stops it with a reason (found by fuzz-grammar).
+    auto ambiguous = Grammar::from_regex("([^\"]{0,999}){0,999}");
+    CHECK_THAT(bounded_error(10, 300, [&] {
+                   Matcher m = ambiguous->matcher();
+                   if (!m.accept_bytes(std::string(400, 'x'))) fail(MUSE_ERR_INVALID_ARGUMENT, m.error());
+               }),
+               Catch::Contains("too ambiguous"));
+    // Milder ambiguity stays well inside the bound (~10k parses per state here).
+    CHECK(Grammar::from_regex("([a-z]{0,50}){0,50}")->matches(std::string(100, 'x')));
     // A schema's anyOf that refers to itself first: the reference adds nothing, the
     // compiled grammar is the other branch (no left recursion reaches the matcher).
     CHECK(bounded_error(5, 200, [] {

@@ -813,7 +813,7 @@ private:
                     if (t < Automaton::kFirstLive) break;
                 }
                 int target = -1;
-                if (t == Automaton::kTooDeep || t == Automaton::kTooMany)
+                if (t == Automaton::kTooDeep || t == Automaton::kTooMany || t == Automaton::kTooAmbiguous)
                     refuse(path, "patternProperties", "the pattern's automaton is too large");
                 if (t >= Automaton::kFirstLive) {
                     auto [it, fresh] = index.emplace(t, static_cast<int>(states.size()));

@@ -40,6 +40,9 @@ void Automaton::add_row(int32_t fill) {
 std::string Automaton::describe_failure(int32_t s, const MatcherLimits &limits) {
     if (s == kTooDeep) return str_cat("nesting deeper than ", limits.max_stack_depth, " levels");
     if (s == kTooMany) return str_cat("more than ", limits.max_states, " parser states");
+    if (s == kTooAmbiguous)
+        return str_cat("the grammar is too ambiguous (more than ", limits.max_stacks_per_state,
+                       " parses at once, or more than ", limits.max_expansions, " expansion steps in all)");
     return "the grammar does not allow this";
 }
 
@@ -63,11 +66,12 @@ void Automaton::expand(uint32_t pos0, int32_t parent0, bool &accepting, bool &to
     const auto &elems = rules_->elems;
     work_.clear();
     work_.push_back({pos0, parent0});
-    while (!work_.empty()) {
+    while (!work_.empty() && !over_budget()) {
         auto [pos, parent] = work_.back();
         work_.pop_back();
         const uint64_t key = (uint64_t(pos) << 32) | static_cast<uint32_t>(parent + 1);
         if (!visited_.insert(key, 0)) continue;
+        ++expansions_;
         const uint32_t e = elems[pos];
         switch (elem_kind(e)) {
         case kElemEnd:
@@ -99,6 +103,7 @@ int32_t Automaton::intern_state(std::vector<int32_t> &stacks, bool accepting, bo
     // Past the depth bound the whole step fails (even if shallower stacks remain),
     // so the error says why instead of a later byte failing as "not allowed".
     if (too_deep) return kTooDeep;
+    if (over_budget()) return kTooAmbiguous;
     if (stacks.empty() && !accepting) return kDead;
     std::vector<int32_t> key = stacks;
     if (accepting) key.insert(key.begin(), -1);

@@ -30,6 +30,13 @@ namespace muse::grammar {
 struct MatcherLimits {
     size_t max_stack_depth = 4096;  // nesting (e.g. JSON arrays in arrays) deeper than this fails
     size_t max_states = 100000;     // distinct parser states cached per grammar
+    // Ambiguity bounds. Nested counted repetitions ("(a{0,999}){0,999}") make a state
+    // hold one stack per way of splitting the input so far (here up to a million), and
+    // every step costs as much: past these a step fails with a clear error instead of
+    // running for minutes. JSON Schema grammars stay far below them (a few dozen stacks
+    // per state; walking the 1,000 bench-dev schemas expands at most ~1M positions each).
+    size_t max_stacks_per_state = 65536;
+    size_t max_expansions = size_t(1) << 24;  // positions expanded over the grammar's lifetime
     size_t max_mask_cache_bytes = size_t(256) << 20;
     // Token masks use the trie's slices where they provably apply (off: always
     // walk the whole trie; the tests compare the two).
@@ -43,6 +50,7 @@ struct MaskStats {
     size_t nodes_walked = 0;  // trie nodes stepped through
     size_t covered = 0;       // subtrees of a walk whose slice tokens were set en bloc
     size_t states = 0;        // parser states built so far
+    size_t expansions = 0;    // rule positions expanded so far (bounded by max_expansions)
 };
 
 // A hash map from 64-bit keys to ids, open addressing (the automaton looks up a
@@ -112,7 +120,8 @@ public:
     static constexpr int32_t kDead = 0;      // no stack left, not complete
     static constexpr int32_t kTooDeep = 1;   // a stack exceeded max_stack_depth
     static constexpr int32_t kTooMany = 2;   // more states than max_states
-    static constexpr int32_t kFirstLive = 3;
+    static constexpr int32_t kTooAmbiguous = 3;  // past max_stacks_per_state or max_expansions
+    static constexpr int32_t kFirstLive = 4;
 
     explicit Automaton(std::shared_ptr<const Rules> rules, MatcherLimits limits = {});
 
@@ -140,6 +149,7 @@ public:
         std::lock_guard lock(mu_);
         MaskStats s = stats_;
         s.states = states_.size();
+        s.expansions = expansions_;
         return s;
     }
 
@@ -161,6 +171,9 @@ private:
     int32_t intern_node(uint32_t pos, int32_t parent, bool &too_deep);
     int32_t intern_state(std::vector<int32_t> &stacks, bool accepting, bool too_deep);
     void expand(uint32_t pos, int32_t parent, bool &accepting, bool &too_deep);
+    bool over_budget() const {
+        return expansions_ > limits_.max_expansions || out_.size() > limits_.max_stacks_per_state;
+    }
 
     std::shared_ptr<const Rules> rules_;
     MatcherLimits limits_;
@@ -183,6 +196,7 @@ private:
     void add_row(int32_t fill);
     std::vector<std::unique_ptr<int32_t[]>> trans_;
     int32_t initial_ = kDead;
+    size_t expansions_ = 0;
     // scratch for compute()
     std::vector<int32_t> out_;
     std::vector<std::pair<uint32_t, int32_t>> work_;
