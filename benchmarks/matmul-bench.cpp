@@ -4,7 +4,9 @@
 // multiplied by n_tok = 1..16 columns, the way one decode step of n_tok sequences
 // reads them. Reports tokens/s (n_tok columns per pass over all weights) and
 // checks that every column of a batched call equals its n_tok = 1 call bit for bit.
-//   usage: matmul-bench [--type Q8_0] [--threads 2] [--layers 24] [--reps 5] [--level avx512] [--only 0..6] [--no-head 1]
+// --max-tok 256 goes on doubling n_tok up to prompt-sized batches (prefill's matmuls).
+//   usage: matmul-bench [--type Q8_0] [--threads 2] [--layers 24] [--reps 5] [--level avx512] [--only 0..6]
+//                       [--no-head 1] [--max-tok 16]
 #include "backends/backend.h"
 #include "backends/cpu/cpu-kernels.h"
 #include "core/dequant.h"
@@ -12,6 +14,7 @@
 
 #include "muse/muse.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -33,13 +36,14 @@ static double cpu_seconds() {
 
 int main(int argc, char **argv) {
     std::string type_name = "Q8_0";
-    int threads = 2, layers = 24, reps = 5, only = -1;
+    int threads = 2, layers = 24, reps = 5, only = -1, max_tok = 16;
     bool no_head = false;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!std::strcmp(argv[i], "--type")) type_name = argv[i + 1];
         else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--layers")) layers = std::atoi(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
+        else if (!std::strcmp(argv[i], "--max-tok")) max_tok = std::max(1, std::atoi(argv[i + 1]));
         else if (!std::strcmp(argv[i], "--no-head")) no_head = std::atoi(argv[i + 1]) != 0;
         else if (!std::strcmp(argv[i], "--only")) only = std::atoi(argv[i + 1]);  // one shape: 0..6 = q k v o gate up down
         else if (!std::strcmp(argv[i], "--level")) {
@@ -120,9 +124,10 @@ int main(int argc, char **argv) {
         store.push_back(std::move(head));
         ws.push_back(backend->weights(type, ne, store.back().data()));
     }
-    auto buf_x = backend->alloc(static_cast<size_t>(F * 16 * 4));
-    auto buf_y = backend->alloc(static_cast<size_t>(151936 * 16 * 4));
-    std::vector<float> x(static_cast<size_t>(F * 16));
+    const int64_t cols = std::max(16, max_tok);
+    auto buf_x = backend->alloc(static_cast<size_t>(F * cols * 4));
+    auto buf_y = backend->alloc(static_cast<size_t>(151936 * cols * 4));
+    std::vector<float> x(static_cast<size_t>(F * cols));
     std::normal_distribution<float> xd(0.0f, 1.0f);
     for (float &v : x) v = xd(rng);
 
@@ -136,7 +141,7 @@ int main(int argc, char **argv) {
     std::printf("type %s, threads %d, layers %d, level %s\n", type_name.c_str(), threads, layers,
                 cpu::to_string(cpu::cpu_level()));
     double base = 0.0, cpu_base = 0.0;
-    for (int n_tok : {1, 2, 4, 8, 16}) {
+    for (int n_tok = 1; n_tok <= max_tok; n_tok *= 2) {
         double best = 1e30, best_cpu = 1e30;
         for (int r = 0; r < reps; ++r) {
             const auto t0 = std::chrono::steady_clock::now();
@@ -155,7 +160,7 @@ int main(int argc, char **argv) {
         if (n_tok == 1) base = tps;
         const double cpu_tps = n_tok / best_cpu;
         if (n_tok == 1) cpu_base = cpu_tps;
-        std::printf("n_tok %2d: %7.2f ms/pass  %8.1f tok/s  (%.2fx n_tok=1)   cpu %7.2f ms/pass (%.2fx)\n", n_tok,
+        std::printf("n_tok %3d: %7.2f ms/pass  %8.1f tok/s  (%.2fx n_tok=1)   cpu %7.2f ms/pass (%.2fx)\n", n_tok,
                     best * 1e3, tps, tps / base, best_cpu * 1e3, cpu_tps / cpu_base);
     }
 

@@ -881,6 +881,15 @@ TEST_CASE("repacked Q8_0 / Q4_0 / Q4_K weights give the same bits at every dispa
         const Tensor x = c.f32(xs, k, n_tok), y = c.empty(GgmlType::F32, n_out, n_tok);
         be->matmul(w, x, y);
         const std::vector<float> vnni = c.read(y);
+        // AMX (16-token tiles, where the CPU has it) against VNNI alone: the same bits.
+        if (cpu::int8_amx_available()) {
+            cpu::int8_set_amx_enabled(false);
+            const Tensor y_vnni = c.empty(GgmlType::F32, n_out, n_tok);
+            be->matmul(w, x, y_vnni);
+            cpu::int8_set_amx_enabled(true);
+            const std::vector<float> got = c.read(y_vnni);
+            CHECK(std::memcmp(got.data(), vnni.data(), got.size() * 4) == 0);
+        }
         for (cpu::CpuLevel level : levels()) {
             cpu::set_cpu_level(level);  // the packed tensor stays; lower levels run the scalar kernel
             const Tensor y2 = c.empty(GgmlType::F32, n_out, n_tok);

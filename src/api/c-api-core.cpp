@@ -64,6 +64,7 @@ MUSE_API const char *muse_system_info(void) {
         j["cpu_level"] = muse::cpu::to_string(muse::cpu::cpu_level());
         j["cpu_level_detected"] = muse::cpu::to_string(muse::cpu::detected_cpu_level());
         j["int8_matmul"] = muse::cpu::int8_matmul_available();
+        j["amx"] = muse::cpu::int8_amx_available();
         j["backends"] = nlohmann::ordered_json::array({"cpu"});
         info = j.dump();
     } catch (...) {

@@ -6,12 +6,20 @@
 #include "core/ggml-types.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #if defined(MUSE_HAVE_AVX512) && defined(__AVX512VNNI__)
 #define MUSE_HAVE_AVX512_VNNI 1
+#endif
+#if defined(MUSE_HAVE_AVX512_VNNI) && defined(__AMX_TILE__) && defined(__AMX_INT8__)
+#define MUSE_HAVE_AMX 1
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 namespace muse::cpu {
@@ -276,6 +284,246 @@ void q4k_group_vnni_n(const Operands &o, int nt) {
 }
 #endif
 
+
+// ---- AMX: 16 tokens x 16 rows per tile multiply
+//
+// A group block's packed Q8_0 bytes are already an AMX B tile: 8 rows (chunks of 4
+// elements) of 64 bytes, 4 bytes per output row, which is the layout TDPBSUD reads for
+// unsigned B. The 16 tokens' signed activation bytes of the block form the A tile (16 rows
+// of 32 bytes, each token's row read in place). One TDPBSUD gives the 16 x 16 exact block
+// sums, and the scale step is the VNNI kernel's, in the same order: the bits do not change.
+// Q4_0 and Q4_K nibbles are spread into such tiles once per group (scratch), then every
+// 16-token tile of the chunk reuses them.
+#if defined(MUSE_HAVE_AMX)
+constexpr size_t kTileBytes = 512;  // one B tile: 32 elements x 16 rows
+
+struct alignas(64) TileConfig {
+    uint8_t palette = 1, start_row = 0, reserved[14] = {};
+    uint16_t colsb[16] = {};
+    uint8_t rows[16] = {};
+};
+
+// Tiles 0-3: C (16 tokens x 16 int32); 4-5: A (16 tokens x 32 bytes); 6-7: B (8 x 64
+// bytes). The 2 x 2 kernel uses all eight; the single-tile one two sets of (C, A, B).
+constexpr TileConfig make_tile_config() {
+    TileConfig c;
+    for (int i = 0; i < 4; ++i) c.rows[i] = 16, c.colsb[i] = 64;
+    for (int i = 4; i < 6; ++i) c.rows[i] = 16, c.colsb[i] = 32;
+    for (int i = 6; i < 8; ++i) c.rows[i] = 8, c.colsb[i] = 64;
+    return c;
+}
+constexpr TileConfig kTileConfig = make_tile_config();
+
+void amx_configure() { _tile_loadconfig(&kTileConfig); }
+
+// The B tiles of one group (block b's at b * kTileBytes), with the weights signed for
+// Q8_0 and Q4_0 (TDPBSSD: no offset to take back out per token) and Q4_K's nibbles as they
+// are (TDPBSUD: they are unsigned, and Q4_K's minimum is a separate term).
+void amx_spread_group(GgmlType type, const Operands &o, uint8_t *tiles) {
+    const __m512i low = _mm512_set1_epi8(0x0F);
+    const __m512i q4_offset = _mm512_set1_epi8(type == GgmlType::Q4_0 ? 8 : 0);
+    auto spread = [&](const uint8_t *src, uint8_t *lo_dst, uint8_t *hi_dst, int chunks) {
+        for (int k = 0; k < chunks; ++k) {
+            const __m512i raw = _mm512_loadu_si512(src + 64 * k);
+            const __m512i lo = _mm512_and_si512(raw, low), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+            _mm512_store_si512(lo_dst + 64 * k, _mm512_sub_epi8(lo, q4_offset));
+            _mm512_store_si512(hi_dst + 64 * k, _mm512_sub_epi8(hi, q4_offset));
+        }
+    };
+    if (type == GgmlType::Q8_0) {
+        const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));  // stored + 128
+        for (int64_t b = 0; b < o.nb; ++b) {
+            const uint8_t *src = o.group + static_cast<size_t>(b) * kInt8GroupBlockBytes + kScaleBytes;
+            uint8_t *t = tiles + static_cast<size_t>(b) * kTileBytes;
+            for (int k = 0; k < 8; ++k)
+                _mm512_store_si512(t + 64 * k, _mm512_xor_si512(_mm512_loadu_si512(src + 64 * k), flip));
+        }
+        return;
+    }
+    if (type == GgmlType::Q4_0) {
+        // Low nibbles are elements 0..15 (B rows 0..3), high ones 16..31 (rows 4..7).
+        for (int64_t b = 0; b < o.nb; ++b) {
+            uint8_t *t = tiles + static_cast<size_t>(b) * kTileBytes;
+            spread(o.group + static_cast<size_t>(b) * 288 + kScaleBytes, t, t + 256, 4);
+        }
+        return;
+    }
+    // Q4_K: pair i of a super-block holds sub-block 2i in its low nibbles, 2i + 1 in its high.
+    for (int64_t u = 0; u < o.nb / 8; ++u)
+        for (int i = 0; i < 4; ++i) {
+            uint8_t *t = tiles + static_cast<size_t>(u * 8 + 2 * i) * kTileBytes;
+            spread(o.group + static_cast<size_t>(u) * kQ4KGroupBytes + kQ4KQuants + static_cast<size_t>(i) * 512, t,
+                   t + kTileBytes, 8);
+        }
+}
+
+// C += A . B for spread tiles: signed weights, or Q4_K's unsigned nibbles.
+#define MUSE_AMX_DOT(T, c, a, b)                                                                                       \
+    do {                                                                                                               \
+        if constexpr (T == GgmlType::Q4_K) _tile_dpbsud(c, a, b);                                                      \
+        else _tile_dpbssd(c, a, b);                                                                                    \
+    } while (0)
+
+// A 16-token tile's activations laid out for AMX: per block, the 16 tokens' 32 bytes
+// (one A tile, 512 contiguous bytes: a tile load streams it instead of gathering 16 rows
+// n_in apart), and their 16 scales and 16 block sums.
+struct AmxPanel {
+    const int8_t *a;   // block b at a + 512 b
+    const float *d;    // block b, token t at d[16 b + t]
+    const int32_t *s;
+};
+
+// Adds block b's products (16 x 16 int32 at c, token-major) into acc, as group_vnni and
+// q4k_group_vnni scale them.
+template <GgmlType T>
+inline void amx_scale_block(const Operands &o, const AmxPanel &p, const int32_t *c, int64_t b, __m512 *acc) {
+    const float *dx = p.d + 16 * b;
+    const int32_t *sx = p.s + 16 * b;
+    if constexpr (T == GgmlType::Q4_K) {
+        const int64_t u = b / 8;
+        const int j = static_cast<int>(b % 8);
+        const uint8_t *sb = o.group + static_cast<size_t>(u) * kQ4KGroupBytes;
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb)));
+        const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb + 32)));
+        const __m512 sc = _mm512_cvtepi32_ps(
+            _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(sb + kQ4KScales + 16 * j))));
+        const __m512 mn = _mm512_cvtepi32_ps(
+            _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(sb + kQ4KMins + 16 * j))));
+        const __m512 d1 = _mm512_mul_ps(d, sc), m1 = _mm512_mul_ps(dmin, mn);
+#pragma GCC unroll 16
+        for (int t = 0; t < 16; ++t) {
+            const __m512 dxv = _mm512_set1_ps(dx[t]);
+            const __m512i isum = _mm512_load_si512(c + 16 * t);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d1, dxv), acc[t]);
+            acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(m1, dxv), _mm512_set1_ps(static_cast<float>(sx[t])), acc[t]);
+        }
+    } else {
+        // The tiles hold signed weights: the sums are exact without the offset term.
+        const uint8_t *blk = o.group + static_cast<size_t>(b) * group_block_bytes(T);
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk)));
+#pragma GCC unroll 16
+        for (int t = 0; t < 16; ++t) {
+            const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(dx[t]));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c + 16 * t)), scale, acc[t]);
+        }
+    }
+}
+
+// Lays out the full 16-token tiles of tokens [0, n_tok) of the quantized rows (q, d, s
+// as int8_quantize_rows wrote them) as AmxPanels, tile after tile.
+void amx_build_panels(const int8_t *q, const float *d, const int32_t *s, int64_t n_in, int64_t n_tok, int8_t *a,
+                      float *pd, int32_t *ps) {
+    const int64_t nb = n_in / kBlock;
+    for (int64_t tile = 0; tile + 1 <= n_tok / 16; ++tile) {
+        int8_t *ta = a + tile * 16 * n_in;
+        float *td = pd + tile * 16 * nb;
+        int32_t *ts = ps + tile * 16 * nb;
+        for (int t = 0; t < 16; ++t) {
+            const int64_t tok = tile * 16 + t;
+            const int8_t *row = q + tok * n_in;
+            for (int64_t b = 0; b < nb; ++b) {
+                std::memcpy(ta + b * 512 + t * kBlock, row + b * kBlock, kBlock);
+                td[16 * b + t] = d[tok * nb + b];
+                ts[16 * b + t] = s[tok * nb + b];
+            }
+        }
+    }
+}
+
+// One group against the 16 tokens of a panel. tiles: the spread B tiles (nibble types).
+// The tile registers are not renamed: a C tile's next block waits for its store, so two
+// sets alternate.
+template <GgmlType T>
+const uint8_t *amx_b_tile(const Operands &, const uint8_t *tiles, int64_t b) {
+    return tiles + static_cast<size_t>(b) * kTileBytes;
+}
+
+template <GgmlType T>
+void group_amx(const Operands &o, const AmxPanel &p, const uint8_t *tiles) {
+    alignas(64) int32_t c0[256], c1[256];
+    __m512 acc[16];
+    for (auto &a : acc) a = _mm512_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= o.nb; b += 2) {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_loadd(4, p.a + b * 512, kBlock);
+        _tile_loadd(6, amx_b_tile<T>(o, tiles, b), 64);
+        _tile_loadd(5, p.a + (b + 1) * 512, kBlock);
+        _tile_loadd(7, amx_b_tile<T>(o, tiles, b + 1), 64);
+        MUSE_AMX_DOT(T, 0, 4, 6);
+        MUSE_AMX_DOT(T, 1, 5, 7);
+        _tile_stored(0, c0, 64);
+        _tile_stored(1, c1, 64);
+        amx_scale_block<T>(o, p, c0, b, acc);
+        amx_scale_block<T>(o, p, c1, b + 1, acc);
+    }
+    if (b < o.nb) {
+        _tile_zero(0);
+        _tile_loadd(4, p.a + b * 512, kBlock);
+        _tile_loadd(6, amx_b_tile<T>(o, tiles, b), 64);
+        MUSE_AMX_DOT(T, 0, 4, 6);
+        _tile_stored(0, c0, 64);
+        amx_scale_block<T>(o, p, c0, b, acc);
+    }
+    const __mmask16 keep = static_cast<__mmask16>((1u << o.rows) - 1u);
+    for (int t = 0; t < 16; ++t) _mm512_mask_storeu_ps(o.y + t * o.ldy, keep, acc[t]);
+}
+
+// Two groups against two 16-token panels: four independent C tiles per block, each A and
+// B tile loaded once for two products. The accumulators (4 x 16 x 16 floats) live in L1.
+template <GgmlType T>
+void group_amx_2x2(const Operands &o0, const Operands &o1, const AmxPanel &p0, const AmxPanel &p1,
+                   const uint8_t *tiles0, const uint8_t *tiles1, int64_t y_next_tile) {
+    alignas(64) int32_t c[4][256];
+    alignas(64) __m512 acc[4][16];
+    for (auto &a : acc)
+        for (auto &v : a) v = _mm512_setzero_ps();
+    for (int64_t b = 0; b < o0.nb; ++b) {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        _tile_loadd(4, p0.a + b * 512, kBlock);
+        _tile_loadd(5, p1.a + b * 512, kBlock);
+        _tile_loadd(6, amx_b_tile<T>(o0, tiles0, b), 64);
+        _tile_loadd(7, amx_b_tile<T>(o1, tiles1, b), 64);
+        MUSE_AMX_DOT(T, 0, 4, 6);
+        MUSE_AMX_DOT(T, 1, 4, 7);
+        MUSE_AMX_DOT(T, 2, 5, 6);
+        MUSE_AMX_DOT(T, 3, 5, 7);
+        _tile_stored(0, c[0], 64);
+        _tile_stored(1, c[1], 64);
+        _tile_stored(2, c[2], 64);
+        _tile_stored(3, c[3], 64);
+        amx_scale_block<T>(o0, p0, c[0], b, acc[0]);
+        amx_scale_block<T>(o1, p0, c[1], b, acc[1]);
+        amx_scale_block<T>(o0, p1, c[2], b, acc[2]);
+        amx_scale_block<T>(o1, p1, c[3], b, acc[3]);
+    }
+    const Operands *os[2] = {&o0, &o1};
+    for (int i = 0; i < 4; ++i) {
+        const Operands &o = *os[i % 2];
+        float *y = o.y + (i / 2) * y_next_tile;
+        const __mmask16 keep = static_cast<__mmask16>((1u << o.rows) - 1u);
+        for (int t = 0; t < 16; ++t) _mm512_mask_storeu_ps(y + t * o.ldy, keep, acc[i][t]);
+    }
+}
+
+void group_amx(GgmlType type, const Operands &o, const AmxPanel &p, const uint8_t *tiles) {
+    if (type == GgmlType::Q4_K) group_amx<GgmlType::Q4_K>(o, p, tiles);
+    else if (type == GgmlType::Q4_0) group_amx<GgmlType::Q4_0>(o, p, tiles);
+    else group_amx<GgmlType::Q8_0>(o, p, tiles);
+}
+
+void group_amx_2x2(GgmlType type, const Operands &o0, const Operands &o1, const AmxPanel &p0, const AmxPanel &p1,
+                   const uint8_t *tiles0, const uint8_t *tiles1, int64_t y_next_tile) {
+    if (type == GgmlType::Q4_K) group_amx_2x2<GgmlType::Q4_K>(o0, o1, p0, p1, tiles0, tiles1, y_next_tile);
+    else if (type == GgmlType::Q4_0) group_amx_2x2<GgmlType::Q4_0>(o0, o1, p0, p1, tiles0, tiles1, y_next_tile);
+    else group_amx_2x2<GgmlType::Q8_0>(o0, o1, p0, p1, tiles0, tiles1, y_next_tile);
+}
+#endif
+
 bool cpu_has_vnni() {
 #if defined(MUSE_HAVE_AVX512_VNNI)
     static const bool has = [] {
@@ -298,9 +546,38 @@ bool int8_matmul_enabled() {
     return enabled;
 }
 
+// AMX-INT8 in the CPU and granted by the kernel (Linux hands out the tile state only on
+// request, per process); MUSE_AMX=0 turns it off. Asked once.
+bool cpu_has_amx() {
+#if defined(MUSE_HAVE_AMX)
+    static const bool has = [] {
+        const char *env = std::getenv("MUSE_AMX");
+        if (env && std::strcmp(env, "0") == 0) return false;
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+        constexpr unsigned kAmxTile = 1u << 24, kAmxInt8 = 1u << 25;
+        if ((d & (kAmxTile | kAmxInt8)) != (kAmxTile | kAmxInt8)) return false;
+        constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+        return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+    }();
+    return has;
+#else
+    return false;
+#endif
+}
+
+std::atomic<bool> &amx_switch() {
+    static std::atomic<bool> on{true};
+    return on;
+}
+
 } // namespace
 
 bool int8_matmul_available() { return cpu_level() == CpuLevel::avx512 && cpu_has_vnni() && int8_matmul_enabled(); }
+
+bool int8_amx_available() { return int8_matmul_available() && cpu_has_amx() && amx_switch().load(std::memory_order_relaxed); }
+
+void int8_set_amx_enabled(bool on) { amx_switch().store(on, std::memory_order_relaxed); }
 
 bool int8_packable(GgmlType type) {
     return type == GgmlType::Q8_0 || type == GgmlType::Q4_0 || type == GgmlType::Q4_K;
@@ -418,24 +695,79 @@ void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_o
     const int64_t nb = n_in / kBlock;
     const size_t block_bytes = group_block_bytes(type);
     // Tokens in chunks whose quantized rows stay in L2 while every group of the share
-    // passes over them; within a chunk, tiles of up to 8 tokens share each weight load.
-    const int64_t chunk = std::max<int64_t>(8, (int64_t(256) << 10) / std::max<int64_t>(n_in, 1) / 8 * 8);
+    // passes over them; within a chunk, tiles of 16 tokens (AMX) or up to 8 (VNNI) share
+    // each weight load.
+    const int64_t chunk = std::max<int64_t>(32, (int64_t(256) << 10) / std::max<int64_t>(n_in, 1) / 32 * 32);
     const bool vnni = int8_matmul_available();
+    auto operands = [&](int64_t g, int64_t t) {
+        Operands o;
+        o.group = packed + static_cast<size_t>(g * nb) * block_bytes;
+        o.nb = nb;
+        o.n_in = n_in;
+        o.rows = static_cast<int>(std::min<int64_t>(kInt8Rows, n_out - g * kInt8Rows));
+        o.ldy = ldy;
+        o.q = q + t * n_in;
+        o.d = d + t * nb;
+        o.s = s + t * nb;
+        o.y = y + g * kInt8Rows + t * ldy;
+        return o;
+    };
+#if defined(MUSE_HAVE_AMX)
+    const bool amx = n_tok >= 16 && int8_amx_available();
+    struct alignas(64) Line {
+        uint8_t bytes[64];
+    };
+    // Per thread: the spread B tiles of two groups, and the chunk's activation panels.
+    thread_local std::vector<Line> tile_store, panel_store;
+    thread_local std::vector<float> panel_d;
+    thread_local std::vector<int32_t> panel_s;
+    const size_t group_lines = static_cast<size_t>(nb) * kTileBytes / 64;
+    if (amx) {
+        amx_configure();
+        if (tile_store.size() < 2 * group_lines) tile_store.resize(2 * group_lines);
+        const auto panel_tokens = static_cast<size_t>(std::min(chunk, n_tok) / 16 * 16);
+        if (panel_store.size() < panel_tokens * static_cast<size_t>(n_in) / 64)
+            panel_store.resize(panel_tokens * static_cast<size_t>(n_in) / 64);
+        if (panel_d.size() < panel_tokens * static_cast<size_t>(nb)) {
+            panel_d.resize(panel_tokens * static_cast<size_t>(nb));
+            panel_s.resize(panel_tokens * static_cast<size_t>(nb));
+        }
+    }
+    uint8_t *tiles[2] = {reinterpret_cast<uint8_t *>(tile_store.data()),
+                         reinterpret_cast<uint8_t *>(tile_store.data()) + group_lines * 64};
+    auto *panel_a = reinterpret_cast<int8_t *>(panel_store.data());
+    auto panel = [&](int64_t tile) {
+        return AmxPanel{panel_a + tile * 16 * n_in, panel_d.data() + tile * 16 * nb, panel_s.data() + tile * 16 * nb};
+    };
+#endif
     for (int64_t t0 = 0; t0 < n_tok; t0 += chunk) {
         const int64_t t1 = std::min(n_tok, t0 + chunk);
-        for (int64_t g = g0; g < g1; ++g) {
-            Operands o;
-            o.group = packed + static_cast<size_t>(g * nb) * block_bytes;
-            o.nb = nb;
-            o.n_in = n_in;
-            o.rows = static_cast<int>(std::min<int64_t>(kInt8Rows, n_out - g * kInt8Rows));
-            o.ldy = ldy;
-            for (int64_t t = t0; t < t1; t += 8) {
+        int64_t t_vnni = t0;  // tokens from here on take the VNNI kernel
+#if defined(MUSE_HAVE_AMX)
+        if (amx && t1 - t0 >= 16) {
+            const int64_t n_tiles = (t1 - t0) / 16;
+            amx_build_panels(q + t0 * n_in, d + t0 * nb, s + t0 * nb, n_in, t1 - t0, panel_a, panel_d.data(),
+                             panel_s.data());
+            for (int64_t g = g0; g < g1; g += 2) {
+                const bool pair = g + 1 < g1;
+                for (int j = 0; j < (pair ? 2 : 1); ++j)
+                    amx_spread_group(type, operands(g + j, t0), tiles[j]);
+                int64_t tile = 0;
+                if (pair)
+                    for (; tile + 2 <= n_tiles; tile += 2)
+                        group_amx_2x2(type, operands(g, t0 + 16 * tile), operands(g + 1, t0 + 16 * tile), panel(tile),
+                                      panel(tile + 1), tiles[0], tiles[1], 16 * ldy);
+                for (; tile < n_tiles; ++tile)
+                    for (int j = 0; j < (pair ? 2 : 1); ++j)
+                        group_amx(type, operands(g + j, t0 + 16 * tile), panel(tile), tiles[j]);
+            }
+            t_vnni = t0 + 16 * n_tiles;
+        }
+#endif
+        for (int64_t g = g0; g < g1; ++g)
+            for (int64_t t = t_vnni; t < t1; t += 8) {
                 const int nt = static_cast<int>(std::min<int64_t>(8, t1 - t));
-                o.q = q + t * n_in;
-                o.d = d + t * nb;
-                o.s = s + t * nb;
-                o.y = y + g * kInt8Rows + t * ldy;
+                const Operands o = operands(g, t);
 #if defined(MUSE_HAVE_AVX512_VNNI)
                 if (vnni) {
                     if (type == GgmlType::Q4_K) q4k_group_vnni_n(o, nt);
@@ -447,8 +779,10 @@ void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_o
                 if (type == GgmlType::Q4_K) q4k_group_scalar(o, nt);
                 else group_scalar(type, o, nt);
             }
-        }
     }
+#if defined(MUSE_HAVE_AMX)
+    if (amx) _tile_release();  // the next user of the tiles (another library) starts clean
+#endif
 }
 
 } // namespace muse::cpu

@@ -45,6 +45,12 @@ constexpr size_t kInt8GroupBlockBytes = 544;  // one Q8_0 block of one group: 16
 // repacking pays, unless the environment sets MUSE_INT8_MATMUL=0.
 bool int8_matmul_available();
 
+// True when, in addition, 16-token tiles run on AMX-INT8 (Sapphire Rapids and later, with
+// the kernel's permission; MUSE_AMX=0 turns it off). Same bits as the VNNI kernel.
+bool int8_amx_available();
+// Tests: compare AMX against VNNI in one process.
+void int8_set_amx_enabled(bool on);
+
 // The weight types the integer kernels take (Q8_0, Q4_0, Q4_K).
 bool int8_packable(GgmlType type);
 // Bytes of the packed form of a [n_in, n_out] weight of `type` (n_out rounded up to 16).
