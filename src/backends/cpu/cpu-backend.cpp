@@ -1,6 +1,7 @@
 #include "backends/cpu/cpu-backend.h"
 
 #include "backends/cpu/cpu-attention.h"
+#include "backends/cpu/cpu-elementwise.h"
 #include "backends/cpu/cpu-int8-matmul.h"
 #include "backends/cpu/cpu-kernels.h"
 #include "backends/cpu/cpu-vision-ops.h"
@@ -41,15 +42,7 @@ private:
     uint8_t *data_;
 };
 
-// Reads element row `r` of a weight-like tensor into F32.
-void row_to_f32(const Tensor &w, int64_t r, float *out) {
-    if (w.layout == WeightLayout::rows16) {
-        cpu::int8_unpack_row(w.type, static_cast<const uint8_t *>(w.raw()), w.ne[0], r, out);
-        return;
-    }
-    const auto *base = static_cast<const uint8_t *>(w.raw()) + w.row_bytes() * static_cast<size_t>(r);
-    dequantize(w.type, base, out, w.ne[0]);
-}
+using cpu::row_to_f32;
 
 class CpuBackend final : public Backend {
 public:
@@ -113,122 +106,20 @@ public:
         decode_matmul(w, xs, n_tok, ys);
     }
 
-    void add(const Tensor &x, const Tensor &b) override {
-        float *xs = x.f32();
-        const int64_t n0 = x.ne[0], rows = x.n_rows();
-        if (b.n_elements() == n0) {
-            std::vector<float> bias(static_cast<size_t>(n0));
-            row_to_f32(b, 0, bias.data());
-            for (int64_t r = 0; r < rows; ++r)
-                for (int64_t i = 0; i < n0; ++i) xs[r * n0 + i] += bias[i];
-        } else {
-            if (b.n_elements() != x.n_elements()) fail(MUSE_ERR_INTERNAL, "add shape mismatch");
-            const float *bs = static_cast<const float *>(b.raw());
-            for (int64_t i = 0; i < x.n_elements(); ++i) xs[i] += bs[i];
-        }
-    }
-
-    void mul_row(const Tensor &x, const Tensor &w) override {
-        float *xs = x.f32();
-        const int64_t n0 = x.ne[0], rows = x.n_rows();
-        if (w.n_elements() != n0) fail(MUSE_ERR_INTERNAL, "mul_row shape mismatch");
-        std::vector<float> ws(static_cast<size_t>(n0));
-        row_to_f32(w, 0, ws.data());
-        for (int64_t r = 0; r < rows; ++r)
-            for (int64_t i = 0; i < n0; ++i) xs[r * n0 + i] *= ws[i];
-    }
-
-    void scale(const Tensor &x, float s) override {
-        float *xs = x.f32();
-        for (int64_t i = 0; i < x.n_elements(); ++i) xs[i] *= s;
-    }
-
+    // Row-wise ops: implemented in cpu-elementwise.cpp.
+    void add(const Tensor &x, const Tensor &b) override { cpu::add(pool_, x, b); }
+    void mul_row(const Tensor &x, const Tensor &w) override { cpu::mul_row(pool_, x, w); }
+    void scale(const Tensor &x, float s) override { cpu::scale(pool_, x, s); }
     void rms_norm(const Tensor &x, const Tensor &w, float eps, const Tensor &y) override {
-        const float *xs = static_cast<const float *>(x.raw());
-        float *ys = y.f32();
-        const int64_t n0 = x.ne[0], rows = x.n_rows();
-        std::vector<float> ws;
-        if (w.valid()) {
-            if (w.n_elements() != n0) fail(MUSE_ERR_INTERNAL, "rms_norm weight has ", w.n_elements(), " elements, rows have ", n0);
-            ws.resize(static_cast<size_t>(n0));
-            row_to_f32(w, 0, ws.data());
-        }
-        for (int64_t r = 0; r < rows; ++r) {
-            const float *xr = xs + r * n0;
-            float *yr = ys + r * n0;
-            double ss = 0.0;  // double: the mean of squares is the only long sum here
-            for (int64_t i = 0; i < n0; ++i) ss += static_cast<double>(xr[i]) * xr[i];
-            const float s = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n0) + eps));
-            for (int64_t i = 0; i < n0; ++i) yr[i] = xr[i] * s * (ws.empty() ? 1.0f : ws[i]);
-        }
+        cpu::rms_norm(pool_, x, w, eps, y);
     }
-
     void layer_norm(const Tensor &x, const Tensor &w, const Tensor &b, float eps, const Tensor &y) override {
-        const float *xs = static_cast<const float *>(x.raw());
-        float *ys = y.f32();
-        const int64_t n0 = x.ne[0], rows = x.n_rows();
-        std::vector<float> ws, bs;
-        if (w.valid()) { ws.resize(static_cast<size_t>(n0)); row_to_f32(w, 0, ws.data()); }
-        if (b.valid()) { bs.resize(static_cast<size_t>(n0)); row_to_f32(b, 0, bs.data()); }
-        for (int64_t r = 0; r < rows; ++r) {
-            const float *xr = xs + r * n0;
-            float *yr = ys + r * n0;
-            double mean = 0.0, var = 0.0;
-            for (int64_t i = 0; i < n0; ++i) mean += xr[i];
-            mean /= static_cast<double>(n0);
-            for (int64_t i = 0; i < n0; ++i) var += (xr[i] - mean) * (xr[i] - mean);
-            const double inv = 1.0 / std::sqrt(var / static_cast<double>(n0) + eps);
-            for (int64_t i = 0; i < n0; ++i) {
-                float v = static_cast<float>((xr[i] - mean) * inv);
-                if (!ws.empty()) v *= ws[i];
-                if (!bs.empty()) v += bs[i];
-                yr[i] = v;
-            }
-        }
+        cpu::layer_norm(pool_, x, w, b, eps, y);
     }
-
-    void rope(const Tensor &x, const int32_t *pos, const RopeParams &p) override {
-        float *xs = x.f32();
-        const int64_t hd = x.ne[0], n_head = x.ne[1], n_tok = x.ne[2];
-        const int n_rot = p.n_rot > 0 ? p.n_rot : static_cast<int>(hd);
-        std::vector<float> cos_t(static_cast<size_t>(n_rot / 2)), sin_t(static_cast<size_t>(n_rot / 2));
-        for (int64_t t = 0; t < n_tok; ++t) {
-            for (int i = 0; i < n_rot / 2; ++i) {
-                // theta_i = pos * scale * base^(-2i/n_rot), computed in double then rounded.
-                const double theta = static_cast<double>(pos[t]) * p.freq_scale *
-                                     std::pow(static_cast<double>(p.freq_base), -2.0 * i / n_rot);
-                cos_t[static_cast<size_t>(i)] = static_cast<float>(std::cos(theta));
-                sin_t[static_cast<size_t>(i)] = static_cast<float>(std::sin(theta));
-            }
-            for (int64_t h = 0; h < n_head; ++h) {
-                float *v = xs + (t * n_head + h) * hd;
-                for (int i = 0; i < n_rot / 2; ++i) {
-                    const int64_t a = p.mode == RopeMode::Norm ? 2 * i : i;
-                    const int64_t b = p.mode == RopeMode::Norm ? 2 * i + 1 : i + n_rot / 2;
-                    const float x0 = v[a], x1 = v[b];
-                    v[a] = x0 * cos_t[static_cast<size_t>(i)] - x1 * sin_t[static_cast<size_t>(i)];
-                    v[b] = x0 * sin_t[static_cast<size_t>(i)] + x1 * cos_t[static_cast<size_t>(i)];
-                }
-            }
-        }
-    }
-
-    void swiglu(const Tensor &gate, const Tensor &up) override {
-        float *g = gate.f32();
-        const float *u = static_cast<const float *>(up.raw());
-        for (int64_t i = 0; i < gate.n_elements(); ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-    }
-
-    void sigmoid_mul(const Tensor &x, const Tensor &g) override {
-        float *v = x.f32();
-        const float *gs = static_cast<const float *>(g.raw());
-        for (int64_t i = 0; i < x.n_elements(); ++i) v[i] *= 1.0f / (1.0f + std::exp(-gs[i]));
-    }
-
-    void softcap(const Tensor &x, float c) override {
-        float *v = x.f32();
-        for (int64_t i = 0; i < x.n_elements(); ++i) v[i] = c * std::tanh(v[i] / c);
-    }
+    void rope(const Tensor &x, const int32_t *pos, const RopeParams &p) override { cpu::rope(pool_, x, pos, p); }
+    void swiglu(const Tensor &gate, const Tensor &up) override { cpu::swiglu(pool_, gate, up); }
+    void sigmoid_mul(const Tensor &x, const Tensor &g) override { cpu::sigmoid_mul(pool_, x, g); }
+    void softcap(const Tensor &x, float c) override { cpu::softcap(pool_, x, c); }
 
     void set_columns(const Tensor &dst, const Tensor &src, const int32_t *cells) override {
         const float *s = static_cast<const float *>(src.raw());
