@@ -873,7 +873,9 @@ TEST_CASE("repacked Q8_0 / Q4_0 / Q4_K weights give the same bits at every dispa
     for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K}) {
         INFO(type_traits(type).name);
         Ctx c(*be, 11);
-        const int64_t k = 512, n_out = 45, n_tok = 21;  // a partial last group, prompt-sized batch
+        // A partial last group and a prompt-sized batch: two full 16-token tiles and a padded
+        // third where the CPU has AMX.
+        const int64_t k = 512, n_out = 45, n_tok = 45;
         const auto wb = random_weights(c, type, k * n_out);
         const auto xs = c.randn(k * n_tok);
         const Tensor w = c.weights(type, wb, k, n_out);

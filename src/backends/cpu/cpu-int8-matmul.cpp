@@ -296,6 +296,11 @@ void q4k_group_vnni_n(const Operands &o, int nt) {
 // 16-token tile of the chunk reuses them.
 #if defined(MUSE_HAVE_AMX)
 constexpr size_t kTileBytes = 512;  // one B tile: 32 elements x 16 rows
+// AMX pays from two tiles per call (the weights are spread into tiles once per call; at
+// decode sizes that extra pass over them costs more than the tiles save: matmul-bench,
+// CPU time per pass, Q8_0, 4/8/16/32/64 tokens: 66/66/70/92/149 ms vs VNNI 47/56/76/117/220),
+// and a call's last partial tile from 8 tokens (padded).
+constexpr int64_t kAmxMinTokens = 32, kAmxMinTileTokens = 8;
 
 struct alignas(64) TileConfig {
     uint8_t palette = 1, start_row = 0, reserved[14] = {};
@@ -409,12 +414,13 @@ inline void amx_scale_block(const Operands &o, const AmxPanel &p, const int32_t 
     }
 }
 
-// Lays out the full 16-token tiles of tokens [0, n_tok) of the quantized rows (q, d, s
-// as int8_quantize_rows wrote them) as AmxPanels, tile after tile.
+// Lays out tokens [0, n_tok) of the quantized rows (q, d, s as int8_quantize_rows wrote
+// them) as AmxPanels, tile after tile; a last partial tile is padded with zero tokens
+// (zero bytes and scales: their products are computed and dropped).
 void amx_build_panels(const int8_t *q, const float *d, const int32_t *s, int64_t n_in, int64_t n_tok, int8_t *a,
                       float *pd, int32_t *ps) {
     const int64_t nb = n_in / kBlock;
-    for (int64_t tile = 0; tile + 1 <= n_tok / 16; ++tile) {
+    for (int64_t tile = 0; tile * 16 < n_tok; ++tile) {
         int8_t *ta = a + tile * 16 * n_in;
         float *td = pd + tile * 16 * nb;
         int32_t *ts = ps + tile * 16 * nb;
@@ -422,9 +428,10 @@ void amx_build_panels(const int8_t *q, const float *d, const int32_t *s, int64_t
             const int64_t tok = tile * 16 + t;
             const int8_t *row = q + tok * n_in;
             for (int64_t b = 0; b < nb; ++b) {
-                std::memcpy(ta + b * 512 + t * kBlock, row + b * kBlock, kBlock);
-                td[16 * b + t] = d[tok * nb + b];
-                ts[16 * b + t] = s[tok * nb + b];
+                if (tok < n_tok) std::memcpy(ta + b * 512 + t * kBlock, row + b * kBlock, kBlock);
+                else std::memset(ta + b * 512 + t * kBlock, 0, kBlock);
+                td[16 * b + t] = tok < n_tok ? d[tok * nb + b] : 0.0f;
+                ts[16 * b + t] = tok < n_tok ? s[tok * nb + b] : 0;
             }
         }
     }
@@ -439,7 +446,7 @@ const uint8_t *amx_b_tile(const Operands &, const uint8_t *tiles, int64_t b) {
 }
 
 template <GgmlType T>
-void group_amx(const Operands &o, const AmxPanel &p, const uint8_t *tiles) {
+void group_amx(const Operands &o, const AmxPanel &p, const uint8_t *tiles, int valid) {
     alignas(64) int32_t c0[256], c1[256];
     __m512 acc[16];
     for (auto &a : acc) a = _mm512_setzero_ps();
@@ -467,7 +474,7 @@ void group_amx(const Operands &o, const AmxPanel &p, const uint8_t *tiles) {
         amx_scale_block<T>(o, p, c0, b, acc);
     }
     const __mmask16 keep = static_cast<__mmask16>((1u << o.rows) - 1u);
-    for (int t = 0; t < 16; ++t) _mm512_mask_storeu_ps(o.y + t * o.ldy, keep, acc[t]);
+    for (int t = 0; t < valid; ++t) _mm512_mask_storeu_ps(o.y + t * o.ldy, keep, acc[t]);
 }
 
 // Two groups against two 16-token panels: four independent C tiles per block, each A and
@@ -510,10 +517,10 @@ void group_amx_2x2(const Operands &o0, const Operands &o1, const AmxPanel &p0, c
     }
 }
 
-void group_amx(GgmlType type, const Operands &o, const AmxPanel &p, const uint8_t *tiles) {
-    if (type == GgmlType::Q4_K) group_amx<GgmlType::Q4_K>(o, p, tiles);
-    else if (type == GgmlType::Q4_0) group_amx<GgmlType::Q4_0>(o, p, tiles);
-    else group_amx<GgmlType::Q8_0>(o, p, tiles);
+void group_amx(GgmlType type, const Operands &o, const AmxPanel &p, const uint8_t *tiles, int valid) {
+    if (type == GgmlType::Q4_K) group_amx<GgmlType::Q4_K>(o, p, tiles, valid);
+    else if (type == GgmlType::Q4_0) group_amx<GgmlType::Q4_0>(o, p, tiles, valid);
+    else group_amx<GgmlType::Q8_0>(o, p, tiles, valid);
 }
 
 void group_amx_2x2(GgmlType type, const Operands &o0, const Operands &o1, const AmxPanel &p0, const AmxPanel &p1,
@@ -713,7 +720,7 @@ void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_o
         return o;
     };
 #if defined(MUSE_HAVE_AMX)
-    const bool amx = n_tok >= 16 && int8_amx_available();
+    const bool amx = n_tok >= kAmxMinTokens && int8_amx_available();
     struct alignas(64) Line {
         uint8_t bytes[64];
     };
@@ -725,7 +732,7 @@ void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_o
     if (amx) {
         amx_configure();
         if (tile_store.size() < 2 * group_lines) tile_store.resize(2 * group_lines);
-        const auto panel_tokens = static_cast<size_t>(std::min(chunk, n_tok) / 16 * 16);
+        const auto panel_tokens = static_cast<size_t>((std::min(chunk, n_tok) + 15) / 16 * 16);
         if (panel_store.size() < panel_tokens * static_cast<size_t>(n_in) / 64)
             panel_store.resize(panel_tokens * static_cast<size_t>(n_in) / 64);
         if (panel_d.size() < panel_tokens * static_cast<size_t>(nb)) {
@@ -744,8 +751,9 @@ void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_o
         const int64_t t1 = std::min(n_tok, t0 + chunk);
         int64_t t_vnni = t0;  // tokens from here on take the VNNI kernel
 #if defined(MUSE_HAVE_AMX)
-        if (amx && t1 - t0 >= 16) {
-            const int64_t n_tiles = (t1 - t0) / 16;
+        if (amx && t1 - t0 >= kAmxMinTokens) {
+            const int64_t n_full = (t1 - t0) / 16, rest = (t1 - t0) % 16;
+            const int64_t n_tiles = n_full + (rest >= kAmxMinTileTokens ? 1 : 0);
             amx_build_panels(q + t0 * n_in, d + t0 * nb, s + t0 * nb, n_in, t1 - t0, panel_a, panel_d.data(),
                              panel_s.data());
             for (int64_t g = g0; g < g1; g += 2) {
@@ -754,14 +762,15 @@ void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_o
                     amx_spread_group(type, operands(g + j, t0), tiles[j]);
                 int64_t tile = 0;
                 if (pair)
-                    for (; tile + 2 <= n_tiles; tile += 2)
+                    for (; tile + 2 <= n_full; tile += 2)
                         group_amx_2x2(type, operands(g, t0 + 16 * tile), operands(g + 1, t0 + 16 * tile), panel(tile),
                                       panel(tile + 1), tiles[0], tiles[1], 16 * ldy);
                 for (; tile < n_tiles; ++tile)
                     for (int j = 0; j < (pair ? 2 : 1); ++j)
-                        group_amx(type, operands(g + j, t0 + 16 * tile), panel(tile), tiles[j]);
+                        group_amx(type, operands(g + j, t0 + 16 * tile), panel(tile), tiles[j],
+                                  static_cast<int>(std::min<int64_t>(16, t1 - t0 - 16 * tile)));
             }
-            t_vnni = t0 + 16 * n_tiles;
+            t_vnni = std::min(t1, t0 + 16 * n_tiles);
         }
 #endif
         for (int64_t g = g0; g < g1; ++g)
