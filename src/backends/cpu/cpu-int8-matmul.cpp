@@ -704,8 +704,16 @@ void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_o
     // Tokens in chunks whose quantized rows stay in L2 while every group of the share
     // passes over them; within a chunk, tiles of 16 tokens (AMX) or up to 8 (VNNI) share
     // each weight load.
-    const int64_t chunk = std::max<int64_t>(32, (int64_t(256) << 10) / std::max<int64_t>(n_in, 1) / 32 * 32);
     const bool vnni = int8_matmul_available();
+#if defined(MUSE_HAVE_AMX)
+    const bool amx = n_tok >= kAmxMinTokens && int8_amx_available();
+#else
+    const bool amx = false;
+#endif
+    // AMX chunks are larger (~1 MB of activations, still in L2): each chunk spreads every
+    // group's weights into tiles once more.
+    const int64_t chunk_bytes = amx ? int64_t(1) << 20 : int64_t(256) << 10;
+    const int64_t chunk = std::max<int64_t>(32, chunk_bytes / std::max<int64_t>(n_in, 1) / 32 * 32);
     auto operands = [&](int64_t g, int64_t t) {
         Operands o;
         o.group = packed + static_cast<size_t>(g * nb) * block_bytes;
@@ -720,7 +728,6 @@ void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_o
         return o;
     };
 #if defined(MUSE_HAVE_AMX)
-    const bool amx = n_tok >= kAmxMinTokens && int8_amx_available();
     struct alignas(64) Line {
         uint8_t bytes[64];
     };
