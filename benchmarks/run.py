@@ -1,12 +1,14 @@
 """Side-by-side decode/prefill benchmark: muse vs llama.cpp on the same GGUFs.
 
     .venv/bin/python benchmarks/run.py [--build build] [--models llama-0.5b,glimmer-slice]
-                                       [--types F16,Q8_0] [--prompt 128] [--n 32] [--reps 3]
-                                       [--markdown docs/PERFORMANCE-latest.md]
+                                       [--types F16,Q8_0] [--prompt 128[,512]] [--n 32] [--reps 3]
+                                       [--threads 2[,1]] [--markdown FILE.md] [--plot FILE.png]
 
-Models are generated once into BUILD/bench-models (random weights, realistic shapes).
+Models are generated once into BUILD/bench-models (random weights, realistic shapes);
+--models takes model:type pairs too (llama-360m:Q8_0) to add one type of one model.
 llama.cpp runs through ../shared/peers/llamacpp (installed into .peers/llamacpp).
-The roofline is bytes read per decoded token / measured memory bandwidth.
+The roofline is bytes read per decoded token / the read bandwidth that
+BUILD/benchmarks/stream-probe measures with the same number of threads.
 """
 import argparse
 import json
@@ -16,8 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -25,18 +25,10 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
 
 
-def memory_bandwidth_gbs(threads):
-    """Read bandwidth with `threads` threads each summing its own 512 MiB array (numpy
-    releases the GIL): what decode does with the weights, on every core."""
-    from concurrent.futures import ThreadPoolExecutor
-    arrays = [np.ones(512 * 1024 * 1024 // 8) for _ in range(threads)]
-    best = 0.0
-    with ThreadPoolExecutor(threads) as pool:
-        for _ in range(5):
-            t = time.perf_counter()
-            list(pool.map(np.sum, arrays))
-            best = max(best, sum(a.nbytes for a in arrays) / (time.perf_counter() - t))
-    return best / 1e9
+def memory_bandwidth_gbs(build, threads):
+    """STREAM-style read bandwidth (benchmarks/stream-probe.c) with `threads` threads."""
+    out = json.loads(sh([str(build / "benchmarks" / "stream-probe"), "--threads", str(threads), "--reps", "3"]))
+    return out["read_gbs"]
 
 
 def llamacpp_ref():
@@ -56,45 +48,80 @@ def weight_bytes_per_token(path):
     return sum(int(t.n_bytes) for t in r.tensors if t.name != "token_embd.weight")
 
 
+def plot(rows, path):
+    """Ratios muse / llama.cpp, prefill and decode, one bar pair per configuration."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = [r for r in rows if r.get("llama_pp") and r.get("llama_tg")]
+    if not rows:
+        return
+    labels = [f"{r['model']}\n{r['type']} pp{r['prompt']} t{r['threads']}" for r in rows]
+    pp = [r["muse_pp"] / r["llama_pp"] for r in rows]
+    tg = [r["muse_tg"] / r["llama_tg"] for r in rows]
+    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(rows)), 4.5))
+    xs = range(len(rows))
+    ax.bar([x - 0.2 for x in xs], pp, 0.4, label="prefill")
+    ax.bar([x + 0.2 for x in xs], tg, 0.4, label="decode")
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylabel("muse / llama.cpp (tokens/s)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--models", default="llama-0.5b,glimmer-slice")
     ap.add_argument("--types", default="F16,Q8_0")
-    ap.add_argument("--prompt", type=int, default=128)
+    ap.add_argument("--prompt", default="128", help="prompt lengths, comma-separated")
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--threads", default=str(os.cpu_count()), help="thread counts, comma-separated")
     ap.add_argument("--markdown")
+    ap.add_argument("--plot")
     args = ap.parse_args()
     build = Path(args.build)
     cache = build / "bench-models"
     cache.mkdir(parents=True, exist_ok=True)
     ref = llamacpp_ref()
-    bw = memory_bandwidth_gbs(args.threads)
-    print(f"memory read bandwidth ~{bw:.1f} GB/s, threads {args.threads}")
-    rows = []
+    threads_list = [int(t) for t in args.threads.split(",")]
+    bw = {t: memory_bandwidth_gbs(build, t) for t in threads_list}
+    for t in threads_list:
+        print(f"memory read bandwidth {bw[t]:.1f} GB/s (stream-probe), threads {t}")
+    configs = []
     for model in args.models.split(","):
-        for typ in args.types.split(","):
-            path = cache / f"{model}-{typ}.gguf"
-            if not path.exists():
-                print(f"generating {path.name} ...", flush=True)
-                sh([str(build / "benchmarks" / "make-bench-model"), model, typ, str(path)])
-            common = ["--prompt", str(args.prompt), "--n", str(args.n), "--reps", str(args.reps),
-                      "--threads", str(args.threads)]
-            m = json.loads(sh([str(build / "benchmarks" / "muse-bench"), str(path)] + common))
-            l = json.loads(sh(["node", str(ref), "bench", str(path)] + common)) if ref else None
-            roof = bw * 1e9 / weight_bytes_per_token(path)
-            row = {"model": model, "type": typ, "muse_pp": m["prefill_tps"], "muse_tg": m["decode_tps"],
-                   "roofline_tg": roof}
-            if l:
-                row.update(llama_pp=l.get("prefill_tps") or l.get("prefill"), llama_tg=l.get("decode_tps") or l.get("decode"),
-                           llama_build=l.get("build_type"))
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-    lines = ["| model | type | muse prefill t/s | llama.cpp prefill t/s | ratio | muse decode t/s | "
+        if ":" in model:
+            configs.append(tuple(model.split(":", 1)))
+        else:
+            configs += [(model, typ) for typ in args.types.split(",")]
+    rows = []
+    for model, typ in configs:
+        path = cache / f"{model}-{typ}.gguf"
+        if not path.exists():
+            print(f"generating {path.name} ...", flush=True)
+            sh([str(build / "benchmarks" / "make-bench-model"), model, typ, str(path)])
+        for threads in threads_list:
+            for prompt in [int(p) for p in args.prompt.split(",")]:
+                common = ["--prompt", str(prompt), "--n", str(args.n), "--reps", str(args.reps),
+                          "--threads", str(threads)]
+                m = json.loads(sh([str(build / "benchmarks" / "muse-bench"), str(path)] + common))
+                l = json.loads(sh(["node", str(ref), "bench", str(path)] + common)) if ref else None
+                roof = bw[threads] * 1e9 / weight_bytes_per_token(path)
+                row = {"model": model, "type": typ, "threads": threads, "prompt": prompt,
+                       "muse_pp": m["prefill_tps"], "muse_tg": m["decode_tps"], "roofline_tg": roof}
+                if l:
+                    row.update(llama_pp=l.get("prefill_tps") or l.get("prefill"),
+                               llama_tg=l.get("decode_tps") or l.get("decode"), llama_build=l.get("build_type"))
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    lines = ["| model | type | threads | prompt | muse prefill t/s | llama.cpp prefill t/s | ratio | muse decode t/s | "
              "llama.cpp decode t/s | ratio | decode roofline t/s | muse % of roofline |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
     def fmt(v, spec):
         return "-" if v is None else format(v, spec)
 
@@ -103,12 +130,15 @@ def main():
         pp_ratio = fmt(r["muse_pp"] / lp if lp else None, ".2f")
         tg_ratio = fmt(r["muse_tg"] / lt if lt else None, ".2f")
         roof_pct = 100 * r["muse_tg"] / r["roofline_tg"]
-        lines.append(f"| {r['model']} | {r['type']} | {r['muse_pp']:.1f} | {fmt(lp, '.1f')} | {pp_ratio}x | "
-                     f"{r['muse_tg']:.2f} | {fmt(lt, '.2f')} | {tg_ratio}x | {r['roofline_tg']:.2f} | {roof_pct:.0f}% |")
+        lines.append(f"| {r['model']} | {r['type']} | {r['threads']} | {r['prompt']} | {r['muse_pp']:.1f} | "
+                     f"{fmt(lp, '.1f')} | {pp_ratio}x | {r['muse_tg']:.2f} | {fmt(lt, '.2f')} | {tg_ratio}x | "
+                     f"{r['roofline_tg']:.2f} | {roof_pct:.0f}% |")
     table = "\n".join(lines)
     print(table)
     if args.markdown:
         Path(args.markdown).write_text(table + "\n")
+    if args.plot:
+        plot(rows, args.plot)
 
 
 if __name__ == "__main__":
