@@ -4,6 +4,7 @@
 #include "backends/cpu/cpu-elementwise.h"
 #include "backends/cpu/cpu-int8-matmul.h"
 #include "backends/cpu/cpu-kernels.h"
+#include "backends/cpu/cpu-simd.h"
 #include "backends/cpu/cpu-vision-ops.h"
 #include "backends/cpu/thread-pool.h"
 #include "core/dequant.h"
@@ -160,6 +161,21 @@ private:
     // OpenMP team would spin against this pool (measured: half the time in libgomp).
     static constexpr int64_t kGemmMinTokens = 17;  // up to 16: decode batches, bit-identical per column
 
+    // A weight row in F32 for a GEMM panel: F16 by the hardware conversion (exact, as the
+    // reference dequantizer), anything else by the reference.
+    static void panel_row(GgmlType type, const uint8_t *src, float *dst, int64_t n) {
+#if defined(MUSE_HAVE_AVX512)
+        if (type == GgmlType::F16 && cpu::cpu_level() == cpu::CpuLevel::avx512) {
+            int64_t i = 0;
+            for (; i + 16 <= n; i += 16)
+                _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(src + 2 * i))));
+            if (i < n) dequantize(type, src + 2 * i, dst + i, n - i);
+            return;
+        }
+#endif
+        dequantize(type, src, dst, n);
+    }
+
     void gemm(const Tensor &w, const float *xs, int64_t n_tok, float *ys) {
         const int64_t n_in = w.ne[0], n_out = w.ne[1];
         const int64_t panel_rows = std::clamp<int64_t>((int64_t(1) << 20) / n_in, 16, 1024);  // ~4 MiB panels
@@ -178,7 +194,7 @@ private:
                 } else {
                     panel.resize(static_cast<size_t>(rows * n_in));
                     for (int64_t r = 0; r < rows; ++r)
-                        dequantize(w.type, wbase + row_bytes * static_cast<size_t>(r0 + r), panel.data() + r * n_in, n_in);
+                        panel_row(w.type, wbase + row_bytes * static_cast<size_t>(r0 + r), panel.data() + r * n_in, n_in);
                     p = panel.data();
                 }
                 if (dnnl_sgemm('N', 'T', n_tok, rows, n_in, 1.0f, xs, n_in, p, n_in, 0.0f, ys + r0, n_out) != dnnl_success)
