@@ -42,8 +42,20 @@ constexpr size_t kScaleBytes = 32;  // 16 F16 scales at the head of a group bloc
 constexpr size_t kQ4KGroupBytes = 2368;
 constexpr size_t kQ4KScales = 64, kQ4KMins = 64 + 128, kQ4KQuants = 64 + 256;
 
+// Q6_K (super-blocks of 256, a signed 8-bit scale per 16 elements) is packed per super-block,
+// 4384 bytes for 16 rows (1.3x the file's 3360: each 6-bit weight gets a byte):
+//   16 F16 d, sc[j][r] (16 sub-blocks x 16 rows, int8), then for each block b of 32
+//   elements, chunk k = 0..7, row r: q[32 b + 4 k .. + 4) (0..63, the weight + 32).
+// A weight is (d sc) (q - 32) (core/dequant.cpp); per half block the kernel adds
+// (d sc) dx (q . qx - 32 sum qx).
+constexpr size_t kQ6KGroupBytes = 4384;
+constexpr size_t kQ6KScales = 32, kQ6KQuants = 32 + 256;
+
 constexpr size_t group_block_bytes(GgmlType t) {  // per 32 elements of 16 rows
-    return t == GgmlType::Q4_0 ? 288 : t == GgmlType::Q4_K ? kQ4KGroupBytes / 8 : kInt8GroupBlockBytes;
+    return t == GgmlType::Q4_0   ? 288
+           : t == GgmlType::Q4_K ? kQ4KGroupBytes / 8
+           : t == GgmlType::Q6_K ? kQ6KGroupBytes / 8
+                                 : kInt8GroupBlockBytes;
 }
 constexpr int32_t weight_offset(GgmlType t) { return t == GgmlType::Q4_0 ? 8 : 128; }
 
@@ -284,6 +296,107 @@ void q4k_group_vnni_n(const Operands &o, int nt) {
 }
 #endif
 
+
+// ---- Q6_K
+
+inline int32_t q6k_weight(const uint8_t *sb, int r, int e) {  // 0..63
+    return sb[kQ6KQuants + static_cast<size_t>((e / 32) * 512 + ((e % 32) / 4) * 64 + 4 * r + e % 4)];
+}
+
+inline int32_t half_sum_scalar(const int8_t *x) {
+    int32_t s = 0;
+    for (int e = 0; e < 16; ++e) s += x[e];
+    return s;
+}
+
+void q6k_group_scalar(const Operands &o, int nt) {
+    const int64_t n_super = o.nb / 8;
+    for (int r = 0; r < o.rows; ++r)
+        for (int t = 0; t < nt; ++t) {
+            float acc = 0.0f;
+            for (int64_t u = 0; u < n_super; ++u) {
+                const uint8_t *sb = o.group + static_cast<size_t>(u) * kQ6KGroupBytes;
+                const float d = fp16_to_fp32(read_u16(sb + 2 * r));
+                for (int j = 0; j < 8; ++j) {
+                    const int64_t b = u * 8 + j;
+                    const int8_t *qx = o.q + t * o.n_in + b * kBlock;
+                    int32_t lo = 0, hi = 0;
+                    for (int e = 0; e < 16; ++e) lo += q6k_weight(sb, r, 32 * j + e) * qx[e];
+                    for (int e = 16; e < 32; ++e) hi += q6k_weight(sb, r, 32 * j + e) * qx[e];
+                    const int32_t s_lo = half_sum_scalar(qx), s_hi = o.s[t * o.nb + b] - s_lo;
+                    const auto *sc = reinterpret_cast<const int8_t *>(sb + kQ6KScales);
+                    const float dx = o.d[t * o.nb + b];
+                    const float d_lo = d * static_cast<float>(sc[16 * (2 * j) + r]);
+                    const float d_hi = d * static_cast<float>(sc[16 * (2 * j + 1) + r]);
+                    acc = std::fma(static_cast<float>(lo - 32 * s_lo), d_lo * dx, acc);
+                    acc = std::fma(static_cast<float>(hi - 32 * s_hi), d_hi * dx, acc);
+                }
+            }
+            o.y[r + t * o.ldy] = acc;
+        }
+}
+
+#if defined(MUSE_HAVE_AVX512_VNNI)
+// The sum of 16 signed bytes: |x + 128| summed by psadbw, less 16 * 128.
+inline int32_t half_sum(const int8_t *x) {
+    const __m128i v = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i *>(x)), _mm_set1_epi8(static_cast<char>(0x80)));
+    const __m128i sad = _mm_sad_epu8(v, _mm_setzero_si128());
+    return _mm_cvtsi128_si32(sad) + _mm_extract_epi32(sad, 2) - 16 * 128;
+}
+
+template <int NT>
+void q6k_group_vnni(const Operands &o) {
+    const int64_t n_super = o.nb / 8;
+    __m512 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t u = 0; u < n_super; ++u) {
+        const uint8_t *sb = o.group + static_cast<size_t>(u) * kQ6KGroupBytes;
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb)));
+        for (int j = 0; j < 8; ++j) {
+            const int64_t b = u * 8 + j;
+            __m512i lo[NT], hi[NT];
+            for (int t = 0; t < NT; ++t) lo[t] = hi[t] = _mm512_setzero_si512();
+            const uint8_t *qw = sb + kQ6KQuants + static_cast<size_t>(j) * 512;
+            for (int k = 0; k < 4; ++k) {
+                const __m512i w0 = _mm512_loadu_si512(qw + 64 * k), w1 = _mm512_loadu_si512(qw + 64 * (k + 4));
+                for (int t = 0; t < NT; ++t) {
+                    const int8_t *x = o.q + t * o.n_in + b * kBlock;
+                    lo[t] = dot4(lo[t], w0, x + 4 * k);
+                    hi[t] = dot4(hi[t], w1, x + 16 + 4 * k);
+                }
+            }
+            const __m512 d_lo = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                                     _mm_loadu_si128(reinterpret_cast<const __m128i *>(sb + kQ6KScales + 32 * j)))));
+            const __m512 d_hi = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                                     _mm_loadu_si128(reinterpret_cast<const __m128i *>(sb + kQ6KScales + 32 * j + 16)))));
+            for (int t = 0; t < NT; ++t) {
+                const int8_t *x = o.q + t * o.n_in + b * kBlock;
+                const int32_t s_lo = half_sum(x), s_hi = o.s[t * o.nb + b] - s_lo;
+                const __m512 dx = _mm512_set1_ps(o.d[t * o.nb + b]);
+                const __m512i e_lo = _mm512_sub_epi32(lo[t], _mm512_set1_epi32(32 * s_lo));
+                const __m512i e_hi = _mm512_sub_epi32(hi[t], _mm512_set1_epi32(32 * s_hi));
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(e_lo), _mm512_mul_ps(d_lo, dx), acc[t]);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(e_hi), _mm512_mul_ps(d_hi, dx), acc[t]);
+            }
+        }
+    }
+    const __mmask16 keep = static_cast<__mmask16>((1u << o.rows) - 1u);
+    for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(o.y + t * o.ldy, keep, acc[t]);
+}
+
+void q6k_group_vnni_n(const Operands &o, int nt) {
+    switch (nt) {
+    case 1: q6k_group_vnni<1>(o); break;
+    case 2: q6k_group_vnni<2>(o); break;
+    case 3: q6k_group_vnni<3>(o); break;
+    case 4: q6k_group_vnni<4>(o); break;
+    case 5: q6k_group_vnni<5>(o); break;
+    case 6: q6k_group_vnni<6>(o); break;
+    case 7: q6k_group_vnni<7>(o); break;
+    default: q6k_group_vnni<8>(o); break;
+    }
+}
+#endif
 
 // ---- AMX: 16 tokens x 16 rows per tile multiply
 //
@@ -587,7 +700,7 @@ bool int8_amx_available() { return int8_matmul_available() && cpu_has_amx() && a
 void int8_set_amx_enabled(bool on) { amx_switch().store(on, std::memory_order_relaxed); }
 
 bool int8_packable(GgmlType type) {
-    return type == GgmlType::Q8_0 || type == GgmlType::Q4_0 || type == GgmlType::Q4_K;
+    return type == GgmlType::Q8_0 || type == GgmlType::Q4_0 || type == GgmlType::Q4_K || type == GgmlType::Q6_K;
 }
 
 namespace {
@@ -629,6 +742,47 @@ void unpack_q4_k_row(const uint8_t *packed, int64_t n_in, int64_t r, float *out)
     }
 }
 
+void pack_q6_k(const uint8_t *src, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1, uint8_t *dst) {
+    const int64_t n_super = n_in / 256;
+    const size_t row_bytes = static_cast<size_t>(n_super) * 210;
+    for (int64_t g = g0; g < g1; ++g) {
+        uint8_t *out = dst + static_cast<size_t>(g * n_super) * kQ6KGroupBytes;
+        for (int64_t u = 0; u < n_super; ++u, out += kQ6KGroupBytes) {
+            std::memset(out, 0, kQ6KGroupBytes);  // padding rows: d = 0
+            for (int r = 0; r < kInt8Rows; ++r) {
+                const int64_t row = g * kInt8Rows + r;
+                if (row >= n_out) continue;
+                const uint8_t *b = src + row_bytes * static_cast<size_t>(row) + static_cast<size_t>(u) * 210;
+                const uint8_t *ql = b, *qh = b + 128, *sc = b + 192;
+                std::memcpy(out + 2 * r, b + 208, 2);
+                for (int j = 0; j < 16; ++j) out[kQ6KScales + 16 * j + r] = sc[j];
+                // The file's order (core/dequant.cpp deq_q6_k): per half of 128, element l of
+                // each quarter takes a nibble of ql and two bits of qh.
+                for (int e = 0; e < 256; ++e) {
+                    const int n = e / 128, l = e % 128, quarter = l / 32, i = l % 32;
+                    const uint8_t lbyte = ql[64 * n + i + (quarter % 2) * 32];
+                    const int low = quarter < 2 ? (lbyte & 0xF) : (lbyte >> 4);
+                    const int high = (qh[32 * n + i] >> (2 * quarter)) & 3;
+                    out[kQ6KQuants + static_cast<size_t>((e / 32) * 512 + ((e % 32) / 4) * 64 + 4 * r + e % 4)] =
+                        static_cast<uint8_t>(low | (high << 4));
+                }
+            }
+        }
+    }
+}
+
+void unpack_q6_k_row(const uint8_t *packed, int64_t n_in, int64_t r, float *out) {
+    const int64_t n_super = n_in / 256;
+    const int lane = static_cast<int>(r % kInt8Rows);
+    const uint8_t *sb = packed + static_cast<size_t>((r / kInt8Rows) * n_super) * kQ6KGroupBytes;
+    for (int64_t u = 0; u < n_super; ++u, sb += kQ6KGroupBytes) {
+        const float d = fp16_to_fp32(read_u16(sb + 2 * lane));
+        const auto *sc = reinterpret_cast<const int8_t *>(sb + kQ6KScales);
+        for (int e = 0; e < 256; ++e)
+            *out++ = d * static_cast<float>(sc[16 * (e / 16) + lane]) * static_cast<float>(q6k_weight(sb, lane, e) - 32);
+    }
+}
+
 } // namespace
 
 size_t int8_packed_bytes(GgmlType type, int64_t n_in, int64_t n_out) {
@@ -639,6 +793,10 @@ size_t int8_packed_bytes(GgmlType type, int64_t n_in, int64_t n_out) {
 void int8_pack(GgmlType type, const uint8_t *src, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1, uint8_t *dst) {
     if (type == GgmlType::Q4_K) {
         pack_q4_k(src, n_in, n_out, g0, g1, dst);
+        return;
+    }
+    if (type == GgmlType::Q6_K) {
+        pack_q6_k(src, n_in, n_out, g0, g1, dst);
         return;
     }
     const int64_t nb = n_in / kBlock;
@@ -671,6 +829,10 @@ void int8_pack(GgmlType type, const uint8_t *src, int64_t n_in, int64_t n_out, i
 void int8_unpack_row(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t r, float *out) {
     if (type == GgmlType::Q4_K) {
         unpack_q4_k_row(packed, n_in, r, out);
+        return;
+    }
+    if (type == GgmlType::Q6_K) {
+        unpack_q6_k_row(packed, n_in, r, out);
         return;
     }
     const int64_t nb = n_in / kBlock;
@@ -706,7 +868,8 @@ void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_o
     // each weight load.
     const bool vnni = int8_matmul_available();
 #if defined(MUSE_HAVE_AMX)
-    const bool amx = n_tok >= kAmxMinTokens && int8_amx_available();
+    // Q6_K's scales change every 16 elements, half an AMX tile's depth: VNNI only.
+    const bool amx = n_tok >= kAmxMinTokens && type != GgmlType::Q6_K && int8_amx_available();
 #else
     const bool amx = false;
 #endif
@@ -786,13 +949,15 @@ void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_o
                 const Operands o = operands(g, t);
 #if defined(MUSE_HAVE_AVX512_VNNI)
                 if (vnni) {
-                    if (type == GgmlType::Q4_K) q4k_group_vnni_n(o, nt);
+                    if (type == GgmlType::Q6_K) q6k_group_vnni_n(o, nt);
+                    else if (type == GgmlType::Q4_K) q4k_group_vnni_n(o, nt);
                     else if (type == GgmlType::Q4_0) group_vnni_n<GgmlType::Q4_0>(o, nt);
                     else group_vnni_n<GgmlType::Q8_0>(o, nt);
                     continue;
                 }
 #endif
-                if (type == GgmlType::Q4_K) q4k_group_scalar(o, nt);
+                if (type == GgmlType::Q6_K) q6k_group_scalar(o, nt);
+                else if (type == GgmlType::Q4_K) q4k_group_scalar(o, nt);
                 else group_scalar(type, o, nt);
             }
     }
