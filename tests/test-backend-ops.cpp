@@ -197,7 +197,7 @@ constexpr double kEps = 1.1920928955078125e-07;  // float epsilon (2^-23)
 
 // ---- the table, op by op
 
-// The integer Q8_0 / Q4_0 / Q4_K / Q6_K kernels (backends/cpu/cpu-int8-matmul.h) first round each token's
+// The integer Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K kernels (backends/cpu/cpu-int8-matmul.h) first round each token's
 // activations to 8-bit blocks of 32: amax = max |x|, d = amax / 127, q = x * (1 / d)
 // rounded to nearest even, scale F16(d). Its reference applies that rounding, then sums
 // d_w * d_x * (q_w . q_x) exactly in double; what is left to bound is the kernel's float
@@ -862,7 +862,7 @@ TEST_CASE("attention decode timing", "[.bench]") {
     }
 }
 
-TEST_CASE("repacked Q8_0 / Q4_0 / Q4_K / Q6_K weights give the same bits at every dispatch level") {
+TEST_CASE("repacked Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K weights give the same bits at every dispatch level") {
     LevelGuard guard;
     cpu::set_cpu_level(cpu::CpuLevel::avx512);
     if (!cpu::int8_matmul_available()) {
@@ -870,7 +870,7 @@ TEST_CASE("repacked Q8_0 / Q4_0 / Q4_K / Q6_K weights give the same bits at ever
         return;
     }
     auto be = make_backend(MUSE_BACKEND_CPU, 2);
-    for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+    for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
         INFO(type_traits(type).name);
         Ctx c(*be, 11);
         // A partial last group and a prompt-sized batch: two full 16-token tiles and a padded

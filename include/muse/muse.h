@@ -87,7 +87,7 @@ MUSE_API uint32_t    muse_abi_version(void);
 /* What this library runs on this machine, as a JSON object (valid until the next call on
  * this thread): {"cpu_level": "scalar"|"avx2"|"avx512" (the active kernel level, lowered by
  * the MUSE_CPU_LEVEL environment variable), "cpu_level_detected", "int8_matmul": true when
- * Q8_0, Q4_0, Q4_K and Q6_K weights are repacked at load and multiplied with 8-bit activations (AVX-512 VNNI;
+ * Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights are repacked at load and multiplied with 8-bit activations (AVX-512 VNNI;
  * MUSE_INT8_MATMUL=0 in the environment keeps F32 activations), "amx": true when, in addition,
  * batches of 32 tokens or more run those products on AMX tiles (same results; MUSE_AMX=0 turns
  * it off), "backends": ["cpu", ...]}. */

@@ -41,6 +41,14 @@ constexpr size_t kScaleBytes = 32;  // 16 F16 scales at the head of a group bloc
 // (d sc) dx (q . qx) and subtracts (dmin m) dx (sum qx).
 constexpr size_t kQ4KGroupBytes = 2368;
 constexpr size_t kQ4KScales = 64, kQ4KMins = 64 + 128, kQ4KQuants = 64 + 256;
+// Q5_K is Q4_K's layout plus the fifth bits (512 bytes: 2.3% larger than the file): for
+// sub-block j, chunk k, a 64-bit mask with bit 4 r + i set when element 4 k + i of row r
+// has it. The kernels add 16 to the nibbles where the mask says.
+constexpr size_t kQ5KGroupBytes = kQ4KGroupBytes + 512, kQ5KHighBits = kQ4KGroupBytes;
+
+// Q4_K and Q5_K share their kernels; these say which.
+constexpr bool is_k4(GgmlType t) { return t == GgmlType::Q4_K || t == GgmlType::Q5_K; }
+constexpr size_t k4_group_bytes(bool five) { return five ? kQ5KGroupBytes : kQ4KGroupBytes; }
 
 // Q6_K (super-blocks of 256, a signed 8-bit scale per 16 elements) is packed per super-block,
 // 4384 bytes for 16 rows (1.3x the file's 3360: each 6-bit weight gets a byte):
@@ -54,6 +62,7 @@ constexpr size_t kQ6KScales = 32, kQ6KQuants = 32 + 256;
 constexpr size_t group_block_bytes(GgmlType t) {  // per 32 elements of 16 rows
     return t == GgmlType::Q4_0   ? 288
            : t == GgmlType::Q4_K ? kQ4KGroupBytes / 8
+           : t == GgmlType::Q5_K ? kQ5KGroupBytes / 8
            : t == GgmlType::Q6_K ? kQ6KGroupBytes / 8
                                  : kInt8GroupBlockBytes;
 }
@@ -208,24 +217,29 @@ void group_vnni_n(const Operands &o, int nt) {
 // ---- Q4_K
 
 // The nibble of row r, element e (0..31) of sub-block j in a packed super-block.
-inline int32_t q4k_weight(const uint8_t *sb, int r, int j, int e) {
+inline int32_t q4k_weight(const uint8_t *sb, int r, int j, int e, bool five = false) {
     const uint8_t b = sb[kQ4KQuants + static_cast<size_t>(((j / 2) * 8 + e / 4) * 64 + 4 * r + e % 4)];
-    return j % 2 ? b >> 4 : b & 0x0F;
+    const int32_t nibble = j % 2 ? b >> 4 : b & 0x0F;
+    if (!five) return nibble;
+    uint64_t mask;
+    std::memcpy(&mask, sb + kQ5KHighBits + static_cast<size_t>(j * 8 + e / 4) * 8, 8);
+    return nibble + 16 * static_cast<int32_t>((mask >> (4 * r + e % 4)) & 1);
 }
 
+template <bool kFive>
 void q4k_group_scalar(const Operands &o, int nt) {
     const int64_t n_super = o.nb / 8;
     for (int r = 0; r < o.rows; ++r)
         for (int t = 0; t < nt; ++t) {
             float acc = 0.0f;
             for (int64_t u = 0; u < n_super; ++u) {
-                const uint8_t *sb = o.group + static_cast<size_t>(u) * kQ4KGroupBytes;
+                const uint8_t *sb = o.group + static_cast<size_t>(u) * k4_group_bytes(kFive);
                 const float d = fp16_to_fp32(read_u16(sb + 2 * r)), dmin = fp16_to_fp32(read_u16(sb + 32 + 2 * r));
                 for (int j = 0; j < 8; ++j) {
                     const int64_t b = u * 8 + j;
                     const int8_t *qx = o.q + t * o.n_in + b * kBlock;
                     int32_t isum = 0;
-                    for (int e = 0; e < kBlock; ++e) isum += q4k_weight(sb, r, j, e) * qx[e];
+                    for (int e = 0; e < kBlock; ++e) isum += q4k_weight(sb, r, j, e, kFive) * qx[e];
                     const float d1 = d * static_cast<float>(sb[kQ4KScales + 16 * j + r]);
                     const float m1 = dmin * static_cast<float>(sb[kQ4KMins + 16 * j + r]);
                     const float dx = o.d[t * o.nb + b];
@@ -238,14 +252,14 @@ void q4k_group_scalar(const Operands &o, int nt) {
 }
 
 #if defined(MUSE_HAVE_AVX512_VNNI)
-template <int NT>
+template <bool kFive, int NT>
 void q4k_group_vnni(const Operands &o) {
     const int64_t n_super = o.nb / 8;
     const __m512i low = _mm512_set1_epi8(0x0F);
     __m512 acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
     for (int64_t u = 0; u < n_super; ++u) {
-        const uint8_t *sb = o.group + static_cast<size_t>(u) * kQ4KGroupBytes;
+        const uint8_t *sb = o.group + static_cast<size_t>(u) * k4_group_bytes(kFive);
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb)));
         const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb + 32)));
         for (int i = 0; i < 4; ++i) {
@@ -253,7 +267,15 @@ void q4k_group_vnni(const Operands &o) {
             for (int t = 0; t < NT; ++t) lo_sum[t] = hi_sum[t] = _mm512_setzero_si512();
             for (int k = 0; k < 8; ++k) {
                 const __m512i raw = _mm512_loadu_si512(sb + kQ4KQuants + static_cast<size_t>((i * 8 + k) * 64));
-                const __m512i lo = _mm512_and_si512(raw, low), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+                __m512i lo = _mm512_and_si512(raw, low), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+                if constexpr (kFive) {
+                    uint64_t m_lo, m_hi;
+                    std::memcpy(&m_lo, sb + kQ5KHighBits + static_cast<size_t>((2 * i) * 8 + k) * 8, 8);
+                    std::memcpy(&m_hi, sb + kQ5KHighBits + static_cast<size_t>((2 * i + 1) * 8 + k) * 8, 8);
+                    const __m512i sixteen = _mm512_set1_epi8(16);
+                    lo = _mm512_mask_add_epi8(lo, _cvtu64_mask64(m_lo), lo, sixteen);
+                    hi = _mm512_mask_add_epi8(hi, _cvtu64_mask64(m_hi), hi, sixteen);
+                }
                 for (int t = 0; t < NT; ++t) {
                     const int8_t *x = o.q + t * o.n_in + (u * 8 + 2 * i) * kBlock + 4 * k;
                     lo_sum[t] = dot4(lo_sum[t], lo, x);
@@ -282,16 +304,17 @@ void q4k_group_vnni(const Operands &o) {
     for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(o.y + t * o.ldy, keep, acc[t]);
 }
 
+template <bool kFive>
 void q4k_group_vnni_n(const Operands &o, int nt) {
     switch (nt) {
-    case 1: q4k_group_vnni<1>(o); break;
-    case 2: q4k_group_vnni<2>(o); break;
-    case 3: q4k_group_vnni<3>(o); break;
-    case 4: q4k_group_vnni<4>(o); break;
-    case 5: q4k_group_vnni<5>(o); break;
-    case 6: q4k_group_vnni<6>(o); break;
-    case 7: q4k_group_vnni<7>(o); break;
-    default: q4k_group_vnni<8>(o); break;
+    case 1: q4k_group_vnni<kFive, 1>(o); break;
+    case 2: q4k_group_vnni<kFive, 2>(o); break;
+    case 3: q4k_group_vnni<kFive, 3>(o); break;
+    case 4: q4k_group_vnni<kFive, 4>(o); break;
+    case 5: q4k_group_vnni<kFive, 5>(o); break;
+    case 6: q4k_group_vnni<kFive, 6>(o); break;
+    case 7: q4k_group_vnni<kFive, 7>(o); break;
+    default: q4k_group_vnni<kFive, 8>(o); break;
     }
 }
 #endif
@@ -466,19 +489,31 @@ void amx_spread_group(GgmlType type, const Operands &o, uint8_t *tiles) {
         }
         return;
     }
-    // Q4_K: pair i of a super-block holds sub-block 2i in its low nibbles, 2i + 1 in its high.
-    for (int64_t u = 0; u < o.nb / 8; ++u)
+    // Q4_K: pair i of a super-block holds sub-block 2i in its low nibbles, 2i + 1 in its high;
+    // Q5_K adds 16 where its fifth-bit masks say.
+    const bool five = type == GgmlType::Q5_K;
+    for (int64_t u = 0; u < o.nb / 8; ++u) {
+        const uint8_t *sb = o.group + static_cast<size_t>(u) * k4_group_bytes(five);
         for (int i = 0; i < 4; ++i) {
             uint8_t *t = tiles + static_cast<size_t>(u * 8 + 2 * i) * kTileBytes;
-            spread(o.group + static_cast<size_t>(u) * kQ4KGroupBytes + kQ4KQuants + static_cast<size_t>(i) * 512, t,
-                   t + kTileBytes, 8);
+            spread(sb + kQ4KQuants + static_cast<size_t>(i) * 512, t, t + kTileBytes, 8);
+            if (!five) continue;
+            for (int h = 0; h < 2; ++h)
+                for (int k = 0; k < 8; ++k) {
+                    uint64_t m;
+                    std::memcpy(&m, sb + kQ5KHighBits + static_cast<size_t>((2 * i + h) * 8 + k) * 8, 8);
+                    uint8_t *row = t + h * kTileBytes + 64 * k;
+                    const __m512i v = _mm512_load_si512(row);
+                    _mm512_store_si512(row, _mm512_mask_add_epi8(v, _cvtu64_mask64(m), v, _mm512_set1_epi8(16)));
+                }
         }
+    }
 }
 
 // C += A . B for spread tiles: signed weights, or Q4_K's unsigned nibbles.
 #define MUSE_AMX_DOT(T, c, a, b)                                                                                       \
     do {                                                                                                               \
-        if constexpr (T == GgmlType::Q4_K) _tile_dpbsud(c, a, b);                                                      \
+        if constexpr (is_k4(T)) _tile_dpbsud(c, a, b);                                                      \
         else _tile_dpbssd(c, a, b);                                                                                    \
     } while (0)
 
@@ -497,10 +532,10 @@ template <GgmlType T>
 inline void amx_scale_block(const Operands &o, const AmxPanel &p, const int32_t *c, int64_t b, __m512 *acc) {
     const float *dx = p.d + 16 * b;
     const int32_t *sx = p.s + 16 * b;
-    if constexpr (T == GgmlType::Q4_K) {
+    if constexpr (is_k4(T)) {
         const int64_t u = b / 8;
         const int j = static_cast<int>(b % 8);
-        const uint8_t *sb = o.group + static_cast<size_t>(u) * kQ4KGroupBytes;
+        const uint8_t *sb = o.group + static_cast<size_t>(u) * k4_group_bytes(T == GgmlType::Q5_K);
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb)));
         const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb + 32)));
         const __m512 sc = _mm512_cvtepi32_ps(
@@ -632,6 +667,7 @@ void group_amx_2x2(const Operands &o0, const Operands &o1, const AmxPanel &p0, c
 
 void group_amx(GgmlType type, const Operands &o, const AmxPanel &p, const uint8_t *tiles, int valid) {
     if (type == GgmlType::Q4_K) group_amx<GgmlType::Q4_K>(o, p, tiles, valid);
+    else if (type == GgmlType::Q5_K) group_amx<GgmlType::Q5_K>(o, p, tiles, valid);
     else if (type == GgmlType::Q4_0) group_amx<GgmlType::Q4_0>(o, p, tiles, valid);
     else group_amx<GgmlType::Q8_0>(o, p, tiles, valid);
 }
@@ -639,6 +675,7 @@ void group_amx(GgmlType type, const Operands &o, const AmxPanel &p, const uint8_
 void group_amx_2x2(GgmlType type, const Operands &o0, const Operands &o1, const AmxPanel &p0, const AmxPanel &p1,
                    const uint8_t *tiles0, const uint8_t *tiles1, int64_t y_next_tile) {
     if (type == GgmlType::Q4_K) group_amx_2x2<GgmlType::Q4_K>(o0, o1, p0, p1, tiles0, tiles1, y_next_tile);
+    else if (type == GgmlType::Q5_K) group_amx_2x2<GgmlType::Q5_K>(o0, o1, p0, p1, tiles0, tiles1, y_next_tile);
     else if (type == GgmlType::Q4_0) group_amx_2x2<GgmlType::Q4_0>(o0, o1, p0, p1, tiles0, tiles1, y_next_tile);
     else group_amx_2x2<GgmlType::Q8_0>(o0, o1, p0, p1, tiles0, tiles1, y_next_tile);
 }
@@ -700,44 +737,59 @@ bool int8_amx_available() { return int8_matmul_available() && cpu_has_amx() && a
 void int8_set_amx_enabled(bool on) { amx_switch().store(on, std::memory_order_relaxed); }
 
 bool int8_packable(GgmlType type) {
-    return type == GgmlType::Q8_0 || type == GgmlType::Q4_0 || type == GgmlType::Q4_K || type == GgmlType::Q6_K;
+    return type == GgmlType::Q8_0 || type == GgmlType::Q4_0 || type == GgmlType::Q4_K || type == GgmlType::Q5_K ||
+           type == GgmlType::Q6_K;
 }
 
 namespace {
 
-void pack_q4_k(const uint8_t *src, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1, uint8_t *dst) {
+// Q4_K (file rows: d, dmin, scales[12], qs[128]) and Q5_K (d, dmin, scales[12], qh[32], qs[128]).
+void pack_k4(bool five, const uint8_t *src, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1, uint8_t *dst) {
     const int64_t n_super = n_in / 256;
-    const size_t row_bytes = static_cast<size_t>(n_super) * 144;
+    const size_t in_block = five ? 176 : 144, qs_at = five ? 48 : 16, group_bytes = k4_group_bytes(five);
+    const size_t row_bytes = static_cast<size_t>(n_super) * in_block;
     for (int64_t g = g0; g < g1; ++g) {
-        uint8_t *out = dst + static_cast<size_t>(g * n_super) * kQ4KGroupBytes;
-        for (int64_t u = 0; u < n_super; ++u, out += kQ4KGroupBytes) {
-            std::memset(out, 0, kQ4KGroupBytes);  // padding rows: d = dmin = 0
+        uint8_t *out = dst + static_cast<size_t>(g * n_super) * group_bytes;
+        for (int64_t u = 0; u < n_super; ++u, out += group_bytes) {
+            std::memset(out, 0, group_bytes);  // padding rows: d = dmin = 0
             for (int r = 0; r < kInt8Rows; ++r) {
                 const int64_t row = g * kInt8Rows + r;
                 if (row >= n_out) continue;
-                const uint8_t *b = src + row_bytes * static_cast<size_t>(row) + static_cast<size_t>(u) * 144;
+                const uint8_t *b = src + row_bytes * static_cast<size_t>(row) + static_cast<size_t>(u) * in_block;
                 std::memcpy(out + 2 * r, b, 2);
                 std::memcpy(out + 32 + 2 * r, b + 2, 2);
                 for (int j = 0; j < 8; ++j) scale_min_k4(j, b + 4, out + kQ4KScales + 16 * j + r, out + kQ4KMins + 16 * j + r);
                 for (int i = 0; i < 4; ++i)
                     for (int k = 0; k < 8; ++k)
-                        std::memcpy(out + kQ4KQuants + static_cast<size_t>((i * 8 + k) * 64 + 4 * r), b + 16 + 32 * i + 4 * k, 4);
+                        std::memcpy(out + kQ4KQuants + static_cast<size_t>((i * 8 + k) * 64 + 4 * r),
+                                    b + qs_at + 32 * i + 4 * k, 4);
+                if (!five) continue;
+                // Element l of sub-block j has its fifth bit in bit j of qh[l] (deq_q5_k).
+                const uint8_t *qh = b + 16;
+                for (int j = 0; j < 8; ++j)
+                    for (int l = 0; l < 32; ++l)
+                        if ((qh[l] >> j) & 1) {
+                            uint8_t *mask = out + kQ5KHighBits + static_cast<size_t>(j * 8 + l / 4) * 8;
+                            const int bit = 4 * r + l % 4;
+                            mask[bit / 8] = static_cast<uint8_t>(mask[bit / 8] | (1u << (bit % 8)));
+                        }
             }
         }
     }
 }
 
-void unpack_q4_k_row(const uint8_t *packed, int64_t n_in, int64_t r, float *out) {
+void unpack_k4_row(bool five, const uint8_t *packed, int64_t n_in, int64_t r, float *out) {
     const int64_t n_super = n_in / 256;
     const int lane = static_cast<int>(r % kInt8Rows);
-    const uint8_t *sb = packed + static_cast<size_t>((r / kInt8Rows) * n_super) * kQ4KGroupBytes;
-    for (int64_t u = 0; u < n_super; ++u, sb += kQ4KGroupBytes) {
+    const size_t group_bytes = k4_group_bytes(five);
+    const uint8_t *sb = packed + static_cast<size_t>((r / kInt8Rows) * n_super) * group_bytes;
+    for (int64_t u = 0; u < n_super; ++u, sb += group_bytes) {
         const float d = fp16_to_fp32(read_u16(sb + 2 * lane)), dmin = fp16_to_fp32(read_u16(sb + 32 + 2 * lane));
         for (int j = 0; j < 8; ++j) {
             const float d1 = d * static_cast<float>(sb[kQ4KScales + 16 * j + lane]);
             const float m1 = dmin * static_cast<float>(sb[kQ4KMins + 16 * j + lane]);
             for (int e = 0; e < kBlock; ++e)
-                *out++ = d1 * static_cast<float>(q4k_weight(sb, lane, j, e)) - m1;
+                *out++ = d1 * static_cast<float>(q4k_weight(sb, lane, j, e, five)) - m1;
         }
     }
 }
@@ -791,8 +843,8 @@ size_t int8_packed_bytes(GgmlType type, int64_t n_in, int64_t n_out) {
 }
 
 void int8_pack(GgmlType type, const uint8_t *src, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1, uint8_t *dst) {
-    if (type == GgmlType::Q4_K) {
-        pack_q4_k(src, n_in, n_out, g0, g1, dst);
+    if (is_k4(type)) {
+        pack_k4(type == GgmlType::Q5_K, src, n_in, n_out, g0, g1, dst);
         return;
     }
     if (type == GgmlType::Q6_K) {
@@ -827,8 +879,8 @@ void int8_pack(GgmlType type, const uint8_t *src, int64_t n_in, int64_t n_out, i
 }
 
 void int8_unpack_row(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t r, float *out) {
-    if (type == GgmlType::Q4_K) {
-        unpack_q4_k_row(packed, n_in, r, out);
+    if (is_k4(type)) {
+        unpack_k4_row(type == GgmlType::Q5_K, packed, n_in, r, out);
         return;
     }
     if (type == GgmlType::Q6_K) {
@@ -950,14 +1002,16 @@ void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_o
 #if defined(MUSE_HAVE_AVX512_VNNI)
                 if (vnni) {
                     if (type == GgmlType::Q6_K) q6k_group_vnni_n(o, nt);
-                    else if (type == GgmlType::Q4_K) q4k_group_vnni_n(o, nt);
+                    else if (type == GgmlType::Q4_K) q4k_group_vnni_n<false>(o, nt);
+                    else if (type == GgmlType::Q5_K) q4k_group_vnni_n<true>(o, nt);
                     else if (type == GgmlType::Q4_0) group_vnni_n<GgmlType::Q4_0>(o, nt);
                     else group_vnni_n<GgmlType::Q8_0>(o, nt);
                     continue;
                 }
 #endif
                 if (type == GgmlType::Q6_K) q6k_group_scalar(o, nt);
-                else if (type == GgmlType::Q4_K) q4k_group_scalar(o, nt);
+                else if (type == GgmlType::Q4_K) q4k_group_scalar<false>(o, nt);
+                else if (type == GgmlType::Q5_K) q4k_group_scalar<true>(o, nt);
                 else group_scalar(type, o, nt);
             }
     }

@@ -1,4 +1,4 @@
-// Q8_0, Q4_0, Q4_K and Q6_K matmul with 8-bit activations and integer dot products (AVX-512 VNNI).
+// Q8_0, Q4_0, Q4_K, Q5_K and Q6_K matmul with 8-bit activations and integer dot products (AVX-512 VNNI).
 //
 // Decoding and prefill with quantized weights are limited by how fast weights become
 // products: widening every weight byte to F32 costs more instructions than the
@@ -19,7 +19,7 @@
 // comes back out exactly as offset * (sum of the block's activation bytes). Rows past the
 // tensor's last row (n_out not a multiple of 16) are zero. The K-quants' layouts are
 // described in the .cpp: Q4_K per super-block of 256, its 6-bit scales unpacked to bytes
-// (2.8% larger than the file); Q6_K with a byte per weight (1.3x the file), its scales per
+// (2.8% larger than the file), Q5_K the same plus its fifth bits as byte masks; Q6_K with a byte per weight (1.3x the file), its scales per
 // 16 elements taken per half block.
 //
 // Activation quantization (per token, per block of 32), as ggml's x86 quantize_row_q8_0:
@@ -52,7 +52,7 @@ bool int8_amx_available();
 // Tests: compare AMX against VNNI in one process.
 void int8_set_amx_enabled(bool on);
 
-// The weight types the integer kernels take (Q8_0, Q4_0, Q4_K, Q6_K).
+// The weight types the integer kernels take (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K).
 bool int8_packable(GgmlType type);
 // Bytes of the packed form of a [n_in, n_out] weight of `type` (n_out rounded up to 16).
 size_t int8_packed_bytes(GgmlType type, int64_t n_in, int64_t n_out);
