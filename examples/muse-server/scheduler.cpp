@@ -195,7 +195,15 @@ void Scheduler::start_choice(Slot &slot, int seq, const std::shared_ptr<Request>
     muse::generate_options go = job.gen;
     go.sampling.seed = job.seed + static_cast<uint64_t>(choice);
     if (job.kind == JobKind::chat) {
-        slot.gen = session_.start_chat(job.messages_json, go, job.chat, seq);
+        try {
+            slot.gen = session_.start_chat(job.messages_json, go, job.chat, seq);
+        } catch (const muse::error &) {
+            // A sequence that cannot be cut back to the shared prefix (sliding-window caches
+            // forget old positions) is emptied, and the prompt evaluated from the start.
+            if (session_.seq_length(seq) <= 0) throw;
+            session_.seq_remove(seq, 0, -1);
+            slot.gen = session_.start_chat(job.messages_json, go, job.chat, seq);
+        }
         slot.held_prompt = job.rendered_prompt;
     } else {
         // A raw prompt starts from an empty sequence (its tokens are not a chat prefix).
