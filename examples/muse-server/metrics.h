@@ -20,7 +20,7 @@ public:
     std::atomic<uint64_t> cached_prompt_tokens{0};
     std::atomic<uint64_t> generation_tokens{0};
     std::atomic<uint64_t> requests_ok{0};
-    std::atomic<uint64_t> requests_failed{0};    // answered with a 4xx/5xx or an error event
+    std::atomic<uint64_t> requests_failed{0};    // the generation failed (not invalid requests)
     std::atomic<uint64_t> requests_rejected{0};  // 503: the wait queue was full
     std::atomic<uint64_t> requests_cancelled{0};
 

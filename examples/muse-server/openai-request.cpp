@@ -425,6 +425,17 @@ json parse_body(const std::string &body) {
     json j = json::parse(body, nullptr, false);  // invalid UTF-8 in strings is a parse error too
     if (j.is_discarded()) bad("the request body is not valid JSON (UTF-8)");
     if (!j.is_object()) bad("the request body must be a JSON object");
+    // Deeply nested values would recurse in dump(), the template engine and the schema
+    // compiler: refused here, with an explicit stack so the check itself cannot overflow.
+    constexpr size_t kMaxDepth = 64;
+    std::vector<std::pair<const json *, size_t>> stack = {{&j, 1}};
+    while (!stack.empty()) {
+        const auto [v, depth] = stack.back();
+        stack.pop_back();
+        if (depth > kMaxDepth) bad("the request nests JSON deeper than " + std::to_string(kMaxDepth) + " levels");
+        if (v->is_structured())
+            for (const json &child : *v) stack.emplace_back(&child, depth + 1);
+    }
     return j;
 }
 

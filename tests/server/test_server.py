@@ -38,13 +38,12 @@ WEATHER_TOOL = {"type": "function", "function": {
 
 
 class Server:
-    def __init__(self):
+    def __init__(self, *args):
         if not Path(SERVER).exists():
             pytest.skip(f"muse-server not built ({SERVER})")
         self.proc = subprocess.Popen(
             [SERVER, "-m", str(MODELS / "muse-glimmer-nano.gguf"), "--mmproj", str(MODELS / "muse-glimmer-nano-mmproj.gguf"),
-             "--port", "0", "--parallel", "4", "--api-key", KEY, "--max-messages", "256", "--queue", "16"],
-            stderr=subprocess.PIPE, text=True)
+             "--port", "0", *args], stderr=subprocess.PIPE, text=True)
         self.log = []
         line = ""
         deadline = time.time() + 60
@@ -98,7 +97,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server():
-    s = Server()
+    s = Server("--parallel", "4", "--api-key", KEY, "--max-messages", "256", "--queue", "16")
     yield s
     rc = s.stop()
     assert rc == 0, "muse-server did not exit cleanly (%d):\n%s" % (rc, "".join(s.log[-40:]))
@@ -386,6 +385,7 @@ HOSTILE = [
     ("completions echo", "/v1/completions", {"prompt": "a", "echo": True}, 400),
     ("tokenize wrong type", "/tokenize", {"content": 5}, 400),
     ("detokenize bad ids", "/detokenize", {"tokens": [-1, 10 ** 9]}, 400),
+    ("deep nesting", "/v1/chat/completions", b'{"messages": ' + b"[" * 100000 + b"]" * 100000 + b"}", 400),
     ("unknown route", "/v1/nothing", {}, 404),
 ]
 
@@ -451,3 +451,46 @@ def test_metrics(server):
     assert float(re.search(r"^muse_generation_tokens_total (\S+)", m, re.M).group(1)) > 0
     assert float(re.search(r"^muse_time_to_first_token_seconds_count (\S+)", m, re.M).group(1)) > 0
     assert 0 <= float(re.search(r"^muse_kv_cache_usage_ratio (\S+)", m, re.M).group(1)) <= 1
+
+
+def long_completion(port, key=None):
+    """A streaming completion that runs its whole 900 tokens (control tokens banned)."""
+    body = json.dumps({"prompt": "purple shapes: top left", "max_tokens": 900, "temperature": 1.0, "stream": True,
+                       "logit_bias": {str(i): -100 for i in control_token_ids()}}).encode()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = "Bearer " + key
+    c.request("POST", "/v1/completions", body=body, headers=headers)
+    return c
+
+
+def test_queue_full_and_graceful_shutdown():
+    """One sequence, one queue place: a third request gets 503 + Retry-After. SIGTERM while
+    two run/wait: both streams end properly ([DONE]) and the process exits 0."""
+    s = Server("--parallel", "1", "--queue", "1")
+    try:
+        running = long_completion(s.port)
+        r1 = running.getresponse()  # headers come once it has started: it holds the sequence
+        assert r1.status == 200
+        waiting = long_completion(s.port)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if re.search(r"^muse_requests_waiting 1$", s.request("GET", "/metrics", key=None)[2].decode(), re.M):
+                break
+            time.sleep(0.02)
+        status, headers, body = s.request("POST", "/v1/completions", {"prompt": "a", "max_tokens": 2}, key=None)
+        assert status == 503 and headers.get("Retry-After") == "1", body
+        assert json.loads(body)["error"]["code"] == "queue_full"
+        s.proc.send_signal(signal.SIGTERM)
+        data = r1.read()
+        assert data.endswith(b"data: [DONE]\n\n")
+        finish = json.loads(data.split(b"\n\n")[-3][len(b"data: "):])["choices"][0]["finish_reason"]
+        assert finish in ("length", "cancelled")
+        r2 = waiting.getresponse()  # it had not started: refused, or run to its end within the grace period
+        assert r2.status in (200, 503)
+        r2.read()
+        assert s.proc.wait(timeout=60) == 0, "".join(s.log[-20:])
+    finally:
+        if s.proc.poll() is None:
+            s.proc.kill()
