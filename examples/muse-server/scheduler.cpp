@@ -221,18 +221,19 @@ void Scheduler::admit(const std::shared_ptr<Request> &r) {
     Job &job = *r->job;
     if (!job.has_seed) job.seed = std::random_device{}() | (uint64_t(std::random_device{}()) << 32);
     const std::vector<int> seqs = pick_sequences(job);
-    make_room(job.reserve * static_cast<int64_t>(seqs.size()), seqs);
     try {
+        make_room(job.reserve * static_cast<int64_t>(seqs.size()), seqs);
         for (int i = 0; i < job.n; ++i) start_choice(slots_[static_cast<size_t>(seqs[static_cast<size_t>(i)])], seqs[static_cast<size_t>(i)], r, i);
-    } catch (const muse::error &e) {
-        for (int seq : seqs) {
+    } catch (const std::exception &e) {  // never let a request end the scheduler thread
+        for (int seq : seqs) {  // what these sequences hold is no longer known: emptied
             Slot &s = slots_[static_cast<size_t>(seq)];
-            if (s.req != r) continue;
-            s.gen = muse::generation();  // freed: cancelled, the sequence keeps what it evaluated
-            s.req.reset();
-            s.reserve = 0;
+            if (s.req == r) {
+                s.gen = muse::generation();
+                s.req.reset();
+                s.reserve = 0;
+            }
             s.held_prompt.clear();
-            session_.seq_remove(seq, 0, -1);
+            muse_session_seq_remove(session_.get(), seq, 0, -1);
         }
         r->live_choices = 0;
         {
@@ -242,7 +243,8 @@ void Scheduler::admit(const std::shared_ptr<Request> &r) {
         metrics_.requests_failed.fetch_add(1);
         Item it;
         it.kind = Item::Kind::error;
-        it.status = status_of(e);
+        const auto *me = dynamic_cast<const muse::error *>(&e);
+        it.status = me ? status_of(*me) : 500;
         it.message = e.what();
         r->push(std::move(it));
         return;
