@@ -9,7 +9,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 packages=(
   build-essential cmake ninja-build pkg-config git
   libeigen3-dev libdnnl-dev libstb-dev libsentencepiece-dev sentencepiece
-  catch2 nlohmann-json3-dev
+  catch2 nlohmann-json3-dev libcpp-httplib-dev   # httplib: muse-server
   python3 python3-venv
   clang libclang-rt-14-dev   # libFuzzer and sanitizer runtimes for the fuzz targets
 )

@@ -33,7 +33,8 @@ if [ "${MUSE_TEST_QUICK:-0}" != "1" ]; then
   CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DMUSE_FUZZ=ON -DMUSE_SANITIZE=address,undefined -DMUSE_BUILD_EXAMPLES=OFF -DMUSE_BUILD_SHARED=OFF \
       -DMUSE_BUILD_STATIC=ON -DMUSE_BUILD_BENCHMARKS=OFF -DMUSE_FUZZ_SECONDS="$fuzz_seconds" >/dev/null
-  cmake --build "$root/build-fuzz" -j "$jobs" --target fuzz-gguf fuzz-image fuzz-channels fuzz-grammar fuzz-jinja fuzz-tools
+  cmake --build "$root/build-fuzz" -j "$jobs" --target fuzz-gguf fuzz-image fuzz-channels fuzz-grammar fuzz-jinja fuzz-tools \
+      fuzz-server-request
   if [ "$fuzz_seconds" -gt 0 ]; then
     (cd "$root/build-fuzz" && ctest -R '^fuzz-' --output-on-failure)
   else

@@ -1,0 +1,8 @@
+# muse-server end to end (tests/server/test_server.py): the official openai client, the SSE
+# framing, the API key and a hostile-request corpus against the server on the bundled model.
+if(TARGET muse-server AND EXISTS ${PROJECT_SOURCE_DIR}/models/muse-glimmer-nano.gguf)
+  add_test(NAME server-openai COMMAND ${MUSE_PYTHON} -m pytest -q -p no:cacheprovider
+           ${CMAKE_CURRENT_SOURCE_DIR}/server/test_server.py)
+  set_tests_properties(server-openai PROPERTIES TIMEOUT 300
+    ENVIRONMENT "MUSE_SERVER=$<TARGET_FILE:muse-server>;MUSE_MODELS_DIR=${PROJECT_SOURCE_DIR}/models;MUSE_IMAGES_DIR=${PROJECT_SOURCE_DIR}/examples/images")
+endif()
