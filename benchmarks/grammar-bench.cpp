@@ -3,7 +3,7 @@
 //
 //   grammar-bench --vocab V.gguf --dump-vocab OUT.json
 //       the vocabulary as the trie sees it (hex pieces), its special and EOG ids
-//   grammar-bench --vocab V.gguf --schemas DIR [--no-slices] [--context-frames K] [--limit N] > results.jsonl
+//   grammar-bench --vocab V.gguf --schemas DIR [--no-slices] [--limit N] > results.jsonl
 //       per schema file: compile time, MaskBench's pass rule (instances serialized
 //       as Python's json.dumps), and a walk of the first valid instance the grammar
 //       accepts: its tokens and the mask time before each token and after the last.
@@ -72,7 +72,7 @@ double us_since(Clock::time_point t) { return std::chrono::duration<double, std:
 int usage() {
     std::fprintf(stderr,
                  "usage: grammar-bench --vocab V.gguf (--dump-vocab OUT.json | --schemas DIR [--no-slices] "
-                 "[--context-frames K] [--limit N])\n");
+                 "[--limit N])\n");
     return 2;
 }
 
@@ -82,7 +82,6 @@ int main(int argc, char **argv) {
     std::string vocab, dump, schemas;
     bool slices = true;
     size_t limit = SIZE_MAX;
-    size_t context_frames = MatcherLimits{}.mask_context_frames;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -91,7 +90,6 @@ int main(int argc, char **argv) {
         else if (a == "--schemas") schemas = next();
         else if (a == "--no-slices") slices = false;
         else if (a == "--limit") limit = std::stoul(next());
-        else if (a == "--context-frames") context_frames = std::stoul(next());
         else return usage();
     }
     if (vocab.empty() || (dump.empty() == schemas.empty())) return usage();
@@ -134,7 +132,6 @@ int main(int argc, char **argv) {
         if (files.size() > limit) files.resize(limit);
         MatcherLimits ml;
         ml.use_slices = slices;
-        ml.mask_context_frames = context_frames;
         {
             ojson head;
             head["engine"] = "muse";
@@ -209,7 +206,6 @@ int main(int argc, char **argv) {
                 r["nodes_walked"] = st.nodes_walked;
                 r["states"] = st.states;
                 r["covered"] = st.covered;
-                r["shared"] = st.shared;
             }
             std::cout << r.dump() << std::endl;
         }

@@ -184,31 +184,16 @@ std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, cons
     ++stats_.computed;
     const int32_t cut =
         limits_.mask_context_frames && can_continue(state) && speculate() ? truncate(state) : state;
-    Shared *sh = nullptr;
     if (cut != state && cut >= kFirstLive) {
-        auto &slot = shared_[cut];
-        if (!slot) {
-            slot = std::make_unique<Shared>();
-            slot->bits.assign(words, 0);
-            compute_mask(cut, trie, slot->bits, slot.get());
-            // Worth keeping only when the subtrees left to the full state are a
-            // small part of the walk (a state that may return right away, such as
-            // the end of a value, reaches the marker at once).
-            size_t left = 0;
-            for (const auto &r : slot->roots) left += r.trie->nodes[r.node].end - r.node;
-            slot->useful = left * 4 < slot->walked;
-            if (!slot->useful) {
-                slot->bits = {};
-                slot->roots = {};
-                slot->prefixes = {};
-            }
-            mask_bytes_ += words * 8 + slot->roots.size() * sizeof(Shared::Root) + slot->prefixes.size();
-        } else if (slot->useful) {
+        auto &sh = shared_[cut];
+        if (!sh) {
+            sh = std::make_unique<Shared>();
+            sh->bits.assign(words, 0);
+            compute_mask(cut, trie, sh->bits, sh.get());
+            mask_bytes_ += words * 8 + sh->roots.size() * sizeof(Shared::Root) + sh->prefixes.size();
+        } else {
             ++stats_.shared;
         }
-        if (slot->useful) sh = slot.get();
-    }
-    if (sh) {
         bits = sh->bits;
         resolve(state, *sh, bits);
     } else {
@@ -296,11 +281,6 @@ void Automaton::compute_mask(int32_t state, const TokenTrie &trie, std::vector<u
 // truncated state reached the marker from the full state (after stepping it
 // through the subtree's prefix; consecutive subtrees share most of it).
 void Automaton::resolve(int32_t state, const Shared &shared, std::vector<uint64_t> &bits) {
-    covers_.clear();
-    if (limits_.use_slices)
-        for (const auto &slice : mask_trie_->slices())
-            if (slice.max_len == 0 && slice.n_tokens > 0) covers_.push_back(&slice);
-    const auto *covers = covers_.empty() ? nullptr : &covers_;
     const TokenTrie::Layout *cur_trie = nullptr;
     std::string cur;  // the prefix whose states are walk_[1 .. cur.size()]
     for (const auto &r : shared.roots) {
@@ -322,8 +302,30 @@ void Automaton::resolve(int32_t state, const Shared &shared, std::vector<uint64_
             cur.push_back(p[c]);
         }
         if (s < kFirstLive) continue;
-        walk_range(*r.trie, r.node, nodes[r.node].end, bits, r.trie == &mask_trie_->all() ? covers : nullptr);
+        walk_subtree(*r.trie, r.node, bits);
     }
+}
+
+// Sets the bits of the tokens in the subtree of node `begin` that the automaton
+// takes from walk_[depth of begin - 1].
+void Automaton::walk_subtree(const TokenTrie::Layout &trie, uint32_t begin, std::vector<uint64_t> &bits) {
+    const auto &nodes = trie.nodes;
+    const auto &toks = trie.tokens;
+    const uint32_t end = nodes[begin].end;
+    size_t visited = 0;
+    for (uint32_t i = begin; i < end;) {
+        const TokenTrie::Node &node = nodes[i];
+        const int32_t s = step(walk_[node.depth - 1], node.byte);
+        ++visited;
+        if (s < kFirstLive) {
+            i = node.end;
+            continue;
+        }
+        walk_[node.depth] = s;
+        for (uint32_t k = node.tok_begin; k < node.tok_end; ++k) bits[toks[k] >> 6] |= uint64_t(1) << (toks[k] & 63);
+        ++i;
+    }
+    stats_.nodes_walked += visited;
 }
 
 // Sets the bits of the tokens of `trie` that the automaton takes from `state`.
@@ -336,23 +338,16 @@ void Automaton::resolve(int32_t state, const Shared &shared, std::vector<uint64_
 // opening quote, when a key may be any string but the declared names ("json-key").
 void Automaton::walk(int32_t state, const TokenTrie::Layout &trie, std::vector<uint64_t> &bits,
                      const std::vector<const TokenTrie::Slice *> *covers, Shared *shared) {
+    const auto &nodes = trie.nodes;
+    const auto &toks = trie.tokens;
     walk_.assign(trie.max_depth + 1, kDead);
     if (shared) path_.assign(trie.max_depth + 1, '\0');
     walk_[0] = state;
-    const size_t visited = walk_range(trie, 1, static_cast<uint32_t>(trie.nodes.size()), bits, covers, shared);
-    if (shared) shared->walked = visited;
-}
-
-// walk() over the nodes [begin, end) of the trie (whole subtrees), from the
-// states in walk_ above them. Returns the nodes stepped through.
-size_t Automaton::walk_range(const TokenTrie::Layout &trie, uint32_t begin, uint32_t end, std::vector<uint64_t> &bits,
-                             const std::vector<const TokenTrie::Slice *> *covers, Shared *shared) {
-    const auto &nodes = trie.nodes;
-    const auto &toks = trie.tokens;
+    const auto n = static_cast<uint32_t>(nodes.size());
     size_t visited = 0;
     uint32_t covered_end = 0;  // nodes before it are inside a subtree covered by `active`
     const TokenTrie::Slice *active = nullptr;
-    for (uint32_t i = begin; i < end;) {
+    for (uint32_t i = 1; i < n;) {
         const TokenTrie::Node &node = nodes[i];
         if (i < covered_end && !active->has_rest[i]) {
             i = node.end;  // only slice tokens below: already set
@@ -394,7 +389,6 @@ size_t Automaton::walk_range(const TokenTrie::Layout &trie, uint32_t begin, uint
         ++i;
     }
     stats_.nodes_walked += visited;
-    return visited;
 }
 
 // survives() from DFA state q, with a small budget (a larger one from the start

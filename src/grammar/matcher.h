@@ -171,15 +171,12 @@ private:
         };
         std::vector<Root> roots;
         std::string prefixes;
-        size_t walked = 0;    // trie nodes the truncated state's walk stepped through
-        bool useful = false;  // the roots are a small part of that walk (else not shared)
     };
     int32_t truncate(int32_t state);
     int32_t truncate_node(int32_t node, size_t frames);
     void compute_mask(int32_t state, const TokenTrie &trie, std::vector<uint64_t> &bits, Shared *roots);
     void resolve(int32_t state, const Shared &shared, std::vector<uint64_t> &bits);
-    size_t walk_range(const TokenTrie::Layout &trie, uint32_t begin, uint32_t end, std::vector<uint64_t> &bits,
-                      const std::vector<const TokenTrie::Slice *> *covers, Shared *shared = nullptr);
+    void walk_subtree(const TokenTrie::Layout &trie, uint32_t begin, std::vector<uint64_t> &bits);
     int32_t compute(int32_t state, uint8_t byte);
     bool survives(int32_t state, const TokenTrie::Slice &slice, size_t max_pairs, size_t max_new_states,
                   uint8_t q0 = 0);
