@@ -21,10 +21,8 @@ Automaton::Automaton(std::shared_ptr<const Rules> rules, MatcherLimits limits)
         states_.push_back({});
         accepting_.push_back(false);
         has_stacks_.push_back(false);
-        marked_.push_back(false);
         add_row(s);
     }
-    nodes_.push_back({kMarkerPos, -1, 0});
     bool accepting = false, too_deep = false;
     out_.clear();
     visited_.clear();
@@ -75,8 +73,6 @@ void Automaton::expand(uint32_t pos0, int32_t parent0, bool &accepting, bool &to
         case kElemEnd:
             if (parent < 0)
                 accepting = true;
-            else if (parent == kMarker)  // returns below a truncated stack: unknown
-                out_.push_back(kMarker);
             else
                 work_.push_back({nodes_[parent].pos, nodes_[parent].parent});
             break;
@@ -113,7 +109,6 @@ int32_t Automaton::intern_state(std::vector<int32_t> &stacks, bool accepting, bo
     states_.push_back(stacks);
     accepting_.push_back(accepting);
     has_stacks_.push_back(!stacks.empty());
-    marked_.push_back(!stacks.empty() && stacks[0] == kMarker);
     add_row(-1);
     state_ids_.emplace(std::move(key), id);
     return id;
@@ -134,10 +129,6 @@ int32_t Automaton::compute(int32_t state, uint8_t byte) {
     ByteSet same;
     for (auto &w : same.w) w = ~uint64_t(0);
     for (int32_t id : stacks) {
-        if (id == kMarker) {  // takes every byte and stays
-            out_.push_back(kMarker);
-            continue;
-        }
         const Node n = nodes_[id];
         const ByteSet &set = sets[elem_arg(elems[n.pos])];
         const bool takes = set.test(byte);
@@ -153,21 +144,9 @@ int32_t Automaton::compute(int32_t state, uint8_t byte) {
     return t;
 }
 
-// Masks of states that differ only deep in their stacks (a string value at
-// each property of an object: the same string rule, another continuation) are
-// mostly the same: a token that stays within the string cannot tell them apart.
-// So a state's mask is computed for its truncation (each stack cut to its top
-// frames above the marker) and cached under it. The truncated state decides
-// every token exactly except those whose bytes return into the marker (the ones
-// that close the string: `"`, `",` ...): for a walk of the truncated state, a
-// token is allowed exactly when some stack of the full state takes it without
-// returning below the cut, because the stacks above the cut are the same. The
-// trie subtrees where the walk reaches the marker are kept and walked again
-// from the full state (Automaton::resolve).
 std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, const TokenTrie &trie) {
     if (mask_trie_ != &trie) {
         masks_.clear();
-        shared_.clear();
         mask_bytes_ = 0;
         mask_trie_ = &trie;
         survives_memo_.clear();
@@ -175,30 +154,46 @@ std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, cons
     auto it = masks_.find(state);
     if (it != masks_.end()) return it->second;
     const size_t words = (static_cast<size_t>(trie.n_vocab()) + 63) / 64;
-    if (mask_bytes_ + 2 * words * 8 > limits_.max_mask_cache_bytes) {
+    if (mask_bytes_ + words * 8 > limits_.max_mask_cache_bytes) {
         masks_.clear();
-        shared_.clear();
         mask_bytes_ = 0;
     }
-    std::vector<uint64_t> bits;
+    std::vector<uint64_t> bits(words, 0);
     ++stats_.computed;
-    const int32_t cut =
-        limits_.mask_context_frames && can_continue(state) && speculate() ? truncate(state) : state;
-    if (cut != state && cut >= kFirstLive) {
-        auto &sh = shared_[cut];
-        if (!sh) {
-            sh = std::make_unique<Shared>();
-            sh->bits.assign(words, 0);
-            compute_mask(cut, trie, sh->bits, sh.get());
-            mask_bytes_ += words * 8 + sh->roots.size() * sizeof(Shared::Root) + sh->prefixes.size();
-        } else {
-            ++stats_.shared;
+    if (can_continue(state)) {
+        const TokenTrie::Layout *rest = &trie.all();
+        if (limits_.use_slices) {
+            // Cheap checks first: an unbounded slice closing up within a few pairs
+            // (a free string), a bounded one (a counted string). Then unbounded ones
+            // with room for many pairs: an object's key, which may be any string
+            // but the declared names, passes through a state per prefix of those
+            // names before it loops like a free string.
+            const TokenTrie::Slice *use = nullptr;
+            // The search builds parser states the walk might never need: past 3/4 of
+            // the bound on states, only the first round, with almost no new states.
+            const int rounds = speculate() ? 2 : 1;
+            const size_t new_states = speculate() ? 32 : 2;
+            for (int round = 0; round < rounds && !use; ++round) {
+                for (const auto &slice : trie.slices()) {
+                    if (slice.n_tokens == 0 || (round == 1 && slice.max_len) || slice.name == "json-key") continue;
+                    const size_t cap = slice.max_len ? 24 * slice.max_len : round == 0 ? 48 : 512;
+                    if (survives(state, slice, cap, new_states)) {
+                        use = &slice;
+                        break;
+                    }
+                }
+            }
+            if (use) {
+                bits = use->bits;
+                rest = &use->rest;
+                ++stats_.sliced;
+            }
         }
-        bits = sh->bits;
-        resolve(state, *sh, bits);
-    } else {
-        bits.assign(words, 0);
-        if (can_continue(state)) compute_mask(state, trie, bits, nullptr);
+        covers_.clear();
+        if (limits_.use_slices && rest == &trie.all())
+            for (const auto &slice : trie.slices())
+                if (slice.max_len == 0 && slice.n_tokens > 0) covers_.push_back(&slice);
+        walk(state, *rest, bits, covers_.empty() ? nullptr : &covers_);
     }
     if (accepting(state))
         for (int32_t id : trie.eog()) bits[id >> 6] |= uint64_t(1) << (id & 63);
@@ -206,126 +201,6 @@ std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, cons
     auto m = std::make_shared<const std::vector<uint64_t>>(std::move(bits));
     masks_.emplace(state, m);
     return m;
-}
-
-// The state whose stacks are the state's cut to their top mask_context_frames
-// frames over the marker; the state itself when no stack is deeper.
-int32_t Automaton::truncate(int32_t state) {
-    const size_t frames = limits_.mask_context_frames;
-    std::vector<int32_t> stacks = states_[state];  // a copy: interning moves states_
-    bool changed = false;
-    for (int32_t &id : stacks) {
-        if (static_cast<size_t>(id) >= trunc_.size()) trunc_.resize(nodes_.size(), -2);
-        if (trunc_[id] == -2) {
-            const int32_t t = truncate_node(id, frames);
-            if (static_cast<size_t>(id) >= trunc_.size()) trunc_.resize(nodes_.size(), -2);
-            trunc_[id] = t;
-        }
-        changed |= trunc_[id] != id;
-        id = trunc_[id];
-    }
-    if (!changed) return state;
-    return intern_state(stacks, accepting_[state], false);
-}
-
-int32_t Automaton::truncate_node(int32_t id, size_t frames) {
-    if (id < 0 || nodes_[id].depth <= frames) return id;
-    if (frames == 0) return kMarker;
-    const Node n = nodes_[id];
-    const int32_t parent = truncate_node(n.parent, frames - 1);
-    bool too_deep = false;  // never: the depth only shrinks
-    return intern_node(n.pos, parent, too_deep);
-}
-
-// The mask of a state that can continue, without end-of-generation tokens: a
-// slice's bitset and a walk of its rest trie where a slice provably applies, else
-// a walk of the whole trie (with covers). `shared`: the state is a truncated one;
-// the subtrees where it reaches the marker are recorded there, not decided.
-void Automaton::compute_mask(int32_t state, const TokenTrie &trie, std::vector<uint64_t> &bits, Shared *shared) {
-    const TokenTrie::Layout *rest = &trie.all();
-    if (limits_.use_slices) {
-        // Cheap checks first: an unbounded slice closing up within a few pairs
-        // (a free string), a bounded one (a counted string). Then unbounded ones
-        // with room for many pairs: an object's key, which may be any string
-        // but the declared names, passes through a state per prefix of those
-        // names before it loops like a free string.
-        const TokenTrie::Slice *use = nullptr;
-        // The search builds parser states the walk might never need: past 3/4 of
-        // the bound on states, only the first round, with almost no new states.
-        const int rounds = speculate() ? 2 : 1;
-        const size_t new_states = speculate() ? 32 : 2;
-        for (int round = 0; round < rounds && !use; ++round) {
-            for (const auto &slice : trie.slices()) {
-                if (slice.n_tokens == 0 || (round == 1 && slice.max_len) || slice.name == "json-key") continue;
-                const size_t cap = slice.max_len ? 24 * slice.max_len : round == 0 ? 48 : 512;
-                if (survives(state, slice, cap, new_states)) {
-                    use = &slice;
-                    break;
-                }
-            }
-        }
-        if (use) {
-            bits = use->bits;
-            rest = &use->rest;
-            ++stats_.sliced;
-        }
-    }
-    covers_.clear();
-    if (limits_.use_slices && rest == &trie.all())
-        for (const auto &slice : trie.slices())
-            if (slice.max_len == 0 && slice.n_tokens > 0) covers_.push_back(&slice);
-    walk(state, *rest, bits, covers_.empty() ? nullptr : &covers_, shared);
-}
-
-// Completes a mask from a truncated state's: walks each subtree where the
-// truncated state reached the marker from the full state (after stepping it
-// through the subtree's prefix; consecutive subtrees share most of it).
-void Automaton::resolve(int32_t state, const Shared &shared, std::vector<uint64_t> &bits) {
-    const TokenTrie::Layout *cur_trie = nullptr;
-    std::string cur;  // the prefix whose states are walk_[1 .. cur.size()]
-    for (const auto &r : shared.roots) {
-        const auto &nodes = r.trie->nodes;
-        if (walk_.size() < r.trie->max_depth + 1) walk_.resize(r.trie->max_depth + 1);
-        const std::string_view p(shared.prefixes.data() + r.prefix, nodes[r.node].depth - 1);
-        size_t c = 0;
-        if (r.trie == cur_trie)
-            while (c < cur.size() && c < p.size() && cur[c] == p[c]) ++c;
-        cur_trie = r.trie;
-        cur.resize(c);
-        walk_[0] = state;
-        int32_t s = walk_[c];
-        for (; c < p.size(); ++c) {
-            s = step(s, static_cast<uint8_t>(p[c]));
-            ++stats_.nodes_walked;
-            if (s < kFirstLive) break;
-            walk_[c + 1] = s;
-            cur.push_back(p[c]);
-        }
-        if (s < kFirstLive) continue;
-        walk_subtree(*r.trie, r.node, bits);
-    }
-}
-
-// Sets the bits of the tokens in the subtree of node `begin` that the automaton
-// takes from walk_[depth of begin - 1].
-void Automaton::walk_subtree(const TokenTrie::Layout &trie, uint32_t begin, std::vector<uint64_t> &bits) {
-    const auto &nodes = trie.nodes;
-    const auto &toks = trie.tokens;
-    const uint32_t end = nodes[begin].end;
-    size_t visited = 0;
-    for (uint32_t i = begin; i < end;) {
-        const TokenTrie::Node &node = nodes[i];
-        const int32_t s = step(walk_[node.depth - 1], node.byte);
-        ++visited;
-        if (s < kFirstLive) {
-            i = node.end;
-            continue;
-        }
-        walk_[node.depth] = s;
-        for (uint32_t k = node.tok_begin; k < node.tok_end; ++k) bits[toks[k] >> 6] |= uint64_t(1) << (toks[k] & 63);
-        ++i;
-    }
-    stats_.nodes_walked += visited;
 }
 
 // Sets the bits of the tokens of `trie` that the automaton takes from `state`.
@@ -337,11 +212,10 @@ void Automaton::walk_subtree(const TokenTrie::Layout &trie, uint32_t begin, std:
 // declared name has, it is a free string ("json-string"); and the subtree of the
 // opening quote, when a key may be any string but the declared names ("json-key").
 void Automaton::walk(int32_t state, const TokenTrie::Layout &trie, std::vector<uint64_t> &bits,
-                     const std::vector<const TokenTrie::Slice *> *covers, Shared *shared) {
+                     const std::vector<const TokenTrie::Slice *> *covers) {
     const auto &nodes = trie.nodes;
     const auto &toks = trie.tokens;
     walk_.assign(trie.max_depth + 1, kDead);
-    if (shared) path_.assign(trie.max_depth + 1, '\0');
     walk_[0] = state;
     const auto n = static_cast<uint32_t>(nodes.size());
     size_t visited = 0;
@@ -358,15 +232,6 @@ void Automaton::walk(int32_t state, const TokenTrie::Layout &trie, std::vector<u
         if (s < kFirstLive) {
             i = node.end;  // the prefix is rejected: skip every token under it
             continue;
-        }
-        if (shared) {
-            if (marked_[s]) {  // a token here may return below the cut: the full state decides
-                shared->roots.push_back({&trie, i, static_cast<uint32_t>(shared->prefixes.size())});
-                shared->prefixes.append(path_.data(), node.depth - 1);
-                i = node.end;
-                continue;
-            }
-            path_[node.depth - 1] = static_cast<char>(node.byte);
         }
         walk_[node.depth] = s;
         for (uint32_t k = node.tok_begin; k < node.tok_end; ++k) bits[toks[k] >> 6] |= uint64_t(1) << (toks[k] & 63);
@@ -452,9 +317,7 @@ bool Automaton::survives(int32_t state, const TokenTrie::Slice &slice, size_t ma
             const uint8_t q = row[b];
             if (q == TokenTrie::kNoState) continue;
             const int32_t t = step(s, static_cast<uint8_t>(b));
-            // A slice token dies (or cannot go on), or it returns below a truncated
-            // stack (where it may die).
-            if (t < kFirstLive || !has_stacks_[t] || marked_[t]) return false;
+            if (t < kFirstLive || !has_stacks_[t]) return false;  // a slice token dies (or cannot go on)
             // The search builds states that no token may ever reach; past a budget
             // (an object's key in a large schema: a state per prefix of every
             // declared name, per position in the object) the walk is cheaper.

@@ -34,10 +34,6 @@ struct MatcherLimits {
     // Token masks use the trie's slices where they provably apply (off: always
     // walk the whole trie; the tests compare the two).
     bool use_slices = true;
-    // Masks are shared between states that differ only below their top this many
-    // stack frames (0: every state's mask is computed from the whole state; the
-    // tests compare the two). See Automaton::mask.
-    size_t mask_context_frames = 3;
 };
 
 // What mask computations cost so far (for tests and benchmarks).
@@ -46,7 +42,6 @@ struct MaskStats {
     size_t sliced = 0;        // of which a slice's bitset plus its rest trie
     size_t nodes_walked = 0;  // trie nodes stepped through
     size_t covered = 0;       // subtrees of a walk whose slice tokens were set en bloc
-    size_t shared = 0;        // masks completed from a truncated state's (see Automaton::mask)
     size_t states = 0;        // parser states built so far
 };
 
@@ -154,34 +149,11 @@ private:
         int32_t parent;
         uint32_t depth;
     };
-    // Node 0 is the marker: the bottom of a truncated stack (what lies below is not
-    // known). Popping into it yields a stack that is the marker alone; it takes
-    // every byte and stays, so a state holding it stays marked along a walk.
-    static constexpr int32_t kMarker = 0;
-    static constexpr uint32_t kMarkerPos = ~uint32_t(0);
-    // The part of a truncated state's mask that holds for every state it stands
-    // for, and the trie subtrees where a token pops below the truncation (their
-    // tokens are decided by walking them from the full state).
-    struct Shared {
-        std::vector<uint64_t> bits;
-        struct Root {
-            const TokenTrie::Layout *trie;
-            uint32_t node;
-            uint32_t prefix;  // the bytes above the node: prefixes[prefix, prefix + depth - 1)
-        };
-        std::vector<Root> roots;
-        std::string prefixes;
-    };
-    int32_t truncate(int32_t state);
-    int32_t truncate_node(int32_t node, size_t frames);
-    void compute_mask(int32_t state, const TokenTrie &trie, std::vector<uint64_t> &bits, Shared *roots);
-    void resolve(int32_t state, const Shared &shared, std::vector<uint64_t> &bits);
-    void walk_subtree(const TokenTrie::Layout &trie, uint32_t begin, std::vector<uint64_t> &bits);
     int32_t compute(int32_t state, uint8_t byte);
     bool survives(int32_t state, const TokenTrie::Slice &slice, size_t max_pairs, size_t max_new_states,
                   uint8_t q0 = 0);
     void walk(int32_t state, const TokenTrie::Layout &trie, std::vector<uint64_t> &bits,
-              const std::vector<const TokenTrie::Slice *> *covers = nullptr, Shared *roots = nullptr);
+              const std::vector<const TokenTrie::Slice *> *covers = nullptr);
     bool survives_cached(int32_t state, size_t cover, const TokenTrie::Slice &slice, uint8_t q);
     // Whether slice checks may build states speculatively (under 3/4 of the bound,
     // so that they never push a grammar that fits into the state limit).
@@ -196,7 +168,7 @@ private:
     std::vector<Node> nodes_;
     IdMap node_ids_;
     std::vector<std::vector<int32_t>> states_;
-    std::vector<bool> accepting_, has_stacks_, marked_;  // marked_: holds the marker stack
+    std::vector<bool> accepting_, has_stacks_;
     struct VecHash {
         size_t operator()(const std::vector<int32_t> &v) const;
     };
@@ -219,10 +191,7 @@ private:
     const TokenTrie *mask_trie_ = nullptr;
     std::unordered_map<int32_t, std::shared_ptr<const std::vector<uint64_t>>> masks_;
     size_t mask_bytes_ = 0;
-    std::unordered_map<int32_t, std::unique_ptr<Shared>> shared_;  // per truncated state
-    std::vector<int32_t> trunc_;  // per stack node: its truncation (-2: not yet)
     std::vector<int32_t> walk_;
-    std::string path_;  // the bytes of the walk's current trie path
     // scratch for survives()
     std::vector<uint64_t> pairs_, seen_keys_;
     std::vector<uint16_t> pair_depth_;
