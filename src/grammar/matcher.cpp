@@ -246,9 +246,14 @@ void Automaton::walk(int32_t state, const TokenTrie::Layout &trie, std::vector<u
                 const uint8_t q = cover.node_q[i];
                 if (q == TokenTrie::kNoState || cover.pre_begin[i] == cover.pre_begin[node.end]) continue;
                 if (!survives_cached(s, c, cover, q)) continue;
-                for (uint32_t k = cover.pre_begin[i]; k < cover.pre_begin[node.end]; ++k) {
-                    const int32_t id = cover.pre_tokens[k];
-                    bits[id >> 6] |= uint64_t(1) << (id & 63);
+                if (cover.pre_begin[node.end] - cover.pre_begin[i] >= TokenTrie::kDenseTokens) {
+                    const auto &d = cover.dense_bits[cover.dense_at.at(i)];
+                    for (size_t w = 0; w < d.size(); ++w) bits[w] |= d[w];
+                } else {
+                    for (uint32_t k = cover.pre_begin[i]; k < cover.pre_begin[node.end]; ++k) {
+                        const int32_t id = cover.pre_tokens[k];
+                        bits[id >> 6] |= uint64_t(1) << (id & 63);
+                    }
                 }
                 covered_end = node.end;
                 active = &cover;

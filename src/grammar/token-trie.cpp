@@ -125,6 +125,14 @@ void TokenTrie::add_slice(std::string name, std::vector<std::array<uint8_t, 256>
     s.pre_begin[n] = static_cast<uint32_t>(s.pre_tokens.size());
     for (size_t i = n - 1; i > 0; --i)
         if (s.has_rest[i]) s.has_rest[parent[i]] = 1;
+    for (size_t i = 1; i < n; ++i) {
+        if (s.node_q[i] == kNoState || s.pre_begin[nodes[i].end] - s.pre_begin[i] < kDenseTokens) continue;
+        std::vector<uint64_t> b(s.bits.size(), 0);
+        for (uint32_t k = s.pre_begin[i]; k < s.pre_begin[nodes[i].end]; ++k)
+            b[s.pre_tokens[k] >> 6] |= uint64_t(1) << (s.pre_tokens[k] & 63);
+        s.dense_at.emplace(static_cast<uint32_t>(i), static_cast<uint32_t>(s.dense_bits.size()));
+        s.dense_bits.push_back(std::move(b));
+    }
     slices_.push_back(std::move(s));
 }
 

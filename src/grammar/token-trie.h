@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace muse {
@@ -69,7 +70,13 @@ public:
         std::vector<uint8_t> node_q, has_rest;
         std::vector<uint32_t> pre_begin;
         std::vector<int32_t> pre_tokens;
+        // The same tokens as a bitset for the subtrees that hold many (a key's
+        // quote covers most of the vocabulary: OR-ing words beats setting bits one
+        // by one): node -> index into dense_bits.
+        std::unordered_map<uint32_t, uint32_t> dense_at;
+        std::vector<std::vector<uint64_t>> dense_bits;
     };
+    static constexpr uint32_t kDenseTokens = 4096;  // the least tokens of a subtree given a bitset
 
     int32_t n_vocab() const { return static_cast<int32_t>(pieces_.size()); }
     const Layout &all() const { return all_; }
