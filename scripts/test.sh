@@ -3,14 +3,14 @@
 # whole test suite: ASan+UBSan build and tests, the concurrency tests under TSan,
 # the fuzzers (corpus replay plus a bounded fresh run), and finally the normal
 # build's full ctest suite, whose summary is the last line printed.
-#   MUSE_FUZZ_SECONDS=60   seconds of fresh fuzzing (0 skips it)
+#   MUSE_FUZZ_SECONDS=45   seconds of fresh fuzzing per target (0 skips it)
 #   MUSE_TEST_QUICK=1      only the normal build's suite
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 "$root/scripts/install-deps.sh"
 jobs="${MUSE_JOBS:-$(nproc)}"
-fuzz_seconds="${MUSE_FUZZ_SECONDS:-60}"
+fuzz_seconds="${MUSE_FUZZ_SECONDS:-45}"
 
 if [ "${MUSE_TEST_QUICK:-0}" != "1" ]; then
   echo "== ASan + UBSan build and tests =="
