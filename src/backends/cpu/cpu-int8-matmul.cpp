@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #if defined(MUSE_HAVE_AVX512) && defined(__AVX512VNNI__)
@@ -199,18 +200,24 @@ void group_vnni(const Operands &o) {
     for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(o.y + t * o.ldy, keep, acc[t]);
 }
 
+// Calls f(std::integral_constant<int, N>) for N = nt tokens (1..8; more take 8).
+template <class F>
+void with_tile_tokens(int nt, F f) {
+    switch (nt) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 5: f(std::integral_constant<int, 5>{}); break;
+    case 6: f(std::integral_constant<int, 6>{}); break;
+    case 7: f(std::integral_constant<int, 7>{}); break;
+    default: f(std::integral_constant<int, 8>{}); break;
+    }
+}
+
 template <GgmlType T>
 void group_vnni_n(const Operands &o, int nt) {
-    switch (nt) {
-    case 1: group_vnni<T, 1>(o); break;
-    case 2: group_vnni<T, 2>(o); break;
-    case 3: group_vnni<T, 3>(o); break;
-    case 4: group_vnni<T, 4>(o); break;
-    case 5: group_vnni<T, 5>(o); break;
-    case 6: group_vnni<T, 6>(o); break;
-    case 7: group_vnni<T, 7>(o); break;
-    default: group_vnni<T, 8>(o); break;
-    }
+    with_tile_tokens(nt, [&](auto n) { group_vnni<T, decltype(n)::value>(o); });
 }
 #endif
 
@@ -306,16 +313,7 @@ void q4k_group_vnni(const Operands &o) {
 
 template <bool kFive>
 void q4k_group_vnni_n(const Operands &o, int nt) {
-    switch (nt) {
-    case 1: q4k_group_vnni<kFive, 1>(o); break;
-    case 2: q4k_group_vnni<kFive, 2>(o); break;
-    case 3: q4k_group_vnni<kFive, 3>(o); break;
-    case 4: q4k_group_vnni<kFive, 4>(o); break;
-    case 5: q4k_group_vnni<kFive, 5>(o); break;
-    case 6: q4k_group_vnni<kFive, 6>(o); break;
-    case 7: q4k_group_vnni<kFive, 7>(o); break;
-    default: q4k_group_vnni<kFive, 8>(o); break;
-    }
+    with_tile_tokens(nt, [&](auto n) { q4k_group_vnni<kFive, decltype(n)::value>(o); });
 }
 #endif
 
@@ -408,28 +406,18 @@ void q6k_group_vnni(const Operands &o) {
 }
 
 void q6k_group_vnni_n(const Operands &o, int nt) {
-    switch (nt) {
-    case 1: q6k_group_vnni<1>(o); break;
-    case 2: q6k_group_vnni<2>(o); break;
-    case 3: q6k_group_vnni<3>(o); break;
-    case 4: q6k_group_vnni<4>(o); break;
-    case 5: q6k_group_vnni<5>(o); break;
-    case 6: q6k_group_vnni<6>(o); break;
-    case 7: q6k_group_vnni<7>(o); break;
-    default: q6k_group_vnni<8>(o); break;
-    }
+    with_tile_tokens(nt, [&](auto n) { q6k_group_vnni<decltype(n)::value>(o); });
 }
 #endif
 
 // ---- AMX: 16 tokens x 16 rows per tile multiply
 //
-// A group block's packed Q8_0 bytes are already an AMX B tile: 8 rows (chunks of 4
-// elements) of 64 bytes, 4 bytes per output row, which is the layout TDPBSUD reads for
-// unsigned B. The 16 tokens' signed activation bytes of the block form the A tile (16 rows
-// of 32 bytes, each token's row read in place). One TDPBSUD gives the 16 x 16 exact block
-// sums, and the scale step is the VNNI kernel's, in the same order: the bits do not change.
-// Q4_0 and Q4_K nibbles are spread into such tiles once per group (scratch), then every
-// 16-token tile of the chunk reuses them.
+// The packed group blocks keep VNNI's layout: 8 rows (chunks of 4 elements) of 64 bytes, 4
+// bytes per output row, which is also the layout of an AMX B tile. Each group's weights are
+// spread once per chunk into such tiles (signed, or Q4_K/Q5_K's unsigned nibbles), and the
+// tokens' activation bytes are laid out as contiguous A tiles (16 tokens x 32 bytes). One
+// tile multiply gives the 16 x 16 exact block sums, and the scale step is the VNNI kernel's,
+// in the same order: the bits do not change.
 #if defined(MUSE_HAVE_AMX)
 constexpr size_t kTileBytes = 512;  // one B tile: 32 elements x 16 rows
 // AMX pays from two tiles per call (the weights are spread into tiles once per call; at
@@ -585,14 +573,11 @@ void amx_build_panels(const int8_t *q, const float *d, const int32_t *s, int64_t
     }
 }
 
-// One group against the 16 tokens of a panel. tiles: the spread B tiles (nibble types).
-// The tile registers are not renamed: a C tile's next block waits for its store, so two
-// sets alternate.
-template <GgmlType T>
-const uint8_t *amx_b_tile(const Operands &, const uint8_t *tiles, int64_t b) {
-    return tiles + static_cast<size_t>(b) * kTileBytes;
-}
+inline const uint8_t *amx_b_tile(const uint8_t *tiles, int64_t b) { return tiles + static_cast<size_t>(b) * kTileBytes; }
 
+// One group against the 16 tokens of a panel; tiles: the group's spread B tiles. The tile
+// registers are not renamed: a C tile's next block waits for its store, so two sets
+// alternate.
 template <GgmlType T>
 void group_amx(const Operands &o, const AmxPanel &p, const uint8_t *tiles, int valid) {
     alignas(64) int32_t c0[256], c1[256];
@@ -603,9 +588,9 @@ void group_amx(const Operands &o, const AmxPanel &p, const uint8_t *tiles, int v
         _tile_zero(0);
         _tile_zero(1);
         _tile_loadd(4, p.a + b * 512, kBlock);
-        _tile_loadd(6, amx_b_tile<T>(o, tiles, b), 64);
+        _tile_loadd(6, amx_b_tile(tiles, b), 64);
         _tile_loadd(5, p.a + (b + 1) * 512, kBlock);
-        _tile_loadd(7, amx_b_tile<T>(o, tiles, b + 1), 64);
+        _tile_loadd(7, amx_b_tile(tiles, b + 1), 64);
         MUSE_AMX_DOT(T, 0, 4, 6);
         MUSE_AMX_DOT(T, 1, 5, 7);
         _tile_stored(0, c0, 64);
@@ -616,7 +601,7 @@ void group_amx(const Operands &o, const AmxPanel &p, const uint8_t *tiles, int v
     if (b < o.nb) {
         _tile_zero(0);
         _tile_loadd(4, p.a + b * 512, kBlock);
-        _tile_loadd(6, amx_b_tile<T>(o, tiles, b), 64);
+        _tile_loadd(6, amx_b_tile(tiles, b), 64);
         MUSE_AMX_DOT(T, 0, 4, 6);
         _tile_stored(0, c0, 64);
         amx_scale_block<T>(o, p, c0, b, acc);
@@ -641,8 +626,8 @@ void group_amx_2x2(const Operands &o0, const Operands &o1, const AmxPanel &p0, c
         _tile_zero(3);
         _tile_loadd(4, p0.a + b * 512, kBlock);
         _tile_loadd(5, p1.a + b * 512, kBlock);
-        _tile_loadd(6, amx_b_tile<T>(o0, tiles0, b), 64);
-        _tile_loadd(7, amx_b_tile<T>(o1, tiles1, b), 64);
+        _tile_loadd(6, amx_b_tile(tiles0, b), 64);
+        _tile_loadd(7, amx_b_tile(tiles1, b), 64);
         MUSE_AMX_DOT(T, 0, 4, 6);
         MUSE_AMX_DOT(T, 1, 4, 7);
         MUSE_AMX_DOT(T, 2, 5, 6);
