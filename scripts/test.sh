@@ -36,7 +36,7 @@ if [ "${MUSE_TEST_QUICK:-0}" != "1" ]; then
   cmake --build "$root/build-fuzz" -j "$jobs" --target fuzz-gguf fuzz-image fuzz-channels fuzz-grammar fuzz-jinja fuzz-tools \
       fuzz-server-request
   if [ "$fuzz_seconds" -gt 0 ]; then
-    (cd "$root/build-fuzz" && ctest -R '^fuzz-' --output-on-failure)
+    (cd "$root/build-fuzz" && ctest -j "$jobs" -R '^fuzz-' --output-on-failure)
   else
     (cd "$root/build-fuzz" && ctest -R 'corpus' --output-on-failure)
   fi

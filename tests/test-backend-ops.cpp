@@ -591,7 +591,10 @@ void add_attention(std::vector<OpCase> &cases) {
 
 void add_vision(std::vector<OpCase> &cases) {
     // patches / transpose: copies: exact.
-    for (auto [W, H, C, P] : {std::tuple<int64_t, int64_t, int64_t, int>{8, 6, 3, 2}, {28, 14, 3, 14}, {9, 9, 1, 3}}) {
+    for (auto shape : {std::tuple<int64_t, int64_t, int64_t, int>{8, 6, 3, 2}, {28, 14, 3, 14}, {9, 9, 1, 3}}) {
+        // Plain locals, not a structured binding: clang before 16 cannot capture those.
+        const int64_t W = std::get<0>(shape), H = std::get<1>(shape), C = std::get<2>(shape);
+        const int P = std::get<3>(shape);
         cases.push_back({"patches " + std::to_string(W) + "x" + std::to_string(H) + "x" + std::to_string(C) + " p" + std::to_string(P), 0.0,
                          [=](Ctx &c) {
                              const auto img = c.randn(W * H * C);
@@ -609,7 +612,7 @@ void add_vision(std::vector<OpCase> &cases) {
                          }});
     }
     for (auto [a, b, n] : {std::tuple<int64_t, int64_t, int64_t>{5, 7, 1}, {64, 33, 3}}) {
-        cases.push_back({"transpose " + std::to_string(a) + "x" + std::to_string(b) + "x" + std::to_string(n), 0.0, [=](Ctx &c) {
+        cases.push_back({"transpose " + std::to_string(a) + "x" + std::to_string(b) + "x" + std::to_string(n), 0.0, [a = a, b = b, n = n](Ctx &c) {
                              const auto xs = c.randn(a * b * n);
                              const Tensor src = c.f32(xs, a, b, n), dst = c.empty(GgmlType::F32, b, a, n);
                              c.be.transpose(src, dst);
@@ -623,7 +626,7 @@ void add_vision(std::vector<OpCase> &cases) {
     // resize_bilinear: two lerps of float values: 8 eps of max |ref|.
     for (auto [C, wi, hi, wo, ho] : {std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>{3, 4, 4, 8, 6}, {16, 9, 7, 4, 3}, {1, 5, 5, 5, 5}}) {
         cases.push_back({"resize_bilinear " + std::to_string(wi) + "x" + std::to_string(hi) + "->" + std::to_string(wo) + "x" + std::to_string(ho),
-                         8 * kEps, [=](Ctx &c) {
+                         8 * kEps, [C = C, wi = wi, hi = hi, wo = wo, ho = ho](Ctx &c) {
                              const auto xs = c.randn(C * wi * hi);
                              const Tensor src = c.f32(xs, C, wi, hi), dst = c.empty(GgmlType::F32, C, wo, ho);
                              c.be.resize_bilinear(src, dst);
@@ -675,7 +678,7 @@ void add_vision(std::vector<OpCase> &cases) {
     const std::pair<Activation, const char *> acts[] = {
         {Activation::GeluErf, "gelu_erf"}, {Activation::GeluTanh, "gelu_tanh"}, {Activation::GeluQuick, "gelu_quick"}, {Activation::Silu, "silu"}};
     for (auto [f, fname] : acts) {
-        cases.push_back({std::string("activation ") + fname, 16 * kEps, [f](Ctx &c) {
+        cases.push_back({std::string("activation ") + fname, 16 * kEps, [f = f](Ctx &c) {
                              const auto xs = c.randn(1000, 2.5f);
                              const Tensor x = c.f32(xs, 1000);
                              c.be.activation(x, f);

@@ -648,6 +648,14 @@ TEST_CASE("JSON Schema: refusals name the keyword and the path", "[grammar]") {
                Catch::Contains("'minimum'") && Catch::Contains("not an integer"));
     CHECK_THAT(schema_error(ojson::parse(R"({"$ref": "http://example.com/s.json"})")),
                Catch::Contains("'$ref'") && Catch::Contains("not a local reference"));
+    // Malformed JSON-pointer fragments are refused by message, not by a stray exception.
+    CHECK_THAT(schema_error(ojson::parse(R"({"$defs": {"t": {}}, "$ref": "#/$d%%%%efs/t"})")),
+               Catch::Contains("malformed percent escape"));
+    CHECK_THAT(schema_error(ojson::parse(R"({"$defs": {"t": {}}, "$ref": "#/$defs/t%4"})")),
+               Catch::Contains("malformed percent escape"));
+    CHECK(schema_error(ojson::parse(R"({"$defs": {"t u": {}}, "$ref": "#/$defs/t%20u"})")).empty());
+    CHECK_THAT(schema_error(ojson::parse(R"({"a": [{}], "$ref": "#/a/99999999999999999999999"})")),
+               Catch::Contains("does not resolve"));
     CHECK_THAT(schema_error(ojson::parse(R"({"type": "string", "pattern": "(a)\\1"})")),
                Catch::Contains("'pattern'") && Catch::Contains("backreferences"));
     JsonSchemaOptions exact;

@@ -164,6 +164,13 @@ private:
         return full;
     }
 
+    static int hex_digit(char c) {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    }
+
     const json &resolve(const std::string &ref, const std::string &path) const {
         if (ref.empty() || ref[0] != '#')
             refuse(path, "$ref", "'" + ref + "' is not a local reference (only '#...' JSON pointers are compiled)");
@@ -179,8 +186,13 @@ private:
                 if (tok[k] == '~' && k + 1 < tok.size()) {
                     dec += tok[k + 1] == '1' ? '/' : '~';
                     ++k;
-                } else if (tok[k] == '%' && k + 2 < tok.size()) {
-                    dec += static_cast<char>(std::stoi(tok.substr(k + 1, 2), nullptr, 16));
+                } else if (tok[k] == '%') {
+                    // URI percent-encoding inside the fragment; anything but two hex digits is
+                    // a malformed reference, not a character.
+                    const int hi = k + 2 < tok.size() ? hex_digit(tok[k + 1]) : -1;
+                    const int lo = hi >= 0 ? hex_digit(tok[k + 2]) : -1;
+                    if (lo < 0) invalid(path, "$ref '" + ref + "' has a malformed percent escape");
+                    dec += static_cast<char>(hi * 16 + lo);
                     k += 2;
                 } else {
                     dec += tok[k];
@@ -188,7 +200,8 @@ private:
             }
             if (cur->is_object() && cur->contains(dec)) {
                 cur = &(*cur)[dec];
-            } else if (cur->is_array() && !dec.empty() && std::all_of(dec.begin(), dec.end(), ::isdigit) &&
+            } else if (cur->is_array() && !dec.empty() && dec.size() <= 9 &&
+                       std::all_of(dec.begin(), dec.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
                        std::stoul(dec) < cur->size()) {
                 cur = &(*cur)[std::stoul(dec)];
             } else {
@@ -1127,7 +1140,17 @@ std::string json_schema_to_gbnf(const nlohmann::ordered_json &schema, const Json
         if (node->is_structured())
             for (const auto &child : *node) todo.emplace_back(&child, depth + 1);
     }
-    return SchemaCompiler(schema, options).run();
+    // A schema whose values have unexpected types can trip a JSON accessor or a
+    // conversion deep in the compiler; those are the caller's bad input, not a crash.
+    try {
+        return SchemaCompiler(schema, options).run();
+    } catch (const muse::Error &) {
+        throw;
+    } catch (const std::bad_alloc &) {
+        throw;
+    } catch (const std::exception &e) {
+        fail(MUSE_ERR_INVALID_ARGUMENT, "JSON Schema: ", e.what());
+    }
 }
 
 }  // namespace muse::grammar
