@@ -8,6 +8,7 @@
 //   usage: matmul-bench [--type Q8_0] [--threads 2] [--layers 24] [--reps 5] [--level avx512] [--only 0..6]
 //                       [--no-head 1] [--max-tok 16]
 #include "backends/backend.h"
+#include "backends/graph.h"
 #include "backends/cpu/cpu-kernels.h"
 #include "core/dequant.h"
 #include "gguf/gguf-writer.h"
@@ -59,6 +60,14 @@ int main(int argc, char **argv) {
         return 2;
     }
     auto backend = make_backend(MUSE_BACKEND_CPU, threads);
+    auto weights = backend->weight_buffer();
+    // One matmul as a one-op graph: the way model code reaches the backend.
+    Graph graph(*backend);
+    auto matmul = [&](const Tensor &w, const Tensor &x, const Tensor &y) {
+        graph.clear();
+        graph.matmul(w, x, y);
+        backend->compute(graph);
+    };
     const int64_t E = 896, F = 4864, KV = 128;
     const int64_t shapes[7][2] = {{E, E}, {E, KV}, {E, KV}, {E, E}, {E, F}, {E, F}, {F, E}};
 
@@ -97,7 +106,7 @@ int main(int argc, char **argv) {
                 return 2;
             }
             store.push_back(std::move(bytes));
-            ws.push_back(backend->weights(type, ne, store.back().data()));
+            ws.push_back(weights->add(type, ne, store.back().data()));
         }
     }
     // The output projection (vocabulary 151936): read once per decode step like a layer.
@@ -122,8 +131,9 @@ int main(int argc, char **argv) {
         std::vector<uint8_t> head;  // 1024 random rows repeated: the footprint is what matters
         for (int64_t r = 0; r < V; r += 1024) head.insert(head.end(), part.begin(), part.begin() + static_cast<std::ptrdiff_t>(part.size() / 1024 * std::min<int64_t>(1024, V - r)));
         store.push_back(std::move(head));
-        ws.push_back(backend->weights(type, ne, store.back().data()));
+        ws.push_back(weights->add(type, ne, store.back().data()));
     }
+    weights->commit();
     const int64_t cols = std::max(16, max_tok);
     auto buf_x = backend->alloc(static_cast<size_t>(F * cols * 4));
     auto buf_y = backend->alloc(static_cast<size_t>(151936 * cols * 4));
@@ -151,7 +161,7 @@ int main(int argc, char **argv) {
                 if (only >= 0 && static_cast<int>(wi % 7) != only) continue;  // (no head with --only)
                 const Tensor tx = make(buf_x.get(), w.ne[0], n_tok), ty = make(buf_y.get(), w.ne[1], n_tok);
                 backend->upload(tx, x.data(), static_cast<size_t>(w.ne[0] * n_tok * 4));
-                backend->matmul(w, tx, ty);
+                matmul(w, tx, ty);
             }
             best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
             best_cpu = std::min(best_cpu, cpu_seconds() - c0);
@@ -170,13 +180,13 @@ int main(int argc, char **argv) {
         const Tensor &w = ws[static_cast<size_t>(s)];
         const Tensor tx = make(buf_x.get(), w.ne[0], 16), ty = make(buf_y.get(), w.ne[1], 16);
         backend->upload(tx, x.data(), static_cast<size_t>(w.ne[0] * 16 * 4));
-        backend->matmul(w, tx, ty);
+        matmul(w, tx, ty);
         std::vector<float> all(static_cast<size_t>(w.ne[1] * 16)), one(static_cast<size_t>(w.ne[1]));
         backend->download(ty, all.data(), all.size() * 4);
         for (int t = 0; t < 16; ++t) {
             const Tensor x1 = make(buf_x.get(), w.ne[0], 1), y1 = make(buf_y.get(), w.ne[1], 1);
             backend->upload(x1, x.data() + t * w.ne[0], static_cast<size_t>(w.ne[0] * 4));
-            backend->matmul(w, x1, y1);
+            matmul(w, x1, y1);
             backend->download(y1, one.data(), one.size() * 4);
             if (std::memcmp(one.data(), all.data() + t * w.ne[1], one.size() * 4)) ++mismatches;
         }

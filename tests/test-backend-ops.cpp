@@ -5,6 +5,7 @@
 // upload, download, weights), so another backend can run the same table; on the CPU
 // backend the table runs once per dispatch level the machine has (MUSE_CPU_LEVEL caps it).
 #include "backends/backend.h"
+#include "backends/graph.h"
 #include "backends/cpu/cpu-int8-matmul.h"
 #include "backends/cpu/cpu-kernels.h"
 #include "core/dequant.h"
@@ -37,9 +38,30 @@ struct Ctx {
     Backend &be;
     std::mt19937 rng;
     std::vector<std::unique_ptr<Buffer>> buffers;
-    std::vector<std::vector<uint8_t>> host;  // weight bytes handed to Backend::weights
+    std::vector<std::vector<uint8_t>> host;  // weight bytes handed to the weight buffer
+    std::unique_ptr<WeightBuffer> weight_buffer;
+    Graph g;  // the case's ops, run by the next read()
+    std::vector<bool> ran = std::vector<bool>(kOpCount, false);  // the ops this case ran
 
-    Ctx(Backend &b, uint32_t seed) : be(b), rng(seed) {}
+    Ctx(Backend &b, uint32_t seed) : be(b), rng(seed), weight_buffer(b.weight_buffer()), g(b) {}
+
+    // Runs what the case recorded so far.
+    void flush() {
+        if (g.nodes().empty() && g.inputs().empty()) return;
+        for (const OpNode &n : g.nodes()) {
+            ran[static_cast<size_t>(n.op)] = true;
+            INFO(op_name(n.op));
+            CHECK(be.supports_op(n));
+        }
+        be.compute(g);
+        g.clear();
+    }
+    // An I32 tensor (ids, positions, cells, windows) holding v.
+    Tensor i32(const std::vector<int32_t> &v) {
+        Tensor t = empty(GgmlType::I32, static_cast<int64_t>(v.size()));
+        be.upload(t, v.data(), v.size() * 4);
+        return t;
+    }
 
     Tensor empty(GgmlType type, int64_t ne0, int64_t ne1 = 1, int64_t ne2 = 1, int64_t ne3 = 1) {
         Tensor t;
@@ -59,11 +81,11 @@ struct Ctx {
     Tensor weights(GgmlType type, const std::vector<uint8_t> &bytes, int64_t ne0, int64_t ne1 = 1) {
         host.push_back(bytes);
         const int64_t ne[4] = {ne0, ne1, 1, 1};
-        return be.weights(type, ne, host.back().data());
+        return weight_buffer->add(type, ne, host.back().data());
     }
     std::vector<float> read(const Tensor &t) {
         std::vector<float> v(static_cast<size_t>(t.n_elements()));
-        be.synchronize();
+        flush();
         be.download(t, v.data(), v.size() * 4);
         return v;
     }
@@ -247,7 +269,7 @@ void add_matmul(std::vector<OpCase> &cases) {
                                  const Tensor w = c.weights(type, wb, s.k, s.n_out);
                                  const Tensor x = c.f32(xs, s.k, s.n_tok);
                                  const Tensor y = c.empty(GgmlType::F32, s.n_out, s.n_tok);
-                                 c.be.matmul(w, x, y);
+                                 c.g.matmul(w, x, y);
                                  std::vector<double> ref, norm;
                                  if (w.layout == WeightLayout::rows16) {  // 8-bit activations
                                      int8_reference(wd, xs, s.k, s.n_out, s.n_tok, ref, norm);
@@ -281,7 +303,7 @@ void add_rows_ops(std::vector<OpCase> &cases) {
                              const int32_t ids[] = {3, 0, 9, 3, 7};
                              const Tensor w = c.weights(type, wb, ne0, 10);
                              const Tensor out = c.empty(GgmlType::F32, ne0, 5);
-                             c.be.get_rows(w, ids, 5, out);
+                             c.g.get_rows(w, c.i32({ids, ids + 5}), out);
                              std::vector<double> ref;
                              for (int32_t id : ids)
                                  ref.insert(ref.end(), wd.begin() + id * ne0, wd.begin() + (id + 1) * ne0);
@@ -293,7 +315,7 @@ void add_rows_ops(std::vector<OpCase> &cases) {
                              const auto bb = random_weights(c, type, ne0);
                              const auto bd = dequant_d(type, bb, ne0);
                              const Tensor x = c.f32(xs, ne0, 3);
-                             c.be.add(x, c.weights(type, bb, ne0));
+                             c.g.add(x, c.weights(type, bb, ne0));
                              std::vector<double> ref;
                              for (int64_t i = 0; i < ne0 * 3; ++i) ref.push_back(double(xs[i]) + bd[i % ne0]);
                              return compare(c.read(x), ref);
@@ -304,7 +326,7 @@ void add_rows_ops(std::vector<OpCase> &cases) {
                              const auto wb = random_weights(c, type, ne0);
                              const auto wd = dequant_d(type, wb, ne0);
                              const Tensor x = c.f32(xs, ne0, 2, 2);
-                             c.be.mul_row(x, c.weights(type, wb, ne0));
+                             c.g.mul_row(x, c.weights(type, wb, ne0));
                              std::vector<double> ref;
                              for (int64_t i = 0; i < ne0 * 4; ++i) ref.push_back(double(xs[i]) * wd[i % ne0]);
                              return compare(c.read(x), ref);
@@ -314,7 +336,7 @@ void add_rows_ops(std::vector<OpCase> &cases) {
     cases.push_back({"add same shape", kEps, [](Ctx &c) {
                          const auto a = c.randn(96 * 5), b = c.randn(96 * 5);
                          const Tensor x = c.f32(a, 96, 5), y = c.f32(b, 96, 5);
-                         c.be.add(x, y);
+                         c.g.add(x, y);
                          std::vector<double> ref;
                          for (size_t i = 0; i < a.size(); ++i) ref.push_back(double(a[i]) + b[i]);
                          return compare(c.read(x), ref);
@@ -323,7 +345,7 @@ void add_rows_ops(std::vector<OpCase> &cases) {
     cases.push_back({"scale", kEps, [](Ctx &c) {
                          const auto a = c.randn(333);
                          const Tensor x = c.f32(a, 333);
-                         c.be.scale(x, -0.37f);
+                         c.g.scale(x, -0.37f);
                          std::vector<double> ref;
                          for (float v : a) ref.push_back(double(v) * -0.37f);
                          return compare(c.read(x), ref);
@@ -343,7 +365,7 @@ void add_norms(std::vector<OpCase> &cases) {
                                  const auto wd = dequant_d(wt, wb, ne0);
                                  const Tensor x = c.f32(xs, ne0, 3);
                                  const Tensor w = wmode ? c.weights(wt, wb, ne0) : Tensor{};
-                                 c.be.rms_norm(x, w, 1e-5f, x);  // in place
+                                 c.g.rms_norm(x, w, 1e-5f, x);  // in place
                                  std::vector<double> ref;
                                  for (int64_t r = 0; r < 3; ++r) {
                                      double ss = 0.0;
@@ -361,7 +383,7 @@ void add_norms(std::vector<OpCase> &cases) {
                                  const Tensor x = c.f32(xs, ne0, 3), y = c.empty(GgmlType::F32, ne0, 3);
                                  const Tensor w = wmode >= 1 ? c.f32(ws, ne0) : Tensor{};
                                  const Tensor b = wmode == 2 ? c.f32(bs, ne0) : Tensor{};
-                                 c.be.layer_norm(x, w, b, 1e-6f, y);
+                                 c.g.layer_norm(x, w, b, 1e-6f, y);
                                  std::vector<double> ref;
                                  for (int64_t r = 0; r < 3; ++r) {
                                      double mean = 0.0, var = 0.0;
@@ -403,7 +425,7 @@ void add_elementwise(std::vector<OpCase> &cases) {
                              p.mode = s.mode;
                              p.freq_scale = s.scale;
                              p.freq_base = 10000.0f;
-                             c.be.rope(x, pos.data(), p);
+                             c.g.rope(x, c.i32(pos), p);
                              std::vector<double> ref(xs.begin(), xs.end());
                              for (int64_t t = 0; t < s.n_tok; ++t)
                                  for (int64_t h = 0; h < s.n_head; ++h)
@@ -423,7 +445,7 @@ void add_elementwise(std::vector<OpCase> &cases) {
     cases.push_back({"swiglu", 8 * kEps, [](Ctx &c) {
                          const auto g = c.randn(500, 3.0f), u = c.randn(500);
                          const Tensor tg = c.f32(g, 250, 2), tu = c.f32(u, 250, 2);
-                         c.be.swiglu(tg, tu);
+                         c.g.swiglu(tg, tu);
                          std::vector<double> ref;
                          for (size_t i = 0; i < g.size(); ++i) ref.push_back(g[i] / (1.0 + std::exp(-double(g[i]))) * u[i]);
                          return compare(c.read(tg), ref);
@@ -431,7 +453,7 @@ void add_elementwise(std::vector<OpCase> &cases) {
     cases.push_back({"sigmoid_mul", 8 * kEps, [](Ctx &c) {
                          const auto x = c.randn(300), g = c.randn(300, 3.0f);
                          const Tensor tx = c.f32(x, 300), tg = c.f32(g, 300);
-                         c.be.sigmoid_mul(tx, tg);
+                         c.g.sigmoid_mul(tx, tg);
                          std::vector<double> ref;
                          for (size_t i = 0; i < x.size(); ++i) ref.push_back(x[i] / (1.0 + std::exp(-double(g[i]))));
                          return compare(c.read(tx), ref);
@@ -439,7 +461,7 @@ void add_elementwise(std::vector<OpCase> &cases) {
     cases.push_back({"softcap", 8 * kEps, [](Ctx &c) {
                          const auto x = c.randn(300, 40.0f);
                          const Tensor tx = c.f32(x, 100, 3);
-                         c.be.softcap(tx, 30.0f);
+                         c.g.softcap(tx, 30.0f);
                          std::vector<double> ref;
                          for (float v : x) ref.push_back(30.0 * std::tanh(v / 30.0));
                          return compare(c.read(tx), ref);
@@ -452,9 +474,9 @@ void add_elementwise(std::vector<OpCase> &cases) {
                              const auto src = c.randn(ne0 * 4);
                              const int32_t cells[] = {7, 2, 9, 0};
                              const Tensor dst = c.empty(dt, ne0, n_cells), s = c.f32(src, ne0, 4);
-                             c.be.set_columns(dst, s, cells);
+                             c.g.set_columns(dst, s, c.i32({cells, cells + 4}));
                              std::vector<uint8_t> raw(dst.n_bytes());
-                             c.be.synchronize();
+                             c.flush();
                              c.be.download(dst, raw.data(), raw.size());
                              std::vector<float> got(static_cast<size_t>(ne0 * n_cells));
                              dequantize(dt, raw.data(), got.data(), ne0 * n_cells);
@@ -526,12 +548,12 @@ void add_attention(std::vector<OpCase> &cases) {
                                      if (s.mode == 2 && t % 2 == 0) end[t] = begin[t] = 3;
                                      if (s.mode == 4 && t == 0) end[t] = begin[t] = 0;
                                  }
-                                 KvGather kv{cells.data(), begin.data(), end.data()};
+                                 const KvRanges kv{c.i32(cells), c.i32(begin), c.i32(end)};
                                  const Tensor q = c.f32(qs, s.hd, s.n_head, s.n_tok);
                                  const Tensor k = c.weights(ct, kb, kvw, s.n_cells), v = c.weights(ct, vb, kvw, s.n_cells);
                                  const Tensor out = c.empty(GgmlType::F32, s.hd * s.n_head, s.n_tok);
                                  const float scale = 1.0f / std::sqrt(static_cast<float>(s.hd));
-                                 c.be.attention(q, k, v, kv, static_cast<int>(s.n_head_kv), scale, out);
+                                 c.g.attention(q, k, v, kv, static_cast<int>(s.n_head_kv), scale, out);
                                  std::vector<double> ref(static_cast<size_t>(s.hd * s.n_head * s.n_tok));
                                  for (int64_t t = 0; t < s.n_tok; ++t)
                                      for (int64_t h = 0; h < s.n_head; ++h) {
@@ -566,8 +588,7 @@ void add_attention(std::vector<OpCase> &cases) {
                              const Tensor q = c.f32(qs, s.hd, s.n_head, n_tok), k = c.f32(kf, kvw, n_tok), v = c.f32(vf, kvw, n_tok);
                              const Tensor out = c.empty(GgmlType::F32, s.hd * s.n_head, n_tok);
                              const float scale = 1.0f / std::sqrt(static_cast<float>(s.hd));
-                             c.be.attention_windows(q, k, v, s.windows.data(), static_cast<int64_t>(s.windows.size()),
-                                                    static_cast<int>(s.n_head_kv), scale, out);
+                             c.g.attention_windows(q, k, v, c.i32(s.windows), static_cast<int>(s.n_head_kv), scale, out);
                              const std::vector<double> kd(kf.begin(), kf.end()), vd(vf.begin(), vf.end());
                              std::vector<double> ref(static_cast<size_t>(s.hd * s.n_head * n_tok));
                              int64_t start = 0;
@@ -600,7 +621,7 @@ void add_vision(std::vector<OpCase> &cases) {
                              const auto img = c.randn(W * H * C);
                              const int64_t gw = W / P, gh = H / P, rows = int64_t(P) * P * C;
                              const Tensor ti = c.f32(img, W, H, C), out = c.empty(GgmlType::F32, rows, gw * gh);
-                             c.be.patches(ti, P, out);
+                             c.g.patches(ti, P, out);
                              std::vector<double> ref;
                              for (int64_t py = 0; py < gh; ++py)
                                  for (int64_t px = 0; px < gw; ++px)
@@ -615,7 +636,7 @@ void add_vision(std::vector<OpCase> &cases) {
         cases.push_back({"transpose " + std::to_string(a) + "x" + std::to_string(b) + "x" + std::to_string(n), 0.0, [a = a, b = b, n = n](Ctx &c) {
                              const auto xs = c.randn(a * b * n);
                              const Tensor src = c.f32(xs, a, b, n), dst = c.empty(GgmlType::F32, b, a, n);
-                             c.be.transpose(src, dst);
+                             c.g.transpose(src, dst);
                              std::vector<double> ref;
                              for (int64_t k = 0; k < n; ++k)
                                  for (int64_t i = 0; i < a; ++i)
@@ -629,7 +650,7 @@ void add_vision(std::vector<OpCase> &cases) {
                          8 * kEps, [C = C, wi = wi, hi = hi, wo = wo, ho = ho](Ctx &c) {
                              const auto xs = c.randn(C * wi * hi);
                              const Tensor src = c.f32(xs, C, wi, hi), dst = c.empty(GgmlType::F32, C, wo, ho);
-                             c.be.resize_bilinear(src, dst);
+                             c.g.resize_bilinear(src, dst);
                              auto tap = [](int64_t d, int64_t in, int64_t out, int64_t &i0, int64_t &i1) {
                                  const double s = (d + 0.5) * double(in) / double(out) - 0.5, fl = std::floor(s);
                                  i0 = std::clamp<int64_t>(static_cast<int64_t>(fl), 0, in - 1);
@@ -658,7 +679,7 @@ void add_vision(std::vector<OpCase> &cases) {
                              const auto xs = c.randn(hd * n_head * n_tok);
                              const int32_t pa[] = {0, 3, 17, 200}, pb[] = {5, 0, 9, 31};
                              const Tensor x = c.f32(xs, hd, n_head, n_tok);
-                             c.be.rope_2d(x, pa, pb, 100.0f);
+                             c.g.rope_2d(x, c.i32({pa, pa + 4}), c.i32({pb, pb + 4}), 100.0f);
                              std::vector<double> ref(xs.begin(), xs.end());
                              for (int64_t t = 0; t < n_tok; ++t)
                                  for (int64_t h = 0; h < n_head; ++h)
@@ -681,7 +702,7 @@ void add_vision(std::vector<OpCase> &cases) {
         cases.push_back({std::string("activation ") + fname, 16 * kEps, [f = f](Ctx &c) {
                              const auto xs = c.randn(1000, 2.5f);
                              const Tensor x = c.f32(xs, 1000);
-                             c.be.activation(x, f);
+                             c.g.activation(x, f);
                              std::vector<double> ref;
                              for (float fv : xs) {
                                  const double v = fv;
@@ -713,14 +734,21 @@ std::vector<OpCase> op_table() {
 
 void run_table(Backend &be, const std::string &label) {
     uint32_t seed = 1;
+    std::vector<bool> covered(kOpCount, false);
     for (const OpCase &oc : op_table()) {
         Ctx c(be, seed++);
         const Result r = oc.run(c);
+        for (int op = 0; op < kOpCount; ++op)
+            if (c.ran[static_cast<size_t>(op)]) covered[static_cast<size_t>(op)] = true;
         if (std::getenv("MUSE_TEST_OPS_VERBOSE"))  // the measured errors, to review the bounds
             std::printf("%-12s %-50s error %.3g  bound %.3g\n", label.c_str(), oc.name.c_str(), r.err, oc.bound);
         INFO(label << ": " << oc.name << ": error " << r.err << ", bound " << oc.bound);
         CHECK(r.finite);
         CHECK(r.err <= oc.bound);
+    }
+    for (int op = 0; op < kOpCount; ++op) {  // the table covers every op of graph.h
+        INFO(label << ": no case runs " << op_name(static_cast<Op>(op)));
+        CHECK(covered[static_cast<size_t>(op)]);
     }
 }
 
@@ -766,12 +794,12 @@ TEST_CASE("matmul columns of a decode batch are bit-identical to single-token ca
                 const auto xs = c.randn(k * n_tok);
                 const Tensor w = c.weights(type, wb, k, n_out);
                 const Tensor x = c.f32(xs, k, n_tok), y = c.empty(GgmlType::F32, n_out, n_tok);
-                be->matmul(w, x, y);
+                c.g.matmul(w, x, y);
                 const std::vector<float> batch = c.read(y);
                 for (int64_t nt : {1, 3, 8, 9}) {  // also every smaller batch: columns are independent of it
                     const Tensor xb = c.f32(std::vector<float>(xs.begin(), xs.begin() + k * nt), k, nt);
                     const Tensor yb = c.empty(GgmlType::F32, n_out, nt);
-                    be->matmul(w, xb, yb);
+                    c.g.matmul(w, xb, yb);
                     const std::vector<float> part = c.read(yb);
                     INFO(cpu::to_string(level) << " " << type_traits(type).name << " k " << k << " batch " << nt);
                     CHECK(std::memcmp(part.data(), batch.data(), part.size() * 4) == 0);
@@ -786,7 +814,7 @@ TEST_CASE("matmul columns of a decode batch are bit-identical to single-token ca
                     std::vector<uint8_t> fb(deq.size() * 4);
                     std::memcpy(fb.data(), deq.data(), fb.size());
                     const Tensor yf = c.empty(GgmlType::F32, n_out, n_tok);
-                    be->matmul(c.weights(GgmlType::F32, fb, k, n_out), x, yf);
+                    c.g.matmul(c.weights(GgmlType::F32, fb, k, n_out), x, yf);
                     const std::vector<float> via_f32 = c.read(yf);
                     INFO(cpu::to_string(level) << " " << type_traits(type).name << " k " << k << " against F32 rows");
                     CHECK(std::memcmp(via_f32.data(), batch.data(), batch.size() * 4) == 0);
@@ -794,7 +822,7 @@ TEST_CASE("matmul columns of a decode batch are bit-identical to single-token ca
                 for (int64_t t = 0; t < n_tok; ++t) {
                     const Tensor x1 = c.f32(std::vector<float>(xs.begin() + t * k, xs.begin() + (t + 1) * k), k, 1);
                     const Tensor y1 = c.empty(GgmlType::F32, n_out, 1);
-                    be->matmul(w, x1, y1);
+                    c.g.matmul(w, x1, y1);
                     const std::vector<float> one = c.read(y1);
                     INFO(cpu::to_string(level) << " " << type_traits(type).name << " k " << k << " token " << t);
                     CHECK(std::memcmp(one.data(), batch.data() + t * n_out, one.size() * 4) == 0);
@@ -849,12 +877,13 @@ TEST_CASE("attention decode timing", "[.bench]") {
             const Tensor q = c.f32(c.randn(s.hd * s.n_head * s.n_tok), s.hd, s.n_head, s.n_tok);
             const Tensor k = c.weights(GgmlType::F16, kb, kvw, s.n_cells), v = c.weights(GgmlType::F16, vb, kvw, s.n_cells);
             const Tensor out = c.empty(GgmlType::F32, s.hd * s.n_head, s.n_tok);
-            const KvGather kv{cells.data(), begin.data(), end.data()};
+            const KvRanges kv{c.i32(cells), c.i32(begin), c.i32(end)};
             double best = 1e30;
             for (int rep = 0; rep < 20; ++rep) {
                 timespec t0, t1;
                 clock_gettime(CLOCK_MONOTONIC, &t0);
-                be->attention(q, k, v, kv, static_cast<int>(s.n_head_kv), 0.125f, out);
+                c.g.attention(q, k, v, kv, static_cast<int>(s.n_head_kv), 0.125f, out);
+                c.flush();
                 clock_gettime(CLOCK_MONOTONIC, &t1);
                 best = std::min(best, (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) * 1e-6);
             }
@@ -884,13 +913,14 @@ TEST_CASE("repacked Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K weights give the same bits 
         const Tensor w = c.weights(type, wb, k, n_out);
         REQUIRE(w.layout == WeightLayout::rows16);
         const Tensor x = c.f32(xs, k, n_tok), y = c.empty(GgmlType::F32, n_out, n_tok);
-        be->matmul(w, x, y);
+        c.g.matmul(w, x, y);
         const std::vector<float> vnni = c.read(y);
         // AMX (16-token tiles, where the CPU has it) against VNNI alone: the same bits.
         if (cpu::int8_amx_available()) {
             cpu::int8_set_amx_enabled(false);
             const Tensor y_vnni = c.empty(GgmlType::F32, n_out, n_tok);
-            be->matmul(w, x, y_vnni);
+            c.g.matmul(w, x, y_vnni);
+            c.flush();  // runs now, while AMX is off
             cpu::int8_set_amx_enabled(true);
             const std::vector<float> got = c.read(y_vnni);
             CHECK(std::memcmp(got.data(), vnni.data(), got.size() * 4) == 0);
@@ -898,7 +928,7 @@ TEST_CASE("repacked Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K weights give the same bits 
         for (cpu::CpuLevel level : levels()) {
             cpu::set_cpu_level(level);  // the packed tensor stays; lower levels run the scalar kernel
             const Tensor y2 = c.empty(GgmlType::F32, n_out, n_tok);
-            be->matmul(w, x, y2);
+            c.g.matmul(w, x, y2);
             const std::vector<float> got = c.read(y2);
             INFO(cpu::to_string(level));
             CHECK(std::memcmp(got.data(), vnni.data(), got.size() * 4) == 0);
@@ -906,7 +936,7 @@ TEST_CASE("repacked Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K weights give the same bits 
         // Views of whole groups (a fused QKV weight split by rows) read the right rows.
         cpu::set_cpu_level(cpu::CpuLevel::avx512);
         const Tensor tail = w.rows(32, 13), y3 = c.empty(GgmlType::F32, 13, n_tok);
-        be->matmul(tail, x, y3);
+        c.g.matmul(tail, x, y3);
         const std::vector<float> part = c.read(y3);
         for (int64_t t = 0; t < n_tok; ++t)
             CHECK(std::memcmp(part.data() + t * 13, vnni.data() + t * n_out + 32, 13 * 4) == 0);

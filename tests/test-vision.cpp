@@ -3,6 +3,7 @@
 // vision backend ops against plain references, and the zoom tool's view end to end. Numerical parity of whole encoders with
 // independent references is in tests/python/test_vision.py.
 #include "backends/backend.h"
+#include "backends/graph.h"
 #include "core/error.h"
 #include "gguf/gguf-writer.h"
 #include "multimodal/image-embedder.h"
@@ -165,6 +166,13 @@ struct Host {
         be->download(t, v.data(), v.size() * 4);
         return v;
     }
+    // Records ops into a one-off graph and runs it.
+    template <class F>
+    void run(F &&record) {
+        Graph g(*be);
+        record(g);
+        be->compute(g);
+    }
 };
 
 std::vector<float> randn(size_t n, uint32_t seed, float sd = 1.0f) {
@@ -222,7 +230,7 @@ TEST_CASE("patches is im2col in the conv kernel's order", "[vision][ops]") {
     const int W = 6, H = 4, p = 2;
     const std::vector<float> img = randn(size_t(W * H * 3), 1);
     const Tensor t = h.with(img, W, H, 3), out = h.f32(p * p * 3, (W / p) * (H / p));
-    h.be->patches(t, p, out);
+    h.run([&](Graph &g) { g.patches(t, p, out); });
     const std::vector<float> got = h.get(out);
     for (int py = 0; py < H / p; ++py)
         for (int px = 0; px < W / p; ++px)
@@ -231,27 +239,27 @@ TEST_CASE("patches is im2col in the conv kernel's order", "[vision][ops]") {
                     for (int kx = 0; kx < p; ++kx)
                         CHECK(got[size_t((py * (W / p) + px) * p * p * 3 + (c * p + ky) * p + kx)] ==
                               img[size_t(c * W * H + (py * p + ky) * W + px * p + kx)]);
-    CHECK(status_of([&] { h.be->patches(h.f32(5, 4, 3), 2, out); }) == MUSE_ERR_INTERNAL);
+    CHECK(status_of([&] { h.run([&](Graph &g) { g.patches(h.f32(5, 4, 3), 2, out); }); }) == MUSE_ERR_INTERNAL);
 }
 
 TEST_CASE("resize_bilinear: half-pixel centres, clamped edges", "[vision][ops]") {
     Host h;
     // 1 channel, 2 x 1 -> 4 x 1: s = (d + 0.5) / 2 - 0.5 = -0.25, 0.25, 0.75, 1.25.
     const Tensor up = h.f32(1, 4, 1);
-    h.be->resize_bilinear(h.with({10.0f, 20.0f}, 1, 2, 1), up);
+    h.run([&](Graph &g) { g.resize_bilinear(h.with({10.0f, 20.0f}, 1, 2, 1), up); });
     CHECK(h.get(up) == std::vector<float>{10.0f, 12.5f, 17.5f, 20.0f});
     // 4 x 1 -> 2 x 1 (no antialiasing): s = 0.5, 2.5 -> means of neighbours.
     const Tensor down = h.f32(1, 2, 1);
-    h.be->resize_bilinear(h.with({0.0f, 2.0f, 4.0f, 8.0f}, 1, 4, 1), down);
+    h.run([&](Graph &g) { g.resize_bilinear(h.with({0.0f, 2.0f, 4.0f, 8.0f}, 1, 4, 1), down); });
     CHECK(h.get(down) == std::vector<float>{1.0f, 6.0f});
     // Same size: identity; x and y with several channels against the formula.
     const int C = 3, wi = 3, hi = 4, wo = 5, ho = 2;
     const std::vector<float> src = randn(size_t(C * wi * hi), 2);
     const Tensor same = h.f32(C, wi, hi);
-    h.be->resize_bilinear(h.with(src, C, wi, hi), same);
+    h.run([&](Graph &g) { g.resize_bilinear(h.with(src, C, wi, hi), same); });
     CHECK(h.get(same) == src);
     const Tensor out = h.f32(C, wo, ho);
-    h.be->resize_bilinear(h.with(src, C, wi, hi), out);
+    h.run([&](Graph &g) { g.resize_bilinear(h.with(src, C, wi, hi), out); });
     const std::vector<float> got = h.get(out);
     auto tap = [](int d, int in, int outn, int *i0, int *i1, double *fr) {
         const double s = (d + 0.5) * in / outn - 0.5;
@@ -281,7 +289,7 @@ TEST_CASE("rope_2d: width on the first half, height on the second", "[vision][op
     const std::vector<float> x = randn(size_t(hd * heads * n), 3);
     const std::vector<int32_t> pa = {1, 2, 7}, pb = {3, 1, 5};
     const Tensor t = h.with(x, hd, heads, n);
-    h.be->rope_2d(t, pa.data(), pb.data(), 10000.0f);
+    h.run([&](Graph &g) { g.rope_2d(t, g.input_i32(pa), g.input_i32(pb), 10000.0f); });
     const std::vector<float> got = h.get(t);
     for (int tok = 0; tok < n; ++tok)
         for (int hh = 0; hh < heads; ++hh)
@@ -309,19 +317,19 @@ TEST_CASE("activation functions match their definitions", "[vision][ops]") {
     xs.insert(xs.end(), x.begin(), x.end());
     for (const auto &[a, fn] : fns) {
         const Tensor t = h.with(xs, static_cast<int64_t>(xs.size()));
-        h.be->activation(t, a);
+        h.run([&](Graph &g) { g.activation(t, a); });
         const std::vector<float> got = h.get(t);
         for (size_t i = 0; i < xs.size(); ++i)
             CHECK(got[i] == Approx(fn(xs[i])).margin(1e-6 * std::max(1.0f, std::fabs(xs[i]))));
     }
-    CHECK(status_of([&] { h.be->activation(h.with(x, 8), static_cast<Activation>(99)); }) == MUSE_ERR_INTERNAL);
+    CHECK(status_of([&] { h.run([&](Graph &g) { g.activation(h.with(x, 8), static_cast<Activation>(99)); }); }) == MUSE_ERR_INTERNAL);
 }
 
 TEST_CASE("transpose swaps the first two axes", "[vision][ops]") {
     Host h;
     const std::vector<float> x = randn(4 * 3 * 2, 4);
     const Tensor out = h.f32(3, 4, 2);
-    h.be->transpose(h.with(x, 4, 3, 2), out);
+    h.run([&](Graph &g) { g.transpose(h.with(x, 4, 3, 2), out); });
     const std::vector<float> got = h.get(out);
     for (int n = 0; n < 2; ++n)
         for (int j = 0; j < 3; ++j)
@@ -352,13 +360,15 @@ TEST_CASE("attention_windows equals gathered attention over each token's window"
             at += s;
         }
         const Tensor want = h.f32(hd * heads, n), got = h.f32(hd * heads, n);
-        h.be->attention(q, k, v, KvGather{cells.data(), begin.data(), end.data()}, kv_heads, 0.3f, want);
-        h.be->attention_windows(q, k, v, windows.data(), static_cast<int64_t>(windows.size()), kv_heads, 0.3f, got);
+        h.run([&](Graph &g) {
+            g.attention(q, k, v, KvRanges{g.input_i32(cells), g.input_i32(begin), g.input_i32(end)}, kv_heads, 0.3f, want);
+            g.attention_windows(q, k, v, g.input_i32(windows), kv_heads, 0.3f, got);
+        });
         CHECK(max_rel(h.get(got), h.get(want)) < 1e-5);
     }
     const std::vector<int32_t> bad = {3, 3};
     const Tensor q = h.f32(8, 4, 5), kv = h.f32(16, 5), out = h.f32(32, 5);
-    CHECK(status_of([&] { h.be->attention_windows(q, kv, kv, bad.data(), 2, 2, 1.0f, out); }) == MUSE_ERR_INTERNAL);
+    CHECK(status_of([&] { h.run([&](Graph &g) { g.attention_windows(q, kv, kv, g.input_i32(bad), 2, 1.0f, out); }); }) == MUSE_ERR_INTERNAL);
 }
 
 // ---- loading -------------------------------------------------------------------------------

@@ -19,6 +19,11 @@ float *Tensor::f32() const {
     return reinterpret_cast<float *>(static_cast<uint8_t *>(buffer->host()) + offset);
 }
 
+const int32_t *Tensor::i32() const {
+    if (type != GgmlType::I32) fail(MUSE_ERR_INTERNAL, "tensor is not an I32 tensor");
+    return static_cast<const int32_t *>(raw());
+}
+
 const void *Tensor::raw() const {
     if (mapped) return static_cast<const uint8_t *>(mapped) + offset;
     if (buffer && buffer->host()) return static_cast<const uint8_t *>(buffer->host()) + offset;

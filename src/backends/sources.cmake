@@ -1,4 +1,4 @@
-list(APPEND MUSE_SOURCES backends/backend.cpp backends/cpu/cpu-backend.cpp backends/cpu/cpu-kernels.cpp
+list(APPEND MUSE_SOURCES backends/backend.cpp backends/graph.cpp backends/cpu/cpu-backend.cpp backends/cpu/cpu-kernels.cpp
      backends/cpu/thread-pool.cpp)
 list(APPEND MUSE_SOURCES backends/cpu/cpu-vision-ops.cpp backends/cpu/cpu-attention.cpp backends/cpu/cpu-int8-matmul.cpp
      backends/cpu/cpu-elementwise.cpp)

@@ -97,10 +97,9 @@ struct KvSlots {
 };
 
 // What attention reads in one pool for one forward pass: per token, a range of cells
-// (its sequence's visible cells, by position). See Backend::attention.
+// (its sequence's visible cells, by position). See Graph::attention.
 struct KvGatherLists {
     std::vector<int32_t> cells, begin, end;
-    KvGather view() const { return KvGather{cells.data(), begin.data(), end.data()}; }
 };
 
 class KvCache {

@@ -103,17 +103,17 @@ Tensor Decoder::tensor(const std::string &name, std::vector<int64_t> ne, bool re
             fail(MUSE_ERR_FORMAT, "tensor '", name, "' has shape [", got, "], expected [", exp, "]");
         }
     }
-    Tensor w = backend_.weights(t->type, t->ne, file_.tensor_data(*t));
+    Tensor w = weights_->add(t->type, t->ne, file_.tensor_data(*t));
     if (!w.mapped) file_.release_tensor_data(*t);  // the backend made its own copy: peak RSS stays ~ the file
     return w;
 }
 
-void Decoder::attend(ForwardState &st, int layer, const Tensor &q, const Tensor &k, const Tensor &v,
-                     const Batch &batch, KvCache &cache, const KvSlots &slots, const Tensor &out) const {
+void Decoder::attend(ForwardState &st, int layer, const Tensor &q, const Tensor &k, const Tensor &v, KvCache &cache,
+                     const Tensor &out) const {
     const KvCache::Pool pool = cache.layer_pool(layer);
-    backend_.set_columns(cache.k(layer), k, slots.cells[pool].data());
-    backend_.set_columns(cache.v(layer), v, slots.cells[pool].data());
-    backend_.attention(q, cache.k(layer), cache.v(layer), st.gather[pool].view(), static_cast<int>(hp_.n_head_kv),
+    st.graph.set_columns(cache.k(layer), k, st.write_cells[pool]);
+    st.graph.set_columns(cache.v(layer), v, st.write_cells[pool]);
+    st.graph.attention(q, cache.k(layer), cache.v(layer), st.read_cells[pool], static_cast<int>(hp_.n_head_kv),
                        1.0f / std::sqrt(static_cast<float>(hp_.head_dim)), out);
 }
 
@@ -121,41 +121,48 @@ void Decoder::forward(ForwardState &st, KvCache &cache, const Batch &batch, std:
     const int64_t n = batch.size();
     const KvSlots slots = cache.claim(batch.pos, batch.seq);
     try {
+        Graph &g = st.graph;
+        g.clear();
         st.ws.reset(workspace_bytes(n, static_cast<int64_t>(batch.outputs.size())));
-        for (int p = 0; p < 2; ++p)
-            if (p == KvCache::kFull || cache.has_swa_pool())
-                cache.gather(static_cast<KvCache::Pool>(p), batch.pos, batch.seq, st.gather[p]);
+        st.pos = g.input_i32(batch.pos);
+        for (int p = 0; p < 2; ++p) {
+            if (p != KvCache::kFull && !cache.has_swa_pool()) continue;
+            const auto pool = static_cast<KvCache::Pool>(p);
+            cache.gather(pool, batch.pos, batch.seq, st.gather[p]);
+            st.write_cells[p] = g.input_i32(slots.cells[p]);
+            st.read_cells[p] = {g.input_i32(st.gather[p].cells), g.input_i32(st.gather[p].begin),
+                                g.input_i32(st.gather[p].end)};
+        }
 
         Tensor x = st.ws.f32(hp_.n_embd, n);
         for (int64_t i = 0; i < n;) {  // runs of token rows are looked up together
             if (batch.is_embd(static_cast<size_t>(i))) {
-                backend_.upload(x.rows(i, 1), batch.embd[static_cast<size_t>(i)], static_cast<size_t>(hp_.n_embd) * 4);
+                g.input(x.rows(i, 1), batch.embd[static_cast<size_t>(i)], static_cast<size_t>(hp_.n_embd) * 4);
                 ++i;
                 continue;
             }
             int64_t j = i;
             while (j < n && !batch.is_embd(static_cast<size_t>(j))) ++j;
-            backend_.get_rows(tok_embd_, batch.tokens.data() + i, j - i, x.rows(i, j - i));
+            g.get_rows(tok_embd_, g.input_i32(batch.tokens.data() + i, j - i), x.rows(i, j - i));
             i = j;
         }
-        prepare_input(x);
-        forward_layers(st, x, batch, cache, slots);
+        prepare_input(g, x);
+        forward_layers(st, x, batch, cache);
 
         const int64_t n_out = static_cast<int64_t>(batch.outputs.size());
         logits.resize(static_cast<size_t>(n_out * hp_.n_vocab));
-        if (n_out == 0) return;
-        Tensor h = st.ws.f32(hp_.n_embd, n_out);
-        std::vector<float> row(static_cast<size_t>(hp_.n_embd));
-        for (int64_t i = 0; i < n_out; ++i) {  // gather the rows whose logits are wanted
-            backend_.download(x.rows(batch.outputs[static_cast<size_t>(i)], 1), row.data(), row.size() * 4);
-            backend_.upload(h.rows(i, 1), row.data(), row.size() * 4);
+        Tensor out;
+        if (n_out > 0) {
+            Tensor h = st.ws.f32(hp_.n_embd, n_out);
+            g.get_rows(x, g.input_i32(batch.outputs), h);  // the rows whose logits are wanted
+            g.rms_norm(h, output_norm_, hp_.eps, h);
+            out = st.ws.f32(hp_.n_vocab, n_out);
+            g.matmul(output_.valid() ? output_ : tok_embd_, h, out);
+            if (hp_.logit_scale != 1.0f) g.scale(out, hp_.logit_scale);
+            if (hp_.final_softcap != 0.0f) g.softcap(out, hp_.final_softcap);
         }
-        backend_.rms_norm(h, output_norm_, hp_.eps, h);
-        Tensor out = st.ws.f32(hp_.n_vocab, n_out);
-        backend_.matmul(output_.valid() ? output_ : tok_embd_, h, out);
-        if (hp_.logit_scale != 1.0f) backend_.scale(out, hp_.logit_scale);
-        if (hp_.final_softcap != 0.0f) backend_.softcap(out, hp_.final_softcap);
-        backend_.download(out, logits.data(), logits.size() * 4);
+        backend_.compute(g);
+        if (n_out > 0) backend_.download(out, logits.data(), logits.size() * 4);
     } catch (...) {
         cache.release(slots);
         throw;
@@ -166,7 +173,11 @@ std::unique_ptr<Decoder> make_decoder(const gguf::File &file, Backend &backend) 
     const std::string arch = file.get_string("general.architecture").value_or("");
     std::string names;
     for (const auto &f : decoder_families()) {
-        if (arch == f.arch) return f.create(file, backend);
+        if (arch == f.arch) {
+            auto decoder = f.create(file, backend);
+            decoder->commit_weights();
+            return decoder;
+        }
         names += std::string(names.empty() ? "" : ", ") + f.arch;
     }
     fail(MUSE_ERR_UNSUPPORTED, "architecture '", arch, "' has no decoder in muse (supported: ", names, ")");

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "backends/backend.h"
+#include "backends/graph.h"
 #include "engine/kv-cache.h"
 #include "gguf/gguf-file.h"
 
@@ -56,11 +57,16 @@ private:
 };
 
 // Per-session scratch state of forward passes, so one immutable Decoder can
-// serve many sessions.
+// serve many sessions: the activations, the recorded pass, and the integer inputs of
+// the pass being recorded (positions, the KV cells each token writes and reads).
 struct ForwardState {
-    explicit ForwardState(Backend &backend) : ws(backend) {}
+    explicit ForwardState(Backend &backend) : ws(backend), graph(backend) {}
     Workspace ws;
+    Graph graph;
     KvGatherLists gather[2];  // per KV pool (full, sliding-window): the cells each token reads
+    Tensor pos;               // I32 [n]: the batch positions
+    Tensor write_cells[2];    // per pool, I32 [n]: the cell each token's K/V goes to
+    KvRanges read_cells[2];   // per pool: the cells each token attends
 };
 
 class Decoder {
@@ -73,19 +79,21 @@ public:
     // On failure the batch's cells are released again, so the cache is unchanged.
     void forward(ForwardState &st, KvCache &cache, const Batch &batch, std::vector<float> &logits) const;
     Backend &backend() const { return backend_; }
+    // Ends loading (make_decoder calls it once the family has looked up its tensors).
+    void commit_weights() { weights_->commit(); }
 
     // Bytes of activations a batch of n tokens with n_out logits rows needs (Workspace sizing).
     virtual size_t workspace_bytes(int64_t n_tokens, int64_t n_out) const;
 
 protected:
-    Decoder(const gguf::File &file, Backend &backend) : file_(file), backend_(backend) {}
+    Decoder(const gguf::File &file, Backend &backend)
+        : file_(file), backend_(backend), weights_(backend.weight_buffer()) {}
 
-    // Family hook: from input embeddings x [n_embd, n] (already looked up) run every
-    // layer, leaving the final hidden states in x. cells: KV cells of the batch tokens.
-    virtual void forward_layers(ForwardState &st, const Tensor &x, const Batch &batch, KvCache &cache,
-                                const KvSlots &slots) const = 0;
-    // Family hook: transforms the input embeddings before the first layer (default: none).
-    virtual void prepare_input(const Tensor &x) const {}
+    // Family hook: records, into st.graph, every layer run on the input embeddings x
+    // [n_embd, n] (already looked up), leaving the final hidden states in x.
+    virtual void forward_layers(ForwardState &st, const Tensor &x, const Batch &batch, KvCache &cache) const = 0;
+    // Family hook: records a transform of the input embeddings before the first layer (default: none).
+    virtual void prepare_input(Graph &g, const Tensor &x) const {}
 
     // Reads the generic hyperparameters of llama.cpp's loader for hp_.arch.
     void load_common_hparams();
@@ -94,11 +102,12 @@ protected:
     // Standard attention with the KV cache: q [hd, n_head, n], k/v [hd*n_head_kv, n]
     // already projected (and roped); stores k/v in the layer's cells (its pool:
     // full or sliding-window), writes out [hd*n_head, n].
-    void attend(ForwardState &st, int layer, const Tensor &q, const Tensor &k, const Tensor &v, const Batch &batch,
-                KvCache &cache, const KvSlots &slots, const Tensor &out) const;
+    void attend(ForwardState &st, int layer, const Tensor &q, const Tensor &k, const Tensor &v, KvCache &cache,
+                const Tensor &out) const;
 
     const gguf::File &file_;
     Backend &backend_;
+    std::unique_ptr<WeightBuffer> weights_;  // every tensor() of the model, committed once loaded
     DecoderHParams hp_;
     Tensor tok_embd_, output_norm_, output_;
 };

@@ -37,40 +37,39 @@ LlamaLikeDecoder::LlamaLikeDecoder(const gguf::File &file, Backend &backend, con
     }
 }
 
-void LlamaLikeDecoder::forward_layers(ForwardState &st, const Tensor &x, const Batch &batch, KvCache &cache,
-                                      const KvSlots &slots) const {
-    Backend &be = backend_;
+void LlamaLikeDecoder::forward_layers(ForwardState &st, const Tensor &x, const Batch &batch, KvCache &cache) const {
+    Graph &g = st.graph;
     const int64_t n = batch.size(), hd = hp_.head_dim;
     Tensor a = st.ws.f32(hp_.n_embd, n);
     Tensor q = st.ws.f32(hp_.n_embd_q(), n), k = st.ws.f32(hp_.n_embd_kv(), n), v = st.ws.f32(hp_.n_embd_kv(), n);
     Tensor o = st.ws.f32(hp_.n_embd_q(), n), y = st.ws.f32(hp_.n_embd, n);
-    Tensor g = st.ws.f32(hp_.n_ff, n), u = st.ws.f32(hp_.n_ff, n);
+    Tensor gate = st.ws.f32(hp_.n_ff, n), u = st.ws.f32(hp_.n_ff, n);
     for (int64_t il = 0; il < hp_.n_layer; ++il) {
         const Layer &L = layers_[static_cast<size_t>(il)];
-        be.rms_norm(x, L.attn_norm, hp_.eps, a);
-        be.matmul(L.wq, a, q);
-        be.matmul(L.wk, a, k);
-        be.matmul(L.wv, a, v);
-        if (L.bq.valid()) be.add(q, L.bq);
-        if (L.bk.valid()) be.add(k, L.bk);
-        if (L.bv.valid()) be.add(v, L.bv);
+        g.rms_norm(x, L.attn_norm, hp_.eps, a);
+        g.matmul(L.wq, a, q);
+        g.matmul(L.wk, a, k);
+        g.matmul(L.wv, a, v);
+        if (L.bq.valid()) g.add(q, L.bq);
+        if (L.bk.valid()) g.add(k, L.bk);
+        if (L.bv.valid()) g.add(v, L.bv);
         const Tensor qh = q.reshape(hd, hp_.n_head, n), kh = k.reshape(hd, hp_.n_head_kv, n);
         if (options_.qk_norm) {
-            be.rms_norm(qh, L.q_norm, hp_.eps, qh);
-            be.rms_norm(kh, L.k_norm, hp_.eps, kh);
+            g.rms_norm(qh, L.q_norm, hp_.eps, qh);
+            g.rms_norm(kh, L.k_norm, hp_.eps, kh);
         }
-        be.rope(qh, batch.pos.data(), hp_.rope);
-        be.rope(kh, batch.pos.data(), hp_.rope);
-        attend(st, static_cast<int>(il), qh, k, v, batch, cache, slots, o);
-        be.matmul(L.wo, o, y);
-        be.add(x, y);
+        g.rope(qh, st.pos, hp_.rope);
+        g.rope(kh, st.pos, hp_.rope);
+        attend(st, static_cast<int>(il), qh, k, v, cache, o);
+        g.matmul(L.wo, o, y);
+        g.add(x, y);
 
-        be.rms_norm(x, L.ffn_norm, hp_.eps, a);
-        be.matmul(L.ffn_gate, a, g);
-        be.matmul(L.ffn_up, a, u);
-        be.swiglu(g, u);
-        be.matmul(L.ffn_down, g, y);
-        be.add(x, y);
+        g.rms_norm(x, L.ffn_norm, hp_.eps, a);
+        g.matmul(L.ffn_gate, a, gate);
+        g.matmul(L.ffn_up, a, u);
+        g.swiglu(gate, u);
+        g.matmul(L.ffn_down, gate, y);
+        g.add(x, y);
     }
 }
 

@@ -20,8 +20,7 @@ public:
     LlamaLikeDecoder(const gguf::File &file, Backend &backend, const LlamaLikeOptions &options);
 
 protected:
-    void forward_layers(ForwardState &st, const Tensor &x, const Batch &batch, KvCache &cache,
-                        const KvSlots &slots) const override;
+    void forward_layers(ForwardState &st, const Tensor &x, const Batch &batch, KvCache &cache) const override;
 
 private:
     struct Layer {

@@ -66,47 +66,51 @@ public:
     }
 
 protected:
-    void prepare_input(const Tensor &x) const override {
-        backend_.rms_norm(x, Tensor{}, hp_.eps, x);  // scaleless; image embeddings pass here too
+    void prepare_input(Graph &g, const Tensor &x) const override {
+        g.rms_norm(x, Tensor{}, hp_.eps, x);  // scaleless; image embeddings pass here too
     }
 
-    void forward_layers(ForwardState &st, const Tensor &x, const Batch &batch, KvCache &cache,
-                        const KvSlots &slots) const override {
-        Backend &be = backend_;
+    void forward_layers(ForwardState &st, const Tensor &x, const Batch &batch, KvCache &cache) const override {
+        Graph &g = st.graph;
         const int64_t n = batch.size(), hd = hp_.head_dim;
         Tensor a = st.ws.f32(hp_.n_embd, n);
         Tensor q = st.ws.f32(hp_.n_embd_q(), n), k = st.ws.f32(hp_.n_embd_kv(), n), v = st.ws.f32(hp_.n_embd_kv(), n);
-        Tensor g = st.ws.f32(hp_.n_embd_q(), n), o = st.ws.f32(hp_.n_embd_q(), n), y = st.ws.f32(hp_.n_embd, n);
+        Tensor gt = st.ws.f32(hp_.n_embd_q(), n), o = st.ws.f32(hp_.n_embd_q(), n), y = st.ws.f32(hp_.n_embd, n);
         Tensor fg = st.ws.f32(hp_.n_ff, n), fu = st.ws.f32(hp_.n_ff, n);
         for (int64_t il = 0; il < hp_.n_layer; ++il) {
             const Layer &L = layers_[static_cast<size_t>(il)];
             const bool swa = hp_.is_swa[static_cast<size_t>(il)];
-            be.rms_norm(x, L.attn_norm, hp_.eps, a);
-            project(L.wq, a, q, L.q_scale, L.bq);
-            project(L.wk, a, k, L.k_scale, L.bk);
-            project(L.wv, a, v, L.v_scale, L.bv);
-            be.matmul(L.gate, a, g);  // from the same normed input a
+            g.rms_norm(x, L.attn_norm, hp_.eps, a);
+            // The four projections of the same normed input first (a backend may run them as
+            // one matmul), then each one's optional scale and bias.
+            g.matmul(L.wq, a, q);
+            g.matmul(L.wk, a, k);
+            g.matmul(L.wv, a, v);
+            g.matmul(L.gate, a, gt);
+            scale_and_bias(g, q, L.q_scale, L.bq);
+            scale_and_bias(g, k, L.k_scale, L.bk);
+            scale_and_bias(g, v, L.v_scale, L.bv);
             const Tensor qh = q.reshape(hd, hp_.n_head, n), kh = k.reshape(hd, hp_.n_head_kv, n);
-            be.rms_norm(qh, L.q_norm, hp_.eps, qh);
-            be.rms_norm(kh, L.k_norm, hp_.eps, kh);
+            g.rms_norm(qh, L.q_norm, hp_.eps, qh);
+            g.rms_norm(kh, L.k_norm, hp_.eps, kh);
             if (swa) {
-                be.rope(qh, batch.pos.data(), hp_.rope_swa);
-                be.rope(kh, batch.pos.data(), hp_.rope_swa);
+                g.rope(qh, st.pos, hp_.rope_swa);
+                g.rope(kh, st.pos, hp_.rope_swa);
             }
-            attend(st, static_cast<int>(il), qh, k, v, batch, cache, slots, o);
-            be.sigmoid_mul(o, g);
-            be.matmul(L.wo, o, y);
-            if (L.o_scale != 1.0f) be.scale(y, L.o_scale);
-            be.rms_norm(y, L.post_attn_norm, kPostNormEps, y);
-            be.add(x, y);
+            attend(st, static_cast<int>(il), qh, k, v, cache, o);
+            g.sigmoid_mul(o, gt);
+            g.matmul(L.wo, o, y);
+            if (L.o_scale != 1.0f) g.scale(y, L.o_scale);
+            g.rms_norm(y, L.post_attn_norm, kPostNormEps, y);
+            g.add(x, y);
 
-            be.rms_norm(x, L.ffn_norm, hp_.eps, a);
-            be.matmul(L.ffn_gate, a, fg);
-            be.matmul(L.ffn_up, a, fu);
-            be.swiglu(fg, fu);
-            be.matmul(L.ffn_down, fg, y);
-            be.rms_norm(y, L.post_ffw_norm, kPostNormEps, y);
-            be.add(x, y);
+            g.rms_norm(x, L.ffn_norm, hp_.eps, a);
+            g.matmul(L.ffn_gate, a, fg);
+            g.matmul(L.ffn_up, a, fu);
+            g.swiglu(fg, fu);
+            g.matmul(L.ffn_down, fg, y);
+            g.rms_norm(y, L.post_ffw_norm, kPostNormEps, y);
+            g.add(x, y);
         }
     }
 
@@ -117,10 +121,9 @@ private:
         float q_scale = 1, k_scale = 1, v_scale = 1, o_scale = 1;
     };
 
-    void project(const Tensor &w, const Tensor &a, const Tensor &out, float s, const Tensor &bias) const {
-        backend_.matmul(w, a, out);
-        if (s != 1.0f) backend_.scale(out, s);  // §1.6: optional scale before optional bias
-        if (bias.valid()) backend_.add(out, bias);
+    static void scale_and_bias(Graph &g, const Tensor &out, float s, const Tensor &bias) {
+        if (s != 1.0f) g.scale(out, s);  // §1.6: optional scale before optional bias
+        if (bias.valid()) g.add(out, bias);
     }
 
     // Optional {1} per-tensor scale (NVFP4 exports); 1.0 when absent.

@@ -66,39 +66,38 @@ public:
     }
 
 protected:
-    Tensor forward(Arena &ar, const Tensor &img) const override {
-        Backend &be = be_;
+    Tensor forward(Arena &ar, Graph &g, const Tensor &img) const override {
         const int64_t e = hp_.n_embd, n_patch = int64_t(grid_) * grid_, first = class_embd_.valid() ? 1 : 0;
         const Tensor x = ar.f32(e, n_pos_);
-        patch_embed(be, ar, vit_, img, hp_.patch_size, x.rows(first, n_patch));
+        patch_embed(g, ar, vit_, img, hp_.patch_size, x.rows(first, n_patch));
         if (class_embd_.valid()) {
             const int32_t zero = 0;
-            be.get_rows(class_embd_.reshape(e, 1), &zero, 1, x.rows(0, 1));
+            g.get_rows(class_embd_.reshape(e, 1), g.input_i32(&zero, 1), x.rows(0, 1));
         }
-        be.add(x, rows_f32(be, ar, vit_.pos_embd, n_pos_));
-        if (vit_.pre_ln_w.valid() || vit_.pre_ln_b.valid()) be.layer_norm(x, vit_.pre_ln_w, vit_.pre_ln_b, hp_.eps, x);
+        g.add(x, rows_f32(g, ar, vit_.pos_embd, n_pos_));
+        if (vit_.pre_ln_w.valid() || vit_.pre_ln_b.valid()) g.layer_norm(x, vit_.pre_ln_w, vit_.pre_ln_b, hp_.eps, x);
 
         const int64_t n_feat = static_cast<int64_t>(features_.size());
         const Tensor stack = ar.f32(e, n_pos_ * std::max<int64_t>(n_feat, 1));
         std::vector<int32_t> identity(static_cast<size_t>(n_pos_));
         for (size_t i = 0; i < identity.size(); ++i) identity[i] = static_cast<int32_t>(i);
+        const Tensor identity_ids = g.input_i32(identity);
         int64_t captured = 0;
         auto capture = [&] {
-            be.get_rows(x, identity.data(), n_pos_, stack.rows(captured * n_pos_, n_pos_));
+            g.get_rows(x, identity_ids, stack.rows(captured * n_pos_, n_pos_));
             ++captured;
         };
 
         const VitScratch s = make_vit_scratch(ar, hp_, n_pos_);
         const int32_t all = static_cast<int32_t>(n_pos_);
         VitAttention a;
-        a.windows = &all;
-        a.n_windows = 1;
+        a.windows = g.input_i32(&all, 1);
         for (int64_t il = 0; il < n_run_; ++il) {
             if (features_.count(static_cast<int>(il))) capture();
-            vit_layer(be, hp_, vit_.layers[static_cast<size_t>(il)], x, s, a);
+            vit_layer(g, hp_, vit_.layers[static_cast<size_t>(il)], x, s, a);
         }
         if (vit_.post_ln_w.valid() || vit_.post_ln_b.valid())
-            be.layer_norm(x, vit_.post_ln_w, vit_.post_ln_b, hp_.eps, x);
+            g.layer_norm(x, vit_.post_ln_w, vit_.post_ln_b, hp_.eps, x);
 
         // The patch rows (class token dropped); with feature layers, row p*n_feat + k of the
         // gather is patch p of capture k, so each token's features sit side by side.
@@ -106,20 +105,20 @@ protected:
         std::vector<int32_t> ids;
         if (features_.empty()) {
             for (int64_t p = 0; p < n_patch; ++p) ids.push_back(static_cast<int32_t>(p + first));
-            be.get_rows(x, ids.data(), n_patch, feats);
+            g.get_rows(x, g.input_i32(ids), feats);
         } else {
             capture();  // the deepest listed layer is the final output
             for (int64_t p = 0; p < n_patch; ++p)
                 for (int64_t k = 0; k < n_feat; ++k) ids.push_back(static_cast<int32_t>(k * n_pos_ + p + first));
-            be.get_rows(stack, ids.data(), n_patch * n_feat, feats.reshape(e, n_patch * n_feat));
+            g.get_rows(stack, g.input_i32(ids), feats.reshape(e, n_patch * n_feat));
         }
 
         const Tensor hidden = ar.f32(mm0_.ne[1], n_patch);
-        linear(be, mm0_, mm0_b_, feats, hidden);
-        be.activation(hidden, Activation::GeluTanh);
+        linear(g, mm0_, mm0_b_, feats, hidden);
+        g.activation(hidden, Activation::GeluTanh);
         if (!mm2_.valid()) return hidden;
         const Tensor out = ar.f32(hp_.n_embd_out, n_patch);
-        linear(be, mm2_, mm2_b_, hidden, out);
+        linear(g, mm2_, mm2_b_, hidden, out);
         return out;
     }
 

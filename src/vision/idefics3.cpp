@@ -45,35 +45,33 @@ public:
     }
 
 protected:
-    Tensor forward(Arena &ar, const Tensor &img) const override {
-        Backend &be = be_;
+    Tensor forward(Arena &ar, Graph &g, const Tensor &img) const override {
         const int64_t e = hp_.n_embd, n = int64_t(grid_) * grid_, s2 = int64_t(hp_.n_merge) * hp_.n_merge;
         // One extra zero row past the patches: the source of the padding in the shuffle.
         const Tensor padded = ar.f32(e, n + 1);
         const std::vector<float> zeros(static_cast<size_t>(e), 0.0f);
-        be.upload(padded.rows(n, 1), zeros.data(), zeros.size() * 4);
+        g.input(padded.rows(n, 1), zeros.data(), zeros.size() * 4);
         const Tensor x = padded.rows(0, n);
-        patch_embed(be, ar, vit_, img, hp_.patch_size, x);
-        be.add(x, rows_f32(be, ar, vit_.pos_embd, n));
-        if (vit_.pre_ln_w.valid() || vit_.pre_ln_b.valid()) be.layer_norm(x, vit_.pre_ln_w, vit_.pre_ln_b, hp_.eps, x);
+        patch_embed(g, ar, vit_, img, hp_.patch_size, x);
+        g.add(x, rows_f32(g, ar, vit_.pos_embd, n));
+        if (vit_.pre_ln_w.valid() || vit_.pre_ln_b.valid()) g.layer_norm(x, vit_.pre_ln_w, vit_.pre_ln_b, hp_.eps, x);
 
         const VitScratch s = make_vit_scratch(ar, hp_, n);
         const int32_t all = static_cast<int32_t>(n);
         VitAttention a;
-        a.windows = &all;
-        a.n_windows = 1;
-        for (const VitLayer &L : vit_.layers) vit_layer(be, hp_, L, x, s, a);
+        a.windows = g.input_i32(&all, 1);
+        for (const VitLayer &L : vit_.layers) vit_layer(g, hp_, L, x, s, a);
         if (vit_.post_ln_w.valid() || vit_.post_ln_b.valid())
-            be.layer_norm(x, vit_.post_ln_w, vit_.post_ln_b, hp_.eps, x);
+            g.layer_norm(x, vit_.post_ln_w, vit_.post_ln_b, hp_.eps, x);
 
         std::vector<int32_t> ids = merge_gather(grid_, grid_, hp_.n_merge);
         for (int32_t &id : ids)
             if (id < 0) id = static_cast<int32_t>(n);
         const int64_t n_out = static_cast<int64_t>(ids.size()) / s2;
         const Tensor y = ar.f32(e, s2 * n_out);
-        be.get_rows(padded, ids.data(), static_cast<int64_t>(ids.size()), y);
+        g.get_rows(padded, g.input_i32(ids), y);
         const Tensor out = ar.f32(hp_.n_embd_out, n_out);
-        be.matmul(fc_, y.reshape(s2 * e, n_out), out);
+        g.matmul(fc_, y.reshape(s2 * e, n_out), out);
         return out;
     }
 

@@ -65,7 +65,7 @@ Tensor MmprojReader::tensor(const std::string &name, const std::vector<int64_t> 
                  "]");
         }
     }
-    Tensor w = backend_.weights(t->type, t->ne, file_.tensor_data(*t));
+    Tensor w = weights_->add(t->type, t->ne, file_.tensor_data(*t));
     if (!w.mapped) file_.release_tensor_data(*t);  // the backend made its own copy
     return w;
 }

@@ -7,6 +7,7 @@
 #include "backends/backend.h"
 #include "gguf/gguf-file.h"
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,7 +35,8 @@ struct VisionHParams {
 
 class MmprojReader {
 public:
-    MmprojReader(const gguf::File &file, Backend &backend) : file_(file), backend_(backend) {}
+    MmprojReader(const gguf::File &file, Backend &backend)
+        : file_(file), backend_(backend), weights_(backend.weight_buffer()) {}
 
     const gguf::File &file() const { return file_; }
     Backend &backend() const { return backend_; }
@@ -51,12 +53,16 @@ public:
 
     bool has_tensor(const std::string &name) const { return file_.find_tensor(name) != nullptr; }
     // A weight with its ggml shape checked (-1: any extent); optional ones come back
-    // invalid when absent. The weights stay where the GGUF put them (Backend::weights).
+    // invalid when absent. They go into the encoder's one WeightBuffer (mapped in place on
+    // the CPU unless repacked).
     Tensor tensor(const std::string &name, const std::vector<int64_t> &ne, bool required = true) const;
+    // Ends loading (VisionEncoder::load calls it once the family has its tensors).
+    void commit_weights() { weights_->commit(); }
 
 private:
     const gguf::File &file_;
     Backend &backend_;
+    std::unique_ptr<WeightBuffer> weights_;  // tensor() adds to it while the family loads
 };
 
 // The keys every family reads (clip.vision.*): widths, heads, layers, eps, patch and

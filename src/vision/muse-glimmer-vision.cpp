@@ -54,8 +54,7 @@ public:
     }
 
 protected:
-    Tensor forward(Arena &ar, const Tensor &img) const override {
-        Backend &be = be_;
+    Tensor forward(Arena &ar, Graph &g, const Tensor &img) const override {
         const int ps = hp_.patch_size, f = hp_.n_merge, G = hp_.pos_grid;
         const int gw = static_cast<int>(img.ne[0]) / ps, gh = static_cast<int>(img.ne[1]) / ps;
         const int64_t n = int64_t(gw) * gh, e = hp_.n_embd, f2 = int64_t(f) * f, n_out = n / f2;
@@ -63,51 +62,53 @@ protected:
 
         // 1-2. patches, then the position table (resized when the grid is not G x G).
         Tensor x0 = ar.f32(e, n);
-        patch_embed(be, ar, vit_, img, ps, x0);
-        const Tensor table = rows_f32(be, ar, vit_.pos_embd, int64_t(G) * G);
+        patch_embed(g, ar, vit_, img, ps, x0);
+        const Tensor table = rows_f32(g, ar, vit_.pos_embd, int64_t(G) * G);
         if (gw == G && gh == G) {
-            be.add(x0, table);
+            g.add(x0, table);
         } else {
             const Tensor resized = ar.f32(e, gw, gh);
-            be.resize_bilinear(table.reshape(e, G, G), resized);
-            be.add(x0, resized.reshape(e, n));
+            g.resize_bilinear(table.reshape(e, G, G), resized);
+            g.add(x0, resized.reshape(e, n));
         }
         // 3-4. into window order, pre-LN.
         const Tensor x = ar.f32(e, n);
-        be.get_rows(x0, layout.perm.data(), n, x);
-        if (vit_.pre_ln_w.valid() || vit_.pre_ln_b.valid()) be.layer_norm(x, vit_.pre_ln_w, vit_.pre_ln_b, hp_.eps, x);
+        g.get_rows(x0, g.input_i32(layout.perm), x);
+        if (vit_.pre_ln_w.valid() || vit_.pre_ln_b.valid()) g.layer_norm(x, vit_.pre_ln_w, vit_.pre_ln_b, hp_.eps, x);
         // 5. layers: windowed (block-diagonal) or global (one window of all tokens).
         const VitScratch s = make_vit_scratch(ar, hp_, n);
         const int32_t all = static_cast<int32_t>(n);
+        VitAttention windowed, global_attention;
+        windowed.pos_w = g.input_i32(layout.pos_w);
+        windowed.pos_h = g.input_i32(layout.pos_h);
+        windowed.rope_base = kRopeTheta;
+        global_attention = windowed;
+        windowed.windows = g.input_i32(layout.windows);
+        global_attention.windows = g.input_i32(&all, 1);
         for (int64_t il = 0; il < hp_.n_layer; ++il) {
             const bool global = il == hp_.n_layer - 1 || (il + 1) % kGlobalEvery == 0;
-            VitAttention a;
-            a.pos_w = layout.pos_w.data();
-            a.pos_h = layout.pos_h.data();
-            a.rope_base = kRopeTheta;
-            a.windows = global ? &all : layout.windows.data();
-            a.n_windows = global ? 1 : static_cast<int64_t>(layout.windows.size());
-            vit_layer(be, hp_, vit_.layers[static_cast<size_t>(il)], x, s, a);
+            const VitAttention &a = global ? global_attention : windowed;
+            vit_layer(g, hp_, vit_.layers[static_cast<size_t>(il)], x, s, a);
         }
         // 6. post-LN.
         if (vit_.post_ln_w.valid() || vit_.post_ln_b.valid())
-            be.layer_norm(x, vit_.post_ln_w, vit_.post_ln_b, hp_.eps, x);
+            g.layer_norm(x, vit_.post_ln_w, vit_.post_ln_b, hp_.eps, x);
         // 7-8. back to raster order and the f x f pixel shuffle in one gather (row o*f² + s is
         // the patch at sub-position s of merged token o), then channel-major: y[c*f² + s].
         std::vector<int32_t> ids = merge_gather(gw, gh, f);
         for (int32_t &id : ids) id = layout.inv_perm[static_cast<size_t>(id)];
-        const Tensor g = ar.f32(e, n);
-        be.get_rows(x, ids.data(), n, g);
+        const Tensor merged = ar.f32(e, n);
+        g.get_rows(x, g.input_i32(ids), merged);
         const Tensor y = ar.f32(f2, e, n_out);
-        be.transpose(g.reshape(e, f2, n_out), y);
+        g.transpose(merged.reshape(e, f2, n_out), y);
         // 9. adapter: mm.2 · gelu(mm.1 · gelu(mm.0 · y)).
         const Tensor z0 = ar.f32(mm0_.ne[1], n_out), z1 = ar.f32(mm1_.ne[1], n_out);
         const Tensor out = ar.f32(hp_.n_embd_out, n_out);
-        be.matmul(mm0_, y.reshape(f2 * e, n_out), z0);
-        be.activation(z0, Activation::GeluErf);
-        be.matmul(mm1_, z0, z1);
-        be.activation(z1, Activation::GeluErf);
-        be.matmul(mm2_, z1, out);
+        g.matmul(mm0_, y.reshape(f2 * e, n_out), z0);
+        g.activation(z0, Activation::GeluErf);
+        g.matmul(mm1_, z0, z1);
+        g.activation(z1, Activation::GeluErf);
+        g.matmul(mm2_, z1, out);
         return out;
     }
 

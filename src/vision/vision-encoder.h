@@ -45,8 +45,9 @@ public:
 
 protected:
     VisionEncoder(const gguf::File &file, Backend &backend) : reader_(file, backend), be_(backend) {}
-    // The family's graph: img [W, H, 3] -> projected embeddings [n_embd_out, n_tokens].
-    virtual Tensor forward(Arena &ar, const Tensor &img) const = 0;
+    // Records the family's pass into g: img [W, H, 3] -> projected embeddings
+    // [n_embd_out, n_tokens] (activations from ar).
+    virtual Tensor forward(Arena &ar, Graph &g, const Tensor &img) const = 0;
     // Patch grid side of a fixed-size (image_size square) encoder, from hp_; refuses an
     // image_size that is not a multiple of patch_size or that makes more than kMaxPatches.
     int square_patch_grid() const;

@@ -111,49 +111,49 @@ VitScratch make_vit_scratch(Arena &ar, const VisionHParams &hp, int64_t n) {
     return s;
 }
 
-void linear(Backend &be, const Tensor &w, const Tensor &b, const Tensor &x, const Tensor &y) {
-    be.matmul(w, x, y);
-    if (b.valid()) be.add(y, b);
+void linear(Graph &g, const Tensor &w, const Tensor &b, const Tensor &x, const Tensor &y) {
+    g.matmul(w, x, y);
+    if (b.valid()) g.add(y, b);
 }
 
-void patch_embed(Backend &be, Arena &ar, const VitWeights &w, const Tensor &img, int patch, const Tensor &out) {
+void patch_embed(Graph &g, Arena &ar, const VitWeights &w, const Tensor &img, int patch, const Tensor &out) {
     const int64_t n = (img.ne[0] / patch) * (img.ne[1] / patch);
     Tensor cols = ar.f32(w.patch_w.ne[0], n);
-    be.patches(img, patch, cols);
-    linear(be, w.patch_w, w.patch_b, cols, out);
+    g.patches(img, patch, cols);
+    linear(g, w.patch_w, w.patch_b, cols, out);
 }
 
-Tensor rows_f32(Backend &be, Arena &ar, const Tensor &w, int64_t n) {
+Tensor rows_f32(Graph &g, Arena &ar, const Tensor &w, int64_t n) {
     if (n > w.ne[1]) fail(MUSE_ERR_INTERNAL, "rows_f32: ", n, " rows requested of ", w.ne[1]);
     Tensor t = ar.f32(w.ne[0], n);
     std::vector<int32_t> ids(static_cast<size_t>(n));
     std::iota(ids.begin(), ids.end(), 0);
-    be.get_rows(w, ids.data(), n, t);
+    g.get_rows(w, g.input_i32(ids), t);
     return t;
 }
 
-void vit_layer(Backend &be, const VisionHParams &hp, const VitLayer &L, const Tensor &x, const VitScratch &s,
+void vit_layer(Graph &g, const VisionHParams &hp, const VitLayer &L, const Tensor &x, const VitScratch &s,
                const VitAttention &a) {
     const int64_t n = x.ne[1], hd = hp.head_dim;
-    be.layer_norm(x, L.ln1_w, L.ln1_b, hp.eps, s.h);
-    linear(be, L.wq, L.bq, s.h, s.q);
-    linear(be, L.wk, L.bk, s.h, s.k);
-    linear(be, L.wv, L.bv, s.h, s.v);
+    g.layer_norm(x, L.ln1_w, L.ln1_b, hp.eps, s.h);
+    linear(g, L.wq, L.bq, s.h, s.q);
+    linear(g, L.wk, L.bk, s.h, s.k);
+    linear(g, L.wv, L.bv, s.h, s.v);
     const Tensor qh = s.q.reshape(hd, hp.n_head, n), kh = s.k.reshape(hd, hp.n_head_kv, n);
-    if (a.pos_w) {
-        be.rope_2d(qh, a.pos_w, a.pos_h, a.rope_base);
-        be.rope_2d(kh, a.pos_w, a.pos_h, a.rope_base);
+    if (a.pos_w.valid()) {
+        g.rope_2d(qh, a.pos_w, a.pos_h, a.rope_base);
+        g.rope_2d(kh, a.pos_w, a.pos_h, a.rope_base);
     }
-    be.attention_windows(qh, s.k, s.v, a.windows, a.n_windows, static_cast<int>(hp.n_head_kv),
+    g.attention_windows(qh, s.k, s.v, a.windows, static_cast<int>(hp.n_head_kv),
                          1.0f / std::sqrt(static_cast<float>(hd)), s.att);
-    linear(be, L.wo, L.bo, s.att, s.y);
-    be.add(x, s.y);
+    linear(g, L.wo, L.bo, s.att, s.y);
+    g.add(x, s.y);
 
-    be.layer_norm(x, L.ln2_w, L.ln2_b, hp.eps, s.h);
-    linear(be, L.up_w, L.up_b, s.h, s.up);
-    be.activation(s.up, hp.ffn_act);
-    linear(be, L.down_w, L.down_b, s.up, s.y);
-    be.add(x, s.y);
+    g.layer_norm(x, L.ln2_w, L.ln2_b, hp.eps, s.h);
+    linear(g, L.up_w, L.up_b, s.h, s.up);
+    g.activation(s.up, hp.ffn_act);
+    linear(g, L.down_w, L.down_b, s.up, s.y);
+    g.add(x, s.y);
 }
 
 } // namespace muse

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "backends/backend.h"
+#include "backends/graph.h"
 #include "vision/mmproj.h"
 
 #include <memory>
@@ -55,21 +56,20 @@ VitScratch make_vit_scratch(Arena &ar, const VisionHParams &hp, int64_t n_tok);
 
 // What one layer's attention sees: optional 2D RoPE positions and the windows.
 struct VitAttention {
-    const int32_t *pos_w = nullptr, *pos_h = nullptr;  // null: no RoPE
+    Tensor pos_w, pos_h;  // I32 [n_tok]; invalid: no RoPE
     float rope_base = 10000.0f;
-    const int32_t *windows = nullptr;  // consecutive runs of tokens that attend among themselves
-    int64_t n_windows = 0;
+    Tensor windows;       // I32: lengths of the consecutive runs of tokens that attend among themselves
 };
 
 // y = W·x (+ b): w [in, out], x [in, n], y [out, n].
-void linear(Backend &be, const Tensor &w, const Tensor &b, const Tensor &x, const Tensor &y);
+void linear(Graph &g, const Tensor &w, const Tensor &b, const Tensor &x, const Tensor &y);
 // out [n_embd, n_patches] = conv2d(img [W, H, 3], patch_w, stride ps) + patch_b, patches in raster order.
-void patch_embed(Backend &be, Arena &ar, const VitWeights &w, const Tensor &img, int patch, const Tensor &out);
+void patch_embed(Graph &g, Arena &ar, const VitWeights &w, const Tensor &img, int patch, const Tensor &out);
 // The first n rows of a weight (any type) as an F32 activation [ne0, n].
-Tensor rows_f32(Backend &be, Arena &ar, const Tensor &w, int64_t n);
+Tensor rows_f32(Graph &g, Arena &ar, const Tensor &w, int64_t n);
 // One pre-LN encoder layer, in place on x [n_embd, n_tok]:
 //   x += Wo·attn(LN1(x)) + bo;  x += Wdown·act(Wup·LN2(x) + bup) + bdown.
-void vit_layer(Backend &be, const VisionHParams &hp, const VitLayer &L, const Tensor &x, const VitScratch &s,
+void vit_layer(Graph &g, const VisionHParams &hp, const VitLayer &L, const Tensor &x, const VitScratch &s,
                const VitAttention &a);
 
 } // namespace muse

@@ -332,7 +332,7 @@ void attend(const Shape &s, int64_t t, int64_t hk, int64_t c0, int64_t c1, const
 }
 
 template <class Ops, class Chunk = ChunkGeneric<Ops>>
-void run(ThreadPool &pool, const Shape &s, const KvGather &kv, int64_t n_tok, int64_t n_head_kv, float *out) {
+void run(ThreadPool &pool, const Shape &s, const KvRangesHost &kv, int64_t n_tok, int64_t n_head_kv, float *out) {
     const int64_t hd = s.hd, G = s.group, pairs = n_tok * n_head_kv;
     int64_t longest = 0;
     for (int64_t t = 0; t < n_tok; ++t) longest = std::max<int64_t>(longest, kv.end[t] - kv.begin[t]);
@@ -400,7 +400,7 @@ void run(ThreadPool &pool, const Shape &s, const KvGather &kv, int64_t n_tok, in
 
 } // namespace
 
-void attention(ThreadPool &pool, const Tensor &q, const Tensor &k, const Tensor &v, const KvGather &kv, int n_head_kv,
+void attention(ThreadPool &pool, const Tensor &q, const Tensor &k, const Tensor &v, const KvRangesHost &kv, int n_head_kv,
                float scale, const Tensor &out) {
     const int64_t hd = q.ne[0], n_head = q.ne[1], n_tok = q.ne[2];
     if (q.type != GgmlType::F32 || n_head_kv <= 0 || n_head % n_head_kv != 0)

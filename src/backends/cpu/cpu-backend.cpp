@@ -7,6 +7,7 @@
 #include "backends/cpu/cpu-simd.h"
 #include "backends/cpu/cpu-vision-ops.h"
 #include "backends/cpu/thread-pool.h"
+#include "backends/graph.h"
 #include "core/dequant.h"
 #include "core/error.h"
 
@@ -45,17 +46,13 @@ private:
 
 using cpu::row_to_f32;
 
-class CpuBackend final : public Backend {
+// Q8_0, Q4_0 and Q4_K matrices are repacked for the integer kernels when the CPU has them
+// (cpu-int8-matmul.h); every other weight is used in place, mapped from the file.
+class CpuWeightBuffer final : public WeightBuffer {
 public:
-    explicit CpuBackend(int n_threads) : pool_(n_threads > 0 ? n_threads : default_thread_count()) {}
+    explicit CpuWeightBuffer(ThreadPool &pool) : pool_(pool) {}
 
-    std::string name() const override { return "cpu"; }
-
-    std::unique_ptr<Buffer> alloc(size_t bytes) override { return std::make_unique<HostBuffer>(bytes); }
-
-    // Q8_0, Q4_0 and Q4_K matrices are repacked for the integer kernels when the CPU has them
-    // (cpu-int8-matmul.h); every other weight is used in place, mapped from the file.
-    Tensor weights(GgmlType type, const int64_t ne[4], const void *host_data) override {
+    Tensor add(GgmlType type, const int64_t ne[4], const void *host_data) override {
         Tensor t;
         t.type = type;
         for (int d = 0; d < 4; ++d) t.ne[d] = ne[d];
@@ -70,26 +67,114 @@ public:
             t.mapped = nullptr;
             t.buffer = buf.get();
             t.layout = WeightLayout::rows16;
-            std::lock_guard<std::mutex> lock(packed_mutex_);
             packed_.push_back(std::move(buf));
         }
         return t;
     }
+
+private:
+    ThreadPool &pool_;
+    std::vector<std::unique_ptr<HostBuffer>> packed_;
+};
+
+class CpuBackend final : public Backend {
+public:
+    explicit CpuBackend(int n_threads) : pool_(n_threads > 0 ? n_threads : default_thread_count()) {}
+
+    std::string name() const override { return "cpu"; }
+
+    DeviceInfo device() const override {
+        DeviceInfo d;
+        d.kind = DeviceInfo::Kind::cpu;
+        d.capabilities.push_back(cpu::to_string(cpu::cpu_level()));
+        if (cpu::int8_matmul_available()) d.capabilities.push_back("int8-dot");
+        if (cpu::int8_amx_available()) d.capabilities.push_back("amx");
+        d.name = "cpu (" + std::to_string(pool_.size()) + " threads, " + cpu::to_string(cpu::cpu_level()) + ")";
+        return d;
+    }
+
+    std::unique_ptr<Buffer> alloc(size_t bytes) override { return std::make_unique<HostBuffer>(bytes); }
+    std::unique_ptr<WeightBuffer> weight_buffer() override { return std::make_unique<CpuWeightBuffer>(pool_); }
 
     void upload(const Tensor &dst, const void *src, size_t bytes) override {
         std::memcpy(static_cast<uint8_t *>(dst.buffer->host()) + dst.offset, src, bytes);
     }
     void download(const Tensor &src, void *dst, size_t bytes) override { std::memcpy(dst, src.raw(), bytes); }
 
-    void get_rows(const Tensor &w, const int32_t *ids, int64_t n, const Tensor &out) override {
+    // Every op of graph.h, on host tensors of any type the dequantizer reads; integer
+    // operands must be I32.
+    bool supports_op(const OpNode &n) const override {
+        const auto host = [](const Tensor &t) { return !t.valid() || t.buffer == nullptr || t.buffer->host(); };
+        for (const Tensor &t : n.src)
+            if (!host(t)) return false;
+        if (!host(n.dst)) return false;
+        switch (n.op) {
+        case Op::GetRows: return n.src[1].type == GgmlType::I32;
+        case Op::Rope: return n.src[1].type == GgmlType::I32;
+        case Op::SetColumns:
+            return n.src[1].type == GgmlType::I32 && (n.dst.type == GgmlType::F32 || n.dst.type == GgmlType::F16);
+        case Op::Attention:
+            return n.src[3].type == GgmlType::I32 && n.src[4].type == GgmlType::I32 && n.src[5].type == GgmlType::I32;
+        case Op::Rope2d: return n.src[1].type == GgmlType::I32 && n.src[2].type == GgmlType::I32;
+        case Op::AttentionWindows: return n.src[3].type == GgmlType::I32;
+        default: return true;
+        }
+    }
+
+    void compute(const Graph &graph) override {
+        for (const GraphInput &in : graph.inputs()) upload(in.dst, graph.staged(in), in.bytes);
+        for (const OpNode &n : graph.nodes()) {
+            if (!supports_op(n)) fail(MUSE_ERR_INTERNAL, "the cpu backend cannot run ", op_name(n.op), " on these operands");
+            run(n);
+        }
+    }
+
+private:
+    void run(const OpNode &n) {
+        const Tensor *s = n.src;
+        switch (n.op) {
+        case Op::GetRows: get_rows(s[0], s[1], n.dst); return;
+        case Op::MatMul: matmul(s[0], s[1], n.dst); return;
+        // Row-wise ops: implemented in cpu-elementwise.cpp.
+        case Op::Add: cpu::add(pool_, n.dst, s[1]); return;
+        case Op::MulRow: cpu::mul_row(pool_, n.dst, s[1]); return;
+        case Op::Scale: cpu::scale(pool_, n.dst, n.f); return;
+        case Op::RmsNorm: cpu::rms_norm(pool_, s[0], s[1], n.f, n.dst); return;
+        case Op::LayerNorm: cpu::layer_norm(pool_, s[0], s[1], s[2], n.f, n.dst); return;
+        case Op::Rope: cpu::rope(pool_, n.dst, s[1].i32(), n.rope); return;
+        case Op::Swiglu: cpu::swiglu(pool_, n.dst, s[1]); return;
+        case Op::SigmoidMul: cpu::sigmoid_mul(pool_, n.dst, s[1]); return;
+        case Op::Softcap: cpu::softcap(pool_, n.dst, n.f); return;
+        case Op::SetColumns: set_columns(n.dst, s[0], s[1]); return;
+        case Op::Attention:
+            cpu::attention(pool_, s[0], s[1], s[2], cpu::KvRangesHost{s[3].i32(), s[4].i32(), s[5].i32()}, n.i, n.f,
+                           n.dst);
+            return;
+        // Vision ops: implemented in cpu-vision-ops.cpp.
+        case Op::Patches: cpu::patches(pool_, s[0], n.i, n.dst); return;
+        case Op::ResizeBilinear: cpu::resize_bilinear(pool_, s[0], n.dst); return;
+        case Op::Rope2d: cpu::rope_2d(pool_, n.dst, s[1].i32(), s[2].i32(), n.f); return;
+        case Op::Activation: cpu::activation(pool_, n.dst, n.act); return;
+        case Op::Transpose: cpu::transpose(pool_, s[0], n.dst); return;
+        case Op::AttentionWindows:
+            cpu::attention_windows(pool_, s[0], s[1], s[2], s[3].i32(), s[3].ne[0], n.i, n.f, n.dst);
+            return;
+        }
+        fail(MUSE_ERR_INTERNAL, "unknown op ", static_cast<int>(n.op));
+    }
+
+    void get_rows(const Tensor &w, const Tensor &ids_t, const Tensor &out) {
+        const int32_t *ids = ids_t.i32();
+        const int64_t n = ids_t.ne[0];
+        if (out.ne[0] != w.ne[0] || out.n_rows() != n) fail(MUSE_ERR_INTERNAL, "get_rows: output shape mismatch");
         float *o = out.f32();
         for (int64_t i = 0; i < n; ++i) {
-            if (ids[i] < 0 || ids[i] >= w.ne[1]) fail(MUSE_ERR_OUT_OF_RANGE, "token id ", ids[i], " out of range");
+            if (ids[i] < 0 || ids[i] >= w.n_rows()) fail(MUSE_ERR_OUT_OF_RANGE, "row id ", ids[i], " out of range");
             row_to_f32(w, ids[i], o + i * w.ne[0]);
         }
     }
 
-    void matmul(const Tensor &w, const Tensor &x, const Tensor &y) override {
+    void matmul(const Tensor &w, const Tensor &x, const Tensor &y) {
         const int64_t n_in = w.ne[0], n_out = w.ne[1], n_tok = x.n_rows();
         if (x.ne[0] != n_in || y.ne[0] != n_out || y.n_rows() != n_tok)
             fail(MUSE_ERR_INTERNAL, "matmul shape mismatch: w [", n_in, ",", n_out, "] x [", x.ne[0], ",", n_tok,
@@ -107,26 +192,14 @@ public:
         decode_matmul(w, xs, n_tok, ys);
     }
 
-    // Row-wise ops: implemented in cpu-elementwise.cpp.
-    void add(const Tensor &x, const Tensor &b) override { cpu::add(pool_, x, b); }
-    void mul_row(const Tensor &x, const Tensor &w) override { cpu::mul_row(pool_, x, w); }
-    void scale(const Tensor &x, float s) override { cpu::scale(pool_, x, s); }
-    void rms_norm(const Tensor &x, const Tensor &w, float eps, const Tensor &y) override {
-        cpu::rms_norm(pool_, x, w, eps, y);
-    }
-    void layer_norm(const Tensor &x, const Tensor &w, const Tensor &b, float eps, const Tensor &y) override {
-        cpu::layer_norm(pool_, x, w, b, eps, y);
-    }
-    void rope(const Tensor &x, const int32_t *pos, const RopeParams &p) override { cpu::rope(pool_, x, pos, p); }
-    void swiglu(const Tensor &gate, const Tensor &up) override { cpu::swiglu(pool_, gate, up); }
-    void sigmoid_mul(const Tensor &x, const Tensor &g) override { cpu::sigmoid_mul(pool_, x, g); }
-    void softcap(const Tensor &x, float c) override { cpu::softcap(pool_, x, c); }
-
-    void set_columns(const Tensor &dst, const Tensor &src, const int32_t *cells) override {
+    void set_columns(const Tensor &dst, const Tensor &src, const Tensor &cells_t) {
+        const int32_t *cells = cells_t.i32();
         const float *s = static_cast<const float *>(src.raw());
         const int64_t n0 = src.ne[0];
+        if (cells_t.ne[0] != src.n_rows() || dst.ne[0] != n0) fail(MUSE_ERR_INTERNAL, "set_columns: shape mismatch");
         auto *d = static_cast<uint8_t *>(dst.buffer->host()) + dst.offset;
         for (int64_t c = 0; c < src.n_rows(); ++c) {
+            if (cells[c] < 0 || cells[c] >= dst.n_rows()) fail(MUSE_ERR_INTERNAL, "set_columns: cell out of range");
             if (dst.type == GgmlType::F32) {
                 std::memcpy(d + static_cast<size_t>(cells[c]) * n0 * 4, s + c * n0, static_cast<size_t>(n0) * 4);
             } else {
@@ -136,25 +209,6 @@ public:
         }
     }
 
-    void attention(const Tensor &q, const Tensor &k, const Tensor &v, const KvGather &kv, int n_head_kv, float scale,
-                   const Tensor &out) override {
-        cpu::attention(pool_, q, k, v, kv, n_head_kv, scale, out);
-    }
-
-    // Vision ops: implemented in cpu-vision-ops.cpp.
-    void patches(const Tensor &img, int patch, const Tensor &out) override { cpu::patches(pool_, img, patch, out); }
-    void resize_bilinear(const Tensor &src, const Tensor &dst) override { cpu::resize_bilinear(pool_, src, dst); }
-    void rope_2d(const Tensor &x, const int32_t *pos_a, const int32_t *pos_b, float freq_base) override {
-        cpu::rope_2d(pool_, x, pos_a, pos_b, freq_base);
-    }
-    void activation(const Tensor &x, Activation f) override { cpu::activation(pool_, x, f); }
-    void transpose(const Tensor &src, const Tensor &dst) override { cpu::transpose(pool_, src, dst); }
-    void attention_windows(const Tensor &q, const Tensor &k, const Tensor &v, const int32_t *windows,
-                           int64_t n_windows, int n_head_kv, float scale, const Tensor &out) override {
-        cpu::attention_windows(pool_, q, k, v, windows, n_windows, n_head_kv, scale, out);
-    }
-
-private:
     // Batches of more than 16 tokens (prefill, vision) go through oneDNN's SGEMM. Each pool thread takes
     // a share of the output rows, dequantizes them a panel at a time into F32 and
     // computes Y[:, panel] = X · panelᵀ with a single-threaded SGEMM: oneDNN's own
@@ -272,8 +326,6 @@ private:
     }
 
     ThreadPool pool_;
-    std::mutex packed_mutex_;
-    std::vector<std::unique_ptr<HostBuffer>> packed_;
 };
 
 } // namespace

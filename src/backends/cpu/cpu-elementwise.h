@@ -1,4 +1,4 @@
-// CPU implementations of the row-wise ops of backend.h: bias and scale, norms, rope and
+// CPU implementations of the row-wise ops of graph.h: bias and scale, norms, rope and
 // the gated activations. Each runs on the backend's pool, split by rows (a token's row is
 // computed the same way whatever batch it is in: the ops stay batch-invariant), and the
 // activations use the vectorized exp of the active dispatch level.

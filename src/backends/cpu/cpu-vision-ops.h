@@ -1,5 +1,5 @@
-// CPU implementations of the vision ops of backend.h (patches, resize_bilinear,
-// rope_2d, activation, transpose, attention_windows). CpuBackend forwards to
+// CPU implementations of the vision ops of graph.h (patches, resize_bilinear,
+// rope_2d, activation, transpose, attention_windows). CpuBackend::compute runs
 // these; each checks the shapes it is given and runs on the backend's pool.
 #pragma once
 
