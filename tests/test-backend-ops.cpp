@@ -943,3 +943,37 @@ TEST_CASE("repacked Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K weights give the same bits 
         CHECK_THROWS(w.rows(8, 16));
     }
 }
+
+TEST_CASE("matmuls that share an input run as one job and give the bits of separate runs") {
+    // The CPU backend fuses matmuls recorded back to back on one activation (Q/K/V,
+    // gate/up). Mixed weight types in one group (Q4_K_M files mix Q4_K and Q6_K), decode
+    // and prompt batch sizes, repacked and plain weights.
+    auto be = make_backend(MUSE_BACKEND_CPU, 3);
+    const std::vector<std::vector<GgmlType>> groups = {
+        {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q4_K}, {GgmlType::Q8_0, GgmlType::Q4_0}, {GgmlType::F16, GgmlType::BF16, GgmlType::F32}};
+    for (const auto &types : groups) {
+        for (int64_t n_tok : {1, 5, 40}) {
+            Ctx c(*be, 11);
+            const int64_t k = 512;
+            const Tensor x = c.f32(c.randn(k * n_tok), k, n_tok);
+            std::vector<Tensor> ws, fused, alone;
+            for (size_t i = 0; i < types.size(); ++i) {
+                const int64_t n_out = 48 + 16 * static_cast<int64_t>(i) + (i == 1 ? 3 : 0);  // one ragged last group
+                ws.push_back(c.weights(types[i], random_weights(c, types[i], k * n_out), k, n_out));
+                fused.push_back(c.empty(GgmlType::F32, n_out, n_tok));
+                alone.push_back(c.empty(GgmlType::F32, n_out, n_tok));
+            }
+            for (size_t i = 0; i < ws.size(); ++i) c.g.matmul(ws[i], x, fused[i]);
+            c.flush();
+            for (size_t i = 0; i < ws.size(); ++i) {
+                c.g.matmul(ws[i], x, alone[i]);
+                c.g.scale(x, 1.0f);  // an op in between: no group
+            }
+            for (size_t i = 0; i < ws.size(); ++i) {
+                INFO(type_traits(types[i]).name << " n_tok " << n_tok);
+                const auto a = c.read(fused[i]), b = c.read(alone[i]);
+                CHECK(std::memcmp(a.data(), b.data(), a.size() * 4) == 0);
+            }
+        }
+    }
+}

@@ -123,13 +123,81 @@ public:
 
     void compute(const Graph &graph) override {
         for (const GraphInput &in : graph.inputs()) upload(in.dst, graph.staged(in), in.bytes);
-        for (const OpNode &n : graph.nodes()) {
-            if (!supports_op(n)) fail(MUSE_ERR_INTERNAL, "the cpu backend cannot run ", op_name(n.op), " on these operands");
-            run(n);
+        const std::vector<OpNode> &nodes = graph.nodes();
+        for (size_t i = 0; i < nodes.size();) {
+            if (!supports_op(nodes[i]))
+                fail(MUSE_ERR_INTERNAL, "the cpu backend cannot run ", op_name(nodes[i].op), " on these operands");
+            // Matmuls recorded back to back on one activation (Q/K/V, gate/up) run as one job.
+            size_t j = i + 1;
+            while (j < nodes.size() && joins_matmul_group(nodes, i, j)) ++j;
+            if (j - i > 1) matmul_group(&nodes[i], j - i);
+            else run(nodes[i]);
+            i = j;
         }
     }
 
 private:
+    static bool overlaps(const Tensor &a, const Tensor &b) {
+        if (a.buffer != b.buffer || a.mapped != b.mapped) return false;
+        return a.offset < b.offset + b.n_bytes() && b.offset < a.offset + a.n_bytes();
+    }
+
+    // Whether nodes[j] can run in one job with the matmuls nodes[first..j): the same input x
+    // and kernel family, and no output of the group overlapping x (the group reads x only
+    // once, before any of its outputs is written).
+    static bool joins_matmul_group(const std::vector<OpNode> &nodes, size_t first, size_t j) {
+        const OpNode &a = nodes[first], &b = nodes[j];
+        if (a.op != Op::MatMul || b.op != Op::MatMul) return false;
+        const Tensor &x = a.src[1], &xb = b.src[1];
+        if (xb.buffer != x.buffer || xb.offset != x.offset || xb.ne[0] != x.ne[0] || xb.n_rows() != x.n_rows())
+            return false;
+        if (!x.buffer || x.type != GgmlType::F32) return false;
+        const bool packed = a.src[0].layout == WeightLayout::rows16;
+        if ((b.src[0].layout == WeightLayout::rows16) != packed) return false;
+        if (!packed && x.n_rows() >= kGemmMinTokens) return false;  // SGEMM panels: one weight at a time
+        for (size_t k = first; k <= j; ++k)
+            if (overlaps(nodes[k].dst, x)) return false;
+        return true;
+    }
+
+    // One pool job for several matmuls of one input: each part is a weight's rows (row
+    // groups when repacked), concatenated; the activation is quantized once for all.
+    void matmul_group(const OpNode *group, size_t count) {
+        for (size_t k = 0; k < count; ++k) check_matmul(group[k].src[0], group[k].src[1], group[k].dst);
+        const Tensor &x = group[0].src[1];
+        const float *xs = x.f32();
+        const int64_t n_tok = x.n_rows();
+        std::vector<int64_t> start(count + 1, 0);  // prefix sums of the parts' work items
+        const bool packed = group[0].src[0].layout == WeightLayout::rows16;
+        for (size_t k = 0; k < count; ++k) {
+            const int64_t rows = group[k].src[0].ne[1];
+            start[k + 1] = start[k] + (packed ? (rows + cpu::kInt8Rows - 1) / cpu::kInt8Rows : rows);
+        }
+        // Calls fn(part, begin, end) for the parts of [a, b) in order.
+        auto split = [&](int64_t a, int64_t b, auto &&fn) {
+            for (size_t k = 0; k < count && a < b; ++k) {
+                const int64_t lo = std::max(a, start[k]), hi = std::min(b, start[k + 1]);
+                if (lo < hi) fn(k, lo - start[k], hi - start[k]);
+            }
+        };
+        if (packed) {
+            const QuantizedRows qx = quantize_activations(xs, x.ne[0], n_tok);
+            pool_.parallel_for(start[count], [&](int64_t a, int64_t b) {
+                split(a, b, [&](size_t k, int64_t g0, int64_t g1) {
+                    const Tensor &w = group[k].src[0];
+                    cpu::int8_matmul(w.type, static_cast<const uint8_t *>(w.raw()), w.ne[0], w.ne[1], g0, g1, qx.q, qx.d,
+                                     qx.s, n_tok, group[k].dst.f32(), w.ne[1]);
+                });
+            }, 1);
+            return;
+        }
+        pool_.parallel_for(start[count], [&](int64_t a, int64_t b) {
+            split(a, b, [&](size_t k, int64_t r0, int64_t r1) {
+                decode_rows(group[k].src[0], xs, n_tok, group[k].dst.f32(), r0, r1);
+            });
+        }, 16);
+    }
+
     void run(const OpNode &n) {
         const Tensor *s = n.src;
         switch (n.op) {
@@ -174,11 +242,16 @@ private:
         }
     }
 
-    void matmul(const Tensor &w, const Tensor &x, const Tensor &y) {
+    static void check_matmul(const Tensor &w, const Tensor &x, const Tensor &y) {
         const int64_t n_in = w.ne[0], n_out = w.ne[1], n_tok = x.n_rows();
         if (x.ne[0] != n_in || y.ne[0] != n_out || y.n_rows() != n_tok)
             fail(MUSE_ERR_INTERNAL, "matmul shape mismatch: w [", n_in, ",", n_out, "] x [", x.ne[0], ",", n_tok,
                  "] y [", y.ne[0], ",", y.n_rows(), "]");
+    }
+
+    void matmul(const Tensor &w, const Tensor &x, const Tensor &y) {
+        check_matmul(w, x, y);
+        const int64_t n_tok = x.n_rows();
         const float *xs = x.f32();
         float *ys = y.f32();
         if (w.layout == WeightLayout::rows16) {
@@ -267,6 +340,11 @@ private:
     static constexpr int64_t kRowBlock = 8, kChunkSteps = 8;  // x chunk: 16 tokens x 1 KiB
 
     void decode_matmul(const Tensor &w, const float *xs, int64_t n_tok, float *ys) {
+        pool_.parallel_for(w.ne[1], [&](int64_t r0, int64_t r1) { decode_rows(w, xs, n_tok, ys, r0, r1); }, 16);
+    }
+
+    // Output rows [r0, r1) of a decode matmul (one thread's share).
+    static void decode_rows(const Tensor &w, const float *xs, int64_t n_tok, float *ys, int64_t r0, int64_t r1) {
         const int64_t n_in = w.ne[0], n_out = w.ne[1];
         const cpu::RowDotKernel k = cpu::row_dot_kernel(w.type);
         const int64_t steps = n_in / cpu::kStep;
@@ -276,33 +354,37 @@ private:
         const size_t row_bytes = w.row_bytes();
         const GgmlType type = w.type;
         const int nt = static_cast<int>(n_tok);
-        pool_.parallel_for(n_out, [&](int64_t r0, int64_t r1) {
-            thread_local std::vector<float> state, rows;
-            state.resize(static_cast<size_t>(kRowBlock * cpu::kMaxDotTokens * cpu::kMaxDotState));
-            const size_t per_row = static_cast<size_t>(n_tok * k.state);
-            for (int64_t b0 = r0; b0 < r1; b0 += kRowBlock) {
-                const int nb = static_cast<int>(std::min(kRowBlock, r1 - b0));
-                const void *row0 = wbase + row_bytes * static_cast<size_t>(b0);
-                size_t stride = row_bytes;
-                if (!k.fused) {
-                    rows.resize(static_cast<size_t>(kRowBlock * n_in));
-                    for (int r = 0; r < nb; ++r)
-                        dequantize(type, wbase + row_bytes * static_cast<size_t>(b0 + r), rows.data() + r * n_in, n_in);
-                    row0 = rows.data();
-                    stride = static_cast<size_t>(n_in) * 4;
-                }
-                std::fill(state.begin(), state.begin() + static_cast<std::ptrdiff_t>(per_row * static_cast<size_t>(nb)), 0.0f);
-                for (int64_t s0 = 0; s0 < steps; s0 += chunk)
-                    k.accumulate(row0, stride, nb, s0, std::min(chunk, steps - s0), xs, n_in, nt, state.data());
-                k.finish(row0, stride, nb, n_in, xs, n_in, nt, state.data(), ys + b0, n_out);
+        thread_local std::vector<float> state, rows;
+        state.resize(static_cast<size_t>(kRowBlock * cpu::kMaxDotTokens * cpu::kMaxDotState));
+        const size_t per_row = static_cast<size_t>(n_tok * k.state);
+        for (int64_t b0 = r0; b0 < r1; b0 += kRowBlock) {
+            const int nb = static_cast<int>(std::min(kRowBlock, r1 - b0));
+            const void *row0 = wbase + row_bytes * static_cast<size_t>(b0);
+            size_t stride = row_bytes;
+            if (!k.fused) {
+                rows.resize(static_cast<size_t>(kRowBlock * n_in));
+                for (int r = 0; r < nb; ++r)
+                    dequantize(type, wbase + row_bytes * static_cast<size_t>(b0 + r), rows.data() + r * n_in, n_in);
+                row0 = rows.data();
+                stride = static_cast<size_t>(n_in) * 4;
             }
-        }, 16);
+            std::fill(state.begin(), state.begin() + static_cast<std::ptrdiff_t>(per_row * static_cast<size_t>(nb)), 0.0f);
+            for (int64_t s0 = 0; s0 < steps; s0 += chunk)
+                k.accumulate(row0, stride, nb, s0, std::min(chunk, steps - s0), xs, n_in, nt, state.data());
+            k.finish(row0, stride, nb, n_in, xs, n_in, nt, state.data(), ys + b0, n_out);
+        }
     }
 
-    // Repacked Q8_0 / Q4_0 / Q4_K weights, any number of tokens: the activations are quantized once per call
-    // (in parallel over tokens for prompts), then each thread takes a share of the row groups.
-    void int8_matmul(const Tensor &w, const float *xs, int64_t n_tok, float *ys) {
-        const int64_t n_in = w.ne[0], n_out = w.ne[1], nb = n_in / 32;
+    // Activations quantized to 8-bit blocks for the integer kernels (per-thread storage,
+    // valid until this thread quantizes again).
+    struct QuantizedRows {
+        const int8_t *q;
+        const float *d;
+        const int32_t *s;
+    };
+
+    QuantizedRows quantize_activations(const float *xs, int64_t n_in, int64_t n_tok) {
+        const int64_t nb = n_in / 32;
         thread_local std::vector<int8_t> q;
         thread_local std::vector<float> d;
         thread_local std::vector<int32_t> s;
@@ -312,16 +394,24 @@ private:
         int8_t *qp = q.data();
         float *dp = d.data();
         int32_t *sp = s.data();
-        if (n_tok >= 8)
+        if (n_tok >= 8)  // prompts: in parallel over tokens
             pool_.parallel_for(n_tok, [&](int64_t t0, int64_t t1) {
                 cpu::int8_quantize_rows(xs + t0 * n_in, n_in, t1 - t0, qp + t0 * n_in, dp + t0 * nb, sp + t0 * nb);
             }, 4);
         else
             cpu::int8_quantize_rows(xs, n_in, n_tok, qp, dp, sp);
+        return {qp, dp, sp};
+    }
+
+    // Repacked Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K weights, any number of tokens: the
+    // activations are quantized once per call, then each thread takes a share of the row groups.
+    void int8_matmul(const Tensor &w, const float *xs, int64_t n_tok, float *ys) {
+        const int64_t n_in = w.ne[0], n_out = w.ne[1];
+        const QuantizedRows qx = quantize_activations(xs, n_in, n_tok);
         const auto *packed = static_cast<const uint8_t *>(w.raw());
         const int64_t groups = (n_out + cpu::kInt8Rows - 1) / cpu::kInt8Rows;
         pool_.parallel_for(groups, [&](int64_t g0, int64_t g1) {
-            cpu::int8_matmul(w.type, packed, n_in, n_out, g0, g1, qp, dp, sp, n_tok, ys, n_out);
+            cpu::int8_matmul(w.type, packed, n_in, n_out, g0, g1, qx.q, qx.d, qx.s, n_tok, ys, n_out);
         }, 1);
     }
 
