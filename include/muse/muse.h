@@ -90,7 +90,8 @@ MUSE_API uint32_t    muse_abi_version(void);
  * Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights are repacked at load and multiplied with 8-bit activations (AVX-512 VNNI;
  * MUSE_INT8_MATMUL=0 in the environment keeps F32 activations), "amx": true when, in addition,
  * batches of 32 tokens or more run those products on AMX tiles (same results; MUSE_AMX=0 turns
- * it off), "backends": ["cpu", ...]}. */
+ * it off), "backends": ["cpu", ...], "devices": [{"backend", "name", "kind", "memory_total",
+ * "memory_free", "capabilities": [...]}, ...]} (memory in bytes, 0 when unknown). */
 MUSE_API const char *muse_system_info(void);
 
 /* Releases a string that a muse function documented as caller-owned. */

@@ -1,5 +1,6 @@
 // Library-wide entry points: versions, status names, thread-local errors.
 #include "api/api-guard.h"
+#include "backends/backend.h"
 #include "backends/cpu/cpu-int8-matmul.h"
 #include "backends/cpu/cpu-kernels.h"
 
@@ -66,6 +67,16 @@ MUSE_API const char *muse_system_info(void) {
         j["int8_matmul"] = muse::cpu::int8_matmul_available();
         j["amx"] = muse::cpu::int8_amx_available();
         j["backends"] = nlohmann::ordered_json::array({"cpu"});
+        // The devices the built backends see (a one-thread CPU backend answers for the CPU).
+        nlohmann::ordered_json devices = nlohmann::ordered_json::array();
+        const muse::DeviceInfo d = muse::make_backend(MUSE_BACKEND_CPU, 1)->device();
+        devices.push_back({{"backend", "cpu"},
+                           {"name", d.name},
+                           {"kind", "cpu"},
+                           {"memory_total", d.memory_total},
+                           {"memory_free", d.memory_free},
+                           {"capabilities", d.capabilities}});
+        j["devices"] = devices;
         info = j.dump();
     } catch (...) {
         info = "{}";  // out of memory: an empty answer rather than an exception through C

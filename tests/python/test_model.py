@@ -139,3 +139,14 @@ def test_close_and_context_manager(tmp_path):
         m.arch
     assert "closed" in repr(m)
     assert muse.abi_version() >= 1 and muse.version()
+
+
+def test_system_info_lists_the_cpu_device():
+    info = muse.system_info()
+    assert info["backends"][0] == "cpu"
+    cpu = info["devices"][0]
+    assert cpu["backend"] == "cpu" and cpu["kind"] == "cpu" and cpu["name"]
+    # Host memory as the OS reports it: positive, and free never above total.
+    assert cpu["memory_total"] > 0 and 0 <= cpu["memory_free"] <= cpu["memory_total"]
+    assert info["cpu_level"] in cpu["capabilities"]
+    assert ("amx" in cpu["capabilities"]) == info["amx"]

@@ -18,10 +18,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <new>
+
+#include <unistd.h>
 
 // From the OpenMP runtime oneDNN is built on (declared here: clang has no omp.h without libomp-dev).
 extern "C" void omp_set_num_threads(int);
@@ -77,6 +80,25 @@ private:
     std::vector<std::unique_ptr<HostBuffer>> packed_;
 };
 
+// The processor's marketing name (/proc/cpuinfo "model name"), or "cpu" where there is none.
+std::string cpu_model_name() {
+    std::FILE *f = std::fopen("/proc/cpuinfo", "r");
+    if (!f) return "cpu";
+    char line[512];
+    std::string name = "cpu";
+    while (std::fgets(line, sizeof line, f)) {
+        if (std::strncmp(line, "model name", 10) != 0) continue;
+        const char *colon = std::strchr(line, ':');
+        if (!colon) break;
+        name = colon + 1;
+        while (!name.empty() && (name.front() == ' ' || name.front() == '\t')) name.erase(name.begin());
+        while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+        break;
+    }
+    std::fclose(f);
+    return name.empty() ? "cpu" : name;
+}
+
 class CpuBackend final : public Backend {
 public:
     explicit CpuBackend(int n_threads) : pool_(n_threads > 0 ? n_threads : default_thread_count()) {}
@@ -89,7 +111,11 @@ public:
         d.capabilities.push_back(cpu::to_string(cpu::cpu_level()));
         if (cpu::int8_matmul_available()) d.capabilities.push_back("int8-dot");
         if (cpu::int8_amx_available()) d.capabilities.push_back("amx");
-        d.name = "cpu (" + std::to_string(pool_.size()) + " threads, " + cpu::to_string(cpu::cpu_level()) + ")";
+        d.name = cpu_model_name();
+        // Host memory: what the OS reports (the CPU backend's buffers and mapped weights live there).
+        const long page = sysconf(_SC_PAGESIZE), total = sysconf(_SC_PHYS_PAGES), avail = sysconf(_SC_AVPHYS_PAGES);
+        if (page > 0 && total > 0) d.memory_total = static_cast<size_t>(page) * static_cast<size_t>(total);
+        if (page > 0 && avail > 0) d.memory_free = static_cast<size_t>(page) * static_cast<size_t>(avail);
         return d;
     }
 
