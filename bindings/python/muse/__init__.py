@@ -3,6 +3,7 @@
     import muse
     m = muse.Model("model.gguf", vocab_only=True)
     print(m.arch, m.n_layer, m.metadata["tokenizer.ggml.model"])
+    srv = muse.serve("model.gguf", port=0); print(srv.url); srv.stop()   # muse-server
 """
 from ._ffi import lib as _lib
 from .chat import ChatTemplate
@@ -12,10 +13,11 @@ from .generation import Batch, Event, Generation
 from .grammar import Grammar
 from .image import Image
 from .model import Model, TensorInfo
+from .server import Server, ServerNotBuilt, serve
 from .session import Session
 
-__all__ = ["Agent", "Batch", "ChatTemplate", "Error", "Event", "Generation", "Grammar", "Image", "Model", "Response", "Session", "TensorInfo",
-           "version", "abi_version", "system_info"]
+__all__ = ["Agent", "Batch", "ChatTemplate", "Error", "Event", "Generation", "Grammar", "Image", "Model", "Response", "Server", "ServerNotBuilt",
+           "Session", "TensorInfo", "serve", "version", "abi_version", "system_info"]
 
 
 def version() -> str:

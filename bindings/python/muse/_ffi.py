@@ -2,7 +2,8 @@
 
 Each declaration sits next to its C prototype so the two are easy to compare.
 The library is found through, in order: the MUSE_LIBRARY environment variable,
-a build tree next to this package (build/src/libmuse.so), then the system's
+the copy bundled inside this package by `pip install` (muse/lib/libmuse.so.N), a build
+tree of the repository this package sits in (build*/src/libmuse.so), then the system's
 library search path.
 """
 from __future__ import annotations
@@ -61,12 +62,16 @@ def _candidates():
         yield env
         return
     here = Path(__file__).resolve()
-    root = here.parents[3]  # bindings/python/muse/_ffi.py -> repository root
-    for build in sorted(root.glob("build*")):
-        for name in ("libmuse.so", "libmuse.dylib"):
-            p = build / "src" / name
-            if p.exists():
-                yield str(p)
+    # An installed package carries the library it was built with; it comes before any build
+    # tree so that an installed muse never picks up an unrelated checkout's library.
+    yield from (str(p) for p in sorted((here.parent / "lib").glob("libmuse.so*")))
+    root = here.parents[3] if len(here.parents) > 3 else here.parent  # bindings/python/muse/_ffi.py -> root
+    if (root / "bindings" / "python" / "muse" / "_ffi.py").is_file():  # only from a checkout
+        for build in sorted(root.glob("build*")):
+            for name in ("libmuse.so", "libmuse.dylib"):
+                p = build / "src" / name
+                if p.exists():
+                    yield str(p)
     found = ctypes.util.find_library("muse")
     if found:
         yield found
