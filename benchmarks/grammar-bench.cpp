@@ -17,6 +17,7 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -72,7 +73,8 @@ double us_since(Clock::time_point t) { return std::chrono::duration<double, std:
 int usage() {
     std::fprintf(stderr,
                  "usage: grammar-bench --vocab V.gguf (--dump-vocab OUT.json | --schemas DIR [--no-slices] "
-                 "[--limit N])\n");
+                 "[--limit N])\n"
+                 "  MUSE_GRAMMAR_MAX_STATES=N  overrides MatcherLimits::max_states (to study the state bound)\n");
     return 2;
 }
 
@@ -132,6 +134,7 @@ int main(int argc, char **argv) {
         if (files.size() > limit) files.resize(limit);
         MatcherLimits ml;
         ml.use_slices = slices;
+        if (const char *v = std::getenv("MUSE_GRAMMAR_MAX_STATES")) ml.max_states = std::strtoull(v, nullptr, 10);
         {
             ojson head;
             head["engine"] = "muse";
@@ -191,7 +194,9 @@ int main(int argc, char **argv) {
                     const bool in_mask = mask_test(*mask, ids[i]);
                     if (!m.accept_token(ids[i], *trie) || !in_mask) {
                         ok = false;
-                        r["walk_error"] = in_mask ? m.error() : "token " + std::to_string(ids[i]) + " not in the mask";
+                        r["walk_error"] = in_mask ? m.error()
+                                                  : "token " + std::to_string(ids[i]) + " (at " + std::to_string(i) +
+                                                        ") not in the mask";
                         break;
                     }
                 }
