@@ -3,22 +3,24 @@
 # whole test suite: ASan+UBSan build and tests, the concurrency tests under TSan,
 # the fuzzers (corpus replay plus a bounded fresh run), and finally the normal
 # build's full ctest suite, whose summary is the last line printed.
-#   MUSE_FUZZ_SECONDS=45   seconds of fresh fuzzing per target (0 skips it)
+#   MUSE_FUZZ_SECONDS=30   seconds of fresh fuzzing per target (0 skips it)
 #   MUSE_TEST_QUICK=1      only the normal build's suite
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 "$root/scripts/install-deps.sh"
 jobs="${MUSE_JOBS:-$(nproc)}"
-fuzz_seconds="${MUSE_FUZZ_SECONDS:-45}"
+fuzz_seconds="${MUSE_FUZZ_SECONDS:-30}"
+start=$SECONDS
+stage() { echo "== $1 (at $((SECONDS - start)) s) =="; }
 
 if [ "${MUSE_TEST_QUICK:-0}" != "1" ]; then
-  echo "== ASan + UBSan build and tests =="
+  stage "ASan + UBSan build and tests"
   "$root/scripts/build.sh" "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DMUSE_SANITIZE=address,undefined \
       -DMUSE_BUILD_BENCHMARKS=OFF
   (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1 ctest -j "$jobs" --output-on-failure)
 
-  echo "== ThreadSanitizer: thread pool and concurrent sessions =="
+  stage "ThreadSanitizer: thread pool and concurrent sessions"
   # Only the libraries, the tiny test model and test-threads: the rest of the suite has
   # no threads of its own, and a full TSan build would double the CI time.
   tsan_start=$SECONDS
@@ -29,7 +31,7 @@ if [ "${MUSE_TEST_QUICK:-0}" != "1" ]; then
       ctest -R '^test-threads' --output-on-failure)
   echo "ThreadSanitizer stage: $((SECONDS - tsan_start)) s"
 
-  echo "== libFuzzer targets (clang): corpus replay + ${fuzz_seconds}s of fuzzing =="
+  stage "libFuzzer targets (clang): corpus replay + ${fuzz_seconds}s of fuzzing"
   CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DMUSE_FUZZ=ON -DMUSE_SANITIZE=address,undefined -DMUSE_BUILD_EXAMPLES=OFF -DMUSE_BUILD_SHARED=OFF \
       -DMUSE_BUILD_STATIC=ON -DMUSE_BUILD_BENCHMARKS=OFF -DMUSE_FUZZ_SECONDS="$fuzz_seconds" >/dev/null
@@ -42,6 +44,6 @@ if [ "${MUSE_TEST_QUICK:-0}" != "1" ]; then
   fi
 fi
 
-echo "== Release build: full test suite =="
+stage "Release build: full test suite"
 "$root/scripts/build.sh" "$root/build"
 cd "$root/build" && ctest -j "$jobs" --output-on-failure
