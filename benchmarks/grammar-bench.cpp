@@ -192,11 +192,14 @@ int main(int argc, char **argv) {
                         break;
                     }
                     const bool in_mask = mask_test(*mask, ids[i]);
-                    if (!m.accept_token(ids[i], *trie) || !in_mask) {
+                    const bool accepted = m.accept_token(ids[i], *trie);
+                    if (!accepted || !in_mask) {
                         ok = false;
-                        r["walk_error"] = in_mask ? m.error()
-                                                  : "token " + std::to_string(ids[i]) + " (at " + std::to_string(i) +
-                                                        ") not in the mask";
+                        // A rejected token's error first (a bound of the matcher, say), then
+                        // a mask that left out a token the grammar accepts.
+                        r["walk_error"] = !accepted ? m.error()
+                                                             : "token " + std::to_string(ids[i]) + " (at " +
+                                                                   std::to_string(i) + ") not in the mask";
                         break;
                     }
                 }
