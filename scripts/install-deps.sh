@@ -12,6 +12,7 @@ packages=(
   catch2 nlohmann-json3-dev libcpp-httplib-dev   # httplib: muse-server
   python3 python3-venv
   clang libclang-rt-14-dev   # libFuzzer and sanitizer runtimes for the fuzz targets
+  libvulkan-dev glslc mesa-vulkan-drivers   # the Vulkan backend; lavapipe runs its tests
 )
 # node + npm run llama.cpp (../shared/peers/llamacpp) as a reference; any install will do
 # (a machine may already have them from elsewhere, which Debian's npm would conflict with).

@@ -9,6 +9,7 @@
 #include "backends/cpu/cpu-int8-matmul.h"
 #include "backends/cpu/cpu-kernels.h"
 #include "core/dequant.h"
+#include "core/error.h"
 #include "gguf/gguf-writer.h"
 
 #include "muse/muse.h"
@@ -25,6 +26,7 @@
 #include <memory>
 #include <numeric>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,11 +41,12 @@ struct Ctx {
     std::mt19937 rng;
     std::vector<std::unique_ptr<Buffer>> buffers;
     std::vector<std::vector<uint8_t>> host;  // weight bytes handed to the weight buffer
-    std::unique_ptr<WeightBuffer> weight_buffer;
+    std::vector<std::unique_ptr<WeightBuffer>> weight_buffers;
     Graph g;  // the case's ops, run by the next read()
     std::vector<bool> ran = std::vector<bool>(kOpCount, false);  // the ops this case ran
+    std::set<std::string> on_device;  // "op type" of the nodes the device itself ran
 
-    Ctx(Backend &b, uint32_t seed) : be(b), rng(seed), weight_buffer(b.weight_buffer()), g(b) {}
+    Ctx(Backend &b, uint32_t seed) : be(b), rng(seed), g(b) {}
 
     // Runs what the case recorded so far.
     void flush() {
@@ -52,6 +55,8 @@ struct Ctx {
             ran[static_cast<size_t>(n.op)] = true;
             INFO(op_name(n.op));
             CHECK(be.supports_op(n));
+            if (be.runs_on_device(n))
+                on_device.insert(std::string(op_name(n.op)) + " " + type_traits(n.src[0].type).name);
         }
         be.compute(g);
         g.clear();
@@ -77,11 +82,15 @@ struct Ctx {
         be.upload(t, v.data(), v.size() * 4);
         return t;
     }
-    // A weight tensor from raw bytes of its type (Backend::weights, as models load them).
+    // A weight tensor from raw bytes of its type, as models load them (its own committed
+    // weight buffer: a device backend has no storage for a weight before the commit).
     Tensor weights(GgmlType type, const std::vector<uint8_t> &bytes, int64_t ne0, int64_t ne1 = 1) {
         host.push_back(bytes);
         const int64_t ne[4] = {ne0, ne1, 1, 1};
-        return weight_buffer->add(type, ne, host.back().data());
+        weight_buffers.push_back(be.weight_buffer());
+        const Tensor t = weight_buffers.back()->add(type, ne, host.back().data());
+        weight_buffers.back()->commit();
+        return t;
     }
     std::vector<float> read(const Tensor &t) {
         std::vector<float> v(static_cast<size_t>(t.n_elements()));
@@ -732,14 +741,16 @@ std::vector<OpCase> op_table() {
     return cases;
 }
 
-void run_table(Backend &be, const std::string &label) {
+std::set<std::string> run_table(Backend &be, const std::string &label) {
     uint32_t seed = 1;
     std::vector<bool> covered(kOpCount, false);
+    std::set<std::string> on_device;
     for (const OpCase &oc : op_table()) {
         Ctx c(be, seed++);
         const Result r = oc.run(c);
         for (int op = 0; op < kOpCount; ++op)
             if (c.ran[static_cast<size_t>(op)]) covered[static_cast<size_t>(op)] = true;
+        on_device.insert(c.on_device.begin(), c.on_device.end());
         if (std::getenv("MUSE_TEST_OPS_VERBOSE"))  // the measured errors, to review the bounds
             std::printf("%-12s %-50s error %.3g  bound %.3g\n", label.c_str(), oc.name.c_str(), r.err, oc.bound);
         INFO(label << ": " << oc.name << ": error " << r.err << ", bound " << oc.bound);
@@ -750,6 +761,7 @@ void run_table(Backend &be, const std::string &label) {
         INFO(label << ": no case runs " << op_name(static_cast<Op>(op)));
         CHECK(covered[static_cast<size_t>(op)]);
     }
+    return on_device;
 }
 
 // The CPU dispatch levels to test: all this machine has, capped by MUSE_CPU_LEVEL.
@@ -779,6 +791,30 @@ TEST_CASE("every backend op matches its reference, at every CPU dispatch level")
     // An odd thread count: uneven shares, and attention's cell-range splits with their merge.
     auto be = make_backend(MUSE_BACKEND_CPU, 5);
     run_table(*be, std::string("cpu/") + cpu::to_string(cpu::cpu_level()) + "/5 threads");
+}
+
+TEST_CASE("every backend op matches its reference on the Vulkan backend") {
+    // Built with -DMUSE_VULKAN=ON and a device (MUSE_VULKAN_DEVICE=llvmpipe admits lavapipe):
+    // the same table, the device's shaders where it has them, its CPU fallback elsewhere.
+    std::unique_ptr<Backend> be;
+    try {
+        be = make_backend(MUSE_BACKEND_VULKAN, 2);
+    } catch (const Error &e) {
+        WARN("Vulkan backend not available: " << e.what());
+        return;
+    }
+    INFO(be->device().name);
+    const std::set<std::string> shaders = run_table(*be, "vulkan/" + be->device().name);
+    // The ops the backend has shaders for ran on the device (the rest went to its CPU fallback).
+    for (const char *want : {"matmul F32", "matmul F16", "matmul Q8_0", "matmul Q4_0", "add F32", "mul_row F32",
+                             "scale F32", "rms_norm F32", "swiglu F32", "sigmoid_mul F32", "softcap F32",
+                             "get_rows F32", "get_rows F16"}) {
+        INFO(want);
+        CHECK(shaders.count(want) == 1);
+    }
+    std::string list;
+    for (const auto &s : shaders) list += (list.empty() ? "" : ", ") + s;
+    std::printf("vulkan (%s) ran on the device: %s\n", be->device().name.c_str(), list.c_str());
 }
 
 TEST_CASE("matmul columns of a decode batch are bit-identical to single-token calls") {

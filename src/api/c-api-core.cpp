@@ -67,6 +67,9 @@ MUSE_API const char *muse_system_info(void) {
         j["int8_matmul"] = muse::cpu::int8_matmul_available();
         j["amx"] = muse::cpu::int8_amx_available();
         j["backends"] = nlohmann::ordered_json::array({"cpu"});
+#ifdef MUSE_HAVE_VULKAN
+        j["backends"].push_back("vulkan");
+#endif
         // The devices the built backends see (a one-thread CPU backend answers for the CPU).
         nlohmann::ordered_json devices = nlohmann::ordered_json::array();
         const muse::DeviceInfo d = muse::make_backend(MUSE_BACKEND_CPU, 1)->device();

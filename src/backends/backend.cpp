@@ -2,6 +2,9 @@
 
 #include "backends/cpu/cpu-backend.h"
 #include "backends/cpu/cpu-int8-matmul.h"
+#ifdef MUSE_HAVE_VULKAN
+#include "backends/vulkan/vulkan-backend.h"
+#endif
 #include "core/dequant.h"
 #include "core/error.h"
 
@@ -58,6 +61,9 @@ std::unique_ptr<Backend> make_backend(int backend_id, int n_threads) {
     switch (backend_id) {
     case MUSE_BACKEND_AUTO:
     case MUSE_BACKEND_CPU: return make_cpu_backend(n_threads);
+#ifdef MUSE_HAVE_VULKAN
+    case MUSE_BACKEND_VULKAN: return make_vulkan_backend(n_threads);
+#endif
     default: fail(MUSE_ERR_UNSUPPORTED, "backend ", backend_id, " is not available in this build");
     }
 }

@@ -124,6 +124,8 @@ public:
     // ---- ops
     // Whether this backend runs the op with these operand types and layouts.
     virtual bool supports_op(const OpNode &node) const = 0;
+    // Whether the device itself runs it (false: the backend hands it to its CPU fallback).
+    virtual bool runs_on_device(const OpNode &node) const { return supports_op(node); }
     // Uploads the graph's inputs, then runs its ops in order; returns when the results are
     // readable by download. Consecutive ops that share an input may be fused (matmuls of one
     // activation, for instance); the results are those of running them one by one.

@@ -68,6 +68,8 @@ public:
 
     // Forgets the ops and inputs (the input buffers are reused by the next pass).
     void clear();
+    // Adds an op recorded elsewhere (a backend handing part of a pass to another one).
+    void append(const OpNode &node) { nodes_.push_back(node); }
     const std::vector<OpNode> &nodes() const { return nodes_; }
     const std::vector<GraphInput> &inputs() const { return inputs_; }
     // The staged bytes of an input.

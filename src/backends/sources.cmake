@@ -7,3 +7,4 @@ list(APPEND MUSE_SOURCES backends/cpu/cpu-vision-ops.cpp backends/cpu/cpu-attent
 set_source_files_properties(backends/cpu/cpu-kernels.cpp backends/cpu/cpu-attention.cpp backends/cpu/cpu-int8-matmul.cpp
                             backends/cpu/cpu-elementwise.cpp
                             PROPERTIES COMPILE_OPTIONS -ffp-contract=off)
+include(${CMAKE_CURRENT_LIST_DIR}/vulkan/sources.cmake)

@@ -55,6 +55,9 @@ std::unique_ptr<Model> Model::load_from_memory(const void *data, size_t size, co
 
 void Model::init(const ModelLoadOptions &options) {
     options_ = options;
+    // A device backend is opened now, so that a missing device is the load's error (the
+    // CPU backend, which cannot be missing, waits for the first decode).
+    if (options.backend == MUSE_BACKEND_VULKAN && !options.vocab_only) backend_ = make_backend(options.backend, options.n_threads);
     const auto arch = file_->get_string("general.architecture");
     if (!arch || arch->empty())
         fail(MUSE_ERR_FORMAT, file_->description(), ": general.architecture is missing; not a model file");
@@ -82,7 +85,7 @@ const Decoder &Model::require_decoder() const {
     if (options_.vocab_only) fail(MUSE_ERR_INVALID_ARGUMENT, "this model was loaded vocab-only: it has no decoder");
     std::call_once(decoder_once_, [&] {
         try {
-            auto backend = make_backend(options_.backend, options_.n_threads);
+            auto backend = backend_ ? std::move(backend_) : make_backend(options_.backend, options_.n_threads);
             auto decoder = make_decoder(*file_, *backend);
             if (file_->find("tokenizer.ggml.tokens") && n_vocab_ != decoder->hparams().n_vocab)
                 fail(MUSE_ERR_FORMAT, "the tokenizer has ", n_vocab_, " tokens but token_embd.weight has ",

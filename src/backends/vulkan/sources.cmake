@@ -1,0 +1,35 @@
+# The Vulkan backend (-DMUSE_VULKAN=ON): Debian's libvulkan-dev and glslc. Each shader
+# variant is one glslc command (with its depfile), and the SPIR-V is embedded into the
+# library by embed-spirv.cmake; no SPIR-V is committed.
+if(MUSE_VULKAN)
+  find_package(Vulkan REQUIRED)
+  find_program(MUSE_GLSLC glslc REQUIRED)
+  set(vk_src ${CMAKE_CURRENT_LIST_DIR})
+  set(vk_bin ${CMAKE_CURRENT_BINARY_DIR}/vulkan-shaders)
+  file(MAKE_DIRECTORY ${vk_bin})
+  # NAME|SHADER|DEFINES
+  set(vk_variants
+    "matmul_f32|matmul|-DWEIGHT_F32" "matmul_f16|matmul|-DWEIGHT_F16" "matmul_q8_0|matmul|-DWEIGHT_Q8_0"
+    "matmul_q4_0|matmul|-DWEIGHT_Q4_0" "elementwise|elementwise|" "rms_norm|rms_norm|" "get_rows|get_rows|")
+  set(vk_spv)
+  set(vk_spv_files)
+  foreach(v ${vk_variants})
+    string(REPLACE "|" ";" parts "${v}")
+    list(GET parts 0 name)
+    list(GET parts 1 shader)
+    list(GET parts 2 defines)
+    set(out ${vk_bin}/${name}.spv)
+    add_custom_command(OUTPUT ${out}
+      COMMAND ${MUSE_GLSLC} --target-env=vulkan1.1 -O ${defines} -MD -MF ${out}.d -o ${out} ${vk_src}/shaders/${shader}.comp
+      DEPENDS ${vk_src}/shaders/${shader}.comp DEPFILE ${out}.d
+      COMMENT "glslc ${name}" VERBATIM)
+    list(APPEND vk_spv "${name}=${out}")
+    list(APPEND vk_spv_files ${out})
+  endforeach()
+  set(vk_embedded ${vk_bin}/vulkan-shaders.cpp)
+  add_custom_command(OUTPUT ${vk_embedded}
+    COMMAND ${CMAKE_COMMAND} -DOUT=${vk_embedded} "-DSPV=${vk_spv}" -P ${vk_src}/embed-spirv.cmake
+    DEPENDS ${vk_spv_files} ${vk_src}/embed-spirv.cmake VERBATIM)
+  list(APPEND MUSE_SOURCES backends/vulkan/vulkan-context.cpp backends/vulkan/vulkan-backend.cpp ${vk_embedded})
+  list(APPEND MUSE_EXTRA_LIBS Vulkan::Vulkan)
+endif()

@@ -1,0 +1,428 @@
+#include "backends/vulkan/vulkan-backend.h"
+
+#include "backends/cpu/cpu-backend.h"
+#include "backends/graph.h"
+#include "backends/vulkan/vulkan-context.h"
+#include "backends/vulkan/vulkan-shaders.h"
+#include "core/error.h"
+
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+
+namespace muse {
+namespace {
+
+using vk::check;
+
+// Device memory that the host can also address (mapped once): activations, the KV cache,
+// integer inputs and, in one buffer per model, the weights. Host visibility is what lets
+// the CPU run the ops the device lacks on the same tensors without copies. A buffer may
+// be created empty and given its storage later (the weight buffer, at commit).
+class DeviceBuffer final : public Buffer {
+public:
+    explicit DeviceBuffer(vk::Context &ctx) : ctx_(ctx) {}
+    DeviceBuffer(vk::Context &ctx, size_t bytes) : ctx_(ctx) { allocate(bytes); }
+    ~DeviceBuffer() override {
+        VkDevice d = ctx_.device();
+        if (mapped_) vkUnmapMemory(d, memory_);
+        if (buffer_) vkDestroyBuffer(d, buffer_, nullptr);
+        if (memory_) vkFreeMemory(d, memory_, nullptr);
+    }
+    void *host() override { return mapped_; }
+    VkBuffer handle() const { return buffer_; }
+
+    void allocate(size_t bytes) {
+        size_ = bytes;
+        VkBufferCreateInfo bi{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+        bi.size = std::max<size_t>(bytes, 16);
+        bi.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+        bi.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+        check(vkCreateBuffer(ctx_.device(), &bi, nullptr, &buffer_), "vkCreateBuffer");
+        VkMemoryRequirements req;
+        vkGetBufferMemoryRequirements(ctx_.device(), buffer_, &req);
+        VkMemoryAllocateInfo ai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+        ai.allocationSize = req.size;
+        ai.memoryTypeIndex = ctx_.host_visible_memory(req.memoryTypeBits);
+        const VkResult r = vkAllocateMemory(ctx_.device(), &ai, nullptr, &memory_);
+        if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
+            fail(MUSE_ERR_OUT_OF_MEMORY, "vulkan: out of device memory allocating ", bytes, " bytes");
+        check(r, "vkAllocateMemory");
+        check(vkBindBufferMemory(ctx_.device(), buffer_, memory_, 0), "vkBindBufferMemory");
+        check(vkMapMemory(ctx_.device(), memory_, 0, VK_WHOLE_SIZE, 0, &mapped_), "vkMapMemory");
+        std::memset(mapped_, 0, bytes);
+    }
+
+private:
+    vk::Context &ctx_;
+    VkBuffer buffer_ = VK_NULL_HANDLE;
+    VkDeviceMemory memory_ = VK_NULL_HANDLE;
+    void *mapped_ = nullptr;
+};
+
+// A model's weights: placed at 256-byte aligned offsets while the family loads, then
+// copied into one device buffer at commit (one allocation, one upload).
+class DeviceWeightBuffer final : public WeightBuffer {
+public:
+    explicit DeviceWeightBuffer(vk::Context &ctx) : buffer_(std::make_unique<DeviceBuffer>(ctx)) {}
+
+    Tensor add(GgmlType type, const int64_t ne[4], const void *host_data) override {
+        if (committed_) fail(MUSE_ERR_INTERNAL, "vulkan: weights added after commit");
+        Tensor t;
+        t.type = type;
+        for (int d = 0; d < 4; ++d) t.ne[d] = ne[d];
+        t.buffer = buffer_.get();
+        t.offset = size_;
+        pending_.push_back({host_data, t.n_bytes(), size_});
+        size_ = (size_ + t.n_bytes() + 255) / 256 * 256;
+        return t;
+    }
+
+    void commit() override {
+        if (committed_) return;
+        buffer_->allocate(size_);
+        auto *dst = static_cast<uint8_t *>(buffer_->host());
+        for (const Pending &p : pending_) std::memcpy(dst + p.offset, p.src, p.bytes);
+        pending_.clear();
+        committed_ = true;
+    }
+
+private:
+    struct Pending {
+        const void *src;
+        size_t bytes, offset;
+    };
+    std::unique_ptr<DeviceBuffer> buffer_;
+    std::vector<Pending> pending_;
+    size_t size_ = 0;
+    bool committed_ = false;
+};
+
+constexpr uint32_t kBindings = 4;
+constexpr uint32_t kPushBytes = 32;
+
+class VulkanBackend final : public Backend {
+public:
+    VulkanBackend(int n_threads, const std::string &device)
+        : ctx_(vk::Context::create(device)), cpu_(make_cpu_backend(n_threads)) {
+        VkDevice d = ctx_->device();
+        VkDescriptorSetLayoutBinding b[kBindings];
+        for (uint32_t i = 0; i < kBindings; ++i)
+            b[i] = {i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT, nullptr};
+        VkDescriptorSetLayoutCreateInfo dl{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO};
+        dl.bindingCount = kBindings;
+        dl.pBindings = b;
+        check(vkCreateDescriptorSetLayout(d, &dl, nullptr, &set_layout_), "vkCreateDescriptorSetLayout");
+        VkPushConstantRange pc{VK_SHADER_STAGE_COMPUTE_BIT, 0, kPushBytes};
+        VkPipelineLayoutCreateInfo pl{VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
+        pl.setLayoutCount = 1;
+        pl.pSetLayouts = &set_layout_;
+        pl.pushConstantRangeCount = 1;
+        pl.pPushConstantRanges = &pc;
+        check(vkCreatePipelineLayout(d, &pl, nullptr, &pipeline_layout_), "vkCreatePipelineLayout");
+        for (const vk::SpirvModule &m : vk::spirv_modules()) pipelines_[m.name] = make_pipeline(m);
+        VkCommandPoolCreateInfo cp{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+        cp.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+        cp.queueFamilyIndex = ctx_->queue_family();
+        check(vkCreateCommandPool(d, &cp, nullptr, &command_pool_), "vkCreateCommandPool");
+        VkCommandBufferAllocateInfo ca{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+        ca.commandPool = command_pool_;
+        ca.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+        ca.commandBufferCount = 1;
+        check(vkAllocateCommandBuffers(d, &ca, &cmd_), "vkAllocateCommandBuffers");
+        VkFenceCreateInfo fi{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+        check(vkCreateFence(d, &fi, nullptr, &fence_), "vkCreateFence");
+    }
+
+    ~VulkanBackend() override {
+        VkDevice d = ctx_->device();
+        vkDeviceWaitIdle(d);
+        if (descriptor_pool_) vkDestroyDescriptorPool(d, descriptor_pool_, nullptr);
+        vkDestroyFence(d, fence_, nullptr);
+        vkDestroyCommandPool(d, command_pool_, nullptr);
+        for (auto &[name, p] : pipelines_) vkDestroyPipeline(d, p, nullptr);
+        vkDestroyPipelineLayout(d, pipeline_layout_, nullptr);
+        vkDestroyDescriptorSetLayout(d, set_layout_, nullptr);
+    }
+
+    std::string name() const override { return "vulkan"; }
+
+    DeviceInfo device() const override {
+        DeviceInfo info;
+        const VkPhysicalDeviceProperties &p = ctx_->properties();
+        info.name = p.deviceName;
+        info.kind = p.deviceType == VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU     ? DeviceInfo::Kind::discrete_gpu
+                    : p.deviceType == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU ? DeviceInfo::Kind::integrated_gpu
+                    : p.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU            ? DeviceInfo::Kind::cpu
+                                                                             : DeviceInfo::Kind::other;
+        info.memory_total = ctx_->device_memory_bytes();
+        info.capabilities = ctx_->capabilities();
+        return info;
+    }
+
+    std::unique_ptr<Buffer> alloc(size_t bytes) override { return std::make_unique<DeviceBuffer>(*ctx_, bytes); }
+    std::unique_ptr<WeightBuffer> weight_buffer() override { return std::make_unique<DeviceWeightBuffer>(*ctx_); }
+    void upload(const Tensor &dst, const void *src, size_t bytes) override {
+        std::memcpy(static_cast<uint8_t *>(dst.buffer->host()) + dst.offset, src, bytes);
+    }
+    void download(const Tensor &src, void *dst, size_t bytes) override { std::memcpy(dst, src.raw(), bytes); }
+
+    // The ops either this device (a shader) or the CPU fallback runs.
+    bool supports_op(const OpNode &n) const override { return on_device(n) || cpu_->supports_op(n); }
+    bool runs_on_device(const OpNode &n) const override { return on_device(n); }
+
+    void compute(const Graph &graph) override {
+        std::lock_guard<std::mutex> lock(mutex_);  // one queue, one command buffer
+        for (const GraphInput &in : graph.inputs()) upload(in.dst, graph.staged(in), in.bytes);
+        const std::vector<OpNode> &nodes = graph.nodes();
+        prepare_descriptors(nodes.size());
+        bool recording = false;
+        for (const OpNode &n : nodes) {
+            if (on_device(n)) {
+                if (n.op == Op::GetRows) check_ids(n);
+                if (!recording) begin();
+                recording = true;
+                record(n);
+                continue;
+            }
+            if (!cpu_->supports_op(n))
+                fail(MUSE_ERR_INTERNAL, "the vulkan backend cannot run ", op_name(n.op), " on these operands");
+            if (recording) submit_and_wait();
+            recording = false;
+            notice_fallback(n);
+            Graph one(*cpu_);
+            one.append(n);
+            cpu_->compute(one);
+        }
+        if (recording) submit_and_wait();
+    }
+
+private:
+    static bool device_f32(const Tensor &t) {
+        return t.valid() && t.buffer && !t.mapped && t.type == GgmlType::F32 && t.offset % 4 == 0 &&
+               dynamic_cast<const DeviceBuffer *>(t.buffer) != nullptr;
+    }
+    static bool device_any(const Tensor &t) {
+        return t.valid() && t.buffer && !t.mapped && dynamic_cast<const DeviceBuffer *>(t.buffer) != nullptr;
+    }
+
+    // Whether a shader runs the op (the rest goes to the CPU).
+    bool on_device(const OpNode &n) const {
+        const Tensor *s = n.src;
+        switch (n.op) {
+        case Op::MatMul: {
+            const Tensor &w = s[0];
+            if (!device_any(w) || w.layout != WeightLayout::ggml || !device_f32(s[1]) || !device_f32(n.dst)) return false;
+            if (w.type == GgmlType::F32 || w.type == GgmlType::F16)
+                return w.offset % 4 == 0 && w.row_bytes() % 4 == 0;
+            return w.type == GgmlType::Q8_0 || w.type == GgmlType::Q4_0;
+        }
+        case Op::Add:
+        case Op::MulRow:
+            return device_f32(n.dst) && device_f32(s[1]) &&
+                   (s[1].n_elements() == n.dst.n_elements() || s[1].n_elements() == n.dst.ne[0]);
+        case Op::Swiglu:
+        case Op::SigmoidMul:
+            return device_f32(n.dst) && device_f32(s[1]) && s[1].n_elements() == n.dst.n_elements();
+        case Op::Scale:
+        case Op::Softcap: return device_f32(n.dst);
+        case Op::RmsNorm:
+            return device_f32(s[0]) && device_f32(n.dst) && (!s[1].valid() || (device_f32(s[1]) && s[1].ne[0] == s[0].ne[0]));
+        case Op::GetRows:
+            return device_any(s[0]) && (s[0].type == GgmlType::F32 || s[0].type == GgmlType::F16) &&
+                   s[0].offset % 4 == 0 && s[1].type == GgmlType::I32 && device_any(s[1]) && device_f32(n.dst);
+        default: return false;
+        }
+    }
+
+    // A shader cannot raise an error: ids are checked on the host (the ids are graph
+    // inputs, already in host-visible memory).
+    static void check_ids(const OpNode &n) {
+        const int32_t *ids = n.src[1].i32();
+        for (int64_t i = 0; i < n.src[1].ne[0]; ++i)
+            if (ids[i] < 0 || ids[i] >= n.src[0].n_rows()) fail(MUSE_ERR_OUT_OF_RANGE, "row id ", ids[i], " out of range");
+    }
+
+    void notice_fallback(const OpNode &n) {
+        const std::string key = std::string(op_name(n.op)) + "/" + type_traits(n.src[0].type).name;
+        if (!noticed_.insert(key).second) return;
+        std::fprintf(stderr, "muse: vulkan: %s (%s) runs on the CPU\n", op_name(n.op), type_traits(n.src[0].type).name);
+    }
+
+    VkPipeline make_pipeline(const vk::SpirvModule &m) {
+        VkShaderModuleCreateInfo si{VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
+        si.codeSize = m.size;
+        si.pCode = reinterpret_cast<const uint32_t *>(m.code);
+        VkShaderModule module;
+        check(vkCreateShaderModule(ctx_->device(), &si, nullptr, &module), "vkCreateShaderModule");
+        VkComputePipelineCreateInfo ci{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
+        ci.stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO};
+        ci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
+        ci.stage.module = module;
+        ci.stage.pName = "main";
+        ci.layout = pipeline_layout_;
+        VkPipeline p;
+        const VkResult r = vkCreateComputePipelines(ctx_->device(), ctx_->pipeline_cache(), 1, &ci, nullptr, &p);
+        vkDestroyShaderModule(ctx_->device(), module, nullptr);
+        check(r, "vkCreateComputePipelines");
+        return p;
+    }
+
+    // One descriptor set per device op of a pass, from a pool reset at every pass.
+    void prepare_descriptors(size_t n_nodes) {
+        VkDevice d = ctx_->device();
+        if (n_nodes > pool_sets_ || !descriptor_pool_) {
+            if (descriptor_pool_) vkDestroyDescriptorPool(d, descriptor_pool_, nullptr);
+            pool_sets_ = std::max<size_t>(n_nodes, 256);
+            VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, static_cast<uint32_t>(pool_sets_ * kBindings)};
+            VkDescriptorPoolCreateInfo pi{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
+            pi.maxSets = static_cast<uint32_t>(pool_sets_);
+            pi.poolSizeCount = 1;
+            pi.pPoolSizes = &size;
+            check(vkCreateDescriptorPool(d, &pi, nullptr, &descriptor_pool_), "vkCreateDescriptorPool");
+        } else {
+            check(vkResetDescriptorPool(d, descriptor_pool_, 0), "vkResetDescriptorPool");
+        }
+    }
+
+    void begin() {
+        check(vkResetCommandBuffer(cmd_, 0), "vkResetCommandBuffer");
+        VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+        bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+        check(vkBeginCommandBuffer(cmd_, &bi), "vkBeginCommandBuffer");
+    }
+
+    void submit_and_wait() {
+        // The host reads (downloads, CPU fallback ops) see the shaders' writes.
+        VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+        mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
+        mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+        vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, nullptr,
+                             0, nullptr);
+        check(vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
+        VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+        si.commandBufferCount = 1;
+        si.pCommandBuffers = &cmd_;
+        check(vkQueueSubmit(ctx_->queue(), 1, &si, fence_), "vkQueueSubmit");
+        check(vkWaitForFences(ctx_->device(), 1, &fence_, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+        check(vkResetFences(ctx_->device(), 1, &fence_), "vkResetFences");
+    }
+
+    static VkBuffer handle(const Tensor &t) { return static_cast<const DeviceBuffer *>(t.buffer)->handle(); }
+
+    // Binds the buffers of `bound` (missing ones repeat the first), pushes the constants and
+    // dispatches, then orders the next op after this one.
+    void dispatch(const char *pipeline, std::initializer_list<const Tensor *> bound, const void *push, size_t push_bytes,
+                  uint32_t gx, uint32_t gy = 1) {
+        VkDescriptorSetAllocateInfo ai{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
+        ai.descriptorPool = descriptor_pool_;
+        ai.descriptorSetCount = 1;
+        ai.pSetLayouts = &set_layout_;
+        VkDescriptorSet set;
+        check(vkAllocateDescriptorSets(ctx_->device(), &ai, &set), "vkAllocateDescriptorSets");
+        VkDescriptorBufferInfo infos[kBindings];
+        VkWriteDescriptorSet writes[kBindings];
+        const Tensor *first = *bound.begin();
+        auto it = bound.begin();
+        for (uint32_t i = 0; i < kBindings; ++i) {
+            const Tensor *t = it != bound.end() ? *it++ : first;
+            if (!t || !t->valid()) t = first;
+            infos[i] = {handle(*t), 0, VK_WHOLE_SIZE};
+            writes[i] = {VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
+            writes[i].dstSet = set;
+            writes[i].dstBinding = i;
+            writes[i].descriptorCount = 1;
+            writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+            writes[i].pBufferInfo = &infos[i];
+        }
+        vkUpdateDescriptorSets(ctx_->device(), kBindings, writes, 0, nullptr);
+        vkCmdBindPipeline(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipelines_.at(pipeline));
+        vkCmdBindDescriptorSets(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline_layout_, 0, 1, &set, 0, nullptr);
+        vkCmdPushConstants(cmd_, pipeline_layout_, VK_SHADER_STAGE_COMPUTE_BIT, 0, static_cast<uint32_t>(push_bytes), push);
+        vkCmdDispatch(cmd_, std::max(gx, 1u), std::max(gy, 1u), 1);
+        VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+        mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
+        mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+        vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0,
+                             nullptr, 0, nullptr);
+    }
+
+    static uint32_t u32(int64_t v) { return static_cast<uint32_t>(v); }
+    static uint32_t groups(int64_t n, int64_t per) { return u32(std::min<int64_t>((n + per - 1) / per, 65535)); }
+
+    void elementwise(uint32_t op, const Tensor &x, const Tensor *b, float f) {
+        struct {
+            uint32_t op, n, nb, x_off, b_off;
+            float f;
+        } p{op, u32(x.n_elements()), b ? u32(b->n_elements()) : 1u, u32(x.offset / 4), b ? u32(b->offset / 4) : 0u, f};
+        dispatch("elementwise", {&x, b}, &p, sizeof p, groups(x.n_elements(), 256));
+    }
+
+    void record(const OpNode &n) {
+        const Tensor *s = n.src;
+        switch (n.op) {
+        case Op::MatMul: {
+            const Tensor &w = s[0];
+            struct {
+                uint32_t n_in, n_out, n_tok, w_byte, w_row_bytes, x_off, y_off;
+            } p{u32(w.ne[0]), u32(w.ne[1]), u32(s[1].n_rows()), u32(w.offset), u32(w.row_bytes()), u32(s[1].offset / 4),
+                u32(n.dst.offset / 4)};
+            if (s[1].ne[0] != w.ne[0] || n.dst.ne[0] != w.ne[1] || n.dst.n_rows() != s[1].n_rows())
+                fail(MUSE_ERR_INTERNAL, "matmul shape mismatch");
+            const char *name = w.type == GgmlType::F32    ? "matmul_f32"
+                               : w.type == GgmlType::F16  ? "matmul_f16"
+                               : w.type == GgmlType::Q8_0 ? "matmul_q8_0"
+                                                          : "matmul_q4_0";
+            dispatch(name, {&w, &s[1], &n.dst}, &p, sizeof p, groups(w.ne[1], 1), groups(s[1].n_rows(), 1));
+            return;
+        }
+        case Op::Add: elementwise(0, n.dst, &s[1], 0.0f); return;
+        case Op::Scale: elementwise(1, n.dst, nullptr, n.f); return;
+        case Op::Swiglu: elementwise(2, n.dst, &s[1], 0.0f); return;
+        case Op::SigmoidMul: elementwise(3, n.dst, &s[1], 0.0f); return;
+        case Op::Softcap: elementwise(4, n.dst, nullptr, n.f); return;
+        case Op::MulRow: elementwise(5, n.dst, &s[1], 0.0f); return;
+        case Op::RmsNorm: {
+            struct {
+                uint32_t ne0, rows, x_off, w_off, y_off, has_w;
+                float eps;
+            } p{u32(s[0].ne[0]), u32(s[0].n_rows()), u32(s[0].offset / 4), s[1].valid() ? u32(s[1].offset / 4) : 0u,
+                u32(n.dst.offset / 4), s[1].valid() ? 1u : 0u, n.f};
+            dispatch("rms_norm", {&s[0], s[1].valid() ? &s[1] : &s[0], &n.dst}, &p, sizeof p, groups(s[0].n_rows(), 1));
+            return;
+        }
+        case Op::GetRows: {
+            struct {
+                uint32_t ne0, n, t_byte, row_bytes, ids_off, o_off, type;
+            } p{u32(s[0].ne[0]), u32(s[1].ne[0]), u32(s[0].offset), u32(s[0].row_bytes()), u32(s[1].offset / 4),
+                u32(n.dst.offset / 4), s[0].type == GgmlType::F32 ? 0u : 1u};
+            dispatch("get_rows", {&s[0], &s[1], &n.dst}, &p, sizeof p, groups(s[0].ne[0] * s[1].ne[0], 256));
+            return;
+        }
+        default: fail(MUSE_ERR_INTERNAL, "vulkan: no shader for ", op_name(n.op));
+        }
+    }
+
+    std::unique_ptr<vk::Context> ctx_;
+    std::unique_ptr<Backend> cpu_;  // the ops without a shader, on the same host-visible memory
+    VkDescriptorSetLayout set_layout_ = VK_NULL_HANDLE;
+    VkPipelineLayout pipeline_layout_ = VK_NULL_HANDLE;
+    std::map<std::string, VkPipeline> pipelines_;
+    VkCommandPool command_pool_ = VK_NULL_HANDLE;
+    VkCommandBuffer cmd_ = VK_NULL_HANDLE;
+    VkFence fence_ = VK_NULL_HANDLE;
+    VkDescriptorPool descriptor_pool_ = VK_NULL_HANDLE;
+    size_t pool_sets_ = 0;
+    std::mutex mutex_;
+    std::set<std::string> noticed_;
+};
+
+} // namespace
+
+std::unique_ptr<Backend> make_vulkan_backend(int n_threads, const std::string &device) {
+    return std::make_unique<VulkanBackend>(n_threads, device);
+}
+
+} // namespace muse
