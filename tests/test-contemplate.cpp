@@ -279,6 +279,32 @@ TEST_CASE("contemplation: weighted votes, early stop and the all mode", "[contem
         CHECK(c.result().agents.size() == 3);
         CHECK(c.result().agreement > 0.0);
     }
+    SECTION("named sequences: the agents run on exactly those, then they are emptied") {
+        ContemplateOptions o;
+        o.n_agents = 2;
+        o.seqs = {3};  // sequences 1 and 2 are free and empty too: the library must not take them
+        Session s(dec, opts(4));
+        Contemplation c(s, 0, raw(prompt, 6, 1.0f, 1, &l.model->require_tokenizer()), o);
+        bool ran_on_3 = false;
+        GenerationEvent ev;
+        int agent = 0;
+        while (!c.done()) {
+            while (c.next_event(ev, agent)) {
+            }
+            c.pump();
+            ran_on_3 = ran_on_3 || s.cache().seq_length(3) > 0;
+            CHECK(s.cache().seq_length(1) == 0);
+            CHECK(s.cache().seq_length(2) == 0);
+        }
+        CHECK(ran_on_3);
+        CHECK(s.cache().seq_length(3) == 0);
+        CHECK(c.result().agents.size() == 2);
+        o.seqs = {0};  // the request's own
+        CHECK_THROWS_WITH(Contemplation(s, 0, raw(prompt, 4, 0.0f, 0), o), Catch::Contains("the request's own"));
+        o.seqs = {1, 2};  // one too many
+        CHECK_THROWS_WITH(Contemplation(s, 0, raw(prompt, 4, 0.0f, 0), o), Catch::Contains("need 1"));
+        CHECK(s.n_live() == 0);
+    }
     SECTION("bad settings are refused") {
         Session s(dec, opts(2));
         ContemplateOptions o;

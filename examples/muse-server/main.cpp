@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <algorithm>
 #include <thread>
 
 #include <pthread.h>
@@ -22,6 +23,7 @@ struct Args {
     bool ctx_given = false;
     int threads = 0;
     double timeout_s = 600;
+    int read_timeout_s = 30, write_timeout_s = 30;
     double shutdown_grace_s = 10;
     size_t queue = 64;
     server::Limits limits;
@@ -43,6 +45,8 @@ struct Args {
                  "  --threads N             CPU threads (default: one per physical core)\n"
                  "  --queue N               requests waiting for a sequence before 503 (default 64)\n"
                  "  --timeout S             a request running longer is cancelled (default 600)\n"
+                 "  --read-timeout S        a client silent this long while sending its request is dropped (default 30)\n"
+                 "  --write-timeout S       a client that reads nothing this long is dropped, its request cancelled (default 30)\n"
                  "  --max-body BYTES        request body limit (default 16777216)\n"
                  "  --max-messages N        messages per request (default 512)\n"
                  "  --max-images N          images per request (default 8)\n"
@@ -81,6 +85,8 @@ Args parse_args(int argc, char **argv) {
         else if (f == "--ctx" || f == "-c") a.ctx = number(f, value(), 64, 1 << 20), a.ctx_given = true;
         else if (f == "--threads" || f == "-t") a.threads = static_cast<int>(number(f, value(), 0, 1024));
         else if (f == "--queue") a.queue = static_cast<size_t>(number(f, value(), 0, 1 << 16));
+        else if (f == "--read-timeout") a.read_timeout_s = static_cast<int>(number(f, value(), 1, 3600));
+        else if (f == "--write-timeout") a.write_timeout_s = static_cast<int>(number(f, value(), 1, 3600));
         else if (f == "--timeout") a.timeout_s = static_cast<double>(number(f, value(), 1, 1 << 24));
         else if (f == "--max-body") a.limits.max_body_bytes = static_cast<size_t>(number(f, value(), 1024, int64_t(1) << 32));
         else if (f == "--max-messages") a.limits.max_messages = static_cast<size_t>(number(f, value(), 1, 1 << 20));
@@ -143,8 +149,14 @@ int main(int argc, char **argv) {
 
         httplib::Server http;
         http.set_payload_max_length(args.limits.max_body_bytes);
-        http.set_read_timeout(30, 0);  // a client that stalls mid-request is dropped
-        http.set_write_timeout(30, 0);
+        // A client that stalls mid-request is dropped (its handler thread freed); one that stops
+        // reading a stream makes a write wait this long, fail, and cancel its generations: what
+        // piles up meanwhile is its outbox, at most its own max_tokens events.
+        http.set_read_timeout(args.read_timeout_s, 0);
+        http.set_write_timeout(args.write_timeout_s, 0);
+        // Between requests of a connection, and after a request that could not be read,
+        // httplib waits this long for the next one: never longer than the read timeout.
+        http.set_keep_alive_timeout(std::min(5, args.read_timeout_s));
         // Handler threads block while their request runs or waits: one per sequence and per
         // queue place, plus a few for health, metrics and refusals.
         const size_t n_threads = static_cast<size_t>(args.parallel) + args.queue + 4;

@@ -368,6 +368,35 @@ void parse_thinking(const json &body, Job &job) {
     t.min_tokens = static_cast<int32_t>(get_int(body, "thinking_min_tokens", 0, 0, 1 << 20));
 }
 
+// agents / aggregate: contemplating mode. Called after the fields it cannot be combined with.
+void parse_contemplation(const json &body, const Limits &limits, Job &job) {
+    job.agents = static_cast<int>(get_int(body, "agents", 1, 1, limits.max_n));
+    const bool has_aggregate = body.contains("aggregate") && !body["aggregate"].is_null();
+    if (!job.contemplating()) {
+        // One agent has nothing to merge: a policy that would be silently ignored is refused.
+        if (has_aggregate) bad("'aggregate' needs 'agents' >= 2", "aggregate");
+        return;
+    }
+    static const std::pair<const char *, muse_aggregate> kPolicies[] = {
+        {"vote", MUSE_AGGREGATE_VOTE},           {"weighted", MUSE_AGGREGATE_WEIGHTED},
+        {"early_stop", MUSE_AGGREGATE_EARLY_STOP}, {"synthesize", MUSE_AGGREGATE_SYNTHESIZE},
+        {"all", MUSE_AGGREGATE_ALL}};
+    const std::string name = get_string(body, "aggregate", "vote");
+    bool known = false;
+    for (const auto &[n, a] : kPolicies)
+        if (name == n) job.gen.contemplate.aggregate = a, known = true;
+    if (!known) bad("'aggregate' must be one of vote, weighted, early_stop, synthesize, all", "aggregate");
+    if (job.n > 1) bad("'n' > 1 cannot be combined with 'agents': the agents' merged answer is one choice", "n");
+    // The aggregate is a text answer: the agents' tool calls and per-token logprobs are not merged.
+    if (!job.chat.tools_json.empty()) bad("'tools' cannot be combined with 'agents'", "tools");
+    if (job.logprobs) bad("'logprobs' cannot be combined with 'agents'", "logprobs");
+    if (job.sequences() > limits.max_n)
+        bad("'agents' " + std::to_string(job.agents) + " with aggregate synthesize need " + std::to_string(job.sequences()) +
+                " sequences; this server has " + std::to_string(limits.max_n) + " (--parallel)",
+            "agents");
+    job.gen.contemplate.n_agents = job.agents;
+}
+
 void parse_response_format(const json &body, Job &job) {
     auto it = body.find("response_format");
     if (it == body.end() || it->is_null()) return;
@@ -445,7 +474,7 @@ void parse_chat_request(const json &body, const ModelInfo &info, const Limits &l
                  "presence_penalty", "frequency_penalty", "repeat_penalty", "logit_bias", "seed", "stop", "max_tokens",
                  "max_completion_tokens", "logprobs", "top_logprobs", "tools", "tool_choice", "parallel_tool_calls",
                  "response_format", "reasoning_effort", "thinking", "thinking_budget", "thinking_min_tokens", "user",
-                 "store", "metadata", "service_tier"},
+                 "store", "metadata", "service_tier", "agents", "aggregate"},
                 "");
     job.kind = JobKind::chat;
     job.id = "chatcmpl-" + random_hex(24);
@@ -455,6 +484,7 @@ void parse_chat_request(const json &body, const ModelInfo &info, const Limits &l
     parse_thinking(body, job);
     parse_tools(body, limits, job);
     parse_response_format(body, job);
+    parse_contemplation(body, limits, job);
 
     auto it = body.find("messages");
     if (it == body.end() || !it->is_array() || it->empty()) bad("'messages' must be a non-empty array", "messages");

@@ -46,6 +46,13 @@ struct Job {
     bool stream = false;
     bool include_usage = false;  // stream_options.include_usage
     int n = 1;
+    // Contemplating mode: agents > 1 reasoning agents answer as one choice (their merged
+    // answer); they take agents sequences, plus one for the synthesize pass.
+    int agents = 1;
+    bool contemplating() const { return agents > 1; }
+    int sequences() const {
+        return contemplating() ? agents + (gen.contemplate.aggregate == MUSE_AGGREGATE_SYNTHESIZE ? 1 : 0) : n;
+    }
     int top_logprobs = 0;  // with logprobs: entries per token (0..20)
     bool logprobs = false;
     bool has_seed = false;

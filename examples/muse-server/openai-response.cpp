@@ -80,10 +80,28 @@ json ResponseBuilder::usage() const {
         }
         if (r.contains("tokens") && r["tokens"].is_array()) completion += static_cast<int64_t>(r["tokens"].size());
         if (u.is_object()) reasoning += u.value("reasoning_tokens", int64_t{0});
+        if (job_.contemplating() && u.is_object()) {
+            // Every agent's tokens (and the synthesis pass's) were generated for this answer:
+            // completion_tokens is their sum, reasoning_tokens the agents' reasoning. The prompt
+            // was evaluated once and forked to the agents, so it counts once.
+            completion += u.value("completion_tokens", int64_t{0});
+            if (r.contains("agents") && r["agents"].is_array())
+                for (const json &a : r["agents"])
+                    if (a.is_object() && a.contains("usage") && a["usage"].is_object())
+                        reasoning += a["usage"].value("reasoning_tokens", int64_t{0});
+        }
     }
     json out = {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
     out["prompt_tokens_details"] = {{"cached_tokens", cached}};
     if (job_.kind == JobKind::chat) out["completion_tokens_details"] = {{"reasoning_tokens", reasoning}};
+    return out;
+}
+
+json ResponseBuilder::contemplation(const Choice &c) const {
+    json out = json::object();
+    if (!c.result.is_object()) return out;
+    if (c.result.contains("aggregate")) out["aggregate"] = c.result["aggregate"];
+    if (c.result.contains("agents")) out["agents"] = c.result["agents"];
     return out;
 }
 
@@ -125,7 +143,9 @@ std::string ResponseBuilder::stream_item(const Item &item) {
     if (item.kind == Item::Kind::done) {
         c.done = true;
         c.result = json::parse(item.result_json, nullptr, false);
-        return sse(chunk(item.choice, json::object(), finish_reason(c, ev.finish_reason)));
+        json last = chunk(item.choice, json::object(), finish_reason(c, ev.finish_reason));
+        if (job_.contemplating()) last["contemplation"] = contemplation(c);  // muse extension
+        return sse(last);
     }
     const bool chat = job_.kind == JobKind::chat;
     switch (ev.kind) {
@@ -180,6 +200,10 @@ void ResponseBuilder::collect(const Item &item) {
         c.done = true;
         c.result = json::parse(item.result_json, nullptr, false);
         c.finish_reason = finish_reason(c, ev.finish_reason);
+        // The merged answer's reasoning (the winning agent's, or the synthesis pass's) is not an
+        // event of its own: it comes with the result.
+        if (job_.contemplating() && c.result.is_object() && c.result.contains("reasoning") && c.result["reasoning"].is_string())
+            c.reasoning = c.result["reasoning"].get<std::string>();
         return;
     }
     switch (ev.kind) {
@@ -241,13 +265,15 @@ json ResponseBuilder::final_response() const {
         ch["finish_reason"] = c.finish_reason.empty() ? "stop" : c.finish_reason;
         choices.push_back(std::move(ch));
     }
-    return {{"id", job_.id},
-            {"object", chat ? "chat.completion" : "text_completion"},
-            {"created", job_.created},
-            {"model", job_.model_name},
-            {"system_fingerprint", "muse-" + std::string(muse_version())},
-            {"choices", choices},
-            {"usage", usage()}};
+    json out = {{"id", job_.id},
+                {"object", chat ? "chat.completion" : "text_completion"},
+                {"created", job_.created},
+                {"model", job_.model_name},
+                {"system_fingerprint", "muse-" + std::string(muse_version())},
+                {"choices", choices},
+                {"usage", usage()}};
+    if (job_.contemplating() && !choices_.empty()) out["contemplation"] = contemplation(choices_[0]);  // muse extension
+    return out;
 }
 
 } // namespace server

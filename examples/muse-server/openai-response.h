@@ -52,6 +52,8 @@ private:
     nlohmann::json tool_call_json(Choice &c, const muse::event &ev) const;
     std::string finish_reason(const Choice &c, const std::string &engine_reason) const;
     nlohmann::json usage() const;
+    // Contemplating mode: {"aggregate": {method, agreement, tally, ...}, "agents": [...]}.
+    nlohmann::json contemplation(const Choice &c) const;
     nlohmann::json completion_logprobs(const Choice &c) const;
     std::string token_text(int32_t token) const;
 

@@ -111,9 +111,9 @@ void Scheduler::run() {
                     metrics_.requests_cancelled.fetch_add(1);
                     continue;
                 }
-                if (r->job->n > free) break;
+                if (r->job->sequences() > free) break;
                 waiting_.pop_front();
-                free -= r->job->n;
+                free -= r->job->sequences();
                 ++running_requests_;
                 admitted.push_back(std::move(r));
             }
@@ -124,7 +124,7 @@ void Scheduler::run() {
 
         const auto now = std::chrono::steady_clock::now();
         for (Slot &s : slots_) {
-            if (!s.req) continue;
+            if (!s.req || s.helper) continue;
             const double age = std::chrono::duration<double>(now - s.req->arrived).count();
             if (s.req->cancelled() || age > opts_.timeout_s) s.gen.cancel();
         }
@@ -132,15 +132,15 @@ void Scheduler::run() {
         // which advances all of them in one forward pass; the others then find their event
         // queued, so each pass of this loop is (about) one batched step.
         for (size_t seq = 0; seq < slots_.size(); ++seq)
-            if (slots_[seq].req) pump(static_cast<int>(seq));
+            if (slots_[seq].req && !slots_[seq].helper) pump(static_cast<int>(seq));
         update_gauges();
     }
 
     // Shutdown: whatever still runs ends as "cancelled", whatever waits is refused.
     for (Slot &s : slots_)
-        if (s.req) s.gen.cancel();
+        if (s.req && !s.helper) s.gen.cancel();
     for (size_t seq = 0; seq < slots_.size(); ++seq)
-        while (slots_[seq].req) pump(static_cast<int>(seq));
+        while (slots_[seq].req && !slots_[seq].helper) pump(static_cast<int>(seq));
     std::lock_guard<std::mutex> lock(mu_);
     for (const std::shared_ptr<Request> &r : waiting_) {
         Item it;
@@ -163,6 +163,15 @@ std::vector<int> Scheduler::pick_sequences(const Job &job) {
                               static_cast<int>(i));
     std::stable_sort(free.begin(), free.end(), [](const auto &a, const auto &b) { return a.first > b.first; });
     std::vector<int> out;
+    if (job.contemplating()) {
+        // The request's own sequence keeps the longest prefix; its agents' sequences are
+        // emptied (the prompt is forked into them), so they are the ones with least to lose.
+        if (free.empty()) return out;
+        out.push_back(free.front().second);
+        for (int i = 1; i < job.sequences() && i < static_cast<int>(free.size()); ++i)
+            out.push_back(free[free.size() - static_cast<size_t>(i)].second);
+        return out;
+    }
     for (int i = 0; i < job.n && i < static_cast<int>(free.size()); ++i) out.push_back(free[static_cast<size_t>(i)].second);
     return out;
 }
@@ -190,10 +199,14 @@ void Scheduler::make_room(int64_t need, const std::vector<int> &keep) {
     }
 }
 
-void Scheduler::start_choice(Slot &slot, int seq, const std::shared_ptr<Request> &r, int choice) {
+void Scheduler::start_choice(Slot &slot, int seq, const std::shared_ptr<Request> &r, int choice,
+                             const std::vector<int32_t> &helpers) {
     const Job &job = *r->job;
     muse::generate_options go = job.gen;
     go.sampling.seed = job.seed + static_cast<uint64_t>(choice);
+    // Contemplation: the library runs the agents on exactly the sequences reserved here, never
+    // on whichever is empty (an idle sequence the scheduler may hand out next).
+    go.contemplate.sequences = helpers;
     if (job.kind == JobKind::chat) {
         try {
             slot.gen = session_.start_chat(job.messages_json, go, job.chat, seq);
@@ -222,8 +235,23 @@ void Scheduler::admit(const std::shared_ptr<Request> &r) {
     if (!job.has_seed) job.seed = std::random_device{}() | (uint64_t(std::random_device{}()) << 32);
     const std::vector<int> seqs = pick_sequences(job);
     try {
-        make_room(job.reserve * static_cast<int64_t>(seqs.size()), seqs);
-        for (int i = 0; i < job.n; ++i) start_choice(slots_[static_cast<size_t>(seqs[static_cast<size_t>(i)])], seqs[static_cast<size_t>(i)], r, i);
+        if (job.contemplating()) {
+            std::vector<int32_t> helpers(seqs.begin() + 1, seqs.end());
+            for (int32_t h : helpers) {  // the agents' sequences must be empty to be forked into
+                Slot &s = slots_[static_cast<size_t>(h)];
+                session_.seq_remove(h, 0, -1);
+                s.held_prompt.clear();
+                s.req = r;
+                s.helper = true;
+                s.reserve = job.reserve;  // each agent grows to prompt + max_tokens
+            }
+            make_room(job.reserve * static_cast<int64_t>(seqs.size()), seqs);
+            start_choice(slots_[static_cast<size_t>(seqs[0])], seqs[0], r, 0, helpers);
+        } else {
+            make_room(job.reserve * static_cast<int64_t>(seqs.size()), seqs);
+            for (int i = 0; i < job.n; ++i)
+                start_choice(slots_[static_cast<size_t>(seqs[static_cast<size_t>(i)])], seqs[static_cast<size_t>(i)], r, i);
+        }
     } catch (const std::exception &e) {  // never let a request end the scheduler thread
         for (int seq : seqs) {  // what these sequences hold is no longer known: emptied
             Slot &s = slots_[static_cast<size_t>(seq)];
@@ -231,6 +259,7 @@ void Scheduler::admit(const std::shared_ptr<Request> &r) {
                 s.gen = muse::generation();
                 s.req.reset();
                 s.reserve = 0;
+                s.helper = false;
             }
             s.held_prompt.clear();
             muse_session_seq_remove(session_.get(), seq, 0, -1);
@@ -272,6 +301,9 @@ void Scheduler::pump(int seq) {
         release(seq);
         return;
     }
+    // A contemplating request streams its merged answer only (agent -1): the agents' (and the
+    // synthesis pass's) own text is in the result's "agents", not in the choice.
+    if (s.req->job->contemplating() && it.ev.agent >= 0 && it.ev.kind != MUSE_EVENT_DONE) return;
     switch (it.ev.kind) {
     case MUSE_EVENT_ANSWER:
     case MUSE_EVENT_REASONING:
@@ -297,6 +329,8 @@ void Scheduler::pump(int seq) {
         }
         if (res.is_object() && res.contains("tokens") && res["tokens"].is_array())
             metrics_.generation_tokens.fetch_add(res["tokens"].size());
+        else if (res.is_object() && res.contains("agents") && res.contains("usage") && res["usage"].is_object())
+            metrics_.generation_tokens.fetch_add(res["usage"].value("completion_tokens", uint64_t{0}));  // every agent's
         const std::string reason = it.ev.finish_reason;
         it.kind = Item::Kind::done;
         std::shared_ptr<Request> r = s.req;
@@ -319,6 +353,17 @@ void Scheduler::release(int seq) {
     s.req.reset();
     s.gen = muse::generation();  // the sequence keeps its cache for a later request's prefix
     s.reserve = 0;
+    if (r && r->job->contemplating())
+        for (size_t i = 0; i < slots_.size(); ++i) {
+            Slot &h = slots_[i];
+            if (!h.helper || h.req != r) continue;
+            // The library empties them when the request concludes; after a failure it may not have.
+            session_.seq_remove(static_cast<int32_t>(i), 0, -1);
+            h.req.reset();
+            h.helper = false;
+            h.reserve = 0;
+            h.held_prompt.clear();
+        }
     if (r && --r->live_choices == 0) {
         std::lock_guard<std::mutex> lock(mu_);
         --running_requests_;

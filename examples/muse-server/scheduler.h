@@ -87,11 +87,16 @@ private:
         muse::generation gen;
         std::string held_prompt;  // the chat prompt this sequence holds (prefix reuse)
         int64_t reserve = 0;      // KV cells this generation may grow to
+        // A contemplating request's agent (or synthesis) sequence: owned by req, driven by the
+        // generation on the request's first sequence (the library decodes it in the same
+        // batched steps), so the scheduler neither pumps nor cancels it.
+        bool helper = false;
     };
 
     void run();
     void admit(const std::shared_ptr<Request> &r);
-    void start_choice(Slot &slot, int seq, const std::shared_ptr<Request> &r, int choice);
+    void start_choice(Slot &slot, int seq, const std::shared_ptr<Request> &r, int choice,
+                      const std::vector<int32_t> &helpers = {});
     void pump(int seq);
     void release(int seq);
     void make_room(int64_t need, const std::vector<int> &keep);

@@ -56,7 +56,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a function is added or a struct grows. Never decreases. */
-#define MUSE_ABI_VERSION 5
+#define MUSE_ABI_VERSION 6
 
 /* ---------------------------------------------------------------- status */
 
@@ -585,6 +585,13 @@ typedef struct muse_generate_params {
      * reasoning ends. NULL: none. The caller may free the grammar once the call that takes
      * these params has returned (a generation keeps its own reference). */
     const muse_grammar         *grammar;
+    /* ABI 6: the sequences of a contemplating request. NULL: agents 1..n_agents-1 (and the
+     * synthesis) take empty sequences of the session without a generation, lowest id first.
+     * Else n_contemplate_seqs = n_agents - 1 (+ 1 for SYNTHESIZE) distinct ids, in that order,
+     * each empty when its agent (or the synthesis) starts: a host that hands sequences out
+     * itself (a server's scheduler) names exactly the ones the request may use. */
+    const int32_t              *contemplate_seqs;
+    size_t                      n_contemplate_seqs;
 } muse_generate_params;
 
 MUSE_API void muse_generate_params_init(muse_generate_params *params);

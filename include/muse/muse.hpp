@@ -568,6 +568,9 @@ struct contemplate_options {
     std::vector<float> agent_temperatures;
     std::vector<int32_t> agent_budgets;  // thinking budgets (< -1: the request's)
     std::vector<uint64_t> agent_seeds;   // default: the request's seed + agent index
+    // The sequences agents 1..n-1 (then the synthesis) run on: empty, or n_agents - 1 (+ 1 for
+    // SYNTHESIZE) distinct empty sequences (see muse_generate_params.contemplate_seqs).
+    std::vector<int32_t> sequences;
     // The canonical form answers are voted on (empty: muse's own rule). Returning std::nullopt,
     // or throwing, uses muse's rule for that answer. Called on the thread running the request.
     std::function<std::optional<std::string>(const std::string &)> normalize;
@@ -951,6 +954,8 @@ private:
             cp.agent_temperatures = k.agent_temperatures.empty() ? nullptr : k.agent_temperatures.data();
             cp.agent_budgets = k.agent_budgets.empty() ? nullptr : k.agent_budgets.data();
             cp.agent_seeds = k.agent_seeds.empty() ? nullptr : k.agent_seeds.data();
+            gp.contemplate_seqs = k.sequences.empty() ? nullptr : k.sequences.data();
+            gp.n_contemplate_seqs = k.sequences.size();
             if (k.normalize) {
                 normalizer = std::make_shared<const normalizer_fn>(k.normalize);
                 cp.normalize = &normalize_answer;

@@ -205,6 +205,10 @@ ContemplateOptions contemplate_from(const muse_contemplate_params &p, const muse
     if (p.agent_temperatures) o.temperatures.assign(p.agent_temperatures, p.agent_temperatures + n);
     if (p.agent_budgets) o.budgets.assign(p.agent_budgets, p.agent_budgets + n);
     if (p.agent_seeds) o.seeds.assign(p.agent_seeds, p.agent_seeds + n);
+    if (gp.n_contemplate_seqs > 0) {
+        require(gp.contemplate_seqs, "contemplate_seqs");
+        o.seqs.assign(gp.contemplate_seqs, gp.contemplate_seqs + gp.n_contemplate_seqs);
+    }
     for (float t : o.temperatures)
         if (!std::isfinite(t) || t < 0) fail(MUSE_ERR_INVALID_ARGUMENT, "agent temperatures must be finite and >= 0");
     if (p.normalize) {
@@ -218,7 +222,6 @@ ContemplateOptions contemplate_from(const muse_contemplate_params &p, const muse
             return out;
         };
     }
-    (void)gp;
     return o;
 }
 

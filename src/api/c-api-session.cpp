@@ -15,7 +15,8 @@ constexpr size_t kSamplingParamsSizes[] = {sizeof(muse_sampling_params)};
 // the grammar.
 constexpr size_t kGenerateParamsSizes[] = {offsetof(muse_generate_params, thinking),
                                            offsetof(muse_generate_params, contemplate),
-                                           offsetof(muse_generate_params, grammar), sizeof(muse_generate_params)};
+                                           offsetof(muse_generate_params, grammar),
+                                           offsetof(muse_generate_params, contemplate_seqs), sizeof(muse_generate_params)};
 } // namespace
 
 muse_generate_params read_generate_params(const muse_generate_params *params) {

@@ -43,6 +43,19 @@ Contemplation::Contemplation(Session &session, int seq, GenerationSetup base, Co
     check_size(o_.temperatures.size(), "the per-agent temperatures");
     check_size(o_.budgets.size(), "the per-agent thinking budgets");
     check_size(o_.seeds.size(), "the per-agent seeds");
+    if (!o_.seqs.empty()) {
+        if (static_cast<int>(o_.seqs.size()) != need - 1)
+            fail(MUSE_ERR_INVALID_ARGUMENT, "contemplate_seqs has ", o_.seqs.size(), " entries; ", n, " agents",
+                 o_.method == Aggregation::synthesize ? " and a synthesis" : "", " need ", need - 1);
+        for (size_t i = 0; i < o_.seqs.size(); ++i) {
+            const int s = o_.seqs[i];
+            if (s < 0 || s >= session.cache().n_seq_max() || s == seq ||
+                std::find(o_.seqs.begin(), o_.seqs.begin() + static_cast<std::ptrdiff_t>(i), s) !=
+                    o_.seqs.begin() + static_cast<std::ptrdiff_t>(i))
+                fail(MUSE_ERR_INVALID_ARGUMENT, "contemplate_seqs: sequence ", s,
+                     " is out of range, the request's own or given twice");
+        }
+    }
     if (o_.method == Aggregation::synthesize && !synthesis_)
         fail(MUSE_ERR_UNSUPPORTED, "synthesis is not available for this kind of request");
     if (!(o_.keep_top > 0.0 && o_.keep_top <= 1.0)) fail(MUSE_ERR_INVALID_ARGUMENT, "keep_top must be in (0, 1]");
@@ -78,7 +91,7 @@ Contemplation::Contemplation(Session &session, int seq, GenerationSetup base, Co
             s.prompt = MultimodalPrompt{};
             s.cached = 0;
             s.follow = agents_.front().get();
-            agent_seq = session.free_seq(seq);
+            agent_seq = o_.seqs.empty() ? session.free_seq(seq) : o_.seqs[static_cast<size_t>(i - 1)];
             if (agent_seq < 0) fail(MUSE_ERR_INVALID_ARGUMENT, "no free sequence for agent ", i, " (n_seq_max too small or in use)");
         }
         AgentResult a;
@@ -215,8 +228,10 @@ void Contemplation::finish_agents() {
     result_.vote = vote(answers, weights, o_.normalize);
     result_.agreement = result_.vote.agreement;
     if (o_.method == Aggregation::synthesize && !cancelled_.load()) {
-        synth_seq_ = session_.free_seq(seq_);
+        synth_seq_ = o_.seqs.empty() ? session_.free_seq(seq_) : o_.seqs.back();
         if (synth_seq_ < 0) fail(MUSE_ERR_INVALID_ARGUMENT, "no free sequence for the synthesis");
+        if (session_.cache().seq_length(synth_seq_) != 0)
+            fail(MUSE_ERR_INVALID_ARGUMENT, "the synthesis's sequence ", synth_seq_, " is not empty");
         session_.seq_copy(seq_, synth_seq_, 0, lead.prompt_tokens);  // the shared prompt, no recomputation
         synth_ = session_.start(synth_seq_, synthesis_(result_.agents, synth_seq_));
         return;

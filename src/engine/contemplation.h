@@ -50,6 +50,9 @@ struct ContemplateOptions {
     double stop_percentile = 10.0;     // early_stop: percentile of the warm-up scores
     bool synthesize_reasoning = false; // synthesize: show each agent's reasoning tail too
     AnswerNormalizer normalize = normalize_answer;
+    // Sequences of agents 1..n-1 (then the synthesis's), named by the host; empty: each takes
+    // the session's first free sequence when it starts.
+    std::vector<int> seqs;
 };
 
 struct AgentResult {

@@ -387,7 +387,26 @@ HOSTILE = [
     ("detokenize bad ids", "/detokenize", {"tokens": [-1, 10 ** 9]}, 400),
     ("deep nesting", "/v1/chat/completions", b'{"messages": ' + b"[" * 100000 + b"]" * 100000 + b"}", 400),
     ("unknown route", "/v1/nothing", {}, 404),
+    ("agents zero", "/v1/chat/completions", chat(agents=0), 400),
+    ("agents beyond --parallel", "/v1/chat/completions", chat(agents=5), 400),
+    ("agents string", "/v1/chat/completions", chat(agents="3"), 400),
+    ("agents fractional", "/v1/chat/completions", chat(agents=2.5), 400),
+    ("aggregate unknown", "/v1/chat/completions", chat(agents=2, aggregate="majority"), 400),
+    ("aggregate not a string", "/v1/chat/completions", chat(agents=2, aggregate=3), 400),
+    ("aggregate without agents", "/v1/chat/completions", chat(aggregate="vote"), 400),
+    ("agents with n", "/v1/chat/completions", chat(agents=2, n=2), 400),
+    ("agents with tools", "/v1/chat/completions", chat(agents=2, tools=[WEATHER_TOOL]), 400),
+    ("agents with logprobs", "/v1/chat/completions", chat(agents=2, logprobs=True), 400),
+    ("agents and synthesis beyond --parallel", "/v1/chat/completions", chat(agents=4, aggregate="synthesize"), 400),
+    ("agents on completions", "/v1/completions", {"prompt": "a", "max_tokens": 4, "agents": 2}, 400),
 ]
+
+# The field each contemplation refusal must name (OpenAI's error.param).
+AGENT_PARAMS = {"agents zero": "agents", "agents beyond --parallel": "agents", "agents string": "agents",
+                "agents fractional": "agents", "aggregate unknown": "aggregate", "aggregate not a string": "aggregate",
+                "aggregate without agents": "aggregate", "agents with n": "n", "agents with tools": "tools",
+                "agents with logprobs": "logprobs", "agents and synthesis beyond --parallel": "agents",
+                "agents on completions": "agents"}
 
 
 @pytest.mark.parametrize("name,path,body,status", HOSTILE, ids=[h[0] for h in HOSTILE])
@@ -396,6 +415,8 @@ def test_hostile(server, name, path, body, status):
     assert got == status, (name, got, data[:300])
     err = json.loads(data)["error"]
     assert err["message"] and err["type"]
+    if name in AGENT_PARAMS:
+        assert err["param"] == AGENT_PARAMS[name], err
     server.alive()
 
 
@@ -494,3 +515,154 @@ def test_queue_full_and_graceful_shutdown():
     finally:
         if s.proc.poll() is None:
             s.proc.kill()
+
+
+def agents_of(obj):
+    return (obj.model_extra or {}).get("contemplation")
+
+
+def test_contemplation(client):
+    """agents=3: one choice, the agents' merged answer; usage counts every agent's tokens."""
+    r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": QUESTION}], max_tokens=40,
+                                       temperature=0.8, seed=7, extra_body={"agents": 3, "aggregate": "vote"})
+    assert len(r.choices) == 1 and isinstance(r.choices[0].message.content, str)
+    assert r.choices[0].finish_reason in ("stop", "length")
+    k = agents_of(r)
+    assert k["aggregate"]["method"] == "vote" and len(k["agents"]) == 3
+    assert r.choices[0].message.content in [a["answer"] for a in k["agents"]]
+    per_agent = [a["usage"]["completion_tokens"] for a in k["agents"]]
+    assert all(n > 0 for n in per_agent)
+    assert r.usage.completion_tokens == sum(per_agent)
+    assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+    assert r.usage.completion_tokens_details.reasoning_tokens == sum(a["usage"]["reasoning_tokens"] for a in k["agents"])
+
+    # Streamed: only the merged answer comes as deltas; the agents are in the last chunk.
+    parts, usage, last = [], None, None
+    for chunk in client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": QUESTION}],
+                                                max_tokens=40, temperature=0.8, seed=7, stream=True,
+                                                stream_options={"include_usage": True},
+                                                extra_body={"agents": 3, "aggregate": "vote"}):
+        usage = chunk.usage or usage
+        for c in chunk.choices:
+            assert c.index == 0
+            parts.append(c.delta.content or "")
+            if c.finish_reason:
+                last = chunk
+    assert last is not None and len(agents_of(last)["agents"]) == 3
+    assert "".join(parts) == r.choices[0].message.content  # same seed: the same agents, the same vote
+    assert usage.completion_tokens == r.usage.completion_tokens
+
+
+def test_contemplation_synthesize_beside_other_requests(client):
+    """Two agents and a synthesis pass (three sequences) run in the same batched steps as a
+    plain greedy request on the fourth sequence, which answers as it does alone."""
+    plain = dict(model=MODEL, messages=[{"role": "user", "content": "How many blue shapes are there?"}], temperature=0,
+                 max_tokens=32, extra_body={"thinking": "off"})
+    alone = client.chat.completions.create(**plain).choices[0].message.content
+    out = {}
+
+    def contemplate():
+        out["k"] = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": QUESTION}],
+                                                  max_tokens=32, temperature=0.7, seed=3,
+                                                  extra_body={"agents": 2, "aggregate": "synthesize"})
+    t = threading.Thread(target=contemplate)
+    t.start()
+    beside = client.chat.completions.create(**plain).choices[0].message.content
+    t.join(timeout=120)
+    assert beside == alone
+    k = out["k"]
+    assert agents_of(k)["aggregate"]["method"] == "synthesize" and len(agents_of(k)["agents"]) == 2
+    assert k.usage.completion_tokens >= sum(a["usage"]["completion_tokens"] for a in agents_of(k)["agents"])
+
+
+def raw_post_head(body):
+    return (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+
+
+def closed_within(sock, seconds):
+    """Reads until the server closes the connection; returns (seconds taken, what came)."""
+    sock.settimeout(seconds)
+    t0, got = time.time(), b""
+    try:
+        while True:
+            d = sock.recv(65536)
+            if not d:
+                break
+            got += d
+    except (ConnectionResetError, socket.timeout):
+        pass
+    return time.time() - t0, got
+
+
+@pytest.fixture(scope="module")
+def impatient():
+    """A server with 1 s read and write timeouts (the defaults are 30 s)."""
+    s = Server("--parallel", "8", "--read-timeout", "1", "--write-timeout", "1", "--max-tokens", "1000")
+    yield s
+    assert s.stop() == 0, "".join(s.log[-40:])
+
+
+def test_slow_sender_is_dropped(impatient):
+    """Slowloris: a client that sends part of its headers, or part of its body, and then stalls
+    is dropped after --read-timeout (closed, or a 408), and meanwhile other requests are served."""
+    body = json.dumps(chat(max_tokens=4)).encode()
+    stalled_head = socket.create_connection(("127.0.0.1", impatient.port))
+    stalled_head.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Ty")
+    stalled_body = socket.create_connection(("127.0.0.1", impatient.port))
+    stalled_body.sendall(raw_post_head(body) + body[:10])
+    t0 = time.time()
+    status, _, data = impatient.request("POST", "/v1/chat/completions", chat(max_tokens=4), key=None)
+    assert status == 200 and json.loads(data)["choices"], data
+    assert time.time() - t0 < 5
+    for sock in (stalled_head, stalled_body):
+        took, got = closed_within(sock, 10)
+        assert took < 5, took
+        assert got == b"" or got.startswith(b"HTTP/1.1 408") or got.startswith(b"HTTP/1.1 400"), got[:200]
+        sock.close()
+    # A client that trickles its request a byte at a time (each byte within the timeout) is served.
+    trickle = socket.create_connection(("127.0.0.1", impatient.port))
+    for b in raw_post_head(body)[:40]:
+        trickle.sendall(bytes([b]))
+        time.sleep(0.01)
+    trickle.sendall(raw_post_head(body)[40:] + body)
+    trickle.settimeout(30)
+    got = trickle.recv(65536)
+    assert got.startswith(b"HTTP/1.1 200"), got[:200]
+    trickle.close()
+    impatient.alive()
+
+
+@pytest.mark.skipif(bool(os.environ.get("MUSE_SANITIZE")),
+                    reason="a sanitizer build generates the 13 MB this needs ten times slower (~40 s); "
+                           "the timeouts are socket code, tested in the Release run")
+def test_client_that_stops_reading(impatient):
+    """A streaming client that stops reading: once the socket buffers are full the server's
+    write waits --write-timeout, fails, and the server hangs up (cancelling whatever still
+    generates), so it holds at most the request's own max_tokens events; it stays up."""
+    bias = {str(i): -100 for i in control_token_ids()}
+    # 8 x 900 tokens with 20 top logprobs each: some 13 MB of SSE, well over what loopback
+    # buffers take (the sender's autotunes up to tcp_wmem's 4 MB; 2 MB reached the reader).
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Tell a long story."}], "n": 8,
+                       "max_tokens": 900, "temperature": 1.0, "stream": True, "logprobs": True, "top_logprobs": 20,
+                       "logit_bias": bias, "thinking": "off"}).encode()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+    s.connect(("127.0.0.1", impatient.port))
+    s.sendall(raw_post_head(body) + body)
+    t0 = time.time()
+    deadline = t0 + 30
+    time.sleep(0.5)
+    while time.time() < deadline:  # not reading: the request must end by itself
+        m = impatient.request("GET", "/metrics")[2].decode()
+        if re.search(r"^muse_requests_running 0$", m, re.M):
+            break
+        time.sleep(0.1)
+    ended = time.time() - t0
+    took, got = closed_within(s, 10)  # what the buffers held, then the server's close
+    s.close()
+    print(f"\nnon-reading client: request ended after {ended:.1f} s, {len(got)} bytes reached it")
+    assert re.search(r"^muse_requests_running 0$", m, re.M), m
+    assert got.startswith(b"HTTP/1.1 200") and b"data: [DONE]" not in got, got[-200:]
+    assert took < 5, took
+    impatient.alive()

@@ -342,6 +342,8 @@ class GenerateParams(ctypes.Structure):
         ("thinking", ThinkingParams),
         ("contemplate", ContemplateParams),
         ("grammar", ctypes.c_void_p),  # ABI 5: const muse_grammar *
+        ("contemplate_seqs", ctypes.POINTER(ctypes.c_int32)),  # ABI 6
+        ("n_contemplate_seqs", ctypes.c_size_t),
     ]
 
 
