@@ -808,7 +808,7 @@ TEST_CASE("every backend op matches its reference on the Vulkan backend") {
     // The ops the backend has shaders for ran on the device (the rest went to its CPU fallback).
     for (const char *want : {"matmul F32", "matmul F16", "matmul Q8_0", "matmul Q4_0", "add F32", "mul_row F32",
                              "scale F32", "rms_norm F32", "swiglu F32", "sigmoid_mul F32", "softcap F32",
-                             "get_rows F32", "get_rows F16"}) {
+                             "get_rows F32", "get_rows F16", "rope F32", "set_columns F32", "attention F32"}) {
         INFO(want);
         CHECK(shaders.count(want) == 1);
     }

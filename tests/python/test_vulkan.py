@@ -63,3 +63,15 @@ def test_four_batched_sequences_same_tokens_as_the_cpu(tmp_path):
     want = cpu.session(n_ctx=256, n_seq_max=4, kv_type="f32").generate_many(prompts, 12)
     got = gpu.session(n_ctx=256, n_seq_max=4, kv_type="f32").generate_many(prompts, 12)
     assert got == want
+
+
+@pytest.mark.skipif(not BUILT, reason="built without the Vulkan backend")
+@pytest.mark.parametrize("variant", ["qwen2", "muse-glimmer"])
+def test_a_forward_pass_runs_on_the_device_alone(tmp_path, capfd, variant):
+    # F16 weights: every op of these decoders has a shader, so no op falls back to the CPU
+    # (each fallback prints a notice on stderr the first time) and a pass is one submission.
+    path = tm.tiny_model(tmp_path, variant, "F16")
+    gpu = vulkan_model(path)
+    capfd.readouterr()
+    gpu.session(n_ctx=128, kv_type="f16").generate_tokens(tm.prompts(variant, n=1)[0], 8)
+    assert "runs on the CPU" not in capfd.readouterr().err

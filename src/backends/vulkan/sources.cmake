@@ -10,7 +10,8 @@ if(MUSE_VULKAN)
   # NAME|SHADER|DEFINES
   set(vk_variants
     "matmul_f32|matmul|-DWEIGHT_F32" "matmul_f16|matmul|-DWEIGHT_F16" "matmul_q8_0|matmul|-DWEIGHT_Q8_0"
-    "matmul_q4_0|matmul|-DWEIGHT_Q4_0" "elementwise|elementwise|" "rms_norm|rms_norm|" "get_rows|get_rows|")
+    "matmul_q4_0|matmul|-DWEIGHT_Q4_0" "elementwise|elementwise|" "rms_norm|rms_norm|" "get_rows|get_rows|"
+    "rope|rope|" "set_columns|set_columns|" "attention_f32|attention|" "attention_f16|attention|-DKV_F16")
   set(vk_spv)
   set(vk_spv_files)
   foreach(v ${vk_variants})

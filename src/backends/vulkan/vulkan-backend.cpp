@@ -6,6 +6,7 @@
 #include "backends/vulkan/vulkan-shaders.h"
 #include "core/error.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -100,8 +101,8 @@ private:
     bool committed_ = false;
 };
 
-constexpr uint32_t kBindings = 4;
-constexpr uint32_t kPushBytes = 32;
+constexpr uint32_t kBindings = 8;
+constexpr uint32_t kPushBytes = 64;
 
 class VulkanBackend final : public Backend {
 public:
@@ -178,6 +179,8 @@ public:
         for (const GraphInput &in : graph.inputs()) upload(in.dst, graph.staged(in), in.bytes);
         const std::vector<OpNode> &nodes = graph.nodes();
         prepare_descriptors(nodes.size());
+        scratch_.clear();  // the previous pass has completed
+        rope_tables_.clear();
         bool recording = false;
         for (const OpNode &n : nodes) {
             if (on_device(n)) {
@@ -203,6 +206,9 @@ private:
     static bool device_f32(const Tensor &t) {
         return t.valid() && t.buffer && !t.mapped && t.type == GgmlType::F32 && t.offset % 4 == 0 &&
                dynamic_cast<const DeviceBuffer *>(t.buffer) != nullptr;
+    }
+    static bool device_i32(const Tensor &t) {
+        return t.valid() && t.type == GgmlType::I32 && t.offset % 4 == 0 && device_any(t);
     }
     static bool device_any(const Tensor &t) {
         return t.valid() && t.buffer && !t.mapped && dynamic_cast<const DeviceBuffer *>(t.buffer) != nullptr;
@@ -233,6 +239,15 @@ private:
         case Op::GetRows:
             return device_any(s[0]) && (s[0].type == GgmlType::F32 || s[0].type == GgmlType::F16) &&
                    s[0].offset % 4 == 0 && s[1].type == GgmlType::I32 && device_any(s[1]) && device_f32(n.dst);
+        case Op::SetColumns:
+            return device_f32(s[0]) && device_i32(s[1]) && device_any(n.dst) && n.dst.offset % 4 == 0 &&
+                   (n.dst.type == GgmlType::F32 || (n.dst.type == GgmlType::F16 && n.dst.ne[0] % 2 == 0));
+        case Op::Rope: return device_f32(n.dst) && device_i32(s[1]) && n.rope.n_rot % 2 == 0 && n.rope.n_rot <= n.dst.ne[0];
+        case Op::Attention:
+            return device_f32(s[0]) && device_any(s[1]) && device_any(s[2]) && s[1].type == s[2].type &&
+                   (s[1].type == GgmlType::F32 || s[1].type == GgmlType::F16) && s[1].offset % 4 == 0 &&
+                   s[2].offset % 4 == 0 && device_i32(s[3]) && device_i32(s[4]) && device_i32(s[5]) &&
+                   device_f32(n.dst) && s[0].ne[0] <= 256 && n.i > 0 && s[0].ne[1] % n.i == 0;
         default: return false;
         }
     }
@@ -311,6 +326,35 @@ private:
     }
 
     static VkBuffer handle(const Tensor &t) { return static_cast<const DeviceBuffer *>(t.buffer)->handle(); }
+
+    // The cosines and sines of a rope, per token and pair: [n_tok, n_rot / 2, 2], computed on the
+    // host in double as the CPU backend does (positions are graph inputs, already written), in a
+    // scratch buffer that lives until the next pass. The q and k ropes of a layer, and every
+    // layer, share one table.
+    Tensor rope_table(const Tensor &pos, const RopeParams &rp, int64_t hd) {
+        const int n_rot = rp.n_rot > 0 ? rp.n_rot : static_cast<int>(hd);
+        const int64_t n_tok = pos.ne[0];
+        char key[160];
+        std::snprintf(key, sizeof key, "%p/%zu/%lld/%d/%a/%a", static_cast<const void *>(pos.buffer), pos.offset,
+                      static_cast<long long>(n_tok), n_rot, static_cast<double>(rp.freq_base), static_cast<double>(rp.freq_scale));
+        if (auto it = rope_tables_.find(key); it != rope_tables_.end()) return it->second;
+        const int32_t *ps = pos.i32();
+        std::vector<float> cs(static_cast<size_t>(n_tok * n_rot));
+        for (int64_t t = 0; t < n_tok; ++t)
+            for (int i = 0; i < n_rot / 2; ++i) {
+                const double inv = std::pow(static_cast<double>(rp.freq_base), -2.0 * i / n_rot);
+                const double theta = static_cast<double>(ps[t]) * rp.freq_scale * inv;
+                cs[static_cast<size_t>((t * (n_rot / 2) + i) * 2)] = static_cast<float>(std::cos(theta));
+                cs[static_cast<size_t>((t * (n_rot / 2) + i) * 2 + 1)] = static_cast<float>(std::sin(theta));
+            }
+        scratch_.push_back(std::make_unique<DeviceBuffer>(*ctx_, cs.size() * 4));
+        std::memcpy(scratch_.back()->host(), cs.data(), cs.size() * 4);
+        Tensor t;
+        t.ne[0] = static_cast<int64_t>(cs.size());
+        t.buffer = scratch_.back().get();
+        rope_tables_.emplace(key, t);
+        return t;
+    }
 
     // Binds the buffers of `bound` (missing ones repeat the first), pushes the constants and
     // dispatches, then orders the next op after this one.
@@ -401,6 +445,43 @@ private:
             dispatch("get_rows", {&s[0], &s[1], &n.dst}, &p, sizeof p, groups(s[0].ne[0] * s[1].ne[0], 256));
             return;
         }
+        case Op::SetColumns: {
+            const bool f16 = n.dst.type == GgmlType::F16;
+            struct {
+                uint32_t ne0, n, dst_byte, src_off, cells_off, f16;
+            } p{u32(s[0].ne[0]), u32(s[0].n_rows()), u32(n.dst.offset), u32(s[0].offset / 4), u32(s[1].offset / 4),
+                f16 ? 1u : 0u};
+            if (n.dst.ne[0] != s[0].ne[0] || s[1].ne[0] != s[0].n_rows()) fail(MUSE_ERR_INTERNAL, "set_columns: shape mismatch");
+            const int32_t *cells = s[1].i32();  // a shader cannot raise: checked here
+            for (int64_t c = 0; c < s[1].ne[0]; ++c)
+                if (cells[c] < 0 || cells[c] >= n.dst.n_rows()) fail(MUSE_ERR_INTERNAL, "set_columns: cell out of range");
+            dispatch("set_columns", {&n.dst, &s[0], &s[1]}, &p, sizeof p,
+                     groups(s[0].n_rows() * (f16 ? s[0].ne[0] / 2 : s[0].ne[0]), 256));
+            return;
+        }
+        case Op::Rope: {
+            const Tensor &x = n.dst;
+            const Tensor table = rope_table(s[1], n.rope, x.ne[0]);
+            struct {
+                uint32_t hd, n_head, n_tok, n_rot, neox, x_off, table_off;
+            } p{u32(x.ne[0]), u32(x.ne[1]), u32(x.ne[2]), u32(n.rope.n_rot > 0 ? n.rope.n_rot : x.ne[0]),
+                n.rope.mode == RopeMode::Neox ? 1u : 0u, u32(x.offset / 4), u32(table.offset / 4)};
+            if (s[1].ne[0] < x.ne[2]) fail(MUSE_ERR_INTERNAL, "rope: a position per token");
+            dispatch("rope", {&x, &table}, &p, sizeof p, groups(int64_t(p.n_rot / 2) * x.ne[1] * x.ne[2], 256));
+            return;
+        }
+        case Op::Attention: {
+            const Tensor &q = s[0];
+            struct {
+                uint32_t hd, n_head, n_tok, group, q_off, k_byte, v_byte, row_elems, cells_off, begin_off, end_off, o_off;
+                float scale;
+            } p{u32(q.ne[0]), u32(q.ne[1]), u32(q.ne[2]), u32(q.ne[1] / n.i), u32(q.offset / 4), u32(s[1].offset),
+                u32(s[2].offset), u32(s[1].ne[0]), u32(s[3].offset / 4), u32(s[4].offset / 4), u32(s[5].offset / 4),
+                u32(n.dst.offset / 4), n.f};
+            const char *name = s[1].type == GgmlType::F16 ? "attention_f16" : "attention_f32";
+            dispatch(name, {&q, &s[1], &s[2], &s[3], &s[4], &s[5], &n.dst}, &p, sizeof p, groups(q.ne[1] * q.ne[2], 1));
+            return;
+        }
         default: fail(MUSE_ERR_INTERNAL, "vulkan: no shader for ", op_name(n.op));
         }
     }
@@ -417,6 +498,8 @@ private:
     size_t pool_sets_ = 0;
     std::mutex mutex_;
     std::set<std::string> noticed_;
+    std::vector<std::unique_ptr<DeviceBuffer>> scratch_;  // this pass's rope tables
+    std::map<std::string, Tensor> rope_tables_;
 };
 
 } // namespace
