@@ -1,7 +1,7 @@
 """muse-server soak: 2,000 requests of every kind (chat and completions, streamed and not,
 tools, json_schema, n=2, two contemplating agents, streams cancelled mid-way) from several
 client threads against one server on the bundled nano model. The server's RSS after a
-warm-up of 400 requests and after the rest must differ by less than 5%: a per-request leak
+warm-up of 1,000 requests and after the next 1,000 must differ by less than 5%: a per-request leak
 or unbounded cache shows up as growth long before 2,000 requests.
 
 Under a sanitizer build (MUSE_SANITIZE set by tests/server.cmake) RSS says nothing (ASan's
@@ -25,12 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_server import KEY, MODEL, WEATHER_TOOL, Server  # noqa: E402
 
 SANITIZED = bool(os.environ.get("MUSE_SANITIZE"))
-# The warm-up is 400 requests: glibc's per-thread arenas (the handler pool has --parallel +
-# --queue + 4 threads) are still reaching their peaks up to about the 1,000th request, by
+# The warm-up is the first 1,000 requests: glibc's per-thread arenas (the handler pool has
+# --parallel + --queue + 4 threads) keep reaching new peaks up to about the 1,000th request, by
 # shrinking steps (measured: +830, +390, +740, +500, +140, +140, +90, +110, +30 KiB per 200
-# requests on a 79 MiB server), so after 200 the same server reads 3.8-5.4% "growth" that
-# is no leak; after 400 it reads about 2.5%.
-TOTAL, WARMUP = (240, 40) if SANITIZED else (2000, 400)
+# requests on a 79 MiB server), and how far they get depends on how the threads interleave:
+# with the suite's other tests running beside it, growth measured after a 400-request warm-up
+# read +1.8% to +11% on the same build. A per-request leak grows linearly and still shows over
+# the second 1,000.
+TOTAL, WARMUP = (240, 40) if SANITIZED else (2000, 1000)
 THREADS = 8
 
 SCHEMA = {"type": "object", "properties": {"count": {"type": "integer"}}, "required": ["count"],
