@@ -104,6 +104,22 @@ muse_stb_fix(stb "PNM integer overflow" [==[
          return stbi__err("integer parse overflow", "Corrupt PNM");
       value = value*10 + (*c - '0');]==])
 
+# 7. PSD un-premultiplying: a colour channel larger than its alpha gives a value past 255,
+#    and converting that float to unsigned char is undefined (found by fuzz-image). Clamped.
+muse_stb_fix(stb "PSD unpremultiply range" [==[
+               pixel[0] = (unsigned char) (pixel[0]*ra + inv_a);
+               pixel[1] = (unsigned char) (pixel[1]*ra + inv_a);
+               pixel[2] = (unsigned char) (pixel[2]*ra + inv_a);]==] [==[
+               /* muse: fix 7 */
+               pixel[0] = (unsigned char) stbi__float_clamp255(pixel[0]*ra + inv_a);
+               pixel[1] = (unsigned char) stbi__float_clamp255(pixel[1]*ra + inv_a);
+               pixel[2] = (unsigned char) stbi__float_clamp255(pixel[2]*ra + inv_a);]==])
+muse_stb_fix(stb "PSD unpremultiply clamp helper" [==[
+static int stbi__psd_decode_rle(]==] [==[
+static float stbi__float_clamp255(float v) { return v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v; } /* muse: fix 7 */
+
+static int stbi__psd_decode_rle(]==])
+
 file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/image/muse-stb-image.h.tmp
      "/* Generated from ${MUSE_STB_IMAGE_IN} by src/image/stb-image.cmake: do not edit. */\n${stb}")
 configure_file(${CMAKE_CURRENT_BINARY_DIR}/image/muse-stb-image.h.tmp ${MUSE_STB_IMAGE_OUT} COPYONLY)
