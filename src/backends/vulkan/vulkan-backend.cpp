@@ -339,11 +339,13 @@ private:
                       static_cast<long long>(n_tok), n_rot, static_cast<double>(rp.freq_base), static_cast<double>(rp.freq_scale));
         if (auto it = rope_tables_.find(key); it != rope_tables_.end()) return it->second;
         const int32_t *ps = pos.i32();
+        std::vector<double> inv_freq(static_cast<size_t>(n_rot / 2));  // once, not per token
+        for (int i = 0; i < n_rot / 2; ++i)
+            inv_freq[static_cast<size_t>(i)] = std::pow(static_cast<double>(rp.freq_base), -2.0 * i / n_rot);
         std::vector<float> cs(static_cast<size_t>(n_tok * n_rot));
         for (int64_t t = 0; t < n_tok; ++t)
             for (int i = 0; i < n_rot / 2; ++i) {
-                const double inv = std::pow(static_cast<double>(rp.freq_base), -2.0 * i / n_rot);
-                const double theta = static_cast<double>(ps[t]) * rp.freq_scale * inv;
+                const double theta = static_cast<double>(ps[t]) * rp.freq_scale * inv_freq[static_cast<size_t>(i)];
                 cs[static_cast<size_t>((t * (n_rot / 2) + i) * 2)] = static_cast<float>(std::cos(theta));
                 cs[static_cast<size_t>((t * (n_rot / 2) + i) * 2 + 1)] = static_cast<float>(std::sin(theta));
             }
