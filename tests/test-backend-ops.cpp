@@ -938,12 +938,15 @@ TEST_CASE("repacked Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K weights give the same bits 
         return;
     }
     auto be = make_backend(MUSE_BACKEND_CPU, 2);
+    // A partial last group, and batch sizes that take each AMX path where the CPU has it:
+    // 8 and 13 tokens (one padded tile read from the packed Q8_0 weights; VNNI for the other
+    // types), 45 (two full 16-token tiles and a padded third: packed Q8_0 tiles, spread
+    // tiles for the others), 100 (six tiles, spread for every type, a 4-token VNNI tail).
+    for (const int64_t n_tok : {8, 13, 45, 100})
     for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
-        INFO(type_traits(type).name);
+        INFO(type_traits(type).name << ", " << n_tok << " tokens");
         Ctx c(*be, 11);
-        // A partial last group and a prompt-sized batch: two full 16-token tiles and a padded
-        // third where the CPU has AMX.
-        const int64_t k = 512, n_out = 45, n_tok = 45;
+        const int64_t k = 512, n_out = 45;
         const auto wb = random_weights(c, type, k * n_out);
         const auto xs = c.randn(k * n_tok);
         const Tensor w = c.weights(type, wb, k, n_out);

@@ -420,11 +420,13 @@ void q6k_group_vnni_n(const Operands &o, int nt) {
 // in the same order: the bits do not change.
 #if defined(MUSE_HAVE_AMX)
 constexpr size_t kTileBytes = 512;  // one B tile: 32 elements x 16 rows
-// AMX pays from two tiles per call (the weights are spread into tiles once per call; at
-// decode sizes that extra pass over them costs more than the tiles save: matmul-bench,
+// AMX pays from two tiles per call where the weights are spread into tiles (once per call;
+// at decode sizes that extra pass over them costs more than the tiles save: matmul-bench,
 // CPU time per pass, Q8_0, 4/8/16/32/64 tokens: 66/66/70/92/149 ms vs VNNI 47/56/76/117/220),
-// and a call's last partial tile from 8 tokens (padded).
-constexpr int64_t kAmxMinTokens = 32, kAmxMinTileTokens = 8;
+// from one (padded) 8-token tile where the tiles are read from the packed Q8_0 weights, and
+// for a call's last partial tile from 8 tokens. Packed Q8_0 tiles serve calls of up to
+// kAmxPackedMaxTiles tiles; larger ones spread (see BTiles).
+constexpr int64_t kAmxMinTokens = 32, kAmxPackedMinTokens = 8, kAmxMinTileTokens = 8, kAmxPackedMaxTiles = 4;
 
 struct alignas(64) TileConfig {
     uint8_t palette = 1, start_row = 0, reserved[14] = {};
@@ -434,6 +436,7 @@ struct alignas(64) TileConfig {
 
 // Tiles 0-3: C (16 tokens x 16 int32); 4-5: A (16 tokens x 32 bytes); 6-7: B (8 x 64
 // bytes). The 2 x 2 kernel uses all eight; the single-tile one two sets of (C, A, B).
+// (Tiles of 8 rows for 8-token calls measured no faster: matmul-bench, Q8_0, 8 tokens.)
 constexpr TileConfig make_tile_config() {
     TileConfig c;
     for (int i = 0; i < 4; ++i) c.rows[i] = 16, c.colsb[i] = 64;
@@ -498,10 +501,25 @@ void amx_spread_group(GgmlType type, const Operands &o, uint8_t *tiles) {
     }
 }
 
-// C += A . B for spread tiles: signed weights, or Q4_K's unsigned nibbles.
-#define MUSE_AMX_DOT(T, c, a, b)                                                                                       \
+// Where a kernel finds block b's B tile: in the group's spread tiles (512 bytes per block), or,
+// for Q8_0, in the packed group itself (its 8 x 64 bytes after the block's scales: unsigned,
+// the offset taken back out per token as in the VNNI kernel). Spreading costs a pass over the
+// weights per call but gives aligned, signed tiles; reading the packed bytes costs a
+// subtraction per product row and unaligned tile loads. The first pays when many token
+// tiles share each group (prompts), the second when few do (batched decoding).
+enum class BTiles { spread, packed };
+
+template <GgmlType T, BTiles kB>
+inline const uint8_t *amx_b_tile(const uint8_t *tiles, int64_t b) {
+    if constexpr (kB == BTiles::packed) return tiles + static_cast<size_t>(b) * kInt8GroupBlockBytes + kScaleBytes;
+    else return tiles + static_cast<size_t>(b) * kTileBytes;
+}
+
+// C += A . B: TDPBSUD where the B bytes are unsigned (Q4_K/Q5_K nibbles, packed Q8_0),
+// TDPBSSD where the spread made them signed.
+#define MUSE_AMX_DOT(T, kB, c, a, b)                                                                                   \
     do {                                                                                                               \
-        if constexpr (is_k4(T)) _tile_dpbsud(c, a, b);                                                      \
+        if constexpr (is_k4(T) || kB == BTiles::packed) _tile_dpbsud(c, a, b);                                          \
         else _tile_dpbssd(c, a, b);                                                                                    \
     } while (0)
 
@@ -514,9 +532,9 @@ struct AmxPanel {
     const int32_t *s;
 };
 
-// Adds block b's products (16 x 16 int32 at c, token-major) into acc, as group_vnni and
-// q4k_group_vnni scale them.
-template <GgmlType T>
+// Adds block b's products (16 x 16 int32 at c, token-major; the first NT tokens) into acc,
+// as group_vnni and q4k_group_vnni scale them.
+template <GgmlType T, BTiles kB, int NT = 16>
 inline void amx_scale_block(const Operands &o, const AmxPanel &p, const int32_t *c, int64_t b, __m512 *acc) {
     const float *dx = p.d + 16 * b;
     const int32_t *sx = p.s + 16 * b;
@@ -532,20 +550,21 @@ inline void amx_scale_block(const Operands &o, const AmxPanel &p, const int32_t 
             _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(sb + kQ4KMins + 16 * j))));
         const __m512 d1 = _mm512_mul_ps(d, sc), m1 = _mm512_mul_ps(dmin, mn);
 #pragma GCC unroll 16
-        for (int t = 0; t < 16; ++t) {
+        for (int t = 0; t < NT; ++t) {
             const __m512 dxv = _mm512_set1_ps(dx[t]);
             const __m512i isum = _mm512_load_si512(c + 16 * t);
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d1, dxv), acc[t]);
             acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(m1, dxv), _mm512_set1_ps(static_cast<float>(sx[t])), acc[t]);
         }
     } else {
-        // The tiles hold signed weights: the sums are exact without the offset term.
         const uint8_t *blk = o.group + static_cast<size_t>(b) * group_block_bytes(T);
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk)));
 #pragma GCC unroll 16
-        for (int t = 0; t < 16; ++t) {
+        for (int t = 0; t < NT; ++t) {
             const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(dx[t]));
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c + 16 * t)), scale, acc[t]);
+            __m512i isum = _mm512_load_si512(c + 16 * t);
+            if constexpr (kB == BTiles::packed) isum = _mm512_sub_epi32(isum, _mm512_set1_epi32(128 * sx[t]));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc[t]);
         }
     }
 }
@@ -573,38 +592,48 @@ void amx_build_panels(const int8_t *q, const float *d, const int32_t *s, int64_t
     }
 }
 
-inline const uint8_t *amx_b_tile(const uint8_t *tiles, int64_t b) { return tiles + static_cast<size_t>(b) * kTileBytes; }
+// Tile loads straight from the packed weights do not draw the hardware prefetchers along:
+// fetch a few blocks ahead (prefetches past the group's end do not fault).
+template <BTiles kB>
+inline void amx_prefetch_b(const uint8_t *tiles, int64_t b) {
+    if constexpr (kB == BTiles::packed) {
+        const uint8_t *next = tiles + static_cast<size_t>(b + 4) * kInt8GroupBlockBytes;
+        for (int l = 0; l < 9; ++l) _mm_prefetch(reinterpret_cast<const char *>(next + 64 * l), _MM_HINT_T0);
+    }
+}
 
-// One group against the 16 tokens of a panel; tiles: the group's spread B tiles. The tile
-// registers are not renamed: a C tile's next block waits for its store, so two sets
-// alternate.
-template <GgmlType T>
+// One group against the first NT (8 or 16) tokens of a panel (the last, partial tile of a
+// call, a group without a partner, or the single tile of a batched decoding step). The tile registers are not renamed: a C tile's next block waits for
+// its store, so two sets alternate.
+template <GgmlType T, BTiles kB, int NT>
 void group_amx(const Operands &o, const AmxPanel &p, const uint8_t *tiles, int valid) {
     alignas(64) int32_t c0[256], c1[256];
-    __m512 acc[16];
+    __m512 acc[NT];
     for (auto &a : acc) a = _mm512_setzero_ps();
     int64_t b = 0;
     for (; b + 2 <= o.nb; b += 2) {
+        amx_prefetch_b<kB>(tiles, b);
+        amx_prefetch_b<kB>(tiles, b + 1);
         _tile_zero(0);
         _tile_zero(1);
         _tile_loadd(4, p.a + b * 512, kBlock);
-        _tile_loadd(6, amx_b_tile(tiles, b), 64);
+        _tile_loadd(6, (amx_b_tile<T, kB>(tiles, b)), 64);
         _tile_loadd(5, p.a + (b + 1) * 512, kBlock);
-        _tile_loadd(7, amx_b_tile(tiles, b + 1), 64);
-        MUSE_AMX_DOT(T, 0, 4, 6);
-        MUSE_AMX_DOT(T, 1, 5, 7);
+        _tile_loadd(7, (amx_b_tile<T, kB>(tiles, b + 1)), 64);
+        MUSE_AMX_DOT(T, kB, 0, 4, 6);
+        MUSE_AMX_DOT(T, kB, 1, 5, 7);
         _tile_stored(0, c0, 64);
         _tile_stored(1, c1, 64);
-        amx_scale_block<T>(o, p, c0, b, acc);
-        amx_scale_block<T>(o, p, c1, b + 1, acc);
+        amx_scale_block<T, kB, NT>(o, p, c0, b, acc);
+        amx_scale_block<T, kB, NT>(o, p, c1, b + 1, acc);
     }
     if (b < o.nb) {
         _tile_zero(0);
         _tile_loadd(4, p.a + b * 512, kBlock);
-        _tile_loadd(6, amx_b_tile(tiles, b), 64);
-        MUSE_AMX_DOT(T, 0, 4, 6);
+        _tile_loadd(6, (amx_b_tile<T, kB>(tiles, b)), 64);
+        MUSE_AMX_DOT(T, kB, 0, 4, 6);
         _tile_stored(0, c0, 64);
-        amx_scale_block<T>(o, p, c0, b, acc);
+        amx_scale_block<T, kB, NT>(o, p, c0, b, acc);
     }
     const __mmask16 keep = static_cast<__mmask16>((1u << o.rows) - 1u);
     for (int t = 0; t < valid; ++t) _mm512_mask_storeu_ps(o.y + t * o.ldy, keep, acc[t]);
@@ -612,34 +641,44 @@ void group_amx(const Operands &o, const AmxPanel &p, const uint8_t *tiles, int v
 
 // Two groups against two 16-token panels: four independent C tiles per block, each A and
 // B tile loaded once for two products. The accumulators (4 x 16 x 16 floats) live in L1.
-template <GgmlType T>
+// Software pipelined: block b's products leave the tiles, block b + 1's multiplies are
+// issued, and only then are block b's products scaled (from the other half of c), so the
+// tile unit and the vector units work at the same time.
+template <GgmlType T, BTiles kB>
 void group_amx_2x2(const Operands &o0, const Operands &o1, const AmxPanel &p0, const AmxPanel &p1,
                    const uint8_t *tiles0, const uint8_t *tiles1, int64_t y_next_tile) {
-    alignas(64) int32_t c[4][256];
+    alignas(64) int32_t c[2][4][256];
     alignas(64) __m512 acc[4][16];
     for (auto &a : acc)
         for (auto &v : a) v = _mm512_setzero_ps();
-    for (int64_t b = 0; b < o0.nb; ++b) {
+    auto multiply = [&](int64_t b) {
+        amx_prefetch_b<kB>(tiles0, b);
+        amx_prefetch_b<kB>(tiles1, b);
         _tile_zero(0);
         _tile_zero(1);
         _tile_zero(2);
         _tile_zero(3);
         _tile_loadd(4, p0.a + b * 512, kBlock);
         _tile_loadd(5, p1.a + b * 512, kBlock);
-        _tile_loadd(6, amx_b_tile(tiles0, b), 64);
-        _tile_loadd(7, amx_b_tile(tiles1, b), 64);
-        MUSE_AMX_DOT(T, 0, 4, 6);
-        MUSE_AMX_DOT(T, 1, 4, 7);
-        MUSE_AMX_DOT(T, 2, 5, 6);
-        MUSE_AMX_DOT(T, 3, 5, 7);
-        _tile_stored(0, c[0], 64);
-        _tile_stored(1, c[1], 64);
-        _tile_stored(2, c[2], 64);
-        _tile_stored(3, c[3], 64);
-        amx_scale_block<T>(o0, p0, c[0], b, acc[0]);
-        amx_scale_block<T>(o1, p0, c[1], b, acc[1]);
-        amx_scale_block<T>(o0, p1, c[2], b, acc[2]);
-        amx_scale_block<T>(o1, p1, c[3], b, acc[3]);
+        _tile_loadd(6, (amx_b_tile<T, kB>(tiles0, b)), 64);
+        _tile_loadd(7, (amx_b_tile<T, kB>(tiles1, b)), 64);
+        MUSE_AMX_DOT(T, kB, 0, 4, 6);
+        MUSE_AMX_DOT(T, kB, 1, 4, 7);
+        MUSE_AMX_DOT(T, kB, 2, 5, 6);
+        MUSE_AMX_DOT(T, kB, 3, 5, 7);
+    };
+    multiply(0);
+    for (int64_t b = 0; b < o0.nb; ++b) {
+        int32_t(*cb)[256] = c[b & 1];
+        _tile_stored(0, cb[0], 64);
+        _tile_stored(1, cb[1], 64);
+        _tile_stored(2, cb[2], 64);
+        _tile_stored(3, cb[3], 64);
+        if (b + 1 < o0.nb) multiply(b + 1);
+        amx_scale_block<T, kB>(o0, p0, cb[0], b, acc[0]);
+        amx_scale_block<T, kB>(o1, p0, cb[1], b, acc[1]);
+        amx_scale_block<T, kB>(o0, p1, cb[2], b, acc[2]);
+        amx_scale_block<T, kB>(o1, p1, cb[3], b, acc[3]);
     }
     const Operands *os[2] = {&o0, &o1};
     for (int i = 0; i < 4; ++i) {
@@ -650,19 +689,16 @@ void group_amx_2x2(const Operands &o0, const Operands &o1, const AmxPanel &p0, c
     }
 }
 
-void group_amx(GgmlType type, const Operands &o, const AmxPanel &p, const uint8_t *tiles, int valid) {
-    if (type == GgmlType::Q4_K) group_amx<GgmlType::Q4_K>(o, p, tiles, valid);
-    else if (type == GgmlType::Q5_K) group_amx<GgmlType::Q5_K>(o, p, tiles, valid);
-    else if (type == GgmlType::Q4_0) group_amx<GgmlType::Q4_0>(o, p, tiles, valid);
-    else group_amx<GgmlType::Q8_0>(o, p, tiles, valid);
-}
-
-void group_amx_2x2(GgmlType type, const Operands &o0, const Operands &o1, const AmxPanel &p0, const AmxPanel &p1,
-                   const uint8_t *tiles0, const uint8_t *tiles1, int64_t y_next_tile) {
-    if (type == GgmlType::Q4_K) group_amx_2x2<GgmlType::Q4_K>(o0, o1, p0, p1, tiles0, tiles1, y_next_tile);
-    else if (type == GgmlType::Q5_K) group_amx_2x2<GgmlType::Q5_K>(o0, o1, p0, p1, tiles0, tiles1, y_next_tile);
-    else if (type == GgmlType::Q4_0) group_amx_2x2<GgmlType::Q4_0>(o0, o1, p0, p1, tiles0, tiles1, y_next_tile);
-    else group_amx_2x2<GgmlType::Q8_0>(o0, o1, p0, p1, tiles0, tiles1, y_next_tile);
+// Runtime type and B-tile source to the kernels' template arguments.
+template <class F>
+void with_amx_kernel(GgmlType type, bool packed_b, F f) {
+    using Q8 = std::integral_constant<GgmlType, GgmlType::Q8_0>;
+    using Spread = std::integral_constant<BTiles, BTiles::spread>;
+    if (type == GgmlType::Q4_K) f(std::integral_constant<GgmlType, GgmlType::Q4_K>{}, Spread{});
+    else if (type == GgmlType::Q5_K) f(std::integral_constant<GgmlType, GgmlType::Q5_K>{}, Spread{});
+    else if (type == GgmlType::Q4_0) f(std::integral_constant<GgmlType, GgmlType::Q4_0>{}, Spread{});
+    else if (packed_b) f(Q8{}, std::integral_constant<BTiles, BTiles::packed>{});
+    else f(Q8{}, Spread{});
 }
 #endif
 
@@ -906,7 +942,8 @@ void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_o
     const bool vnni = int8_matmul_available();
 #if defined(MUSE_HAVE_AMX)
     // Q6_K's scales change every 16 elements, half an AMX tile's depth: VNNI only.
-    const bool amx = n_tok >= kAmxMinTokens && type != GgmlType::Q6_K && int8_amx_available();
+    const int64_t amx_min = type == GgmlType::Q8_0 ? kAmxPackedMinTokens : kAmxMinTokens;
+    const bool amx = n_tok >= amx_min && type != GgmlType::Q6_K && int8_amx_available();
 #else
     const bool amx = false;
 #endif
@@ -958,25 +995,37 @@ void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_o
         const int64_t t1 = std::min(n_tok, t0 + chunk);
         int64_t t_vnni = t0;  // tokens from here on take the VNNI kernel
 #if defined(MUSE_HAVE_AMX)
-        if (amx && t1 - t0 >= kAmxMinTokens) {
+        if (amx && t1 - t0 >= amx_min) {
             const int64_t n_full = (t1 - t0) / 16, rest = (t1 - t0) % 16;
             const int64_t n_tiles = n_full + (rest >= kAmxMinTileTokens ? 1 : 0);
             amx_build_panels(q + t0 * n_in, d + t0 * nb, s + t0 * nb, n_in, t1 - t0, panel_a, panel_d.data(),
                              panel_s.data());
-            for (int64_t g = g0; g < g1; g += 2) {
-                const bool pair = g + 1 < g1;
-                for (int j = 0; j < (pair ? 2 : 1); ++j)
-                    amx_spread_group(type, operands(g + j, t0), tiles[j]);
-                int64_t tile = 0;
-                if (pair)
-                    for (; tile + 2 <= n_full; tile += 2)
-                        group_amx_2x2(type, operands(g, t0 + 16 * tile), operands(g + 1, t0 + 16 * tile), panel(tile),
-                                      panel(tile + 1), tiles[0], tiles[1], 16 * ldy);
-                for (; tile < n_tiles; ++tile)
-                    for (int j = 0; j < (pair ? 2 : 1); ++j)
-                        group_amx(type, operands(g + j, t0 + 16 * tile), panel(tile), tiles[j],
-                                  static_cast<int>(std::min<int64_t>(16, t1 - t0 - 16 * tile)));
-            }
+            const bool packed_b = type == GgmlType::Q8_0 && n_tiles <= kAmxPackedMaxTiles;
+            with_amx_kernel(type, packed_b, [&](auto type_c, auto b_c) {
+                constexpr GgmlType T = decltype(type_c)::value;
+                constexpr BTiles kB = decltype(b_c)::value;
+                for (int64_t g = g0; g < g1; g += 2) {
+                    const bool pair = g + 1 < g1;
+                    const uint8_t *b_tiles[2] = {tiles[0], tiles[1]};
+                    for (int j = 0; j < (pair ? 2 : 1); ++j) {
+                        if constexpr (kB == BTiles::packed) b_tiles[j] = operands(g + j, t0).group;
+                        else amx_spread_group(type, operands(g + j, t0), tiles[j]);
+                    }
+                    int64_t tile = 0;
+                    if (pair)
+                        for (; tile + 2 <= n_full; tile += 2)
+                            group_amx_2x2<T, kB>(operands(g, t0 + 16 * tile), operands(g + 1, t0 + 16 * tile),
+                                                 panel(tile), panel(tile + 1), b_tiles[0], b_tiles[1], 16 * ldy);
+                    for (; tile < n_tiles; ++tile) {
+                        const int valid = static_cast<int>(std::min<int64_t>(16, t1 - t0 - 16 * tile));
+                        for (int j = 0; j < (pair ? 2 : 1); ++j) {
+                            const Operands o = operands(g + j, t0 + 16 * tile);
+                            if (valid <= 8) group_amx<T, kB, 8>(o, panel(tile), b_tiles[j], valid);
+                            else group_amx<T, kB, 16>(o, panel(tile), b_tiles[j], valid);
+                        }
+                    }
+                }
+            });
             t_vnni = std::min(t1, t0 + 16 * n_tiles);
         }
 #endif
