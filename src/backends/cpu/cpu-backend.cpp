@@ -207,12 +207,12 @@ private:
             }
         };
         if (packed) {
-            const QuantizedRows qx = quantize_activations(xs, x.ne[0], n_tok);
+            const cpu::Int8Activations qx = quantize_activations(xs, x.ne[0], n_tok);
             pool_.parallel_for(start[count], [&](int64_t a, int64_t b) {
                 split(a, b, [&](size_t k, int64_t g0, int64_t g1) {
                     const Tensor &w = group[k].src[0];
-                    cpu::int8_matmul(w.type, static_cast<const uint8_t *>(w.raw()), w.ne[0], w.ne[1], g0, g1, qx.q, qx.d,
-                                     qx.s, n_tok, group[k].dst.f32(), w.ne[1]);
+                    cpu::int8_matmul(w.type, static_cast<const uint8_t *>(w.raw()), w.ne[0], w.ne[1], g0, g1, qx,
+                                     group[k].dst.f32(), w.ne[1]);
                 });
             }, 1);
             return;
@@ -401,43 +401,39 @@ private:
         }
     }
 
-    // Activations quantized to 8-bit blocks for the integer kernels (per-thread storage,
-    // valid until this thread quantizes again).
-    struct QuantizedRows {
-        const int8_t *q;
-        const float *d;
-        const int32_t *s;
-    };
-
-    QuantizedRows quantize_activations(const float *xs, int64_t n_in, int64_t n_tok) {
+    // Activations quantized to 8-bit blocks for the integer kernels, in the layout they read
+    // fastest (per-thread storage, valid until this thread quantizes again).
+    cpu::Int8Activations quantize_activations(const float *xs, int64_t n_in, int64_t n_tok) {
         const int64_t nb = n_in / 32;
+        const cpu::Int8Layout layout = cpu::int8_layout(n_tok);
+        const int64_t n_pad = cpu::int8_padded_tokens(layout, n_tok);
         thread_local std::vector<int8_t> q;
         thread_local std::vector<float> d;
         thread_local std::vector<int32_t> s;
-        q.resize(static_cast<size_t>(n_tok * n_in));
-        d.resize(static_cast<size_t>(n_tok * nb));
-        s.resize(static_cast<size_t>(n_tok * nb));
+        q.resize(static_cast<size_t>(n_pad * n_in));
+        d.resize(static_cast<size_t>(n_pad * nb));
+        s.resize(static_cast<size_t>(n_pad * nb));
         int8_t *qp = q.data();
         float *dp = d.data();
         int32_t *sp = s.data();
         if (n_tok >= 8)  // prompts: in parallel over tokens
-            pool_.parallel_for(n_tok, [&](int64_t t0, int64_t t1) {
-                cpu::int8_quantize_rows(xs + t0 * n_in, n_in, t1 - t0, qp + t0 * n_in, dp + t0 * nb, sp + t0 * nb);
+            pool_.parallel_for(n_pad, [&](int64_t t0, int64_t t1) {
+                cpu::int8_quantize_rows(xs, n_in, n_tok, t0, t1, layout, qp, dp, sp);
             }, 4);
         else
-            cpu::int8_quantize_rows(xs, n_in, n_tok, qp, dp, sp);
-        return {qp, dp, sp};
+            cpu::int8_quantize_rows(xs, n_in, n_tok, 0, n_pad, layout, qp, dp, sp);
+        return {qp, dp, sp, n_tok, layout};
     }
 
     // Repacked Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K weights, any number of tokens: the
     // activations are quantized once per call, then each thread takes a share of the row groups.
     void int8_matmul(const Tensor &w, const float *xs, int64_t n_tok, float *ys) {
         const int64_t n_in = w.ne[0], n_out = w.ne[1];
-        const QuantizedRows qx = quantize_activations(xs, n_in, n_tok);
+        const cpu::Int8Activations qx = quantize_activations(xs, n_in, n_tok);
         const auto *packed = static_cast<const uint8_t *>(w.raw());
         const int64_t groups = (n_out + cpu::kInt8Rows - 1) / cpu::kInt8Rows;
         pool_.parallel_for(groups, [&](int64_t g0, int64_t g1) {
-            cpu::int8_matmul(w.type, packed, n_in, n_out, g0, g1, qx.q, qx.d, qx.s, n_tok, ys, n_out);
+            cpu::int8_matmul(w.type, packed, n_in, n_out, g0, g1, qx, ys, n_out);
         }, 1);
     }
 

@@ -119,13 +119,19 @@ void quantize_block_avx512(const float *x, int8_t *q, float *d, int32_t *s) {
 struct Operands {
     const uint8_t *group;  // the group's first block
     int64_t nb;            // blocks per row
-    const int8_t *q;       // token 0's quantized row; token t at q + t * n_in
-    const float *d;        // token 0's block scales; token t at d + t * nb
+    // Token 0's quantized activations, in either layout (Int8Layout): block b of token t at
+    // q + t * q_tok + b * q_blk, its scale and sum at d / s [t * ds_tok + b * ds_blk].
+    const int8_t *q;
+    const float *d;
     const int32_t *s;
-    int64_t n_in;
+    int64_t q_tok, q_blk, ds_tok, ds_blk;
     int rows;              // valid rows of the group (16 but for the last one)
     float *y;              // row 0 of the group, token 0
     int64_t ldy;
+
+    const int8_t *qx(int64_t t, int64_t b) const { return q + t * q_tok + b * q_blk; }
+    float dx(int64_t t, int64_t b) const { return d[t * ds_tok + b * ds_blk]; }
+    int32_t sx(int64_t t, int64_t b) const { return s[t * ds_tok + b * ds_blk]; }
 };
 
 // The unsigned weight of row r, element e (0..31) of a packed group block.
@@ -145,11 +151,11 @@ void group_scalar(GgmlType type, const Operands &o, int nt) {
             float acc = 0.0f;
             for (int64_t b = 0; b < o.nb; ++b) {
                 const uint8_t *blk = o.group + static_cast<size_t>(b) * block_bytes;
-                const int8_t *qx = o.q + t * o.n_in + b * kBlock;
+                const int8_t *qx = o.qx(t, b);
                 int32_t isum = 0;
                 for (int e = 0; e < kBlock; ++e) isum += packed_weight(type, blk, r, e) * qx[e];
-                isum -= offset * o.s[t * o.nb + b];
-                const float scale = fp16_to_fp32(read_u16(blk + 2 * r)) * o.d[t * o.nb + b];
+                isum -= offset * o.sx(t, b);
+                const float scale = fp16_to_fp32(read_u16(blk + 2 * r)) * o.dx(t, b);
                 acc = std::fma(static_cast<float>(isum), scale, acc);
             }
             o.y[r + t * o.ldy] = acc;
@@ -179,20 +185,20 @@ void group_vnni(const Operands &o) {
                 const __m512i raw = _mm512_loadu_si512(blk + kScaleBytes + 64 * k);
                 const __m512i lo = _mm512_and_si512(raw, low), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
                 for (int t = 0; t < NT; ++t) {
-                    const int8_t *x = o.q + t * o.n_in + b * kBlock;
+                    const int8_t *x = o.qx(t, b);
                     isum[t] = dot4(dot4(isum[t], lo, x + 4 * k), hi, x + 16 + 4 * k);
                 }
             }
         } else {
             for (int k = 0; k < 8; ++k) {
                 const __m512i w = _mm512_loadu_si512(blk + kScaleBytes + 64 * k);
-                for (int t = 0; t < NT; ++t) isum[t] = dot4(isum[t], w, o.q + t * o.n_in + b * kBlock + 4 * k);
+                for (int t = 0; t < NT; ++t) isum[t] = dot4(isum[t], w, o.qx(t, b) + 4 * k);
             }
         }
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk)));
         for (int t = 0; t < NT; ++t) {
-            const __m512i exact = _mm512_sub_epi32(isum[t], _mm512_set1_epi32(offset * o.s[t * o.nb + b]));
-            const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(o.d[t * o.nb + b]));
+            const __m512i exact = _mm512_sub_epi32(isum[t], _mm512_set1_epi32(offset * o.sx(t, b)));
+            const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(o.dx(t, b)));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), scale, acc[t]);
         }
     }
@@ -244,14 +250,14 @@ void q4k_group_scalar(const Operands &o, int nt) {
                 const float d = fp16_to_fp32(read_u16(sb + 2 * r)), dmin = fp16_to_fp32(read_u16(sb + 32 + 2 * r));
                 for (int j = 0; j < 8; ++j) {
                     const int64_t b = u * 8 + j;
-                    const int8_t *qx = o.q + t * o.n_in + b * kBlock;
+                    const int8_t *qx = o.qx(t, b);
                     int32_t isum = 0;
                     for (int e = 0; e < kBlock; ++e) isum += q4k_weight(sb, r, j, e, kFive) * qx[e];
                     const float d1 = d * static_cast<float>(sb[kQ4KScales + 16 * j + r]);
                     const float m1 = dmin * static_cast<float>(sb[kQ4KMins + 16 * j + r]);
-                    const float dx = o.d[t * o.nb + b];
+                    const float dx = o.dx(t, b);
                     acc = std::fma(static_cast<float>(isum), d1 * dx, acc);
-                    acc = std::fma(-(m1 * dx), static_cast<float>(o.s[t * o.nb + b]), acc);
+                    acc = std::fma(-(m1 * dx), static_cast<float>(o.sx(t, b)), acc);
                 }
             }
             o.y[r + t * o.ldy] = acc;
@@ -284,9 +290,8 @@ void q4k_group_vnni(const Operands &o) {
                     hi = _mm512_mask_add_epi8(hi, _cvtu64_mask64(m_hi), hi, sixteen);
                 }
                 for (int t = 0; t < NT; ++t) {
-                    const int8_t *x = o.q + t * o.n_in + (u * 8 + 2 * i) * kBlock + 4 * k;
-                    lo_sum[t] = dot4(lo_sum[t], lo, x);
-                    hi_sum[t] = dot4(hi_sum[t], hi, x + kBlock);
+                    lo_sum[t] = dot4(lo_sum[t], lo, o.qx(t, u * 8 + 2 * i) + 4 * k);
+                    hi_sum[t] = dot4(hi_sum[t], hi, o.qx(t, u * 8 + 2 * i + 1) + 4 * k);
                 }
             }
             for (int h = 0; h < 2; ++h) {
@@ -298,10 +303,10 @@ void q4k_group_vnni(const Operands &o) {
                     _mm_loadu_si128(reinterpret_cast<const __m128i *>(sb + kQ4KMins + 16 * j))));
                 const __m512 d1 = _mm512_mul_ps(d, sc), m1 = _mm512_mul_ps(dmin, mn);
                 for (int t = 0; t < NT; ++t) {
-                    const __m512 dx = _mm512_set1_ps(o.d[t * o.nb + b]);
+                    const __m512 dx = _mm512_set1_ps(o.dx(t, b));
                     const __m512i isum = h ? hi_sum[t] : lo_sum[t];
                     acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d1, dx), acc[t]);
-                    acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(m1, dx), _mm512_set1_ps(static_cast<float>(o.s[t * o.nb + b])),
+                    acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(m1, dx), _mm512_set1_ps(static_cast<float>(o.sx(t, b))),
                                               acc[t]);
                 }
             }
@@ -340,13 +345,13 @@ void q6k_group_scalar(const Operands &o, int nt) {
                 const float d = fp16_to_fp32(read_u16(sb + 2 * r));
                 for (int j = 0; j < 8; ++j) {
                     const int64_t b = u * 8 + j;
-                    const int8_t *qx = o.q + t * o.n_in + b * kBlock;
+                    const int8_t *qx = o.qx(t, b);
                     int32_t lo = 0, hi = 0;
                     for (int e = 0; e < 16; ++e) lo += q6k_weight(sb, r, 32 * j + e) * qx[e];
                     for (int e = 16; e < 32; ++e) hi += q6k_weight(sb, r, 32 * j + e) * qx[e];
-                    const int32_t s_lo = half_sum_scalar(qx), s_hi = o.s[t * o.nb + b] - s_lo;
+                    const int32_t s_lo = half_sum_scalar(qx), s_hi = o.sx(t, b) - s_lo;
                     const auto *sc = reinterpret_cast<const int8_t *>(sb + kQ6KScales);
-                    const float dx = o.d[t * o.nb + b];
+                    const float dx = o.dx(t, b);
                     const float d_lo = d * static_cast<float>(sc[16 * (2 * j) + r]);
                     const float d_hi = d * static_cast<float>(sc[16 * (2 * j + 1) + r]);
                     acc = std::fma(static_cast<float>(lo - 32 * s_lo), d_lo * dx, acc);
@@ -381,7 +386,7 @@ void q6k_group_vnni(const Operands &o) {
             for (int k = 0; k < 4; ++k) {
                 const __m512i w0 = _mm512_loadu_si512(qw + 64 * k), w1 = _mm512_loadu_si512(qw + 64 * (k + 4));
                 for (int t = 0; t < NT; ++t) {
-                    const int8_t *x = o.q + t * o.n_in + b * kBlock;
+                    const int8_t *x = o.qx(t, b);
                     lo[t] = dot4(lo[t], w0, x + 4 * k);
                     hi[t] = dot4(hi[t], w1, x + 16 + 4 * k);
                 }
@@ -391,9 +396,9 @@ void q6k_group_vnni(const Operands &o) {
             const __m512 d_hi = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
                                                      _mm_loadu_si128(reinterpret_cast<const __m128i *>(sb + kQ6KScales + 32 * j + 16)))));
             for (int t = 0; t < NT; ++t) {
-                const int8_t *x = o.q + t * o.n_in + b * kBlock;
-                const int32_t s_lo = half_sum(x), s_hi = o.s[t * o.nb + b] - s_lo;
-                const __m512 dx = _mm512_set1_ps(o.d[t * o.nb + b]);
+                const int8_t *x = o.qx(t, b);
+                const int32_t s_lo = half_sum(x), s_hi = o.sx(t, b) - s_lo;
+                const __m512 dx = _mm512_set1_ps(o.dx(t, b));
                 const __m512i e_lo = _mm512_sub_epi32(lo[t], _mm512_set1_epi32(32 * s_lo));
                 const __m512i e_hi = _mm512_sub_epi32(hi[t], _mm512_set1_epi32(32 * s_hi));
                 acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(e_lo), _mm512_mul_ps(d_lo, dx), acc[t]);
@@ -523,9 +528,9 @@ inline const uint8_t *amx_b_tile(const uint8_t *tiles, int64_t b) {
         else _tile_dpbssd(c, a, b);                                                                                    \
     } while (0)
 
-// A 16-token tile's activations laid out for AMX: per block, the 16 tokens' 32 bytes
-// (one A tile, 512 contiguous bytes: a tile load streams it instead of gathering 16 rows
-// n_in apart), and their 16 scales and 16 block sums.
+// One 16-token tile of activations in the tiles layout (Int8Layout): per block, the 16
+// tokens' 32 bytes (one A tile, 512 contiguous bytes: a tile load streams it instead of
+// gathering 16 rows n_in apart), and their 16 scales and 16 block sums.
 struct AmxPanel {
     const int8_t *a;   // block b at a + 512 b
     const float *d;    // block b, token t at d[16 b + t]
@@ -565,29 +570,6 @@ inline void amx_scale_block(const Operands &o, const AmxPanel &p, const int32_t 
             __m512i isum = _mm512_load_si512(c + 16 * t);
             if constexpr (kB == BTiles::packed) isum = _mm512_sub_epi32(isum, _mm512_set1_epi32(128 * sx[t]));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc[t]);
-        }
-    }
-}
-
-// Lays out tokens [0, n_tok) of the quantized rows (q, d, s as int8_quantize_rows wrote
-// them) as AmxPanels, tile after tile; a last partial tile is padded with zero tokens
-// (zero bytes and scales: their products are computed and dropped).
-void amx_build_panels(const int8_t *q, const float *d, const int32_t *s, int64_t n_in, int64_t n_tok, int8_t *a,
-                      float *pd, int32_t *ps) {
-    const int64_t nb = n_in / kBlock;
-    for (int64_t tile = 0; tile * 16 < n_tok; ++tile) {
-        int8_t *ta = a + tile * 16 * n_in;
-        float *td = pd + tile * 16 * nb;
-        int32_t *ts = ps + tile * 16 * nb;
-        for (int t = 0; t < 16; ++t) {
-            const int64_t tok = tile * 16 + t;
-            const int8_t *row = q + tok * n_in;
-            for (int64_t b = 0; b < nb; ++b) {
-                if (tok < n_tok) std::memcpy(ta + b * 512 + t * kBlock, row + b * kBlock, kBlock);
-                else std::memset(ta + b * 512 + t * kBlock, 0, kBlock);
-                td[16 * b + t] = tok < n_tok ? d[tok * nb + b] : 0.0f;
-                ts[16 * b + t] = tok < n_tok ? s[tok * nb + b] : 0;
-            }
         }
     }
 }
@@ -921,46 +903,94 @@ void int8_unpack_row(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t
     }
 }
 
-void int8_quantize_rows(const float *x, int64_t n_in, int64_t n_tok, int8_t *q, float *d, int32_t *s) {
+Int8Layout int8_layout(int64_t n_tok) {
+#if defined(MUSE_HAVE_AMX)
+    if (n_tok >= kAmxPackedMinTokens && int8_amx_available()) return Int8Layout::tiles;
+#endif
+    (void)n_tok;
+    return Int8Layout::rows;
+}
+
+int64_t int8_padded_tokens(Int8Layout layout, int64_t n_tok) {
+    return layout == Int8Layout::tiles ? (n_tok + 15) / 16 * 16 : n_tok;
+}
+
+void int8_quantize_rows(const float *x, int64_t n_in, int64_t n_tok, int64_t t0, int64_t t1, Int8Layout layout,
+                        int8_t *q, float *d, int32_t *s) {
     const int64_t nb = n_in / kBlock;
+    auto quantize = [&](auto &&block) {
+        for (int64_t t = t0; t < t1; ++t) {
+            int8_t *qt = q + t * n_in;
+            float *dt = d + t * nb;
+            int32_t *st = s + t * nb;
+            int64_t q_blk = kBlock, ds_blk = 1;
+            if (layout == Int8Layout::tiles) {
+                const int64_t tile = t / 16, r = t % 16;
+                qt = q + tile * 16 * n_in + r * kBlock;
+                dt = d + tile * 16 * nb + r;
+                st = s + tile * 16 * nb + r;
+                q_blk = 16 * kBlock;
+                ds_blk = 16;
+            }
+            for (int64_t b = 0; b < nb; ++b) {
+                if (t < n_tok) {
+                    block(x + t * n_in + b * kBlock, qt + b * q_blk, dt + b * ds_blk, st + b * ds_blk);
+                } else {  // padding of the last tile: zero bytes and scales
+                    std::memset(qt + b * q_blk, 0, kBlock);
+                    dt[b * ds_blk] = 0.0f;
+                    st[b * ds_blk] = 0;
+                }
+            }
+        }
+    };
 #if defined(MUSE_HAVE_AVX512_VNNI)
     if (int8_matmul_available()) {
-        for (int64_t i = 0; i < n_tok * nb; ++i) quantize_block_avx512(x + i * kBlock, q + i * kBlock, d + i, s + i);
+        quantize(quantize_block_avx512);
         return;
     }
 #endif
-    for (int64_t i = 0; i < n_tok * nb; ++i) quantize_block_scalar(x + i * kBlock, q + i * kBlock, d + i, s + i);
+    quantize(quantize_block_scalar);
 }
 
 void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1,
-                 const int8_t *q, const float *d, const int32_t *s, int64_t n_tok, float *y, int64_t ldy) {
-    const int64_t nb = n_in / kBlock;
+                 const Int8Activations &x, float *y, int64_t ldy) {
+    const int64_t nb = n_in / kBlock, n_tok = x.n_tok;
     const size_t block_bytes = group_block_bytes(type);
+    const bool tiled = x.layout == Int8Layout::tiles;
     // Tokens in chunks whose quantized rows stay in L2 while every group of the share
     // passes over them; within a chunk, tiles of 16 tokens (AMX) or up to 8 (VNNI) share
     // each weight load.
     const bool vnni = int8_matmul_available();
 #if defined(MUSE_HAVE_AMX)
-    // Q6_K's scales change every 16 elements, half an AMX tile's depth: VNNI only.
+    // AMX reads the tiled layout only. Q6_K's scales change every 16 elements, half an AMX
+    // tile's depth: VNNI only.
     const int64_t amx_min = type == GgmlType::Q8_0 ? kAmxPackedMinTokens : kAmxMinTokens;
-    const bool amx = n_tok >= amx_min && type != GgmlType::Q6_K && int8_amx_available();
+    const bool amx = tiled && n_tok >= amx_min && type != GgmlType::Q6_K && int8_amx_available();
 #else
     const bool amx = false;
 #endif
     // AMX chunks are larger (~1 MB of activations, still in L2): each chunk spreads every
-    // group's weights into tiles once more.
+    // group's weights into tiles once more. Chunks start on whole tiles.
     const int64_t chunk_bytes = amx ? int64_t(1) << 20 : int64_t(256) << 10;
     const int64_t chunk = std::max<int64_t>(32, chunk_bytes / std::max<int64_t>(n_in, 1) / 32 * 32);
     auto operands = [&](int64_t g, int64_t t) {
         Operands o;
         o.group = packed + static_cast<size_t>(g * nb) * block_bytes;
         o.nb = nb;
-        o.n_in = n_in;
         o.rows = static_cast<int>(std::min<int64_t>(kInt8Rows, n_out - g * kInt8Rows));
         o.ldy = ldy;
-        o.q = q + t * n_in;
-        o.d = d + t * nb;
-        o.s = s + t * nb;
+        if (tiled) {  // a VNNI call's tokens (at most 8, from a multiple of 8) lie in one tile
+            const int64_t tile = t / 16, r = t % 16;
+            o.q = x.q + tile * 16 * n_in + r * kBlock;
+            o.d = x.d + tile * 16 * nb + r;
+            o.s = x.s + tile * 16 * nb + r;
+            o.q_tok = kBlock, o.q_blk = 16 * kBlock, o.ds_tok = 1, o.ds_blk = 16;
+        } else {
+            o.q = x.q + t * n_in;
+            o.d = x.d + t * nb;
+            o.s = x.s + t * nb;
+            o.q_tok = n_in, o.q_blk = kBlock, o.ds_tok = nb, o.ds_blk = 1;
+        }
         o.y = y + g * kInt8Rows + t * ldy;
         return o;
     };
@@ -968,27 +998,17 @@ void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_o
     struct alignas(64) Line {
         uint8_t bytes[64];
     };
-    // Per thread: the spread B tiles of two groups, and the chunk's activation panels.
-    thread_local std::vector<Line> tile_store, panel_store;
-    thread_local std::vector<float> panel_d;
-    thread_local std::vector<int32_t> panel_s;
+    // Per thread: the spread B tiles of two groups.
+    thread_local std::vector<Line> tile_store;
     const size_t group_lines = static_cast<size_t>(nb) * kTileBytes / 64;
     if (amx) {
         amx_configure();
         if (tile_store.size() < 2 * group_lines) tile_store.resize(2 * group_lines);
-        const auto panel_tokens = static_cast<size_t>((std::min(chunk, n_tok) + 15) / 16 * 16);
-        if (panel_store.size() < panel_tokens * static_cast<size_t>(n_in) / 64)
-            panel_store.resize(panel_tokens * static_cast<size_t>(n_in) / 64);
-        if (panel_d.size() < panel_tokens * static_cast<size_t>(nb)) {
-            panel_d.resize(panel_tokens * static_cast<size_t>(nb));
-            panel_s.resize(panel_tokens * static_cast<size_t>(nb));
-        }
     }
     uint8_t *tiles[2] = {reinterpret_cast<uint8_t *>(tile_store.data()),
                          reinterpret_cast<uint8_t *>(tile_store.data()) + group_lines * 64};
-    auto *panel_a = reinterpret_cast<int8_t *>(panel_store.data());
-    auto panel = [&](int64_t tile) {
-        return AmxPanel{panel_a + tile * 16 * n_in, panel_d.data() + tile * 16 * nb, panel_s.data() + tile * 16 * nb};
+    auto panel = [&](int64_t tile) {  // tile: from token 0
+        return AmxPanel{x.q + tile * 16 * n_in, x.d + tile * 16 * nb, x.s + tile * 16 * nb};
     };
 #endif
     for (int64_t t0 = 0; t0 < n_tok; t0 += chunk) {
@@ -998,8 +1018,6 @@ void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_o
         if (amx && t1 - t0 >= amx_min) {
             const int64_t n_full = (t1 - t0) / 16, rest = (t1 - t0) % 16;
             const int64_t n_tiles = n_full + (rest >= kAmxMinTileTokens ? 1 : 0);
-            amx_build_panels(q + t0 * n_in, d + t0 * nb, s + t0 * nb, n_in, t1 - t0, panel_a, panel_d.data(),
-                             panel_s.data());
             const bool packed_b = type == GgmlType::Q8_0 && n_tiles <= kAmxPackedMaxTiles;
             with_amx_kernel(type, packed_b, [&](auto type_c, auto b_c) {
                 constexpr GgmlType T = decltype(type_c)::value;
@@ -1015,13 +1033,14 @@ void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_o
                     if (pair)
                         for (; tile + 2 <= n_full; tile += 2)
                             group_amx_2x2<T, kB>(operands(g, t0 + 16 * tile), operands(g + 1, t0 + 16 * tile),
-                                                 panel(tile), panel(tile + 1), b_tiles[0], b_tiles[1], 16 * ldy);
+                                                 panel(t0 / 16 + tile), panel(t0 / 16 + tile + 1), b_tiles[0],
+                                                 b_tiles[1], 16 * ldy);
                     for (; tile < n_tiles; ++tile) {
                         const int valid = static_cast<int>(std::min<int64_t>(16, t1 - t0 - 16 * tile));
                         for (int j = 0; j < (pair ? 2 : 1); ++j) {
                             const Operands o = operands(g + j, t0 + 16 * tile);
-                            if (valid <= 8) group_amx<T, kB, 8>(o, panel(tile), b_tiles[j], valid);
-                            else group_amx<T, kB, 16>(o, panel(tile), b_tiles[j], valid);
+                            if (valid <= 8) group_amx<T, kB, 8>(o, panel(t0 / 16 + tile), b_tiles[j], valid);
+                            else group_amx<T, kB, 16>(o, panel(t0 / 16 + tile), b_tiles[j], valid);
                         }
                     }
                 }

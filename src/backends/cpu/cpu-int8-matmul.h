@@ -63,14 +63,39 @@ void int8_pack(GgmlType type, const uint8_t *src, int64_t n_in, int64_t n_out, i
 // the original row).
 void int8_unpack_row(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t r, float *out);
 
-// The 8-bit form of n_tok activation rows x [n_in] (n_in a multiple of 32): q holds
-// n_tok * n_in bytes, d n_tok * n_in / 32 scales (already rounded to F16), s the block
-// sums of q (the correction for the unsigned weights).
-void int8_quantize_rows(const float *x, int64_t n_in, int64_t n_tok, int8_t *q, float *d, int32_t *s);
+// The 8-bit form of n_tok activation rows x [n_in] (n_in a multiple of 32): n_in bytes per
+// token in q, and per block of 32 a scale in d (already rounded to F16) and the sum of the
+// block's bytes in s (the correction for the unsigned weights). Two layouts:
+//   rows:  token t, block b at q[t n_in + 32 b], d/s[t nb + b];
+//   tiles: 16-token tiles as AMX multiplies them, the last one padded with zero tokens:
+//          token t, block b at q[(t / 16) 16 n_in + 512 b + 32 (t % 16)],
+//          d/s[(t / 16) 16 nb + 16 b + t % 16].
+// Quantizing straight into tiles spares each thread (and each matmul sharing the input)
+// a copy of the activations into them.
+enum class Int8Layout { rows, tiles };
+
+// The layout int8_matmul takes fastest for n_tok tokens on this CPU (tiles where AMX runs).
+Int8Layout int8_layout(int64_t n_tok);
+// Tokens the q / d / s buffers hold for n_tok tokens (tiles: rounded up to 16).
+int64_t int8_padded_tokens(Int8Layout layout, int64_t n_tok);
+
+// Quantizes tokens [t0, t1) of the n_tok rows x into q / d / s in the layout; tokens from
+// n_tok on (a last tile's padding) become zero bytes, scales and sums.
+void int8_quantize_rows(const float *x, int64_t n_in, int64_t n_tok, int64_t t0, int64_t t1, Int8Layout layout,
+                        int8_t *q, float *d, int32_t *s);
+
+struct Int8Activations {
+    const int8_t *q;
+    const float *d;
+    const int32_t *s;
+    int64_t n_tok;
+    Int8Layout layout;
+};
 
 // y[r + t * ldy] for rows r in groups [g0, g1) (rows >= n_out skipped) and tokens
-// t < n_tok, from packed weights and quantized activations.
+// t < x.n_tok, from packed weights and quantized activations (either layout; the bits do
+// not depend on it).
 void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1,
-                 const int8_t *q, const float *d, const int32_t *s, int64_t n_tok, float *y, int64_t ldy);
+                 const Int8Activations &x, float *y, int64_t ldy);
 
 } // namespace muse::cpu
