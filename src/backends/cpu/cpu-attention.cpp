@@ -218,22 +218,44 @@ struct ChunkAvx512 {
             }
         }
     }
+    // H query heads at once over NV * 16 output columns: each V vector loaded once for H
+    // heads, and H * NV independent accumulator chains (4 alone leave the FMA units half idle
+    // on their latency). Each head's sums are formed in the same order whatever H is.
+    template <int H, int NV>
+    static void values_heads(const float *sc, int64_t g, int64_t n, int64_t hd, int64_t i0, const float *buf,
+                             float *oc) {
+        __m512 acc[H][NV];
+        for (int h = 0; h < H; ++h)
+            for (int j = 0; j < NV; ++j) acc[h][j] = _mm512_setzero_ps();
+        for (int64_t c = 0; c < n; ++c) {
+            const float *vr = buf + c * hd + i0;
+            __m512 v[NV];
+            for (int j = 0; j < NV; ++j) v[j] = _mm512_loadu_ps(vr + 16 * j);
+            for (int h = 0; h < H; ++h) {
+                const __m512 pc = _mm512_set1_ps(sc[(g + h) * kChunk + c]);
+                for (int j = 0; j < NV; ++j) acc[h][j] = _mm512_fmadd_ps(pc, v[j], acc[h][j]);
+            }
+        }
+        for (int h = 0; h < H; ++h)
+            for (int j = 0; j < NV; ++j) _mm512_storeu_ps(oc + (g + h) * hd + i0 + 16 * j, acc[h][j]);
+    }
     static void values(const Shape &s, const int32_t *cells, int64_t n, const float *sc, size_t col, float *oc,
                        float *buf) {
         const int64_t hd = s.hd, G = s.group;
         gather(s.v, s.v_row, s.f16, cells, n, hd, col, buf);
-        for (int64_t g = 0; g < G; ++g) {
-            const float *p = sc + g * kChunk;
-            for (int64_t i0 = 0; i0 < hd; i0 += 64) {
-                const int nv = static_cast<int>(std::min<int64_t>(4, (hd - i0) / 16));
-                __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-                for (int64_t c = 0; c < n; ++c) {
-                    const __m512 pc = _mm512_set1_ps(p[c]);
-                    const float *vr = buf + c * hd + i0;
-                    for (int j = 0; j < nv; ++j) acc[j] = _mm512_fmadd_ps(pc, _mm512_loadu_ps(vr + 16 * j), acc[j]);
+        for (int64_t i0 = 0; i0 < hd; i0 += 64) {
+            if (hd - i0 < 64) {  // a last 16, 32 or 48 columns, one head at a time
+                for (int64_t g = 0; g < G; ++g) {
+                    if (hd - i0 == 16) values_heads<1, 1>(sc, g, n, hd, i0, buf, oc);
+                    else if (hd - i0 == 32) values_heads<1, 2>(sc, g, n, hd, i0, buf, oc);
+                    else values_heads<1, 3>(sc, g, n, hd, i0, buf, oc);
                 }
-                for (int j = 0; j < nv; ++j) _mm512_storeu_ps(oc + g * hd + i0 + 16 * j, acc[j]);
+                continue;
             }
+            int64_t g = 0;
+            for (; g + 4 <= G; g += 4) values_heads<4, 4>(sc, g, n, hd, i0, buf, oc);
+            for (; g + 2 <= G; g += 2) values_heads<2, 4>(sc, g, n, hd, i0, buf, oc);
+            for (; g < G; ++g) values_heads<1, 4>(sc, g, n, hd, i0, buf, oc);
         }
     }
 };
