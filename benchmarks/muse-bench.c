@@ -1,11 +1,14 @@
 /* muse-bench: prefill and decode speed of one GGUF through the public C API.
  * usage: muse-bench MODEL [--prompt N] [--n N] [--threads T] [--reps R]
- * Prints one JSON object: best-of-reps prefill and decode tokens/s. */
+ * Prints one JSON object: best-of-reps prefill and decode tokens/s, the load time (model,
+ * a session and the first one-token evaluation: weights are mapped and repacked on first
+ * use) and the process's peak resident set. */
 #include <muse/muse.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static double now(void) {
@@ -39,12 +42,22 @@ int main(int argc, char **argv) {
     }
     muse_model_params_init(&mp);
     mp.n_threads = threads;
+    const double t_load = now();
     if (muse_model_load(argv[1], &mp, &m) != MUSE_OK) return fail("load");
     n_vocab = muse_model_n_vocab(m);
-    prompt = malloc(sizeof(int32_t) * (size_t)n_prompt);
-    for (i = 0; i < n_prompt; ++i) prompt[i] = (int32_t)((i * 7919 + 13) % n_vocab);
     muse_session_params_init(&sp);
     sp.n_ctx = n_prompt + n_gen + 8;
+    {
+        muse_session *s = NULL;
+        const float *logits = NULL;
+        const int32_t first = 1;
+        if (muse_session_create(m, &sp, &s) != MUSE_OK) return fail("session");
+        if (muse_session_eval(s, 0, &first, 1, &logits) != MUSE_OK) return fail("first token");
+        muse_session_free(s);
+    }
+    const double load_s = now() - t_load;
+    prompt = malloc(sizeof(int32_t) * (size_t)n_prompt);
+    for (i = 0; i < n_prompt; ++i) prompt[i] = (int32_t)((i * 7919 + 13) % n_vocab);
     for (r = 0; r < reps; ++r) {
         muse_session *s = NULL;
         const float *logits = NULL;
@@ -63,8 +76,11 @@ int main(int argc, char **argv) {
         if (n_gen / (t2 - t1) > best_tg) best_tg = n_gen / (t2 - t1);
         muse_session_free(s);
     }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
     printf("{\"engine\": \"muse\", \"prompt_tokens\": %d, \"gen_tokens\": %d, \"prefill_tps\": %.3f, "
-           "\"decode_tps\": %.3f}\n", n_prompt, n_gen, best_pp, best_tg);
+           "\"decode_tps\": %.3f, \"load_s\": %.3f, \"peak_rss_mb\": %.1f}\n", n_prompt, n_gen, best_pp, best_tg, load_s,
+           (double)ru.ru_maxrss / 1024.0);
     free(prompt);
     muse_model_free(m);
     return 0;

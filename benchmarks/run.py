@@ -112,15 +112,18 @@ def main():
                 l = json.loads(sh(["node", str(ref), "bench", str(path)] + common)) if ref else None
                 roof = bw[threads] * 1e9 / weight_bytes_per_token(path)
                 row = {"model": model, "type": typ, "threads": threads, "prompt": prompt,
-                       "muse_pp": m["prefill_tps"], "muse_tg": m["decode_tps"], "roofline_tg": roof}
+                       "muse_pp": m["prefill_tps"], "muse_tg": m["decode_tps"], "roofline_tg": roof,
+                       "load_s": m.get("load_s"), "peak_rss_mb": m.get("peak_rss_mb"),
+                       "file_mb": path.stat().st_size / 2**20}
                 if l:
                     row.update(llama_pp=l.get("prefill_tps") or l.get("prefill"),
                                llama_tg=l.get("decode_tps") or l.get("decode"), llama_build=l.get("build_type"))
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     lines = ["| model | type | threads | prompt | muse prefill t/s | llama.cpp prefill t/s | ratio | muse decode t/s | "
-             "llama.cpp decode t/s | ratio | decode roofline t/s | muse % of roofline |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "llama.cpp decode t/s | ratio | decode roofline t/s | muse % of roofline | muse load s | "
+             "muse peak RSS MB (x file) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def fmt(v, spec):
         return "-" if v is None else format(v, spec)
@@ -132,7 +135,8 @@ def main():
         roof_pct = 100 * r["muse_tg"] / r["roofline_tg"]
         lines.append(f"| {r['model']} | {r['type']} | {r['threads']} | {r['prompt']} | {r['muse_pp']:.1f} | "
                      f"{fmt(lp, '.1f')} | {pp_ratio}x | {r['muse_tg']:.2f} | {fmt(lt, '.2f')} | {tg_ratio}x | "
-                     f"{r['roofline_tg']:.2f} | {roof_pct:.0f}% |")
+                     f"{r['roofline_tg']:.2f} | {roof_pct:.0f}% | {fmt(r['load_s'], '.2f')} | "
+                     f"{fmt(r['peak_rss_mb'], '.0f')} ({r['peak_rss_mb'] / r['file_mb']:.2f}x) |")
     table = "\n".join(lines)
     print(table)
     if args.markdown:

@@ -34,11 +34,14 @@ namespace {
 
 class HostBuffer final : public Buffer {
 public:
-    explicit HostBuffer(size_t bytes) {
+    // zeroed: false only where the caller writes every byte before anything reads it (the
+    // repacked weights: zeroing them first was a single-threaded pass over the whole model
+    // at load).
+    explicit HostBuffer(size_t bytes, bool zeroed = true) {
         size_ = bytes;
         data_ = static_cast<uint8_t *>(std::aligned_alloc(64, (std::max<size_t>(bytes, 1) + 63) / 64 * 64));
         if (!data_) throw std::bad_alloc();
-        std::memset(data_, 0, bytes);
+        if (zeroed) std::memset(data_, 0, bytes);
     }
     ~HostBuffer() override { std::free(data_); }
     void *host() override { return data_; }
@@ -62,7 +65,7 @@ public:
         t.mapped = host_data;
         if (cpu::int8_packable(type) && ne[2] == 1 && ne[3] == 1 && ne[0] % 32 == 0 &&
             cpu::int8_matmul_available()) {
-            auto buf = std::make_unique<HostBuffer>(cpu::int8_packed_bytes(type, ne[0], ne[1]));
+            auto buf = std::make_unique<HostBuffer>(cpu::int8_packed_bytes(type, ne[0], ne[1]), false);  // int8_pack writes all
             auto *dst = static_cast<uint8_t *>(buf->host());
             const auto *src = static_cast<const uint8_t *>(host_data);
             const int64_t groups = (ne[1] + cpu::kInt8Rows - 1) / cpu::kInt8Rows;
