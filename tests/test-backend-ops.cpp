@@ -741,12 +741,16 @@ std::vector<OpCase> op_table() {
     return cases;
 }
 
-std::set<std::string> run_table(Backend &be, const std::string &label) {
+// Runs the cases `only` accepts (all by default; then every op must be covered).
+std::set<std::string> run_table(Backend &be, const std::string &label,
+                                const std::function<bool(const std::string &)> &only = nullptr) {
     uint32_t seed = 1;
     std::vector<bool> covered(kOpCount, false);
     std::set<std::string> on_device;
     for (const OpCase &oc : op_table()) {
-        Ctx c(be, seed++);
+        const uint32_t case_seed = seed++;  // a case's seed does not depend on the filter
+        if (only && !only(oc.name)) continue;
+        Ctx c(be, case_seed);
         const Result r = oc.run(c);
         for (int op = 0; op < kOpCount; ++op)
             if (c.ran[static_cast<size_t>(op)]) covered[static_cast<size_t>(op)] = true;
@@ -757,7 +761,7 @@ std::set<std::string> run_table(Backend &be, const std::string &label) {
         CHECK(r.finite);
         CHECK(r.err <= oc.bound);
     }
-    for (int op = 0; op < kOpCount; ++op) {  // the table covers every op of graph.h
+    for (int op = 0; op < kOpCount && !only; ++op) {  // the table covers every op of graph.h
         INFO(label << ": no case runs " << op_name(static_cast<Op>(op)));
         CHECK(covered[static_cast<size_t>(op)]);
     }
@@ -806,15 +810,49 @@ TEST_CASE("every backend op matches its reference on the Vulkan backend") {
     INFO(be->device().name);
     const std::set<std::string> shaders = run_table(*be, "vulkan/" + be->device().name);
     // The ops the backend has shaders for ran on the device (the rest went to its CPU fallback).
-    for (const char *want : {"matmul F32", "matmul F16", "matmul Q8_0", "matmul Q4_0", "add F32", "mul_row F32",
-                             "scale F32", "rms_norm F32", "swiglu F32", "sigmoid_mul F32", "softcap F32",
-                             "get_rows F32", "get_rows F16", "rope F32", "set_columns F32", "attention F32"}) {
+    for (const char *want : {"matmul F32", "matmul F16", "matmul Q8_0", "matmul Q4_0", "matmul Q4_K", "matmul Q5_K",
+                             "matmul Q6_K", "add F32", "mul_row F32", "scale F32", "rms_norm F32", "layer_norm F32",
+                             "swiglu F32", "sigmoid_mul F32", "softcap F32", "get_rows F32", "get_rows F16", "rope F32",
+                             "set_columns F32", "attention F32", "patches F32", "resize_bilinear F32", "rope_2d F32",
+                             "activation F32", "transpose F32", "attention_windows F32"}) {
         INFO(want);
         CHECK(shaders.count(want) == 1);
     }
     std::string list;
     for (const auto &s : shaders) list += (list.empty() ? "" : ", ") + s;
     std::printf("vulkan (%s) ran on the device: %s\n", be->device().name.c_str(), list.c_str());
+    // lavapipe has subgroup arithmetic, so the table above ran the subgroup reductions there.
+    const auto &caps = be->device().capabilities;
+    const bool subgroups = std::find(caps.begin(), caps.end(), "subgroups") != caps.end();
+    if (be->device().name.find("llvmpipe") != std::string::npos && !std::getenv("MUSE_VULKAN_SUBGROUPS"))
+        CHECK(subgroups);
+}
+
+TEST_CASE("the Vulkan reductions without subgroups (the portable path) match their references") {
+    // MUSE_VULKAN_SUBGROUPS=0 keeps the shared-memory tree sums that every device runs; the
+    // cases of the shaders that have a subgroup variant (matmul, rms_norm).
+    setenv("MUSE_VULKAN_SUBGROUPS", "0", 1);
+    std::unique_ptr<Backend> be;
+    try {
+        be = make_backend(MUSE_BACKEND_VULKAN, 2);
+    } catch (const Error &e) {
+        unsetenv("MUSE_VULKAN_SUBGROUPS");
+        WARN("Vulkan backend not available: " << e.what());
+        return;
+    }
+    unsetenv("MUSE_VULKAN_SUBGROUPS");
+    const auto &caps = be->device().capabilities;
+    CHECK(std::find(caps.begin(), caps.end(), "subgroups") == caps.end());
+    const std::set<std::string> shaders = run_table(*be, "vulkan/" + be->device().name + "/no subgroups", [](const std::string &n) {
+        for (const char *p : {"matmul F32 ", "matmul F16 ", "matmul Q8_0 ", "matmul Q4_0 ", "matmul Q4_K ", "matmul Q5_K ",
+                              "matmul Q6_K ", "rms_norm "})
+            if (n.rfind(p, 0) == 0) return true;
+        return false;
+    });
+    for (const char *want : {"matmul F32", "matmul Q4_K", "matmul Q6_K", "rms_norm F32"}) {
+        INFO(want);
+        CHECK(shaders.count(want) == 1);
+    }
 }
 
 TEST_CASE("matmul columns of a decode batch are bit-identical to single-token calls") {
