@@ -11,9 +11,8 @@ quantizes activations to 8-bit blocks where the CPU has integer dot products (as
 does): tiny random models sit on near-ties, so the CPU side here runs its F32-activation path
 (MUSE_INT8_MATMUL=0, read once by the library: set before its first use).
 
-The K-quant matmul shaders (Q4_K, Q5_K, Q6_K) are checked by test-backend-ops only: gguf-py has
-no K-quant quantizer and the tiny models' rows (64, 128) are shorter than a 256-element
-super-block."""
+K-quant models need rows of 256 (a super-block): widened twins of the tiny models (n_embd 256)
+with tiny_models.py's own Q4_K / Q6_K quantizers (gguf-py has none)."""
 import json
 import os
 import subprocess
@@ -58,6 +57,19 @@ def test_no_matching_device_is_a_clear_error_at_load(tmp_path, monkeypatch):
 @pytest.mark.parametrize("wtype", ["F32", "F16", "Q8_0", "Q4_0"])
 def test_same_greedy_tokens_as_the_cpu(tmp_path, variant, wtype):
     path = tm.tiny_model(tmp_path, variant, wtype)
+    gpu = vulkan_model(path)
+    cpu = muse.Model(str(path), backend="cpu", threads=2)
+    for prompt in tm.prompts(variant, n=2):
+        want = cpu.session(n_ctx=128, kv_type="f32").generate_tokens(prompt, 16)
+        got = gpu.session(n_ctx=128, kv_type="f32").generate_tokens(prompt, 16)
+        assert got == want, (variant, wtype, prompt)
+
+
+@pytest.mark.skipif(not BUILT, reason="built without the Vulkan backend")
+@pytest.mark.parametrize("variant,wtype", [("llama", "Q4_K"), ("qwen2", "Q6_K")])
+def test_k_quant_models_same_greedy_tokens_as_the_cpu(tmp_path, variant, wtype):
+    path = tm.write_tiny_model(tmp_path / f"{variant}-{wtype}.gguf", variant, wtype, 0, n_embd=256, head_dim=64,
+                               n_ff=512)
     gpu = vulkan_model(path)
     cpu = muse.Model(str(path), backend="cpu", threads=2)
     for prompt in tm.prompts(variant, n=2):
