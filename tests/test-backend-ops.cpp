@@ -812,7 +812,8 @@ TEST_CASE("every backend op matches its reference on the Vulkan backend") {
     // The ops the backend has shaders for ran on the device (the rest went to its CPU fallback).
     for (const char *want : {"matmul F32", "matmul F16", "matmul Q8_0", "matmul Q4_0", "matmul Q4_K", "matmul Q5_K",
                              "matmul Q6_K", "add F32", "mul_row F32", "scale F32", "rms_norm F32", "layer_norm F32",
-                             "swiglu F32", "sigmoid_mul F32", "softcap F32", "get_rows F32", "get_rows F16", "rope F32",
+                             "swiglu F32", "sigmoid_mul F32", "softcap F32", "get_rows F32", "get_rows F16", "get_rows Q8_0",
+                             "get_rows Q4_0", "get_rows Q4_K", "get_rows Q5_K", "get_rows Q6_K", "rope F32",
                              "set_columns F32", "attention F32", "patches F32", "resize_bilinear F32", "rope_2d F32",
                              "activation F32", "transpose F32", "attention_windows F32"}) {
         INFO(want);

@@ -221,6 +221,24 @@ private:
         return t.valid() && t.buffer && !t.mapped && dynamic_cast<const DeviceBuffer *>(t.buffer) != nullptr;
     }
 
+    // The quantized types of shaders/dequant.glsl (matmul and get_rows variants).
+    static bool quantized_shader(GgmlType t) {
+        return t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::Q4_K || t == GgmlType::Q5_K ||
+               t == GgmlType::Q6_K;
+    }
+    static const char *type_suffix(GgmlType t) {
+        switch (t) {
+        case GgmlType::F32: return "f32";
+        case GgmlType::F16: return "f16";
+        case GgmlType::Q8_0: return "q8_0";
+        case GgmlType::Q4_0: return "q4_0";
+        case GgmlType::Q4_K: return "q4_k";
+        case GgmlType::Q5_K: return "q5_k";
+        case GgmlType::Q6_K: return "q6_k";
+        default: fail(MUSE_ERR_INTERNAL, "vulkan: no shader for type ", type_traits(t).name);
+        }
+    }
+
     // Whether a shader runs the op (the rest goes to the CPU).
     bool on_device(const OpNode &n) const {
         const Tensor *s = n.src;
@@ -230,8 +248,7 @@ private:
             if (!device_any(w) || w.layout != WeightLayout::ggml || !device_f32(s[1]) || !device_f32(n.dst)) return false;
             if (w.type == GgmlType::F32 || w.type == GgmlType::F16)
                 return w.offset % 4 == 0 && w.row_bytes() % 4 == 0;
-            return w.type == GgmlType::Q8_0 || w.type == GgmlType::Q4_0 || w.type == GgmlType::Q4_K ||
-                   w.type == GgmlType::Q5_K || w.type == GgmlType::Q6_K;
+            return quantized_shader(w.type) && w.offset % 2 == 0 && w.row_bytes() % 2 == 0;
         }
         case Op::Add:
         case Op::MulRow:
@@ -258,8 +275,10 @@ private:
             return device_f32(s[0]) && device_f32(s[1]) && device_f32(s[2]) && device_i32(s[3]) && device_f32(n.dst) &&
                    s[0].ne[0] <= 256 && n.i > 0 && s[0].ne[1] % n.i == 0;
         case Op::GetRows:
-            return device_any(s[0]) && (s[0].type == GgmlType::F32 || s[0].type == GgmlType::F16) &&
-                   s[0].offset % 4 == 0 && s[1].type == GgmlType::I32 && device_any(s[1]) && device_f32(n.dst);
+            return device_any(s[0]) && s[0].layout == WeightLayout::ggml &&
+                   (((s[0].type == GgmlType::F32 || s[0].type == GgmlType::F16) && s[0].offset % 4 == 0) ||
+                    (quantized_shader(s[0].type) && s[0].offset % 2 == 0 && s[0].row_bytes() % 2 == 0)) &&
+                   s[1].type == GgmlType::I32 && device_any(s[1]) && device_f32(n.dst);
         case Op::SetColumns:
             return device_f32(s[0]) && device_i32(s[1]) && device_any(n.dst) && n.dst.offset % 4 == 0 &&
                    (n.dst.type == GgmlType::F32 || (n.dst.type == GgmlType::F16 && n.dst.ne[0] % 2 == 0));
@@ -450,14 +469,8 @@ private:
                 u32(n.dst.offset / 4)};
             if (s[1].ne[0] != w.ne[0] || n.dst.ne[0] != w.ne[1] || n.dst.n_rows() != s[1].n_rows())
                 fail(MUSE_ERR_INTERNAL, "matmul shape mismatch");
-            const char *name = w.type == GgmlType::F32    ? "matmul_f32"
-                               : w.type == GgmlType::F16  ? "matmul_f16"
-                               : w.type == GgmlType::Q8_0 ? "matmul_q8_0"
-                               : w.type == GgmlType::Q4_0 ? "matmul_q4_0"
-                               : w.type == GgmlType::Q4_K ? "matmul_q4_k"
-                               : w.type == GgmlType::Q5_K ? "matmul_q5_k"
-                                                          : "matmul_q6_k";
-            dispatch(name, {&w, &s[1], &n.dst}, &p, sizeof p, groups(w.ne[1], 1), groups(s[1].n_rows(), 1));
+            const std::string name = std::string("matmul_") + type_suffix(w.type);
+            dispatch(name.c_str(), {&w, &s[1], &n.dst}, &p, sizeof p, groups(w.ne[1], 1), groups(s[1].n_rows(), 1));
             return;
         }
         case Op::Add: elementwise(0, n.dst, &s[1], 0.0f); return;
@@ -533,7 +546,8 @@ private:
                 uint32_t ne0, n, t_byte, row_bytes, ids_off, o_off, type;
             } p{u32(s[0].ne[0]), u32(s[1].ne[0]), u32(s[0].offset), u32(s[0].row_bytes()), u32(s[1].offset / 4),
                 u32(n.dst.offset / 4), s[0].type == GgmlType::F32 ? 0u : 1u};
-            dispatch("get_rows", {&s[0], &s[1], &n.dst}, &p, sizeof p, groups(s[0].ne[0] * s[1].ne[0], 256));
+            const std::string name = quantized_shader(s[0].type) ? std::string("get_rows_") + type_suffix(s[0].type) : "get_rows";
+            dispatch(name.c_str(), {&s[0], &s[1], &n.dst}, &p, sizeof p, groups(s[0].ne[0] * s[1].ne[0], 256));
             return;
         }
         case Op::SetColumns: {
