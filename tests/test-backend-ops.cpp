@@ -831,7 +831,7 @@ TEST_CASE("every backend op matches its reference on the Vulkan backend") {
 
 TEST_CASE("the Vulkan reductions without subgroups (the portable path) match their references") {
     // MUSE_VULKAN_SUBGROUPS=0 keeps the shared-memory tree sums that every device runs; the
-    // cases of the shaders that have a subgroup variant (matmul, rms_norm).
+    // cases of the shaders that have a subgroup variant (matmul, rms_norm, layer_norm).
     setenv("MUSE_VULKAN_SUBGROUPS", "0", 1);
     std::unique_ptr<Backend> be;
     try {
@@ -846,11 +846,11 @@ TEST_CASE("the Vulkan reductions without subgroups (the portable path) match the
     CHECK(std::find(caps.begin(), caps.end(), "subgroups") == caps.end());
     const std::set<std::string> shaders = run_table(*be, "vulkan/" + be->device().name + "/no subgroups", [](const std::string &n) {
         for (const char *p : {"matmul F32 ", "matmul F16 ", "matmul Q8_0 ", "matmul Q4_0 ", "matmul Q4_K ", "matmul Q5_K ",
-                              "matmul Q6_K ", "rms_norm "})
+                              "matmul Q6_K ", "rms_norm ", "layer_norm "})
             if (n.rfind(p, 0) == 0) return true;
         return false;
     });
-    for (const char *want : {"matmul F32", "matmul Q4_K", "matmul Q6_K", "rms_norm F32"}) {
+    for (const char *want : {"matmul F32", "matmul Q4_K", "matmul Q6_K", "rms_norm F32", "layer_norm F32"}) {
         INFO(want);
         CHECK(shaders.count(want) == 1);
     }

@@ -15,7 +15,7 @@ if(MUSE_VULKAN)
     "matmul_q6_k|matmul|-DWEIGHT_Q6_K" "elementwise|elementwise|" "rms_norm|rms_norm|" "layer_norm|layer_norm|"
     "get_rows|get_rows|" "rope|rope|" "set_columns|set_columns|" "attention_f32|attention|"
     "attention_f16|attention|-DKV_F16" "patches|patches|" "transpose|transpose|" "resize_bilinear|resize_bilinear|"
-    "rms_norm_sg|rms_norm|-DUSE_SUBGROUPS")
+    "rms_norm_sg|rms_norm|-DUSE_SUBGROUPS" "layer_norm_sg|layer_norm|-DUSE_SUBGROUPS")
   foreach(t f32 f16 q8_0 q4_0 q4_k q5_k q6_k)
     string(TOUPPER ${t} T)
     list(APPEND vk_variants "matmul_${t}_sg|matmul|-DWEIGHT_${T},-DUSE_SUBGROUPS")

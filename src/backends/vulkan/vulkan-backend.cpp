@@ -124,10 +124,14 @@ public:
         pl.pushConstantRangeCount = 1;
         pl.pPushConstantRanges = &pc;
         check(vkCreatePipelineLayout(d, &pl, nullptr, &pipeline_layout_), "vkCreatePipelineLayout");
+        // Each shader once: its subgroup variant where the device runs those (dispatch() prefers
+        // it), else the portable one.
+        std::set<std::string> names;
+        for (const vk::SpirvModule &m : vk::spirv_modules()) names.insert(m.name);
         for (const vk::SpirvModule &m : vk::spirv_modules()) {
             const std::string name = m.name;
             const bool sg = name.size() > 3 && name.compare(name.size() - 3, 3, "_sg") == 0;
-            if (sg && !ctx_->subgroups()) continue;  // its capabilities are not the device's
+            if (sg ? !ctx_->subgroups() : ctx_->subgroups() && names.count(name + "_sg")) continue;
             pipelines_[name] = make_pipeline(m);
         }
         ctx_->save_pipeline_cache();  // now, not only at exit: a process that never frees its model

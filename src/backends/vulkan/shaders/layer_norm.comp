@@ -2,7 +2,12 @@
 // + b (optional F32 rows). A workgroup per row (grid-stride over rows); the mean first, then the
 // variance as the mean of (x - mean)^2 (two passes, as the CPU backend: one pass of x^2 would
 // cancel catastrophically for rows with a large mean), each a tree sum. In place allowed.
+// USE_SUBGROUPS: subgroupAdd, then one partial per subgroup through shared memory (as matmul).
 #version 450
+#if defined(USE_SUBGROUPS)
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 layout(local_size_x = 128) in;
 layout(std430, binding = 0) readonly buffer X { float x[]; };
 layout(std430, binding = 1) readonly buffer W { float w[]; };
@@ -15,6 +20,13 @@ layout(push_constant) uniform Params {
 shared float partial[128];
 
 float row_sum(float s) {
+#if defined(USE_SUBGROUPS)
+    const float sg = subgroupAdd(s);
+    if (subgroupElect()) partial[gl_SubgroupID] = sg;
+    barrier();
+    float total = 0.0;
+    for (uint i = 0u; i < gl_NumSubgroups; ++i) total += partial[i];
+#else
     const uint tid = gl_LocalInvocationID.x;
     partial[tid] = s;
     barrier();
@@ -23,7 +35,8 @@ float row_sum(float s) {
         barrier();
     }
     const float total = partial[0];
-    barrier();  // every invocation has read partial[0] before it is reused
+#endif
+    barrier();  // every invocation has read the partials before they are reused
     return total;
 }
 
