@@ -154,6 +154,38 @@ def test_vision_embeddings_agree_with_the_cpu(tmp_path, variant):
     assert "runs on the CPU" not in notices, notices  # every op of the tower has a shader
 
 
+@pytest.mark.skipif(not BUILT, reason="built without the Vulkan backend")
+def test_an_image_prompt_through_the_api_same_as_the_cpu(tmp_path, capfd):
+    # The public path: a text model with its mmproj on one Vulkan backend (the tower and the
+    # decoder share the device), an image file decoded and preprocessed by muse.
+    PIL = pytest.importorskip("PIL.Image")
+    tool = next((p / "tests" / "make-chat-model" for p in Path(os.environ.get("MUSE_LIBRARY", "/")).resolve().parents
+                 if (p / "tests" / "make-chat-model").exists()), None)
+    if tool is None:
+        pytest.skip("make-chat-model not found next to MUSE_LIBRARY")
+    text, mmproj, png = tmp_path / "text.gguf", tmp_path / "mmproj.gguf", tmp_path / "img.png"
+    subprocess.run([str(tool), str(text), "atem"], check=True)
+    tiny_mmproj.write_mmproj(mmproj, tiny_mmproj.with_changes("glimmer-gqa", n_embd_out=64, weight_scale=3.0), "F16",
+                             seed=5)
+    PIL.fromarray(np.random.default_rng(3).integers(0, 256, (41, 37, 3), dtype=np.uint8)).save(png)
+    prompt = "<__media__><|start|>user<|message|>How many?<|eot|><|start|>assistant"
+    try:
+        gpu = muse.Model(str(text), mmproj=str(mmproj), backend="vulkan", threads=2)
+    except muse.Error as e:
+        pytest.skip(f"no usable Vulkan device: {e}")
+    cpu = muse.Model(str(text), mmproj=str(mmproj), backend="cpu", threads=2)
+    img = muse.Image.open(str(png))
+    capfd.readouterr()
+    got_emb = np.asarray(gpu.encode_image(img), np.float64)
+    got = gpu.session(n_ctx=512, kv_type="f32").generate_tokens(prompt, max_tokens=12, images=[img])
+    assert "runs on the CPU" not in capfd.readouterr().err
+    want_emb = np.asarray(cpu.encode_image(img), np.float64)
+    want = cpu.session(n_ctx=512, kv_type="f32").generate_tokens(prompt, max_tokens=12, images=[img])
+    # As above: max |vulkan - cpu| / max |cpu| (8e-6 here: weight_scale 3 makes larger activations).
+    assert float(np.max(np.abs(got_emb - want_emb)) / np.max(np.abs(want_emb))) <= 1e-3
+    assert got == want
+
+
 # ---- the pipeline cache file
 
 GENERATE = """
