@@ -7,7 +7,9 @@
 #include "core/error.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -214,15 +216,15 @@ public:
     }
 
 private:
-    static bool device_f32(const Tensor &t) {
-        return t.valid() && t.buffer && !t.mapped && t.type == GgmlType::F32 && t.offset % 4 == 0 &&
-               dynamic_cast<const DeviceBuffer *>(t.buffer) != nullptr;
-    }
-    static bool device_i32(const Tensor &t) {
-        return t.valid() && t.type == GgmlType::I32 && t.offset % 4 == 0 && device_any(t);
-    }
-    static bool device_any(const Tensor &t) {
-        return t.valid() && t.buffer && !t.mapped && dynamic_cast<const DeviceBuffer *>(t.buffer) != nullptr;
+    bool device_f32(const Tensor &t) const { return t.type == GgmlType::F32 && t.offset % 4 == 0 && device_any(t); }
+    bool device_i32(const Tensor &t) const { return t.type == GgmlType::I32 && t.offset % 4 == 0 && device_any(t); }
+    // A tensor in a buffer of this device that a shader can bind whole and address: the shaders
+    // take 32-bit offsets, and a binding may not exceed maxStorageBufferRange (often 4 GiB), so
+    // larger buffers (the weights of a large model) go to the CPU rather than wrap around.
+    bool device_any(const Tensor &t) const {
+        return t.valid() && t.buffer && !t.mapped && dynamic_cast<const DeviceBuffer *>(t.buffer) != nullptr &&
+               t.buffer->size() <= ctx_->properties().limits.maxStorageBufferRange &&
+               t.buffer->size() <= UINT32_MAX;
     }
 
     // The quantized types of shaders/dequant.glsl (matmul and get_rows variants).
