@@ -7,7 +7,9 @@ attention gate, q/k norms, post-norms, logit_scale, SWA+RoPE / full+NoPE layers,
 Weights are random but deterministic from ``seed``: ``write_tiny_model(path, variant, wtype, seed)``.
 ``wtype`` is one of F32, F16, Q8_0, Q4_0 and applies to every 2-D weight (token embedding and
 output included); 1-D tensors (norms, biases) always stay F32. Every 2-D weight's row length
-(ggml ne0) is a multiple of 32, so Q8_0/Q4_0 apply everywhere.
+(ggml ne0) is a multiple of 32, so Q8_0/Q4_0 apply everywhere. Q4_K and Q6_K (not in WTYPES:
+plain round-to-nearest quantizers here, since gguf-py has none) need rows that are multiples of
+256, i.e. overrides such as ``n_embd=256, n_ff=512``.
 
 The tokenizer section is real enough for llama.cpp to load the file: SentencePiece-style
 ("llama": <unk>,<s>,</s>, byte tokens <0x00>..<0xFF>, word pieces with scores) or byte-level BPE
@@ -31,7 +33,53 @@ _QTYPE = {
     "F16": GGMLQuantizationType.F16,
     "Q8_0": GGMLQuantizationType.Q8_0,
     "Q4_0": GGMLQuantizationType.Q4_0,
+    "Q4_K": GGMLQuantizationType.Q4_K,
+    "Q6_K": GGMLQuantizationType.Q6_K,
 }
+
+
+def _f16(x):
+    return np.asarray(x, np.float32).astype(np.float16)
+
+
+def quantize_q4_k(a: np.ndarray) -> np.ndarray:
+    """Q4_K by a min/max fit per 32-element sub-block (as gguf-writer's quantize_q4_k: valid, not
+    ggml's search). Rows of a multiple of 256; returns uint8 [rows, 144 * blocks]."""
+    x = np.asarray(a, np.float32).reshape(-1, 8, 32)                      # super-block, sub-block
+    lo, hi = np.minimum(x.min(axis=2), 0.0), np.maximum(x.max(axis=2), 0.0)
+    scale, mins = (hi - lo) / 15.0, -lo
+    d, dmin = _f16(scale.max(axis=1) / 63.0), _f16(mins.max(axis=1) / 63.0)
+    df, dmf = d.astype(np.float32)[:, None], dmin.astype(np.float32)[:, None]
+    sc = np.clip(np.rint(np.divide(scale, df, out=np.zeros_like(scale), where=df > 0)), 0, 63).astype(np.uint8)
+    m = np.clip(np.rint(np.divide(mins, dmf, out=np.zeros_like(mins), where=dmf > 0)), 0, 63).astype(np.uint8)
+    step, off = (df * sc)[:, :, None], (dmf * m)[:, :, None]
+    q = np.clip(np.rint(np.divide(x + off, step, out=np.zeros_like(x), where=step > 0)), 0, 15).astype(np.uint8)
+    packed = np.zeros((x.shape[0], 12), np.uint8)                        # core/dequant.cpp scale_min_k4
+    packed[:, 0:4] = sc[:, 0:4] | ((sc[:, 4:8] >> 4) << 6)
+    packed[:, 4:8] = m[:, 0:4] | ((m[:, 4:8] >> 4) << 6)
+    packed[:, 8:12] = (sc[:, 4:8] & 15) | ((m[:, 4:8] & 15) << 4)
+    q = q.reshape(-1, 4, 2, 32)                                           # chunk of 64: low, high nibbles
+    qs = (q[:, :, 0, :] | (q[:, :, 1, :] << 4)).reshape(-1, 128)
+    out = np.concatenate([d.view(np.uint8).reshape(-1, 2), dmin.view(np.uint8).reshape(-1, 2), packed, qs], axis=1)
+    return out.reshape(a.shape[0], -1)
+
+
+def quantize_q6_k(a: np.ndarray) -> np.ndarray:
+    """Q6_K by round-to-nearest per 16-element sub-block (int8 scales under one F16 d). Rows of a
+    multiple of 256; returns uint8 [rows, 210 * blocks]."""
+    x = np.asarray(a, np.float32).reshape(-1, 16, 16)
+    scale = np.abs(x).max(axis=2) / 31.0
+    d = _f16(scale.max(axis=1) / 127.0)
+    df = d.astype(np.float32)[:, None]
+    sc = np.clip(np.rint(np.divide(scale, df, out=np.zeros_like(scale), where=df > 0)), 0, 127).astype(np.int8)
+    step = (df * sc.astype(np.float32))[:, :, None]
+    q = (np.clip(np.rint(np.divide(x, step, out=np.zeros_like(x), where=step > 0)), -32, 31) + 32).astype(np.uint8)
+    q = q.reshape(-1, 2, 4, 32)                                           # half, part, l (core/dequant.cpp deq_q6_k)
+    ql = np.concatenate([(q[:, :, 0] & 15) | ((q[:, :, 2] & 15) << 4), (q[:, :, 1] & 15) | ((q[:, :, 3] & 15) << 4)],
+                        axis=2).reshape(-1, 128)
+    qh = ((q[:, :, 0] >> 4) | ((q[:, :, 1] >> 4) << 2) | ((q[:, :, 2] >> 4) << 4) | ((q[:, :, 3] >> 4) << 6))
+    out = np.concatenate([ql, qh.reshape(-1, 64), sc.view(np.uint8), d.view(np.uint8).reshape(-1, 2)], axis=1)
+    return out.reshape(a.shape[0], -1)
 
 
 @dataclass(frozen=True)
@@ -261,7 +309,7 @@ def write_tiny_model(path, variant: str = "llama", wtype: str = "F32", seed: int
     a = spec.arch
     w = GGUFWriter(str(path), a)
     w.add_name(f"tiny-{variant}-{wtype}-s{seed}")
-    w.add_file_type({"F32": 0, "F16": 1, "Q4_0": 2, "Q8_0": 7}[wtype])
+    w.add_file_type({"F32": 0, "F16": 1, "Q4_0": 2, "Q8_0": 7, "Q4_K": 15, "Q6_K": 18}[wtype])
     w.add_context_length(spec.n_ctx_train)
     w.add_embedding_length(spec.n_embd)
     w.add_block_count(spec.n_layer)
@@ -316,6 +364,9 @@ def write_tiny_model(path, variant: str = "llama", wtype: str = "F32", seed: int
             w.add_tensor(name, arr.astype(np.float32))
         elif qtype == GGMLQuantizationType.F16:
             w.add_tensor(name, arr.astype(np.float16))
+        elif qtype in (GGMLQuantizationType.Q4_K, GGMLQuantizationType.Q6_K):
+            q = (quantize_q4_k if qtype == GGMLQuantizationType.Q4_K else quantize_q6_k)(arr)
+            w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=qtype)
         else:
             q = gguf.quants.quantize(arr, qtype)
             w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=qtype)

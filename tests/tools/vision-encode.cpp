@@ -2,6 +2,7 @@
 //   vision-encode MMPROJ.gguf --info
 //       prints the encoder's hyperparameters as JSON
 //   vision-encode MMPROJ.gguf --image IMG.f32 --size WxH --out OUT.f32 [--threads N] [--repeat N]
+//                 [--backend cpu|vulkan]
 //       IMG.f32: planar float32 RGB (plane c, row y, column x at c*H*W + y*W + x), already
 //       normalized; OUT.f32: the projected embeddings, n_tokens x n_embd_out float32 row-major.
 //       Prints {"n_tokens", "n_embd_out", "load_ms", "encode_ms": [wall time per repeat],
@@ -11,6 +12,8 @@
 #include "core/error.h"
 #include "gguf/gguf-file.h"
 #include "vision/vision-encoder.h"
+
+#include "muse/muse.h"
 
 #include <chrono>
 #include <ctime>
@@ -47,7 +50,8 @@ const char *act_name(Activation a) {
 int usage(const char *argv0) {
     std::fprintf(stderr,
                  "usage: %s MMPROJ.gguf --info\n"
-                 "       %s MMPROJ.gguf --image IMG.f32 --size WxH --out OUT.f32 [--threads N] [--repeat N]\n",
+                 "       %s MMPROJ.gguf --image IMG.f32 --size WxH --out OUT.f32 [--threads N] [--repeat N]\n"
+                 "                 [--backend cpu|vulkan]\n",
                  argv0, argv0);
     return 2;
 }
@@ -56,7 +60,7 @@ int usage(const char *argv0) {
 
 int main(int argc, char **argv) {
     if (argc < 3) return usage(argv[0]);
-    std::string mmproj = argv[1], image, out;
+    std::string mmproj = argv[1], image, out, backend_name = "cpu";
     int width = 0, height = 0, threads = 0, repeat = 1;
     bool info = false;
     for (int i = 2; i < argc; ++i) {
@@ -67,15 +71,17 @@ int main(int argc, char **argv) {
         else if (a == "--out" && has_value) out = argv[++i];
         else if (a == "--threads" && has_value) threads = std::atoi(argv[++i]);
         else if (a == "--repeat" && has_value) repeat = std::atoi(argv[++i]);
+        else if (a == "--backend" && has_value) backend_name = argv[++i];
         else if (a == "--size" && has_value) {
             if (std::sscanf(argv[++i], "%dx%d", &width, &height) != 2) return usage(argv[0]);
         } else return usage(argv[0]);
     }
     if (!info && (image.empty() || out.empty() || repeat < 1)) return usage(argv[0]);
+    if (backend_name != "cpu" && backend_name != "vulkan") return usage(argv[0]);
     try {
         const auto t0 = std::chrono::steady_clock::now();
         auto file = gguf::File::open(mmproj, gguf::OpenOptions{});
-        auto backend = make_backend(MUSE_BACKEND_CPU, threads);
+        auto backend = make_backend(backend_name == "vulkan" ? MUSE_BACKEND_VULKAN : MUSE_BACKEND_CPU, threads);
         auto enc = VisionEncoder::load(*file, *backend);
         const double load_ms = ms_since(t0);
         const VisionHParams &hp = enc->hparams();

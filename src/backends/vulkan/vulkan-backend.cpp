@@ -6,7 +6,10 @@
 #include "backends/vulkan/vulkan-shaders.h"
 #include "core/error.h"
 
+#include <algorithm>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -123,7 +126,17 @@ public:
         pl.pushConstantRangeCount = 1;
         pl.pPushConstantRanges = &pc;
         check(vkCreatePipelineLayout(d, &pl, nullptr, &pipeline_layout_), "vkCreatePipelineLayout");
-        for (const vk::SpirvModule &m : vk::spirv_modules()) pipelines_[m.name] = make_pipeline(m);
+        // Each shader once: its subgroup variant where the device runs those (dispatch() prefers
+        // it), else the portable one.
+        std::set<std::string> names;
+        for (const vk::SpirvModule &m : vk::spirv_modules()) names.insert(m.name);
+        for (const vk::SpirvModule &m : vk::spirv_modules()) {
+            const std::string name = m.name;
+            const bool sg = name.size() > 3 && name.compare(name.size() - 3, 3, "_sg") == 0;
+            if (sg ? !ctx_->subgroups() : ctx_->subgroups() && names.count(name + "_sg")) continue;
+            pipelines_[name] = make_pipeline(m);
+        }
+        ctx_->save_pipeline_cache();  // now, not only at exit: a process that never frees its model
         VkCommandPoolCreateInfo cp{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
         cp.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
         cp.queueFamilyIndex = ctx_->queue_family();
@@ -203,15 +216,33 @@ public:
     }
 
 private:
-    static bool device_f32(const Tensor &t) {
-        return t.valid() && t.buffer && !t.mapped && t.type == GgmlType::F32 && t.offset % 4 == 0 &&
-               dynamic_cast<const DeviceBuffer *>(t.buffer) != nullptr;
+    bool device_f32(const Tensor &t) const { return t.type == GgmlType::F32 && t.offset % 4 == 0 && device_any(t); }
+    bool device_i32(const Tensor &t) const { return t.type == GgmlType::I32 && t.offset % 4 == 0 && device_any(t); }
+    // A tensor in a buffer of this device that a shader can bind whole and address: the shaders
+    // take 32-bit offsets, and a binding may not exceed maxStorageBufferRange (often 4 GiB), so
+    // larger buffers (the weights of a large model) go to the CPU rather than wrap around.
+    bool device_any(const Tensor &t) const {
+        return t.valid() && t.buffer && !t.mapped && dynamic_cast<const DeviceBuffer *>(t.buffer) != nullptr &&
+               t.buffer->size() <= ctx_->properties().limits.maxStorageBufferRange &&
+               t.buffer->size() <= UINT32_MAX;
     }
-    static bool device_i32(const Tensor &t) {
-        return t.valid() && t.type == GgmlType::I32 && t.offset % 4 == 0 && device_any(t);
+
+    // The quantized types of shaders/dequant.glsl (matmul and get_rows variants).
+    static bool quantized_shader(GgmlType t) {
+        return t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::Q4_K || t == GgmlType::Q5_K ||
+               t == GgmlType::Q6_K;
     }
-    static bool device_any(const Tensor &t) {
-        return t.valid() && t.buffer && !t.mapped && dynamic_cast<const DeviceBuffer *>(t.buffer) != nullptr;
+    static const char *type_suffix(GgmlType t) {
+        switch (t) {
+        case GgmlType::F32: return "f32";
+        case GgmlType::F16: return "f16";
+        case GgmlType::Q8_0: return "q8_0";
+        case GgmlType::Q4_0: return "q4_0";
+        case GgmlType::Q4_K: return "q4_k";
+        case GgmlType::Q5_K: return "q5_k";
+        case GgmlType::Q6_K: return "q6_k";
+        default: fail(MUSE_ERR_INTERNAL, "vulkan: no shader for type ", type_traits(t).name);
+        }
     }
 
     // Whether a shader runs the op (the rest goes to the CPU).
@@ -223,7 +254,7 @@ private:
             if (!device_any(w) || w.layout != WeightLayout::ggml || !device_f32(s[1]) || !device_f32(n.dst)) return false;
             if (w.type == GgmlType::F32 || w.type == GgmlType::F16)
                 return w.offset % 4 == 0 && w.row_bytes() % 4 == 0;
-            return w.type == GgmlType::Q8_0 || w.type == GgmlType::Q4_0;
+            return quantized_shader(w.type) && w.offset % 2 == 0 && w.row_bytes() % 2 == 0;
         }
         case Op::Add:
         case Op::MulRow:
@@ -236,9 +267,24 @@ private:
         case Op::Softcap: return device_f32(n.dst);
         case Op::RmsNorm:
             return device_f32(s[0]) && device_f32(n.dst) && (!s[1].valid() || (device_f32(s[1]) && s[1].ne[0] == s[0].ne[0]));
+        case Op::LayerNorm:
+            return device_f32(s[0]) && device_f32(n.dst) && (!s[1].valid() || (device_f32(s[1]) && s[1].ne[0] == s[0].ne[0])) &&
+                   (!s[2].valid() || (device_f32(s[2]) && s[2].ne[0] == s[0].ne[0]));
+        case Op::Activation:
+            return device_f32(n.dst) && (n.act == Activation::GeluErf || n.act == Activation::GeluTanh ||
+                                         n.act == Activation::GeluQuick || n.act == Activation::Silu);
+        case Op::Patches:
+        case Op::ResizeBilinear:
+        case Op::Transpose: return device_f32(s[0]) && device_f32(n.dst);
+        case Op::Rope2d: return device_f32(n.dst) && device_i32(s[1]) && device_i32(s[2]);
+        case Op::AttentionWindows:
+            return device_f32(s[0]) && device_f32(s[1]) && device_f32(s[2]) && device_i32(s[3]) && device_f32(n.dst) &&
+                   s[0].ne[0] <= 256 && n.i > 0 && s[0].ne[1] % n.i == 0;
         case Op::GetRows:
-            return device_any(s[0]) && (s[0].type == GgmlType::F32 || s[0].type == GgmlType::F16) &&
-                   s[0].offset % 4 == 0 && s[1].type == GgmlType::I32 && device_any(s[1]) && device_f32(n.dst);
+            return device_any(s[0]) && s[0].layout == WeightLayout::ggml &&
+                   (((s[0].type == GgmlType::F32 || s[0].type == GgmlType::F16) && s[0].offset % 4 == 0) ||
+                    (quantized_shader(s[0].type) && s[0].offset % 2 == 0 && s[0].row_bytes() % 2 == 0)) &&
+                   s[1].type == GgmlType::I32 && device_any(s[1]) && device_f32(n.dst);
         case Op::SetColumns:
             return device_f32(s[0]) && device_i32(s[1]) && device_any(n.dst) && n.dst.offset % 4 == 0 &&
                    (n.dst.type == GgmlType::F32 || (n.dst.type == GgmlType::F16 && n.dst.ne[0] % 2 == 0));
@@ -349,12 +395,20 @@ private:
                 cs[static_cast<size_t>((t * (n_rot / 2) + i) * 2)] = static_cast<float>(std::cos(theta));
                 cs[static_cast<size_t>((t * (n_rot / 2) + i) * 2 + 1)] = static_cast<float>(std::sin(theta));
             }
-        scratch_.push_back(std::make_unique<DeviceBuffer>(*ctx_, cs.size() * 4));
-        std::memcpy(scratch_.back()->host(), cs.data(), cs.size() * 4);
-        Tensor t;
-        t.ne[0] = static_cast<int64_t>(cs.size());
-        t.buffer = scratch_.back().get();
+        const Tensor t = scratch(cs.data(), cs.size() * 4, GgmlType::F32);
         rope_tables_.emplace(key, t);
+        return t;
+    }
+
+    // Host-written constants for one op of this pass (rope tables, resize taps, attention
+    // ranges), in a scratch buffer that lives until the next pass.
+    Tensor scratch(const void *data, size_t bytes, GgmlType type) {
+        scratch_.push_back(std::make_unique<DeviceBuffer>(*ctx_, bytes));
+        std::memcpy(scratch_.back()->host(), data, bytes);
+        Tensor t;
+        t.type = type;
+        t.ne[0] = static_cast<int64_t>(bytes / 4);
+        t.buffer = scratch_.back().get();
         return t;
     }
 
@@ -384,7 +438,11 @@ private:
             writes[i].pBufferInfo = &infos[i];
         }
         vkUpdateDescriptorSets(ctx_->device(), kBindings, writes, 0, nullptr);
-        vkCmdBindPipeline(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipelines_.at(pipeline));
+        // The subgroup variant of a shader where there is one and the device runs it.
+        auto p = ctx_->subgroups() ? pipelines_.find(std::string(pipeline) + "_sg") : pipelines_.end();
+        if (p == pipelines_.end()) p = pipelines_.find(pipeline);
+        if (p == pipelines_.end()) fail(MUSE_ERR_INTERNAL, "vulkan: no pipeline ", pipeline);
+        vkCmdBindPipeline(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, p->second);
         vkCmdBindDescriptorSets(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline_layout_, 0, 1, &set, 0, nullptr);
         vkCmdPushConstants(cmd_, pipeline_layout_, VK_SHADER_STAGE_COMPUTE_BIT, 0, static_cast<uint32_t>(push_bytes), push);
         vkCmdDispatch(cmd_, std::max(gx, 1u), std::max(gy, 1u), 1);
@@ -417,11 +475,8 @@ private:
                 u32(n.dst.offset / 4)};
             if (s[1].ne[0] != w.ne[0] || n.dst.ne[0] != w.ne[1] || n.dst.n_rows() != s[1].n_rows())
                 fail(MUSE_ERR_INTERNAL, "matmul shape mismatch");
-            const char *name = w.type == GgmlType::F32    ? "matmul_f32"
-                               : w.type == GgmlType::F16  ? "matmul_f16"
-                               : w.type == GgmlType::Q8_0 ? "matmul_q8_0"
-                                                          : "matmul_q4_0";
-            dispatch(name, {&w, &s[1], &n.dst}, &p, sizeof p, groups(w.ne[1], 1), groups(s[1].n_rows(), 1));
+            const std::string name = std::string("matmul_") + type_suffix(w.type);
+            dispatch(name.c_str(), {&w, &s[1], &n.dst}, &p, sizeof p, groups(w.ne[1], 1), groups(s[1].n_rows(), 1));
             return;
         }
         case Op::Add: elementwise(0, n.dst, &s[1], 0.0f); return;
@@ -439,12 +494,66 @@ private:
             dispatch("rms_norm", {&s[0], s[1].valid() ? &s[1] : &s[0], &n.dst}, &p, sizeof p, groups(s[0].n_rows(), 1));
             return;
         }
+        case Op::LayerNorm: {
+            struct {
+                uint32_t ne0, rows, x_off, w_off, b_off, y_off, has_w, has_b;
+                float eps;
+            } p{u32(s[0].ne[0]), u32(s[0].n_rows()), u32(s[0].offset / 4), s[1].valid() ? u32(s[1].offset / 4) : 0u,
+                s[2].valid() ? u32(s[2].offset / 4) : 0u, u32(n.dst.offset / 4), s[1].valid() ? 1u : 0u,
+                s[2].valid() ? 1u : 0u, n.f};
+            if (n.dst.n_elements() != s[0].n_elements()) fail(MUSE_ERR_INTERNAL, "layer_norm: shape mismatch");
+            dispatch("layer_norm", {&s[0], s[1].valid() ? &s[1] : &s[0], s[2].valid() ? &s[2] : &s[0], &n.dst}, &p, sizeof p,
+                     groups(s[0].n_rows(), 1));
+            return;
+        }
+        case Op::Activation: {
+            const uint32_t op = n.act == Activation::GeluErf    ? 6u
+                                : n.act == Activation::GeluTanh ? 7u
+                                : n.act == Activation::GeluQuick ? 8u
+                                                                 : 9u;
+            elementwise(op, n.dst, nullptr, 0.0f);
+            return;
+        }
+        case Op::Patches: record_patches(n); return;
+        case Op::Transpose: {
+            const Tensor &src = s[0];
+            const int64_t a = src.ne[0], b = src.ne[1];
+            if (n.dst.ne[0] != b || n.dst.ne[1] != a || n.dst.n_elements() != src.n_elements())
+                fail(MUSE_ERR_INTERNAL, "transpose: [", a, ",", b, "] cannot become [", n.dst.ne[0], ",", n.dst.ne[1], "]");
+            struct {
+                uint32_t a, b, n, src_off, dst_off;
+            } p{u32(a), u32(b), u32(src.n_elements()), u32(src.offset / 4), u32(n.dst.offset / 4)};
+            dispatch("transpose", {&src, &n.dst}, &p, sizeof p, groups(src.n_elements(), 256));
+            return;
+        }
+        case Op::ResizeBilinear: record_resize(n); return;
+        case Op::Rope2d: {
+            // Two NORM ropes of n_rot = hd / 2, one per half of each head: pair i of a half turns by
+            // pos * base^(-2i / (hd / 2)), which is the 1D rope's angle for that n_rot.
+            const Tensor &x = n.dst;
+            if (x.ne[0] % 4 != 0) fail(MUSE_ERR_INTERNAL, "rope_2d: head dim ", x.ne[0], " is not a multiple of 4");
+            if (s[1].ne[0] < x.ne[2] || s[2].ne[0] < x.ne[2]) fail(MUSE_ERR_INTERNAL, "rope_2d: a position per token");
+            RopeParams rp;
+            rp.n_rot = static_cast<int>(x.ne[0] / 2);
+            rp.freq_base = n.f;
+            for (int part = 0; part < 2; ++part) {
+                const Tensor table = rope_table(s[1 + part], rp, rp.n_rot);
+                struct {
+                    uint32_t hd, n_head, n_tok, n_rot, neox, x_off, table_off;
+                } p{u32(x.ne[0]), u32(x.ne[1]), u32(x.ne[2]), u32(rp.n_rot), 0u, u32(x.offset / 4 + part * rp.n_rot),
+                    u32(table.offset / 4)};
+                dispatch("rope", {&x, &table}, &p, sizeof p, groups(int64_t(rp.n_rot / 2) * x.ne[1] * x.ne[2], 256));
+            }
+            return;
+        }
+        case Op::AttentionWindows: record_attention_windows(n); return;
         case Op::GetRows: {
             struct {
                 uint32_t ne0, n, t_byte, row_bytes, ids_off, o_off, type;
             } p{u32(s[0].ne[0]), u32(s[1].ne[0]), u32(s[0].offset), u32(s[0].row_bytes()), u32(s[1].offset / 4),
                 u32(n.dst.offset / 4), s[0].type == GgmlType::F32 ? 0u : 1u};
-            dispatch("get_rows", {&s[0], &s[1], &n.dst}, &p, sizeof p, groups(s[0].ne[0] * s[1].ne[0], 256));
+            const std::string name = quantized_shader(s[0].type) ? std::string("get_rows_") + type_suffix(s[0].type) : "get_rows";
+            dispatch(name.c_str(), {&s[0], &s[1], &n.dst}, &p, sizeof p, groups(s[0].ne[0] * s[1].ne[0], 256));
             return;
         }
         case Op::SetColumns: {
@@ -488,6 +597,83 @@ private:
         }
     }
 
+    void record_patches(const OpNode &n) {
+        const Tensor &img = n.src[0];
+        const int64_t W = img.ne[0], H = img.ne[1], C = img.ne[2], P = n.i;
+        if (P <= 0 || W % P || H % P || img.ne[3] != 1)
+            fail(MUSE_ERR_INTERNAL, "patches: image ", W, "x", H, " is not a whole number of ", P, "-pixel patches");
+        const int64_t gw = W / P, gh = H / P, rows = P * P * C;
+        if (n.dst.ne[0] != rows || n.dst.n_rows() != gw * gh)
+            fail(MUSE_ERR_INTERNAL, "patches: output is [", n.dst.ne[0], ",", n.dst.n_rows(), "], expected [", rows, ",",
+                 gw * gh, "]");
+        struct {
+            uint32_t W, H, ps, gw, rows, n, img_off, out_off;
+        } p{u32(W), u32(H), u32(P), u32(gw), u32(rows), u32(rows * gw * gh), u32(img.offset / 4), u32(n.dst.offset / 4)};
+        dispatch("patches", {&img, &n.dst}, &p, sizeof p, groups(rows * gw * gh, 256));
+    }
+
+    // The taps are computed here in double, exactly as the CPU backend does, and handed to the
+    // shader as (i0, i1, weight) float triples (indices are small integers: exact in float).
+    void record_resize(const OpNode &n) {
+        const Tensor &src = n.src[0], &dst = n.dst;
+        const int64_t C = src.ne[0], wi = src.ne[1], hi = src.ne[2], wo = dst.ne[1], ho = dst.ne[2];
+        if (dst.ne[0] != C || src.ne[3] != 1 || dst.ne[3] != 1 || wi <= 0 || hi <= 0 || wo <= 0 || ho <= 0 ||
+            wi >= (1 << 24) || hi >= (1 << 24))
+            fail(MUSE_ERR_INTERNAL, "resize_bilinear: shapes [", C, ",", wi, ",", hi, "] -> [", dst.ne[0], ",", wo, ",",
+                 ho, "] do not match");
+        std::vector<float> taps;
+        auto add = [&taps](int64_t in, int64_t out) {
+            for (int64_t d = 0; d < out; ++d) {
+                const double s = (static_cast<double>(d) + 0.5) * static_cast<double>(in) / static_cast<double>(out) - 0.5;
+                const double fl = std::floor(s);
+                const auto i = static_cast<int64_t>(fl);
+                taps.push_back(static_cast<float>(std::clamp<int64_t>(i, 0, in - 1)));
+                taps.push_back(static_cast<float>(std::clamp<int64_t>(i + 1, 0, in - 1)));
+                taps.push_back(static_cast<float>(std::clamp(s - fl, 0.0, 1.0)));
+            }
+        };
+        add(wi, wo);
+        add(hi, ho);
+        const Tensor table = scratch(taps.data(), taps.size() * 4, GgmlType::F32);
+        struct {
+            uint32_t C, wi, wo, n, src_off, taps_off, dst_off;
+        } p{u32(C), u32(wi), u32(wo), u32(dst.n_elements()), u32(src.offset / 4), 0u, u32(dst.offset / 4)};
+        dispatch("resize_bilinear", {&src, &table, &dst}, &p, sizeof p, groups(dst.n_elements(), 256));
+    }
+
+    // Attention inside windows is the gathered-cells attention with every token's range its own
+    // window: cells are the tokens in order, and token t of a window [start, start + len) reads
+    // [start, start + len). The windows are a graph input (host-visible, already written), so the
+    // ranges are built and checked here.
+    void record_attention_windows(const OpNode &n) {
+        const Tensor &q = n.src[0], &k = n.src[1], &v = n.src[2], &win = n.src[3];
+        const int64_t hd = q.ne[0], n_head = q.ne[1], n_tok = q.ne[2], kvw = hd * n.i;
+        if (k.ne[0] != kvw || v.ne[0] != kvw || k.n_rows() != n_tok || v.n_rows() != n_tok ||
+            n.dst.ne[0] != hd * n_head || n.dst.n_rows() != n_tok || q.ne[3] != 1)
+            fail(MUSE_ERR_INTERNAL, "attention_windows: q/k/v/out shapes do not match");
+        const int32_t *w = win.i32();
+        std::vector<int32_t> ranges(static_cast<size_t>(3 * n_tok));  // cells, begin, end
+        int64_t start = 0;
+        for (int64_t i = 0; i < win.ne[0]; ++i) {
+            if (w[i] <= 0 || start + w[i] > n_tok)
+                fail(MUSE_ERR_INTERNAL, "attention_windows: window ", i, " (", w[i], " tokens) is empty or too long");
+            for (int64_t t = start; t < start + w[i]; ++t) {
+                ranges[static_cast<size_t>(t)] = static_cast<int32_t>(t);
+                ranges[static_cast<size_t>(n_tok + t)] = static_cast<int32_t>(start);
+                ranges[static_cast<size_t>(2 * n_tok + t)] = static_cast<int32_t>(start + w[i]);
+            }
+            start += w[i];
+        }
+        if (start != n_tok) fail(MUSE_ERR_INTERNAL, "attention_windows: windows cover ", start, " of ", n_tok, " tokens");
+        const Tensor r = scratch(ranges.data(), ranges.size() * 4, GgmlType::I32);
+        struct {
+            uint32_t hd, n_head, n_tok, group, q_off, k_byte, v_byte, row_elems, cells_off, begin_off, end_off, o_off;
+            float scale;
+        } p{u32(hd), u32(n_head), u32(n_tok), u32(n_head / n.i), u32(q.offset / 4), u32(k.offset), u32(v.offset), u32(kvw),
+            0u, u32(n_tok), u32(2 * n_tok), u32(n.dst.offset / 4), n.f};
+        dispatch("attention_f32", {&q, &k, &v, &r, &r, &r, &n.dst}, &p, sizeof p, groups(n_head * n_tok, 1));
+    }
+
     std::unique_ptr<vk::Context> ctx_;
     std::unique_ptr<Backend> cpu_;  // the ops without a shader, on the same host-visible memory
     VkDescriptorSetLayout set_layout_ = VK_NULL_HANDLE;
@@ -500,7 +686,7 @@ private:
     size_t pool_sets_ = 0;
     std::mutex mutex_;
     std::set<std::string> noticed_;
-    std::vector<std::unique_ptr<DeviceBuffer>> scratch_;  // this pass's rope tables
+    std::vector<std::unique_ptr<DeviceBuffer>> scratch_;  // this pass's host-written constants (scratch())
     std::map<std::string, Tensor> rope_tables_;
 };
 

@@ -2,9 +2,13 @@
 
 #include "core/error.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -45,10 +49,36 @@ std::string lower(std::string s) {
     return s;
 }
 
+// MUSE_VULKAN_CACHE_DIR (set but empty: no cache file), else $XDG_CACHE_HOME/muse, else
+// ~/.cache/muse.
 std::filesystem::path cache_dir() {
+    if (const char *d = std::getenv("MUSE_VULKAN_CACHE_DIR")) return d;
     if (const char *x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::filesystem::path(x) / "muse";
     if (const char *h = std::getenv("HOME"); h && *h) return std::filesystem::path(h) / ".cache" / "muse";
     return {};
+}
+
+// MUSE_VULKAN_DEBUG=1: notices about the pipeline cache file on stderr (the cache is an
+// optimization, so its failures are otherwise silent).
+void debug(const std::string &msg) {
+    static const bool on = [] {
+        const char *e = std::getenv("MUSE_VULKAN_DEBUG");
+        return e && *e && std::string(e) != "0";
+    }();
+    if (on) std::fprintf(stderr, "muse: vulkan: %s\n", msg.c_str());
+}
+
+// Whether a cache blob was written by this driver for this device: the header Vulkan defines
+// (VkPipelineCacheHeaderVersionOne: header size, version, vendor and device id, the driver's
+// cache UUID), checked here because not every driver survives a foreign or truncated blob.
+bool cache_blob_matches(const std::vector<char> &blob, const VkPhysicalDeviceProperties &props) {
+    constexpr size_t kHeader = 16 + VK_UUID_SIZE;
+    if (blob.size() < kHeader) return false;
+    uint32_t f[4];
+    std::memcpy(f, blob.data(), sizeof f);
+    return f[0] >= kHeader && f[0] <= blob.size() && f[1] == VK_PIPELINE_CACHE_HEADER_VERSION_ONE &&
+           f[2] == props.vendorID && f[3] == props.deviceID &&
+           std::memcmp(blob.data() + 16, props.pipelineCacheUUID, VK_UUID_SIZE) == 0;
 }
 
 } // namespace
@@ -120,6 +150,19 @@ std::unique_ptr<Context> Context::create(const std::string &selector_param) {
     check(vkCreateDevice(c->physical_, &dci, nullptr, &c->device_), "vkCreateDevice");
     vkGetDeviceQueue(c->device_, c->queue_family_, 0, &c->queue_);
 
+    // Subgroup arithmetic in compute shaders (Vulkan 1.1 core properties): the *_sg shader
+    // variants. MUSE_VULKAN_SUBGROUPS=0 keeps the portable shared-memory reductions.
+    if (c->props_.apiVersion >= VK_API_VERSION_1_1) {
+        VkPhysicalDeviceSubgroupProperties sg{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+        VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+        p2.pNext = &sg;
+        vkGetPhysicalDeviceProperties2(c->physical_, &p2);
+        const VkSubgroupFeatureFlags need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT;
+        const char *off = std::getenv("MUSE_VULKAN_SUBGROUPS");
+        c->subgroups_ = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) && (sg.supportedOperations & need) == need &&
+                        sg.subgroupSize > 0 && !(off && std::string(off) == "0");
+    }
+
     switch (c->props_.deviceType) {
     case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: c->caps_.push_back("discrete-gpu"); break;
     case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: c->caps_.push_back("integrated-gpu"); break;
@@ -128,26 +171,45 @@ std::unique_ptr<Context> Context::create(const std::string &selector_param) {
     }
     c->caps_.push_back("vulkan-" + std::to_string(VK_API_VERSION_MAJOR(c->props_.apiVersion)) + "." +
                        std::to_string(VK_API_VERSION_MINOR(c->props_.apiVersion)));
+    if (c->subgroups_) c->caps_.push_back("subgroups");
 
-    // The pipeline cache, per device (vendor, device id and the driver's cache UUID).
+    // The pipeline cache, one file per device and driver (vendor and device id, driver version,
+    // the driver's cache UUID). A file that is unreadable, too large, or not this driver's is
+    // ignored (and replaced at the next save).
     std::vector<char> blob;
     if (const auto dir = cache_dir(); !dir.empty()) {
         char uuid[2 * VK_UUID_SIZE + 1];
         for (int i = 0; i < VK_UUID_SIZE; ++i) std::snprintf(uuid + 2 * i, 3, "%02x", c->props_.pipelineCacheUUID[i]);
-        c->cache_path_ = (dir / ("vulkan-" + std::to_string(c->props_.vendorID) + "-" +
-                                 std::to_string(c->props_.deviceID) + "-" + uuid + ".cache"))
+        c->cache_path_ = (dir / ("vulkan-" + std::to_string(c->props_.vendorID) + "-" + std::to_string(c->props_.deviceID) +
+                                 "-" + std::to_string(c->props_.driverVersion) + "-" + uuid + ".cache"))
                              .string();
-        std::ifstream in(c->cache_path_, std::ios::binary);
-        if (in) blob.assign(std::istreambuf_iterator<char>(in), {});
+        std::error_code ec;
+        const auto size = std::filesystem::file_size(c->cache_path_, ec);
+        if (ec) {
+            debug("pipeline cache: no file " + c->cache_path_);
+        } else if (size > (256u << 20)) {
+            debug("pipeline cache: ignoring " + c->cache_path_ + " (" + std::to_string(size) + " bytes: too large)");
+        } else if (std::ifstream in(c->cache_path_, std::ios::binary); in) {
+            blob.assign(std::istreambuf_iterator<char>(in), {});
+            if (!cache_blob_matches(blob, c->props_)) {
+                debug("pipeline cache: ignoring " + c->cache_path_ + " (not this device's and driver's cache)");
+                blob.clear();
+            }
+        }
     }
     VkPipelineCacheCreateInfo pci{VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO};
     pci.initialDataSize = blob.size();
     pci.pInitialData = blob.empty() ? nullptr : blob.data();
     if (vkCreatePipelineCache(c->device_, &pci, nullptr, &c->cache_) != VK_SUCCESS) {
-        pci.initialDataSize = 0;  // a stale or foreign blob: start empty
+        debug("pipeline cache: the driver rejected " + c->cache_path_);
+        blob.clear();
+        pci.initialDataSize = 0;  // a stale blob: start empty
         pci.pInitialData = nullptr;
         check(vkCreatePipelineCache(c->device_, &pci, nullptr, &c->cache_), "vkCreatePipelineCache");
+    } else if (!blob.empty()) {
+        debug("pipeline cache: loaded " + std::to_string(blob.size()) + " bytes from " + c->cache_path_);
     }
+    c->cache_saved_ = std::move(blob);
     return c;
 }
 
@@ -157,15 +219,29 @@ void Context::save_pipeline_cache() {
     if (vkGetPipelineCacheData(device_, cache_, &size, nullptr) != VK_SUCCESS || size == 0) return;
     std::vector<char> data(size);
     if (vkGetPipelineCacheData(device_, cache_, &size, data.data()) != VK_SUCCESS) return;
+    data.resize(size);
+    if (data == cache_saved_) return;  // nothing new since the file was read or written
+    // A private temporary file renamed over the cache: concurrent processes each write a whole
+    // file, and a reader never sees a partial one.
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(cache_path_).parent_path(), ec);
-    const std::string tmp = cache_path_ + ".tmp";
+    const std::string tmp = cache_path_ + ".tmp" + std::to_string(static_cast<long>(getpid()));
+    bool ok = false;
     {
         std::ofstream out(tmp, std::ios::binary);
-        if (!out) return;  // a read-only home: the cache is an optimization only
-        out.write(data.data(), static_cast<std::streamsize>(size));
+        ok = out && out.write(data.data(), static_cast<std::streamsize>(size)) && out.flush();
     }
-    std::filesystem::rename(tmp, cache_path_, ec);
+    if (ok) {
+        std::filesystem::rename(tmp, cache_path_, ec);
+        ok = !ec;
+    }
+    if (!ok) {  // a read-only home, a full disk: the cache is an optimization only
+        std::filesystem::remove(tmp, ec);
+        debug("pipeline cache: could not write " + cache_path_);
+        return;
+    }
+    cache_saved_ = std::move(data);
+    debug("pipeline cache: wrote " + std::to_string(size) + " bytes to " + cache_path_);
 }
 
 Context::~Context() {

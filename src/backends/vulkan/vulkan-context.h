@@ -1,6 +1,6 @@
 // One Vulkan device for the backend: instance, the chosen physical device, a compute
-// queue, memory types, and the pipeline cache that is kept across runs (a file under
-// $XDG_CACHE_HOME/muse, else ~/.cache/muse).
+// queue, memory types, and the pipeline cache that is kept across runs (a file per device and
+// driver in MUSE_VULKAN_CACHE_DIR, else $XDG_CACHE_HOME/muse, else ~/.cache/muse).
 //
 // Device choice: `selector` (the model parameter) or else MUSE_VULKAN_DEVICE, as an index
 // into the list of devices or a case-insensitive substring of a device's name. Without one,
@@ -36,13 +36,18 @@ public:
     uint32_t host_visible_memory(uint32_t type_bits) const;
     size_t device_memory_bytes() const;  // the largest device-local heap
     const std::vector<std::string> &capabilities() const { return caps_; }
+    // Whether the subgroup-arithmetic shader variants are used (capability "subgroups").
+    bool subgroups() const { return subgroups_; }
+
+    // Writes the pipeline cache file if the cache has grown since it was read or written (also
+    // done at destruction); failures are silent (MUSE_VULKAN_DEBUG=1 reports them).
+    void save_pipeline_cache();
 
     // Names of every device the loader reports, in index order (for error messages and logs).
     static std::vector<std::string> device_names();
 
 private:
     Context() = default;
-    void save_pipeline_cache();
 
     VkInstance instance_ = VK_NULL_HANDLE;
     VkPhysicalDevice physical_ = VK_NULL_HANDLE;
@@ -53,7 +58,9 @@ private:
     VkPhysicalDeviceMemoryProperties memory_{};
     VkPipelineCache cache_ = VK_NULL_HANDLE;
     std::string cache_path_;
+    std::vector<char> cache_saved_;  // what the file holds (as read or last written)
     std::vector<std::string> caps_;
+    bool subgroups_ = false;
 };
 
 } // namespace muse::vk
