@@ -38,6 +38,23 @@ struct TestStage final : SamplerStage {
 
 TEST_CASE("greedy picks the argmax, lowest id on ties", "[sampling]") {
     CHECK(pick(SamplingParams{}, {0.1f, 3.0f, -1.0f, 3.0f}) == 1);
+    // Vocabulary-sized rows: the maximum in any lane of the vectorized scan and in the tail,
+    // ties across lanes, NaN never picked, everything banned gives id 0.
+    for (size_t n : {size_t(37), size_t(151936)}) {
+        for (size_t at : {size_t(0), size_t(5), n / 2 + 3, n - 1}) {
+            std::vector<float> l(n);
+            for (size_t i = 0; i < n; ++i) l[i] = std::sin(static_cast<float>(i));  // all in [-1, 1]
+            l[at] = 7.0f;
+            CHECK(pick(SamplingParams{}, l) == static_cast<int32_t>(at));
+            if (at + 17 < n) {
+                l[at + 17] = 7.0f;  // a tie in another lane: the lower id
+                CHECK(pick(SamplingParams{}, l) == static_cast<int32_t>(at));
+            }
+            l[at == 0 ? 1 : 0] = NAN;
+            CHECK(pick(SamplingParams{}, l) == static_cast<int32_t>(at));
+        }
+        CHECK(pick(SamplingParams{}, std::vector<float>(n, -INFINITY)) == 0);
+    }
 }
 
 TEST_CASE("logit bias can ban and force tokens", "[sampling]") {

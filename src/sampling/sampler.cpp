@@ -9,10 +9,23 @@
 namespace muse {
 
 int32_t Candidates::top() const {
-    int32_t best = 0;
-    for (size_t i = 1; i < logits.size(); ++i)
-        if (logits[i] > logits[static_cast<size_t>(best)]) best = static_cast<int32_t>(i);
-    return best;
+    // The maximum first, with 16 independent running maxima (a loop the compiler vectorizes;
+    // one compare chain through the best index was a measurable part of a batched greedy
+    // step over a 152k vocabulary), then the lowest id that holds it. NaN never wins.
+    const size_t n = logits.size();
+    const float *l = logits.data();
+    constexpr size_t kLanes = 16;
+    float lane_max[kLanes];
+    for (float &m : lane_max) m = -INFINITY;
+    size_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+        for (size_t j = 0; j < kLanes; ++j) lane_max[j] = l[i + j] > lane_max[j] ? l[i + j] : lane_max[j];
+    float best = -INFINITY;
+    for (float m : lane_max) best = m > best ? m : best;
+    for (; i < n; ++i) best = l[i] > best ? l[i] : best;
+    for (i = 0; i < n; ++i)
+        if (l[i] == best) return static_cast<int32_t>(i);
+    return 0;  // every logit NaN
 }
 
 SamplerChain::SamplerChain(const SamplingParams &params, std::vector<int32_t> history)
