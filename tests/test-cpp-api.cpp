@@ -27,6 +27,7 @@ TEST_CASE("muse::model wraps loading, metadata and tensors", "[cpp-api]") {
     CHECK(tensors[0].dims == std::vector<int64_t>{64, 16});
     CHECK(m.tensor_f32(*m.find_tensor("output_norm.weight")).size() == 64);
     CHECK_FALSE(m.find_tensor("nope").has_value());
+    CHECK_THROWS_AS(m.device(), muse::error);  // three tensors make no decoder: device() says so
     try {
         (void)m.meta_int("general.name");
         FAIL("expected muse::error");

@@ -142,6 +142,11 @@ MUSE_API int64_t muse_model_n_embd(const muse_model *model);
 MUSE_API int64_t muse_model_n_layer(const muse_model *model);
 MUSE_API uint32_t muse_model_gguf_version(const muse_model *model);
 MUSE_API uint64_t muse_model_file_size(const muse_model *model);
+/* The backend and device the model's decoder runs on, e.g. "cpu: cpu (avx512, vnni, amx)" or
+ * "vulkan: NVIDIA H200" (what MUSE_BACKEND_AUTO chose). Builds the decoder if it was not yet
+ * (loading its weights), so it fails as the first decode would, or for a vocab-only model.
+ * *out_device stays valid until this thread's next call. */
+MUSE_API muse_status muse_model_device(const muse_model *model, const char **out_device);
 
 /* ------------------------------------------------------------ metadata */
 

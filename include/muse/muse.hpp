@@ -121,6 +121,12 @@ public:
 
     std::string arch() const { return muse_model_arch(get()); }
     std::string name() const { return muse_model_name(get()); }
+    // The backend and device the decoder runs on (builds the decoder; throws on failure).
+    std::string device() const {
+        const char *d = nullptr;
+        check(muse_model_device(get(), &d));
+        return d;
+    }
     int64_t n_vocab() const { return muse_model_n_vocab(get()); }
     int64_t n_ctx_train() const { return muse_model_n_ctx_train(get()); }
     int64_t n_embd() const { return muse_model_n_embd(get()); }

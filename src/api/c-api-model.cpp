@@ -130,6 +130,15 @@ MUSE_API const char *muse_model_arch(const muse_model *m) {
 MUSE_API const char *muse_model_name(const muse_model *m) {
     return guard_value<const char *>(nullptr, [&] { return model_of(m).name().c_str(); });
 }
+MUSE_API muse_status muse_model_device(const muse_model *m, const char **out_device) {
+    if (out_device) *out_device = nullptr;
+    return guard([&] {
+        require(out_device, "out_device");
+        thread_local std::string text;  // valid until this thread's next call
+        text = model_of(m).device_description();
+        *out_device = text.c_str();
+    });
+}
 MUSE_API int64_t muse_model_n_vocab(const muse_model *m) {
     return guard_value<int64_t>(-1, [&] { return model_of(m).n_vocab(); });
 }

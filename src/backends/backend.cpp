@@ -10,6 +10,11 @@
 
 #include "muse/muse.h"
 
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
 namespace muse {
 
 size_t Tensor::row_bytes() const {
@@ -57,9 +62,40 @@ Tensor Tensor::reshape(int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3) const
     return t;
 }
 
+namespace {
+
+void notice_once(const char *text) {
+    static std::once_flag once;
+    std::call_once(once, [&] { std::fprintf(stderr, "muse: %s\n", text); });
+}
+
+// MUSE_BACKEND_AUTO: the MUSE_BACKEND environment variable ("cpu", "vulkan") when set, else
+// Vulkan where a build has it and a discrete or integrated GPU is there, else the CPU, with a
+// notice when a GPU was asked for or could have been used.
+int resolve_auto() {
+    if (const char *env = std::getenv("MUSE_BACKEND")) {
+        if (std::strcmp(env, "cpu") == 0) return MUSE_BACKEND_CPU;
+        if (std::strcmp(env, "vulkan") == 0) return MUSE_BACKEND_VULKAN;
+        if (std::strcmp(env, "auto") != 0 && env[0] != '\0')
+            fail(MUSE_ERR_INVALID_ARGUMENT, "MUSE_BACKEND must be cpu, vulkan or auto, not '", env, "'");
+    }
+#ifdef MUSE_HAVE_VULKAN
+    if (vulkan_gpu_present()) return MUSE_BACKEND_VULKAN;
+    notice_once("no Vulkan GPU here (CPU-type devices such as lavapipe are used only when asked for: "
+                "MUSE_BACKEND=vulkan with MUSE_VULKAN_DEVICE); models run on the CPU backend");
+#else
+    if (std::getenv("MUSE_VULKAN_DEVICE"))
+        notice_once("MUSE_VULKAN_DEVICE is set but this muse was built without Vulkan (-DMUSE_VULKAN=ON); "
+                    "models run on the CPU backend");
+#endif
+    return MUSE_BACKEND_CPU;
+}
+
+} // namespace
+
 std::unique_ptr<Backend> make_backend(int backend_id, int n_threads) {
+    if (backend_id == MUSE_BACKEND_AUTO) backend_id = resolve_auto();
     switch (backend_id) {
-    case MUSE_BACKEND_AUTO:
     case MUSE_BACKEND_CPU: return make_cpu_backend(n_threads);
 #ifdef MUSE_HAVE_VULKAN
     case MUSE_BACKEND_VULKAN: return make_vulkan_backend(n_threads);

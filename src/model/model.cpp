@@ -100,6 +100,11 @@ const Decoder &Model::require_decoder() const {
     return *decoder_;
 }
 
+std::string Model::device_description() const {
+    require_decoder();
+    return backend_->name() + ": " + backend_->device().name;
+}
+
 const Tokenizer &Model::require_tokenizer() const {
     std::call_once(tokenizer_once_, [&] {
         try {

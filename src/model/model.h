@@ -47,6 +47,8 @@ public:
     // The token decoder, built on first use (so any GGUF can be loaded for
     // inspection); throws the family's error when the file cannot be decoded.
     const Decoder &require_decoder() const;
+    // "<backend>: <device>" of the backend the decoder runs on (builds the decoder).
+    std::string device_description() const;
     // The tokenizer from the file's metadata, built on first use (throws if the
     // file has none or an unsupported one).
     const Tokenizer &require_tokenizer() const;

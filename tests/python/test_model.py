@@ -94,6 +94,16 @@ def test_vocab_only_and_mmap_options(tmp_path):
     assert "vocab-only" in str(e.value)
     b = muse.Model(p, use_mmap=False)
     np.testing.assert_array_equal(b.tensor_data("b.weight"), muse.Model(p).tensor_data("b.weight"))
+    with pytest.raises(muse.Error, match="vocab-only"):
+        a.device  # no decoder, so no backend
+
+
+def test_device_names_the_backend_the_decoder_runs_on(tmp_path):
+    import tiny_models as tm
+    m = muse.Model(str(tm.tiny_model(tmp_path, "llama", "F32")), backend="cpu")
+    backend, _, device = m.device.partition(": ")  # "<backend>: <device>"
+    assert backend == "cpu" and device
+    assert device == muse.system_info()["devices"][0]["name"]
 
 
 def test_errors_carry_status_and_message(tmp_path):

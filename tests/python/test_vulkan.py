@@ -237,3 +237,57 @@ def test_the_pipeline_cache_is_kept_across_processes(tmp_path):
     out, err = run()
     assert out == tokens
     assert "pipeline cache: could not write" in err, err
+
+
+AUTO = """
+import sys
+sys.path.insert(0, {bindings!r})
+import muse
+m = muse.Model({model!r}, threads=2)
+print(m.device)
+print(m.session(n_ctx=64, kv_type="f32").generate_tokens({prompt!r}, 4))
+"""
+
+
+def run_auto(model, env_updates):
+    """model.device and the tokens of a fresh process loading with backend="auto"."""
+    env = {k: v for k, v in os.environ.items() if k != "MUSE_BACKEND"}
+    env.update(env_updates)
+    script = AUTO.format(bindings=str(Path(muse.__file__).resolve().parents[1]), model=model,
+                         prompt=tm.prompts("qwen2", n=1)[0])
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+
+
+def test_auto_picks_the_cpu_without_a_gpu_and_says_so(tmp_path):
+    # backend="auto" takes Vulkan only for a discrete or integrated GPU: with none (lavapipe is
+    # a CPU-type device, whatever MUSE_VULKAN_DEVICE names) a Vulkan build runs on the CPU and
+    # says why once; a build without Vulkan says so where MUSE_VULKAN_DEVICE asks for a device.
+    model = str(tm.tiny_model(tmp_path, "qwen2", "F16"))
+    p = run_auto(model, {"MUSE_VULKAN_DEVICE": "llvmpipe"})
+    assert p.returncode == 0, p.stderr
+    device, tokens = p.stdout.splitlines()[:2]
+    if BUILT and device.startswith("vulkan:"):
+        pytest.skip(f"this machine has a GPU: auto chose {device}")
+    assert device.startswith("cpu: "), device
+    notice = "no Vulkan GPU here" if BUILT else "built without Vulkan"
+    assert p.stderr.count(notice) == 1, p.stderr
+    cpu = muse.Model(model, backend="cpu", threads=2)
+    assert tokens == str(cpu.session(n_ctx=64, kv_type="f32").generate_tokens(tm.prompts("qwen2", n=1)[0], 4))
+    # MUSE_BACKEND overrides auto: "cpu" quietly, nonsense with a clear error.
+    p = run_auto(model, {"MUSE_BACKEND": "cpu", "MUSE_VULKAN_DEVICE": "llvmpipe"})
+    assert p.returncode == 0 and p.stdout.startswith("cpu: ") and notice not in p.stderr, p.stderr
+    p = run_auto(model, {"MUSE_BACKEND": "gpu-please"})
+    assert p.returncode != 0 and "MUSE_BACKEND must be cpu, vulkan or auto" in p.stderr, p.stderr
+
+
+@pytest.mark.skipif(not BUILT, reason="built without the Vulkan backend")
+def test_muse_backend_vulkan_makes_auto_use_the_named_device(tmp_path):
+    model = str(tm.tiny_model(tmp_path, "qwen2", "F16"))
+    vulkan_model(model)  # skips without a device
+    p = run_auto(model, {"MUSE_BACKEND": "vulkan"})
+    assert p.returncode == 0, p.stderr
+    device, tokens = p.stdout.splitlines()[:2]
+    assert device.startswith("vulkan: "), device
+    gpu = vulkan_model(model)
+    assert gpu.device == device
+    assert tokens == str(gpu.session(n_ctx=64, kv_type="f32").generate_tokens(tm.prompts("qwen2", n=1)[0], 4))

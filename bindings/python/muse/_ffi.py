@@ -123,6 +123,8 @@ _declare("muse_model_free", None, M)
 _declare("muse_model_arch", ctypes.c_char_p, M)
 # const char *muse_model_name(const muse_model *model);
 _declare("muse_model_name", ctypes.c_char_p, M)
+# muse_status muse_model_device(const muse_model *model, const char **out_device);
+_declare("muse_model_device", ST, M, c_char_pp)
 # int64_t muse_model_n_vocab / n_ctx_train / n_embd / n_layer(const muse_model *model);
 _declare("muse_model_n_vocab", ctypes.c_int64, M)
 _declare("muse_model_n_ctx_train", ctypes.c_int64, M)

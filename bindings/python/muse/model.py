@@ -95,6 +95,14 @@ class Model(Handle):
         return lib.muse_model_name(self._h()).decode("utf-8", "replace")
 
     @property
+    def device(self) -> str:
+        """The backend and device the decoder runs on, e.g. "cpu: cpu (avx512, vnni, amx)" or
+        "vulkan: NVIDIA H200" (what backend="auto" chose). Builds the decoder if needed."""
+        out = ctypes.c_char_p()
+        check(lib.muse_model_device(self._h(), ctypes.byref(out)))
+        return (out.value or b"").decode("utf-8", "replace")
+
+    @property
     def n_vocab(self) -> int:
         return int(lib.muse_model_n_vocab(self._h()))
 

@@ -692,6 +692,11 @@ private:
 
 } // namespace
 
+bool vulkan_gpu_present() {
+    static const bool present = vk::Context::has_gpu();
+    return present;
+}
+
 std::unique_ptr<Backend> make_vulkan_backend(int n_threads, const std::string &device) {
     return std::make_unique<VulkanBackend>(n_threads, device);
 }

@@ -15,4 +15,8 @@ namespace muse {
 // Throws MUSE_ERR_UNSUPPORTED, saying why, when no device can be used.
 std::unique_ptr<Backend> make_vulkan_backend(int n_threads, const std::string &device = "");
 
+// Whether a discrete or integrated GPU is there, asked once per process (creating a Vulkan
+// instance loads every driver: lavapipe alone costs tens of milliseconds).
+bool vulkan_gpu_present();
+
 } // namespace muse

@@ -95,6 +95,23 @@ std::vector<std::string> Context::device_names() {
     return names;
 }
 
+bool Context::has_gpu() {
+    try {
+        VkInstance instance = make_instance();
+        bool found = false;
+        for (VkPhysicalDevice d : physical_devices(instance)) {
+            VkPhysicalDeviceProperties p;
+            vkGetPhysicalDeviceProperties(d, &p);
+            found = found || p.deviceType == VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU ||
+                    p.deviceType == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU;
+        }
+        vkDestroyInstance(instance, nullptr);
+        return found;
+    } catch (const std::exception &) {  // no loader, no driver: no GPU
+        return false;
+    }
+}
+
 std::unique_ptr<Context> Context::create(const std::string &selector_param) {
     std::unique_ptr<Context> c(new Context());
     c->instance_ = make_instance();

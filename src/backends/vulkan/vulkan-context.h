@@ -45,6 +45,9 @@ public:
 
     // Names of every device the loader reports, in index order (for error messages and logs).
     static std::vector<std::string> device_names();
+    // Whether a discrete or integrated GPU is there (what MUSE_BACKEND_AUTO takes); false
+    // when Vulkan cannot start at all.
+    static bool has_gpu();
 
 private:
     Context() = default;
