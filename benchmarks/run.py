@@ -6,7 +6,10 @@
 
 Models are generated once into BUILD/bench-models (random weights, realistic shapes);
 --models takes model:type pairs too (llama-360m:Q8_0) to add one type of one model.
-llama.cpp runs through ../shared/peers/llamacpp (installed into .peers/llamacpp).
+llama.cpp runs through ../shared/peers/llamacpp: the prebuilt libraries (installed into
+.peers/llamacpp) and, when it exists, a local build in .peers/llamacpp-native (its README says how
+to make one). Every build runs each figure; muse is compared with the best of them, figure by
+figure, and the table names the build that was best.
 The roofline is bytes read per decoded token / the read bandwidth that
 BUILD/benchmarks/stream-probe measures with the same number of threads.
 """
@@ -31,14 +34,21 @@ def memory_bandwidth_gbs(build, threads):
     return out["read_gbs"]
 
 
-def llamacpp_ref():
+def llamacpp_refs():
+    """ref.mjs of every llama.cpp install: the prebuilt one (installed when missing) and a
+    local build next to it."""
+    refs = []
     ref = ROOT / ".peers" / "llamacpp" / "ref.mjs"
     if not ref.exists():
         installer = ROOT.parent / "shared" / "peers" / "llamacpp" / "install.sh"
-        if not installer.exists():
-            return None
-        sh(["bash", str(installer), str(ROOT / ".peers" / "llamacpp")])
-    return ref
+        if installer.exists():
+            sh(["bash", str(installer), str(ROOT / ".peers" / "llamacpp")])
+    if ref.exists():
+        refs.append(ref)
+    native = ROOT / ".peers" / "llamacpp-native" / "ref.mjs"
+    if native.exists():
+        refs.append(native)
+    return refs
 
 
 def weight_bytes_per_token(path):
@@ -87,7 +97,7 @@ def main():
     build = Path(args.build)
     cache = build / "bench-models"
     cache.mkdir(parents=True, exist_ok=True)
-    ref = llamacpp_ref()
+    refs = llamacpp_refs()
     threads_list = [int(t) for t in args.threads.split(",")]
     bw = {t: memory_bandwidth_gbs(build, t) for t in threads_list}
     for t in threads_list:
@@ -109,20 +119,26 @@ def main():
                 common = ["--prompt", str(prompt), "--n", str(args.n), "--reps", str(args.reps),
                           "--threads", str(threads)]
                 m = json.loads(sh([str(build / "benchmarks" / "muse-bench"), str(path)] + common))
-                l = json.loads(sh(["node", str(ref), "bench", str(path)] + common)) if ref else None
+                peers = [json.loads(sh(["node", str(ref), "bench", str(path)] + common)) for ref in refs]
                 roof = bw[threads] * 1e9 / weight_bytes_per_token(path)
                 row = {"model": model, "type": typ, "threads": threads, "prompt": prompt,
                        "muse_pp": m["prefill_tps"], "muse_tg": m["decode_tps"], "roofline_tg": roof,
                        "load_s": m.get("load_s"), "peak_rss_mb": m.get("peak_rss_mb"),
                        "file_mb": path.stat().st_size / 2**20}
-                if l:
-                    row.update(llama_pp=l.get("prefill_tps") or l.get("prefill"),
-                               llama_tg=l.get("decode_tps") or l.get("decode"), llama_build=l.get("build_type"))
+                if peers:
+                    # The best build per figure (the prebuilt's AMX kernels win prefill on
+                    # Sapphire Rapids, a native build may win decode on other CPUs).
+                    pp = max(peers, key=lambda l: l.get("prefill_tps") or 0)
+                    tg = max(peers, key=lambda l: l.get("decode_tps") or 0)
+                    row.update(llama_pp=pp.get("prefill_tps"), llama_tg=tg.get("decode_tps"),
+                               llama_pp_build=pp.get("build_type"), llama_tg_build=tg.get("build_type"),
+                               llama_all={l.get("build_type"): [l.get("prefill_tps"), l.get("decode_tps")]
+                                          for l in peers})
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    lines = ["| model | type | threads | prompt | muse prefill t/s | llama.cpp prefill t/s | ratio | muse decode t/s | "
-             "llama.cpp decode t/s | ratio | decode roofline t/s | muse % of roofline | muse load s | "
-             "muse peak RSS MB (x file) |",
+    lines = ["| model | type | threads | prompt | muse prefill t/s | llama.cpp prefill t/s (build) | ratio | "
+             "muse decode t/s | llama.cpp decode t/s (build) | ratio | decode roofline t/s | muse % of roofline | "
+             "muse load s | muse peak RSS MB (x file) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def fmt(v, spec):
@@ -133,8 +149,10 @@ def main():
         pp_ratio = fmt(r["muse_pp"] / lp if lp else None, ".2f")
         tg_ratio = fmt(r["muse_tg"] / lt if lt else None, ".2f")
         roof_pct = 100 * r["muse_tg"] / r["roofline_tg"]
+        lpb, ltb = r.get("llama_pp_build") or "-", r.get("llama_tg_build") or "-"
         lines.append(f"| {r['model']} | {r['type']} | {r['threads']} | {r['prompt']} | {r['muse_pp']:.1f} | "
-                     f"{fmt(lp, '.1f')} | {pp_ratio}x | {r['muse_tg']:.2f} | {fmt(lt, '.2f')} | {tg_ratio}x | "
+                     f"{fmt(lp, '.1f')} ({lpb}) | {pp_ratio}x | {r['muse_tg']:.2f} | {fmt(lt, '.2f')} ({ltb}) | "
+                     f"{tg_ratio}x | "
                      f"{r['roofline_tg']:.2f} | {roof_pct:.0f}% | {fmt(r['load_s'], '.2f')} | "
                      f"{fmt(r['peak_rss_mb'], '.0f')} ({r['peak_rss_mb'] / r['file_mb']:.2f}x) |")
     table = "\n".join(lines)
