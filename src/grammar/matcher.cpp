@@ -15,6 +15,20 @@ size_t Automaton::VecHash::operator()(const std::vector<int32_t> &v) const {
 
 Automaton::Automaton(std::shared_ptr<const Rules> rules, MatcherLimits limits)
     : rules_(std::move(rules)), limits_(limits) {
+    // Byte classes by partition refinement: split every class by membership in each set.
+    for (const ByteSet &set : rules_->sets) {
+        int16_t split[2][256];
+        std::fill_n(&split[0][0], 512, int16_t(-1));
+        uint8_t next[256];
+        size_t n = 0;
+        for (int b = 0; b < 256; ++b) {
+            int16_t &id = split[set.test(static_cast<uint8_t>(b))][class_of_[b]];
+            if (id < 0) id = static_cast<int16_t>(n++);
+            next[b] = static_cast<uint8_t>(id);
+        }
+        std::copy(next, next + 256, class_of_);
+        n_classes_ = n;
+    }
     // Reserved states: dead, too deep, too many. They have no stacks and every
     // transition stays in them.
     for (int s = 0; s < kFirstLive; ++s) {
@@ -33,8 +47,8 @@ Automaton::Automaton(std::shared_ptr<const Rules> rules, MatcherLimits limits)
 // The row of the state just appended to states_.
 void Automaton::add_row(int32_t fill) {
     const size_t id = states_.size() - 1;
-    if ((id >> kRowBits) >= trans_.size()) trans_.push_back(std::make_unique<int32_t[]>(size_t(256) << kRowBits));
-    std::fill_n(row(static_cast<int32_t>(id)), 256, fill);
+    if ((id >> kRowBits) >= trans_.size()) trans_.push_back(std::make_unique<int32_t[]>(n_classes_ << kRowBits));
+    std::fill_n(row(static_cast<int32_t>(id)), n_classes_, fill);
 }
 
 std::string Automaton::describe_failure(int32_t s, const MatcherLimits &limits) {
@@ -144,7 +158,7 @@ int32_t Automaton::compute(int32_t state, uint8_t byte) {
     if (t != kTooMany) {  // the state bound may lift for another byte's target: not shared
         int32_t *r = row(state);
         for (int i = 0; i < 4; ++i)
-            for (uint64_t w = same.w[i]; w; w &= w - 1) r[i * 64 + std::countr_zero(w)] = t;
+            for (uint64_t w = same.w[i]; w; w &= w - 1) r[class_of_[i * 64 + std::countr_zero(w)]] = t;
     }
     return t;
 }
