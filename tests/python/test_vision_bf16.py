@@ -10,7 +10,7 @@ output's scale, so one badly rounded token fails it; a norm-relative bound (||a 
 would let a few such tokens hide in the average of the others.
 Bound: 1e-2. BF16 keeps 8 significant bits (2^-9 = 2e-3 relative per operand); the rounding
 errors of a dot are random in sign and partly cancel, but they add up across layers (measured:
-a few 1e-3 on these towers).
+3e-3 to 8e-3 on these towers, 6e-3 on the real-width 4-layer tower of benchmarks/vision-bench.py).
 
 Skips, saying so, where the CPU has no fast BF16 (the tool then reports "bf16": false).
 """

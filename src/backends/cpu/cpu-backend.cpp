@@ -263,7 +263,7 @@ private:
         case Op::Transpose: cpu::transpose(pool_, s[0], n.dst); return;
         case Op::AttentionWindows:
             cpu::attention_windows(pool_, s[0], s[1], s[2], s[3].i32(), s[3].ne[0], n.i, n.f, n.dst,
-                                   n.bf16_ok && bf16_attention() ? bf16_.get() : nullptr);
+                                   n.bf16_ok && cpu::bf16_matmul_available() ? bf16_.get() : nullptr);
             return;
         }
         fail(MUSE_ERR_INTERNAL, "unknown op ", static_cast<int>(n.op));
@@ -293,16 +293,6 @@ private:
         return n_tok >= kGemmMinTokens && w.layout == WeightLayout::ggml &&
                (w.type == GgmlType::F32 || w.type == GgmlType::F16 || w.type == GgmlType::BF16) &&
                cpu::bf16_matmul_available();
-    }
-
-    // Windowed attention in BF16 too (its products are a tenth of a ViT layer's in F32, a third
-    // once the matmuls run in BF16). MUSE_VISION_BF16_ATTENTION=0 keeps it F32 for measuring.
-    static bool bf16_attention() {
-        static const bool on = [] {
-            const char *env = std::getenv("MUSE_VISION_BF16_ATTENTION");
-            return !(env && std::strcmp(env, "0") == 0);
-        }();
-        return on && cpu::bf16_matmul_available();
     }
 
     void matmul(const Tensor &w, const Tensor &x, const Tensor &y, bool bf16_ok = false) {

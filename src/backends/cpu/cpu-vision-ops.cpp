@@ -302,7 +302,9 @@ void attention_windows(ThreadPool &pool, const Tensor &q, const Tensor &k, const
     const float *ks = static_cast<const float *>(k.raw()), *vs = static_cast<const float *>(v.raw());
     float *os = out.f32();
     const SoftmaxFns fns = softmax_fns();
-    // BF16: q, k and v converted once, the weights of each block before the second product.
+    // BF16: q, k and v converted once into one dense [n_tok, hd] matrix per head (oneDNN's AMX
+    // kernels want dense operands; on strided views it falls back to much slower ones), the
+    // weights of each block before the second product.
     std::vector<uint16_t> qkv16;
     const uint16_t *q16 = nullptr, *k16 = nullptr, *v16 = nullptr;
     if (bf16) {
@@ -310,9 +312,14 @@ void attention_windows(ThreadPool &pool, const Tensor &q, const Tensor &k, const
         qkv16.resize(static_cast<size_t>(nq + 2 * nk));
         uint16_t *p = qkv16.data();
         pool.parallel_for(n_tok, [&](int64_t t0, int64_t t1) {
-            f32_to_bf16(qs + t0 * q_width, p + t0 * q_width, (t1 - t0) * q_width);
-            f32_to_bf16(ks + t0 * kv_width, p + nq + t0 * kv_width, (t1 - t0) * kv_width);
-            f32_to_bf16(vs + t0 * kv_width, p + nq + nk + t0 * kv_width, (t1 - t0) * kv_width);
+            for (int64_t t = t0; t < t1; ++t) {
+                for (int64_t h = 0; h < n_head; ++h)
+                    f32_to_bf16(qs + t * q_width + h * hd, p + (h * n_tok + t) * hd, hd);
+                for (int64_t h = 0; h < n_head_kv; ++h) {
+                    f32_to_bf16(ks + t * kv_width + h * hd, p + nq + (h * n_tok + t) * hd, hd);
+                    f32_to_bf16(vs + t * kv_width + h * hd, p + nq + nk + (h * n_tok + t) * hd, hd);
+                }
+            }
         }, 16);
         q16 = p;
         k16 = p + nq;
@@ -328,6 +335,7 @@ void attention_windows(ThreadPool &pool, const Tensor &q, const Tensor &k, const
         std::vector<float> scores(static_cast<size_t>(std::min(kBlock, longest) * longest));
         std::vector<float> inv(static_cast<size_t>(kBlock));
         std::vector<uint16_t> scores16(bf16 ? scores.size() : 0);
+        std::vector<float> block(bf16 ? static_cast<size_t>(kBlock * hd) : 0);
         for (int64_t ti = next++; ti < n_tasks; ti = next++) {
             const Task &t = tasks[static_cast<size_t>(ti)];
             const int64_t hk = t.head / group;
@@ -335,9 +343,9 @@ void attention_windows(ThreadPool &pool, const Tensor &q, const Tensor &k, const
             const float *kb = ks + t.start * kv_width + hk * hd, *vb = vs + t.start * kv_width + hk * hd;
             float *ob = os + (t.start + t.row0) * q_width + t.head * hd;
             float *s = scores.data();
-            const int64_t qoff = (t.start + t.row0) * q_width + t.head * hd, kvoff = t.start * kv_width + hk * hd;
+            const int64_t qoff = (t.head * n_tok + t.start + t.row0) * hd, kvoff = (hk * n_tok + t.start) * hd;
             if (bf16)
-                bf16->gemm(t.rows, t.len, hd, scale, q16 + qoff, q_width, k16 + kvoff, kv_width, true, s, t.len);
+                bf16->gemm(t.rows, t.len, hd, scale, q16 + qoff, hd, k16 + kvoff, hd, true, s, t.len);
             else if (dnnl_sgemm('N', 'T', t.rows, t.len, hd, scale, qb, q_width, kb, kv_width, 0.0f, s, t.len) !=
                      dnnl_success)
                 failed.store(1);
@@ -348,7 +356,9 @@ void attention_windows(ThreadPool &pool, const Tensor &q, const Tensor &k, const
             // O = E V with the unnormalized weights, then each row divided by its sum.
             if (bf16) {
                 f32_to_bf16(s, scores16.data(), t.rows * t.len);
-                bf16->gemm(t.rows, hd, t.len, 1.0f, scores16.data(), t.len, v16 + kvoff, kv_width, false, ob, q_width);
+                bf16->gemm(t.rows, hd, t.len, 1.0f, scores16.data(), t.len, v16 + kvoff, hd, false, block.data(), hd);
+                for (int64_t r = 0; r < t.rows; ++r)
+                    std::memcpy(ob + r * q_width, block.data() + r * hd, static_cast<size_t>(hd) * 4);
             } else if (dnnl_sgemm('N', 'N', t.rows, hd, t.len, 1.0f, s, t.len, vb, kv_width, 0.0f, ob, q_width) !=
                        dnnl_success) {
                 failed.store(1);
