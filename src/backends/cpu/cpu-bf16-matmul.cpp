@@ -264,10 +264,13 @@ void Bf16Matmul::matmul(ThreadPool &pool, const Tensor &w, const float *x, int64
     static thread_local bool single = (omp_set_num_threads(1), true);  // primitives made here are single-threaded
     (void)single;
     const int64_t n_in = w.ne[0], n_out = w.ne[1];
-    // Each pool thread takes a share of the tokens and the whole weight: dense operands, which
-    // oneDNN's AMX kernels need, and the weight packed once for all.
-    constexpr int64_t kMinRows = 16;
-    const int64_t shares = std::clamp<int64_t>(n_tok / kMinRows, 1, pool.size());
+    // Each share is a run of tokens times the whole weight: dense operands, which oneDNN's AMX
+    // kernels need, and the weight packed once for all. Shares of up to ~512 tokens (at least one
+    // per thread) are handed out one at a time, so a thread the OS deschedules on a shared
+    // machine delays only its current share; all but the last have the same size (one primitive).
+    constexpr int64_t kMinRows = 16, kMaxRows = 512;
+    const int64_t shares = std::clamp<int64_t>(std::max<int64_t>(pool.size(), (n_tok + kMaxRows - 1) / kMaxRows), 1,
+                                               std::max<int64_t>(n_tok / kMinRows, 1));
     const auto first = [&](int64_t i) { return n_tok * i / shares; };
     std::vector<const Prim *> prims(static_cast<size_t>(shares));
     std::vector<const uint8_t *> packed(static_cast<size_t>(shares));
@@ -286,10 +289,11 @@ void Bf16Matmul::matmul(ThreadPool &pool, const Tensor &w, const float *x, int64
     uint16_t *xp = xb.data();
     pool.parallel_for(n_tok, [&](int64_t t0, int64_t t1) { f32_to_bf16(x + t0 * n_in, xp + t0 * n_in, (t1 - t0) * n_in); }, 16);
     std::atomic<int> failed{0};
-    pool.parallel_for(shares, [&](int64_t i0, int64_t i1) {
+    std::atomic<int64_t> next{0};
+    pool.parallel_for(std::min<int64_t>(shares, pool.size()), [&](int64_t, int64_t) {
         static thread_local bool single_here = (omp_set_num_threads(1), true);
         (void)single_here;
-        for (int64_t i = i0; i < i1; ++i) {
+        for (int64_t i = next++; i < shares; i = next++) {
             try {
                 impl_->run(*prims[static_cast<size_t>(i)], xp + first(i) * n_in, packed[static_cast<size_t>(i)],
                            y + first(i) * n_out);
