@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cpuid.h>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -18,9 +17,12 @@
 #include <tuple>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#endif
 
 // From the OpenMP runtime oneDNN is built on (as cpu-backend.cpp).
 extern "C" void omp_set_num_threads(int);
@@ -35,6 +37,7 @@ struct Bf16Cpu {
 const Bf16Cpu &bf16_cpu() {
     static const Bf16Cpu c = [] {
         Bf16Cpu r;
+#if defined(__x86_64__)
         unsigned a = 0, b = 0, cx = 0, d = 0;
         if (__get_cpuid_count(7, 1, &a, &b, &cx, &d)) r.avx512_bf16 = (a >> 5) & 1;
         if (__get_cpuid_count(7, 0, &a, &b, &cx, &d)) r.amx_bf16 = ((d >> 22) & 1) && ((d >> 24) & 1);
@@ -44,6 +47,7 @@ const Bf16Cpu &bf16_cpu() {
             constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
             r.amx_bf16 = syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
         }
+#endif
         return r;
     }();
     return c;
