@@ -9,12 +9,15 @@
 // vision embeddings tolerate (tests/python/test_vision_bf16.py holds them to 1e-2 of F32).
 //
 // Weights are converted once: weight buffers register the memory they own (remember), and
-// the first matmul on a weight inside it keeps a BF16 copy until that buffer is freed
-// (forget), i.e. for the model's life. Weights from anywhere else are converted per call.
+// the first matmul on a weight inside it keeps a BF16 copy, reordered into the blocked layout
+// the primitive asks for, until that buffer is freed (forget), i.e. for the model's life.
+// Weights from anywhere else are converted per call.
 //
-// Threads: as the SGEMM path, each pool thread takes a share of the output rows and runs a
-// single-threaded primitive on it (oneDNN's OpenMP team would spin against the pool).
-// Primitives are created once per shape and kept, with their scratchpads per thread.
+// oneDNN 2.6 runs its AMX kernels only on dense operands (strided views get its much slower
+// gemm kernels), so each pool thread takes runs of tokens against the whole weight, with dense
+// X and Y, and runs a single-threaded primitive on them (oneDNN's OpenMP team would spin
+// against the pool, as for the SGEMM path). Primitives are created once per shape and kept,
+// with their scratchpads per thread.
 #pragma once
 
 #include "backends/backend.h"
