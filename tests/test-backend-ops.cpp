@@ -6,6 +6,7 @@
 // backend the table runs once per dispatch level the machine has (MUSE_CPU_LEVEL caps it).
 #include "backends/backend.h"
 #include "backends/graph.h"
+#include "backends/cpu/cpu-bf16-matmul.h"
 #include "backends/cpu/cpu-int8-matmul.h"
 #include "backends/cpu/cpu-kernels.h"
 #include "core/dequant.h"
@@ -300,6 +301,67 @@ void add_matmul(std::vector<OpCase> &cases) {
                              }});
         }
     }
+}
+
+// Matmuls recorded with Graph::allow_bf16 (the vision towers'): where the CPU backend honours
+// the hint (cpu-bf16-matmul.h) both operands are rounded to BF16 and summed in F32. The
+// reference applies that rounding and sums the products exactly in double; a product of two
+// BF16 values is exact in F32 (8 + 8 significant bits), so what is left is the F32 sums,
+// K * eps of sum |terms| as for the F32 matmul, in any order (AMX tiles, AVX-512 pairs).
+// That bound is ~10x below the BF16 rounding itself, so it also shows the BF16 path ran where
+// it should, and the F32 path (the exact reference) everywhere else. Another backend may
+// honour the hint or not: there the better of the two references must hold.
+void add_matmul_bf16(std::vector<OpCase> &cases) {
+    struct Shape {
+        int64_t k, n_out, n_tok;
+    };
+    for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
+        for (const Shape s : {Shape{256, 33, 17}, Shape{512, 40, 40}, Shape{100, 21, 20}, Shape{768, 70, 33},
+                              Shape{256, 24, 8}}) {
+            cases.push_back({"matmul bf16-allowed " + std::string(type_traits(type).name) + " k" + std::to_string(s.k) +
+                                 " out" + std::to_string(s.n_out) + " tok" + std::to_string(s.n_tok),
+                             static_cast<double>(s.k) * kEps, [=](Ctx &c) {
+                                 const auto wb = random_weights(c, type, s.k * s.n_out);
+                                 const auto wd = dequant_d(type, wb, s.k * s.n_out);
+                                 const auto xs = c.randn(s.k * s.n_tok);
+                                 const Tensor w = c.weights(type, wb, s.k, s.n_out);
+                                 const Tensor x = c.f32(xs, s.k, s.n_tok);
+                                 const Tensor y = c.empty(GgmlType::F32, s.n_out, s.n_tok);
+                                 c.g.allow_bf16(true);
+                                 c.g.matmul(w, x, y);
+                                 c.g.allow_bf16(false);
+                                 const auto round = [](double v) {
+                                     uint16_t h;
+                                     const float f = static_cast<float>(v);
+                                     cpu::f32_to_bf16(&f, &h, 1);
+                                     return static_cast<double>(cpu::bf16_to_f32(h));
+                                 };
+                                 std::vector<double> exact, rounded, norm_e, norm_r;
+                                 for (int64_t t = 0; t < s.n_tok; ++t)
+                                     for (int64_t r = 0; r < s.n_out; ++r) {
+                                         double ae = 0.0, me = 0.0, ar = 0.0, mr = 0.0;
+                                         for (int64_t i = 0; i < s.k; ++i) {
+                                             const double wv = wd[static_cast<size_t>(r * s.k + i)];
+                                             const double xv = xs[static_cast<size_t>(t * s.k + i)];
+                                             ae += wv * xv;
+                                             me += std::fabs(wv * xv);
+                                             const double p = round(wv) * round(xv);
+                                             ar += p;
+                                             mr += std::fabs(p);
+                                         }
+                                         exact.push_back(ae);
+                                         norm_e.push_back(me);
+                                         rounded.push_back(ar);
+                                         norm_r.push_back(mr);
+                                     }
+                                 const std::vector<float> got = c.read(y);
+                                 const Result re = compare(got, exact, norm_e), rr = compare(got, rounded, norm_r);
+                                 // Decode-sized batches (up to 16 tokens) keep the F32 kernels.
+                                 const bool bf16 = s.n_tok > 16 && cpu::bf16_matmul_available();
+                                 if (c.be.name() == "cpu") return bf16 ? rr : re;
+                                 return rr.err < re.err ? rr : re;
+                             }});
+        }
 }
 
 void add_rows_ops(std::vector<OpCase> &cases) {
@@ -740,6 +802,7 @@ void add_vision(std::vector<OpCase> &cases) {
 std::vector<OpCase> op_table() {
     std::vector<OpCase> cases;
     add_matmul(cases);
+    add_matmul_bf16(cases);
     add_rows_ops(cases);
     add_norms(cases);
     add_elementwise(cases);

@@ -3,6 +3,7 @@
 // vision backend ops against plain references, and the zoom tool's view end to end. Numerical parity of whole encoders with
 // independent references is in tests/python/test_vision.py.
 #include "backends/backend.h"
+#include "backends/cpu/cpu-bf16-matmul.h"
 #include "backends/graph.h"
 #include "core/error.h"
 #include "gguf/gguf-writer.h"
@@ -369,6 +370,37 @@ TEST_CASE("attention_windows equals gathered attention over each token's window"
     const std::vector<int32_t> bad = {3, 3};
     const Tensor q = h.f32(8, 4, 5), kv = h.f32(16, 5), out = h.f32(32, 5);
     CHECK(status_of([&] { h.run([&](Graph &g) { g.attention_windows(q, kv, kv, g.input_i32(bad), 2, 1.0f, out); }); }) == MUSE_ERR_INTERNAL);
+}
+
+TEST_CASE("attention_windows with BF16 allowed stays near the F32 result, or equals it", "[vision][ops]") {
+    // The real tower's head dim (64), GQA 4 -> 2, windows longer and shorter than the 128-row
+    // query block. Where the CPU backend honours the hint, q, k, v and the softmax weights are
+    // rounded to BF16 (2^-9 relative each) with F32 sums and an F32 softmax: the scores (sd ~1
+    // here) move by a few 1e-3, the weights by as much again, so the output stays within 2e-2 of
+    // its largest value (measured 4.5e-3), and must differ from F32 (the BF16 path did run).
+    // Elsewhere the hint is ignored and the bits are F32's.
+    Host h;
+    const int hd = 64, heads = 4, kv_heads = 2;
+    const std::vector<int32_t> windows = {150, 40, 200};
+    const int n = 390;
+    const Tensor q = h.with(randn(size_t(hd * heads * n), 15), hd, heads, n);
+    const Tensor k = h.with(randn(size_t(hd * kv_heads * n), 16), hd * kv_heads, n);
+    const Tensor v = h.with(randn(size_t(hd * kv_heads * n), 17), hd * kv_heads, n);
+    const Tensor f32 = h.f32(hd * heads, n), bf16 = h.f32(hd * heads, n);
+    const float scale = 1.0f / 8.0f;
+    h.run([&](Graph &g) { g.attention_windows(q, k, v, g.input_i32(windows), kv_heads, scale, f32); });
+    h.run([&](Graph &g) {
+        g.allow_bf16(true);
+        g.attention_windows(q, k, v, g.input_i32(windows), kv_heads, scale, bf16);
+    });
+    const double err = max_rel(h.get(bf16), h.get(f32));
+    INFO("BF16 vs F32: " << err);
+    if (cpu::bf16_matmul_available()) {
+        CHECK(err > 0.0);
+        CHECK(err < 2e-2);
+    } else {
+        CHECK(err == 0.0);
+    }
 }
 
 // ---- loading -------------------------------------------------------------------------------

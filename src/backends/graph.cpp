@@ -92,6 +92,7 @@ void Graph::get_rows(const Tensor &table, const Tensor &ids, const Tensor &out) 
 
 void Graph::matmul(const Tensor &w, const Tensor &x, const Tensor &y) {
     OpNode &n = push(Op::MatMul, y);
+    n.bf16_ok = bf16_ok_;
     n.src[0] = w;
     n.src[1] = x;
 }
@@ -208,6 +209,7 @@ void Graph::transpose(const Tensor &src, const Tensor &dst) {
 void Graph::attention_windows(const Tensor &q, const Tensor &k, const Tensor &v, const Tensor &windows, int n_head_kv,
                               float scale, const Tensor &out) {
     OpNode &n = push(Op::AttentionWindows, out);
+    n.bf16_ok = bf16_ok_;
     n.src[0] = q;
     n.src[1] = k;
     n.src[2] = v;

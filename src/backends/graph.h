@@ -51,6 +51,10 @@ struct OpNode {
     int32_t i = 0;      // patch size, n_head_kv
     RopeParams rope;    // Rope
     Activation act = Activation::Silu;
+    // MatMul, AttentionWindows: the products may be rounded to BF16 (sums stay F32). A hint the
+    // vision towers give (Graph::allow_bf16); a backend may honour it where the hardware has fast
+    // BF16 and must otherwise compute as usual. Decoder ops never carry it.
+    bool bf16_ok = false;
 };
 
 // Host bytes copied into a tensor before the first op runs.
@@ -68,6 +72,9 @@ public:
 
     // Forgets the ops and inputs (the input buffers are reused by the next pass).
     void clear();
+    // Matmuls and windowed attentions recorded from now on carry OpNode::bf16_ok: for passes
+    // whose consumers tolerate BF16 products (the vision towers; see docs/PERFORMANCE.md).
+    void allow_bf16(bool on) { bf16_ok_ = on; }
     // Adds an op recorded elsewhere (a backend handing part of a pass to another one).
     void append(const OpNode &node) { nodes_.push_back(node); }
     const std::vector<OpNode> &nodes() const { return nodes_; }
@@ -154,6 +161,7 @@ private:
     std::vector<uint8_t> staging_;
     std::vector<std::unique_ptr<Buffer>> input_buffers_;
     size_t buffer_index_ = 0, buffer_used_ = 0;  // bump position in input_buffers_
+    bool bf16_ok_ = false;
 };
 
 } // namespace muse

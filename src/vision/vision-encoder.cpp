@@ -32,6 +32,9 @@ std::vector<float> VisionEncoder::encode(const float *planar_rgb, int width, int
     const int64_t n_tok = n_output_tokens(width, height);  // validates the size first
     Arena ar(be_);
     Graph g(be_);
+    // Embeddings tolerate BF16 products (1e-2 relative of the F32 pass, tests/python/test_vision_bf16.py);
+    // backends without fast BF16, or MUSE_VISION_BF16=0, compute in F32.
+    g.allow_bf16(true);
     const Tensor img = ar.f32(width, height, 3);
     g.input(img, planar_rgb, static_cast<size_t>(width) * static_cast<size_t>(height) * 3 * 4);
     const Tensor out = forward(ar, g, img);

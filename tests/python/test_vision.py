@@ -10,6 +10,10 @@ Error measure: rel = max|muse - ref| / max|ref| over all output values.
 * Cross-check (when tools/nano/.venv exists): nano's independent PyTorch Muse Glimmer tower
   (tools/nano/model.py, float32) on the same file agrees with muse within 1e-4.
 
+These hold muse's F32 pass, so the tool runs with MUSE_VISION_BF16=0: where the CPU has fast
+BF16, muse's vision matmuls otherwise round their operands to BF16, a different contract that
+test_vision_bf16.py checks against this F32 pass.
+
 Environment: MUSE_VISION_ENCODE (the tool), else found in MUSE_LIBRARY's build tree.
 """
 from __future__ import annotations
@@ -64,7 +68,8 @@ def run_tool(mmproj, img, tmp_path, *extra):
     src, out = tmp_path / "img.f32", tmp_path / "out.f32"
     img.astype(np.float32).tofile(src)
     p = subprocess.run([str(BIN), str(mmproj), "--image", str(src), "--size", f"{w}x{h}", "--out", str(out),
-                        "--threads", "2", *extra], capture_output=True, text=True)
+                        "--threads", "2", *extra], capture_output=True, text=True,
+                       env=dict(os.environ, MUSE_VISION_BF16="0"))
     assert p.returncode == 0, p.stderr
     report = json.loads(p.stdout)
     emb = np.fromfile(out, np.float32).reshape(report["n_tokens"], report["n_embd_out"])

@@ -30,6 +30,11 @@ from decoder_reference import ReferenceModel, log_softmax
 
 PIL = pytest.importorskip("PIL.Image")
 
+# The reference tower is float64 and the bounds below are F32's: the library's vision matmuls
+# must not round to BF16 (they would where the CPU has it; test_vision_bf16.py checks that pass).
+# Read once per process when the first image is encoded, which collection precedes.
+os.environ["MUSE_VISION_BF16"] = "0"
+
 N_GEN = 12
 TIE_GAP = 0.02
 

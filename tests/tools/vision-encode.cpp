@@ -6,7 +6,8 @@
 //       IMG.f32: planar float32 RGB (plane c, row y, column x at c*H*W + y*W + x), already
 //       normalized; OUT.f32: the projected embeddings, n_tokens x n_embd_out float32 row-major.
 //       Prints {"n_tokens", "n_embd_out", "load_ms", "encode_ms": [wall time per repeat],
-//       "cpu_ms": [process CPU time per repeat: robust to a machine shared with other jobs]}.
+//       "cpu_ms": [process CPU time per repeat: robust to a machine shared with other jobs],
+//       "bf16": whether the backend multiplies in BF16 (docs/PERFORMANCE.md; MUSE_VISION_BF16=0 turns it off)}.
 // Errors go to stderr as "error: <message>" with exit status 1 (2 for bad usage).
 #include "backends/backend.h"
 #include "core/error.h"
@@ -125,7 +126,9 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < times.size(); ++i) std::printf("%s%.3f", i ? ", " : "", times[i]);
         std::printf("], \"cpu_ms\": [");
         for (size_t i = 0; i < cpu.size(); ++i) std::printf("%s%.3f", i ? ", " : "", cpu[i]);
-        std::printf("]}\n");
+        bool bf16 = false;
+        for (const std::string &c : backend->device().capabilities) bf16 = bf16 || c == "bf16";
+        std::printf("], \"bf16\": %s}\n", bf16 ? "true" : "false");
     } catch (const Error &e) {
         std::fprintf(stderr, "error: %s\n", e.what());
         return 1;

@@ -1,6 +1,7 @@
 #include "backends/cpu/cpu-backend.h"
 
 #include "backends/cpu/cpu-attention.h"
+#include "backends/cpu/cpu-bf16-matmul.h"
 #include "backends/cpu/cpu-elementwise.h"
 #include "backends/cpu/cpu-int8-matmul.h"
 #include "backends/cpu/cpu-kernels.h"
@@ -53,10 +54,15 @@ private:
 using cpu::row_to_f32;
 
 // Q8_0, Q4_0 and Q4_K matrices are repacked for the integer kernels when the CPU has them
-// (cpu-int8-matmul.h); every other weight is used in place, mapped from the file.
+// (cpu-int8-matmul.h); every other weight is used in place, mapped from the file. F32 and F16
+// matrices are made known to the BF16 matmul, which keeps a BF16 copy of those it multiplies
+// until this buffer goes (the shared_ptr: a model may free its backend before its weights).
 class CpuWeightBuffer final : public WeightBuffer {
 public:
-    explicit CpuWeightBuffer(ThreadPool &pool) : pool_(pool) {}
+    CpuWeightBuffer(ThreadPool &pool, std::shared_ptr<cpu::Bf16Matmul> bf16) : pool_(pool), bf16_(std::move(bf16)) {}
+    ~CpuWeightBuffer() override { bf16_->forget(this); }
+    CpuWeightBuffer(const CpuWeightBuffer &) = delete;
+    CpuWeightBuffer &operator=(const CpuWeightBuffer &) = delete;
 
     Tensor add(GgmlType type, const int64_t ne[4], const void *host_data) override {
         Tensor t;
@@ -74,12 +80,15 @@ public:
             t.buffer = buf.get();
             t.layout = WeightLayout::rows16;
             packed_.push_back(std::move(buf));
+        } else if (type == GgmlType::F32 || type == GgmlType::F16) {
+            bf16_->remember(this, host_data, t.n_bytes());
         }
         return t;
     }
 
 private:
     ThreadPool &pool_;
+    std::shared_ptr<cpu::Bf16Matmul> bf16_;
     std::vector<std::unique_ptr<HostBuffer>> packed_;
 };
 
@@ -104,7 +113,8 @@ std::string cpu_model_name() {
 
 class CpuBackend final : public Backend {
 public:
-    explicit CpuBackend(int n_threads) : pool_(n_threads > 0 ? n_threads : default_thread_count()) {}
+    explicit CpuBackend(int n_threads)
+        : pool_(n_threads > 0 ? n_threads : default_thread_count()), bf16_(std::make_shared<cpu::Bf16Matmul>()) {}
 
     std::string name() const override { return "cpu"; }
 
@@ -114,6 +124,7 @@ public:
         d.capabilities.push_back(cpu::to_string(cpu::cpu_level()));
         if (cpu::int8_matmul_available()) d.capabilities.push_back("int8-dot");
         if (cpu::int8_amx_available()) d.capabilities.push_back("amx");
+        if (cpu::bf16_matmul_available()) d.capabilities.push_back("bf16");
         d.name = cpu_model_name();
         // Host memory: what the OS reports (the CPU backend's buffers and mapped weights live there).
         const long page = sysconf(_SC_PAGESIZE), total = sysconf(_SC_PHYS_PAGES), avail = sysconf(_SC_AVPHYS_PAGES);
@@ -123,7 +134,7 @@ public:
     }
 
     std::unique_ptr<Buffer> alloc(size_t bytes) override { return std::make_unique<HostBuffer>(bytes); }
-    std::unique_ptr<WeightBuffer> weight_buffer() override { return std::make_unique<CpuWeightBuffer>(pool_); }
+    std::unique_ptr<WeightBuffer> weight_buffer() override { return std::make_unique<CpuWeightBuffer>(pool_, bf16_); }
 
     void upload(const Tensor &dst, const void *src, size_t bytes) override {
         std::memcpy(static_cast<uint8_t *>(dst.buffer->host()) + dst.offset, src, bytes);
@@ -231,7 +242,7 @@ private:
         const Tensor *s = n.src;
         switch (n.op) {
         case Op::GetRows: get_rows(s[0], s[1], n.dst); return;
-        case Op::MatMul: matmul(s[0], s[1], n.dst); return;
+        case Op::MatMul: matmul(s[0], s[1], n.dst, n.bf16_ok); return;
         // Row-wise ops: implemented in cpu-elementwise.cpp.
         case Op::Add: cpu::add(pool_, n.dst, s[1]); return;
         case Op::MulRow: cpu::mul_row(pool_, n.dst, s[1]); return;
@@ -254,7 +265,8 @@ private:
         case Op::Activation: cpu::activation(pool_, n.dst, n.act); return;
         case Op::Transpose: cpu::transpose(pool_, s[0], n.dst); return;
         case Op::AttentionWindows:
-            cpu::attention_windows(pool_, s[0], s[1], s[2], s[3].i32(), s[3].ne[0], n.i, n.f, n.dst);
+            cpu::attention_windows(pool_, s[0], s[1], s[2], s[3].i32(), s[3].ne[0], n.i, n.f, n.dst,
+                                   n.bf16_ok && cpu::bf16_matmul_available() ? bf16_.get() : nullptr);
             return;
         }
         fail(MUSE_ERR_INTERNAL, "unknown op ", static_cast<int>(n.op));
@@ -278,13 +290,25 @@ private:
                  "] y [", y.ne[0], ",", y.n_rows(), "]");
     }
 
-    void matmul(const Tensor &w, const Tensor &x, const Tensor &y) {
+    // Where a matmul may use BF16 products (OpNode::bf16_ok): plain float weights, enough tokens
+    // for a GEMM, and a CPU with fast BF16 (cpu-bf16-matmul.h).
+    static bool use_bf16(const Tensor &w, int64_t n_tok) {
+        return n_tok >= kGemmMinTokens && w.layout == WeightLayout::ggml &&
+               (w.type == GgmlType::F32 || w.type == GgmlType::F16 || w.type == GgmlType::BF16) &&
+               cpu::bf16_matmul_available();
+    }
+
+    void matmul(const Tensor &w, const Tensor &x, const Tensor &y, bool bf16_ok = false) {
         check_matmul(w, x, y);
         const int64_t n_tok = x.n_rows();
         const float *xs = x.f32();
         float *ys = y.f32();
         if (w.layout == WeightLayout::rows16) {
             int8_matmul(w, xs, n_tok, ys);
+            return;
+        }
+        if (bf16_ok && use_bf16(w, n_tok)) {
+            bf16_->matmul(pool_, w, xs, n_tok, ys);
             return;
         }
         if (n_tok >= kGemmMinTokens) {
@@ -441,6 +465,7 @@ private:
     }
 
     ThreadPool pool_;
+    std::shared_ptr<cpu::Bf16Matmul> bf16_;
 };
 
 } // namespace

@@ -1,5 +1,7 @@
 #include "backends/cpu/cpu-vision-ops.h"
 
+#include "backends/cpu/cpu-bf16-matmul.h"
+
 #include "backends/cpu/cpu-kernels.h"
 #include "backends/cpu/cpu-simd.h"
 #include "core/error.h"
@@ -269,7 +271,7 @@ void transpose(ThreadPool &pool, const Tensor &src, const Tensor &dst) {
 // SGEMMs over strided views of q/k/v (no copies), in blocks of query rows so that the
 // scores stay in cache; the pool runs the (window, head, block) tasks.
 void attention_windows(ThreadPool &pool, const Tensor &q, const Tensor &k, const Tensor &v, const int32_t *windows,
-                       int64_t n_windows, int n_head_kv, float scale, const Tensor &out) {
+                       int64_t n_windows, int n_head_kv, float scale, const Tensor &out, Bf16Matmul *bf16) {
     for (const Tensor *t : {&q, &k, &v, &out}) need_f32(*t, "attention_windows", "every operand");
     const int64_t hd = q.ne[0], n_head = q.ne[1], n_tok = q.ne[2];
     if (n_head_kv <= 0 || n_head % n_head_kv != 0)
@@ -300,6 +302,29 @@ void attention_windows(ThreadPool &pool, const Tensor &q, const Tensor &k, const
     const float *ks = static_cast<const float *>(k.raw()), *vs = static_cast<const float *>(v.raw());
     float *os = out.f32();
     const SoftmaxFns fns = softmax_fns();
+    // BF16: q, k and v converted once into one dense [n_tok, hd] matrix per head (oneDNN's AMX
+    // kernels want dense operands; on strided views it falls back to much slower ones), the
+    // weights of each block before the second product.
+    std::vector<uint16_t> qkv16;
+    const uint16_t *q16 = nullptr, *k16 = nullptr, *v16 = nullptr;
+    if (bf16) {
+        const int64_t nq = q_width * n_tok, nk = kv_width * n_tok;
+        qkv16.resize(static_cast<size_t>(nq + 2 * nk));
+        uint16_t *p = qkv16.data();
+        pool.parallel_for(n_tok, [&](int64_t t0, int64_t t1) {
+            for (int64_t t = t0; t < t1; ++t) {
+                for (int64_t h = 0; h < n_head; ++h)
+                    f32_to_bf16(qs + t * q_width + h * hd, p + (h * n_tok + t) * hd, hd);
+                for (int64_t h = 0; h < n_head_kv; ++h) {
+                    f32_to_bf16(ks + t * kv_width + h * hd, p + nq + (h * n_tok + t) * hd, hd);
+                    f32_to_bf16(vs + t * kv_width + h * hd, p + nq + nk + (h * n_tok + t) * hd, hd);
+                }
+            }
+        }, 16);
+        q16 = p;
+        k16 = p + nq;
+        v16 = p + nq + nk;
+    }
     std::atomic<int> failed{0};
     // Tasks are handed out one at a time rather than in fixed shares: on a machine shared with
     // other jobs a descheduled thread then delays only its current task.
@@ -309,6 +334,8 @@ void attention_windows(ThreadPool &pool, const Tensor &q, const Tensor &k, const
         single_threaded_sgemm();
         std::vector<float> scores(static_cast<size_t>(std::min(kBlock, longest) * longest));
         std::vector<float> inv(static_cast<size_t>(kBlock));
+        std::vector<uint16_t> scores16(bf16 ? scores.size() : 0);
+        std::vector<float> block(bf16 ? static_cast<size_t>(kBlock * hd) : 0);
         for (int64_t ti = next++; ti < n_tasks; ti = next++) {
             const Task &t = tasks[static_cast<size_t>(ti)];
             const int64_t hk = t.head / group;
@@ -316,17 +343,26 @@ void attention_windows(ThreadPool &pool, const Tensor &q, const Tensor &k, const
             const float *kb = ks + t.start * kv_width + hk * hd, *vb = vs + t.start * kv_width + hk * hd;
             float *ob = os + (t.start + t.row0) * q_width + t.head * hd;
             float *s = scores.data();
-            if (dnnl_sgemm('N', 'T', t.rows, t.len, hd, scale, qb, q_width, kb, kv_width, 0.0f, s, t.len) !=
-                dnnl_success)
+            const int64_t qoff = (t.head * n_tok + t.start + t.row0) * hd, kvoff = (hk * n_tok + t.start) * hd;
+            if (bf16)
+                bf16->gemm(t.rows, t.len, hd, scale, q16 + qoff, hd, k16 + kvoff, hd, true, s, t.len);
+            else if (dnnl_sgemm('N', 'T', t.rows, t.len, hd, scale, qb, q_width, kb, kv_width, 0.0f, s, t.len) !=
+                     dnnl_success)
                 failed.store(1);
             for (int64_t r = 0; r < t.rows; ++r) {
                 float *sr = s + r * t.len;
                 inv[static_cast<size_t>(r)] = 1.0f / fns.exp_shift_sum(sr, t.len, fns.row_max(sr, t.len));
             }
             // O = E V with the unnormalized weights, then each row divided by its sum.
-            if (dnnl_sgemm('N', 'N', t.rows, hd, t.len, 1.0f, s, t.len, vb, kv_width, 0.0f, ob, q_width) !=
-                dnnl_success)
+            if (bf16) {
+                f32_to_bf16(s, scores16.data(), t.rows * t.len);
+                bf16->gemm(t.rows, hd, t.len, 1.0f, scores16.data(), t.len, v16 + kvoff, hd, false, block.data(), hd);
+                for (int64_t r = 0; r < t.rows; ++r)
+                    std::memcpy(ob + r * q_width, block.data() + r * hd, static_cast<size_t>(hd) * 4);
+            } else if (dnnl_sgemm('N', 'N', t.rows, hd, t.len, 1.0f, s, t.len, vb, kv_width, 0.0f, ob, q_width) !=
+                       dnnl_success) {
                 failed.store(1);
+            }
             for (int64_t r = 0; r < t.rows; ++r)
                 for (int64_t i = 0; i < hd; ++i) ob[r * q_width + i] *= inv[static_cast<size_t>(r)];
         }
