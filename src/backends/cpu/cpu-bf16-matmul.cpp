@@ -192,22 +192,20 @@ struct Bf16Matmul::Impl {
     // Y[m, n] = X[m, k] W^T with X, Y dense row-major and W in the layout oneDNN picks (AMX /
     // VNNI blocks: a strided or transposed view would fall back to its slower gemm kernels).
     const Prim &linear_prim(int64_t m, int64_t n, int64_t k) {
-        const std::array<int64_t, 9> key{0, m, n, k, 0, 0, 0, 0, 0};
-        std::lock_guard<std::mutex> lock(mutex);
-        auto it = prims.find(key);
-        if (it != prims.end()) return it->second;
-        using dt = dnnl::memory::data_type;
-        Prim p;
-        p.a = dnnl::memory::desc({m, k}, dt::bf16, {k, 1});
-        p.c = dnnl::memory::desc({m, n}, dt::f32, {n, 1});
-        const dnnl::memory::desc any({k, n}, dt::bf16, dnnl::memory::format_tag::any);
-        dnnl::primitive_attr attr;
-        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // per-thread scratchpads (run)
-        const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(p.a, any, p.c), attr, engine);
-        p.b = pd.weights_desc();
-        p.scratch = pd.scratchpad_desc();
-        p.p = dnnl::matmul(pd);
-        return prims.emplace(key, std::move(p)).first->second;
+        return cached({0, m, n, k, 0, 0, 0, 0, 0}, [&] {
+            using dt = dnnl::memory::data_type;
+            Prim p;
+            p.a = dnnl::memory::desc({m, k}, dt::bf16, {k, 1});
+            p.c = dnnl::memory::desc({m, n}, dt::f32, {n, 1});
+            const dnnl::memory::desc any({k, n}, dt::bf16, dnnl::memory::format_tag::any);
+            dnnl::primitive_attr attr;
+            attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // per-thread scratchpads (run)
+            const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(p.a, any, p.c), attr, engine);
+            p.b = pd.weights_desc();
+            p.scratch = pd.scratchpad_desc();
+            p.p = dnnl::matmul(pd);
+            return p;
+        });
     }
 
     // The primitive for C[m, n] = alpha * A[m, k] B[k, n] with these strides (created on the
@@ -216,22 +214,30 @@ struct Bf16Matmul::Impl {
                      float alpha) {
         int32_t alpha_bits;
         std::memcpy(&alpha_bits, &alpha, 4);
-        const std::array<int64_t, 9> key{1, m, n, k, lda, ldb, b_trans ? 1 : 0, ldc, alpha_bits};
+        return cached({1, m, n, k, lda, ldb, b_trans ? 1 : 0, ldc, alpha_bits}, [&] {
+            using dt = dnnl::memory::data_type;
+            Prim p;
+            p.a = dnnl::memory::desc({m, k}, dt::bf16, {lda, 1});
+            p.b = b_trans ? dnnl::memory::desc({k, n}, dt::bf16, {1, ldb}) : dnnl::memory::desc({k, n}, dt::bf16, {ldb, 1});
+            p.c = dnnl::memory::desc({m, n}, dt::f32, {ldc, 1});
+            dnnl::primitive_attr attr;
+            attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+            if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
+            const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(p.a, p.b, p.c), attr, engine);
+            p.scratch = pd.scratchpad_desc();
+            p.p = dnnl::matmul(pd);
+            return p;
+        });
+    }
+
+    // The primitive under key, built by build() on first use (under the lock: primitives are
+    // created once per shape).
+    template <class Build>
+    const Prim &cached(const std::array<int64_t, 9> &key, Build build) {
         std::lock_guard<std::mutex> lock(mutex);
         auto it = prims.find(key);
         if (it != prims.end()) return it->second;
-        using dt = dnnl::memory::data_type;
-        Prim p;
-        p.a = dnnl::memory::desc({m, k}, dt::bf16, {lda, 1});
-        p.b = b_trans ? dnnl::memory::desc({k, n}, dt::bf16, {1, ldb}) : dnnl::memory::desc({k, n}, dt::bf16, {ldb, 1});
-        p.c = dnnl::memory::desc({m, n}, dt::f32, {ldc, 1});
-        dnnl::primitive_attr attr;
-        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-        if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
-        const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(p.a, p.b, p.c), attr, engine);
-        p.scratch = pd.scratchpad_desc();
-        p.p = dnnl::matmul(pd);
-        return prims.emplace(key, std::move(p)).first->second;
+        return prims.emplace(key, build()).first->second;
     }
 
     void run(const Prim &p, const void *a, const void *b, float *c) {
