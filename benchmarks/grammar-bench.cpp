@@ -178,7 +178,7 @@ int main(int argc, char **argv) {
                 const auto ids = tok->tokenize(walk_text, false, false);
                 Matcher m = g->matcher();
                 std::vector<double> times;
-                std::vector<std::array<size_t, 2>> how;  // per mask: sliced?, trie nodes stepped
+                std::vector<std::array<size_t, 4>> how;  // per mask: sliced?, trie nodes stepped, new states, covered subtrees
                 bool ok = true;
                 for (size_t i = 0; i <= ids.size(); ++i) {
                     const MaskStats before = m.mask_stats();
@@ -186,7 +186,8 @@ int main(int argc, char **argv) {
                     const auto mask = m.mask(*trie);
                     times.push_back(us_since(s));
                     const MaskStats after = m.mask_stats();
-                    how.push_back({after.sliced - before.sliced, after.nodes_walked - before.nodes_walked});
+                    how.push_back({after.sliced - before.sliced, after.nodes_walked - before.nodes_walked,
+                                   after.states - before.states, after.covered - before.covered});
                     if (i == ids.size()) {
                         ok = ok && mask_test(*mask, trie->eog().front());
                         break;

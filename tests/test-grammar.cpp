@@ -279,13 +279,20 @@ TEST_CASE("Matcher: sliced masks equal whole-trie walks and brute force on rando
         {"root ::= \"<\" [^\"\\\\x]* \">\"", "<a"},
         {"root ::= \"\\\"\" [^\"\\\\\\x00-\\x1F]{0,40} \"\\\"\" | \"\\\"\" [a-z]* \"!\"", "\"a"},
         {read_file(fs::path(MUSE_TEST_GRAMMAR_DIR) / "tool-call.gbnf"), "<tool_call>\n{\"name\": \"f"},
+        // Counted repetitions longer than any token: masks of the cut counts.
+        {"root ::= \"\\\"\" [^\"\\\\\\x00-\\x1F]{0,500} \"\\\"\" [0-9]", "\"a"},
+        {"root ::= ([a-z ] | \"\\u00e9\" | \"<b>\"){2,400} \"!\" [0-9]{3}", std::string(250, 'a')},
+        {json_schema_to_gbnf(nlohmann::ordered_json::parse(
+             R"({"type": "array", "maxItems": 300, "items": {"type": "string", "maxLength": 1000}})")),
+         "[\"ab"},
     };
     std::mt19937 rng(7);
-    size_t compared = 0, sliced = 0, covered = 0;
+    size_t compared = 0, sliced = 0, covered = 0, cut = 0;
     for (const auto &[text, prefix] : grammars) {
         INFO(text.substr(0, 200) << "\nprefix " << prefix);
         MatcherLimits no_slices;
         no_slices.use_slices = false;
+        no_slices.cut_counts = false;
         auto fast = Grammar::from_gbnf(text);
         auto slow = Grammar::from_gbnf(text, "root", {}, no_slices);
         for (int walk = 0; walk < 2; ++walk) {
@@ -315,9 +322,12 @@ TEST_CASE("Matcher: sliced masks equal whole-trie walks and brute force on rando
         }
         const MaskStats st = fast->matcher().mask_stats();
         CHECK(slow->matcher().mask_stats().sliced == 0);
+        CHECK(slow->matcher().mask_stats().cut == 0);
         sliced += st.sliced;
         covered += st.covered;
+        cut += st.cut;
     }
+    CHECK(cut >= 10);
     // The comparison covered states that used a slice.
     CHECK(compared > 150);
     CHECK(sliced >= grammars.size());
@@ -759,6 +769,7 @@ TEST_CASE("Matcher: masks at object keys of bench-dev schemas equal whole-trie w
         }
         MatcherLimits no_slices;
         no_slices.use_slices = false;
+        no_slices.cut_counts = false;
         auto fast = Grammar::from_gbnf(gbnf);
         auto slow = Grammar::from_gbnf(gbnf, "root", {}, no_slices);
         const std::string text = py_dumps(*data);  // ", " and ": ", as the benchmark writes it

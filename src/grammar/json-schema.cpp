@@ -899,22 +899,36 @@ private:
         bool plain = true;
         for (auto &k : keys)
             for (unsigned char c : k) plain &= c >= 0x20 && c != '"' && c != '\\';
-        const std::string tail = base(plain ? "char" : "rawchar") + "*";
-        const std::string distinct_escape = "\"\\\\\" ( [\"\\\\bfnrt] | \"u00\" [01] [0-9a-fA-F] )";
+        // The rest of a name that left every declared one is one shared rule, entered
+        // by a tail call: whatever prefix it left at, the parser is then in the same
+        // state (so the matcher builds it, and the token masks from it, once per
+        // object position rather than once per prefix of every declared name). A
+        // non-ASCII character outside the names' next characters likewise.
+        const std::string free = rule("key-free", base(plain ? "char" : "rawchar") + "* \"\\\"\"");
+        const std::string free_escape =
+            plain ? rule("key-free-escape", "\"\\\\\" ( [\"\\\\bfnrt] | \"u00\" [01] [0-9a-fA-F] ) " + free) : "";
+        const std::string free_multibyte = rule("key-free-multibyte", "[\\u0080-\\U0010FFFF] " + free);
         for (size_t n = 0; n < trie.size(); ++n) {
             std::string body;
             auto add = [&](const std::string &e) { body += (body.empty() ? "" : " | ") + e; };
             if (!trie[n].terminal) add("\"\\\"\"");
             std::string excluded = "\"\\\\\\x00-\\x1F";
+            bool ascii_next = true;
             for (auto &[cp, child] : trie[n].next) {
                 if (cp < 0x20 || cp == '"' || cp == '\\') continue;  // never written raw
                 char buf[16];
                 std::snprintf(buf, sizeof buf, cp > 0xFFFF ? "\\U%08X" : "\\u%04X", cp);
                 add(std::string("[") + buf + "] " + prefix + "-" + std::to_string(child));
                 excluded += buf;
+                ascii_next &= cp < 0x80;
             }
-            add("[^" + excluded + "] " + tail + " \"\\\"\"");
-            if (plain) add(distinct_escape + " " + tail + " \"\\\"\"");
+            if (ascii_next) {
+                add("[^" + excluded + "\\u0080-\\U0010FFFF] " + free);
+                add(free_multibyte);
+            } else {
+                add("[^" + excluded + "] " + free);
+            }
+            if (plain) add(free_escape);
             rules_.emplace_back(prefix + "-" + std::to_string(n), body);
             used_.insert(prefix + "-" + std::to_string(n));
         }

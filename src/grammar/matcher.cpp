@@ -29,6 +29,17 @@ Automaton::Automaton(std::shared_ptr<const Rules> rules, MatcherLimits limits)
         std::copy(next, next + 256, class_of_);
         n_classes_ = n;
     }
+    for (size_t c = 0; c < rules_->count_chains.size(); ++c) {
+        const auto &chain = rules_->count_chains[c];
+        for (size_t j = 1; j < chain.size(); ++j) {
+            const auto &alts = rules_->alt_starts[chain[j]];
+            for (size_t a = 0; a < alts.size(); ++a)
+                for (uint32_t p = alts[a], off = 0;; ++p, ++off) {
+                    count_pos_[p] = {static_cast<uint32_t>(c), static_cast<uint32_t>(j), static_cast<uint32_t>(a), off};
+                    if (elem_kind(rules_->elems[p]) == kElemEnd) break;
+                }
+        }
+    }
     // Reserved states: dead, too deep, too many. They have no stacks and every
     // transition stays in them.
     for (int s = 0; s < kFirstLive; ++s) {
@@ -163,15 +174,97 @@ int32_t Automaton::compute(int32_t state, uint8_t byte) {
     return t;
 }
 
+int32_t Automaton::canonical_node(int32_t id) {
+    // Iterative (stacks may be thousands deep): the unresolved ancestors first.
+    if (canon_node_.size() < nodes_.size()) canon_node_.resize(nodes_.size(), -2);
+    std::vector<int32_t> path;
+    for (int32_t n = id; n >= 0 && canon_node_[n] == -2; n = nodes_[n].parent) path.push_back(n);
+    for (size_t i = path.size(); i-- > 0;) {
+        const int32_t n = path[i];
+        const Node node = nodes_[n];
+        const int32_t parent = node.parent < 0 ? -1 : canon_node_[node.parent];
+        uint32_t pos = node.pos;
+        if (auto it = count_pos_.find(pos); it != count_pos_.end() && it->second.j > canon_level_) {
+            const CountPos &c = it->second;
+            pos = rules_->alt_starts[rules_->count_chains[c.chain][canon_level_]][c.alt] + c.offset;
+        }
+        int32_t cut = n;
+        if (pos != node.pos || parent != node.parent) {
+            bool too_deep = false;  // the same depth as the node's
+            cut = intern_node(pos, parent, too_deep);
+        }
+        if (canon_node_.size() < nodes_.size()) canon_node_.resize(nodes_.size(), -2);
+        canon_node_[n] = cut;
+    }
+    return id < 0 ? id : canon_node_[id];
+}
+
+const std::vector<uint8_t> &Automaton::byte_reps(const TokenTrie::Slice &slice, uint8_t q) {
+    auto &per_q = byte_reps_[&slice];
+    if (per_q.empty()) {
+        per_q.resize(slice.dfa.size());
+        for (size_t dq = 0; dq < slice.dfa.size(); ++dq) {
+            // One byte per (byte class, next DFA state): the others give the same pair.
+            std::vector<bool> seen(n_classes_ * 256, false);
+            for (unsigned b = 0; b < 256; ++b) {
+                const uint8_t next = slice.dfa[dq][b];
+                if (next == TokenTrie::kNoState) continue;
+                const size_t key = class_of_[b] * size_t(256) + next;
+                if (seen[key]) continue;
+                seen[key] = true;
+                per_q[dq].push_back(static_cast<uint8_t>(b));
+            }
+        }
+    }
+    return per_q[q];
+}
+
+bool Automaton::in_counted(int32_t state) const {
+    if (count_pos_.empty()) return false;
+    for (int32_t id : states_[state])
+        for (int32_t n = id, up = 0; n >= 0 && up < 2; n = nodes_[n].parent, ++up)
+            if (count_pos_.count(nodes_[n].pos)) return true;
+    return false;
+}
+
+int32_t Automaton::canonical(int32_t state, size_t level) {
+    if (count_pos_.empty() || !limits_.cut_counts || state < kFirstLive) return state;
+    if (level != canon_level_) {
+        canon_node_.clear();
+        canon_level_ = level;
+    }
+    std::vector<int32_t> stacks;
+    stacks.reserve(states_[state].size());
+    bool changed = false;
+    for (size_t i = 0; i < states_[state].size(); ++i) {
+        const int32_t id = states_[state][i];  // canonical_node adds nodes, never states
+        const int32_t cut = canonical_node(id);
+        changed |= cut != id;
+        stacks.push_back(cut);
+    }
+    if (!changed || !speculate()) return state;
+    const int32_t c = intern_state(stacks, accepting_[state], false);
+    return c >= kFirstLive ? c : state;
+}
+
 std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, const TokenTrie &trie) {
     if (mask_trie_ != &trie) {
         masks_.clear();
         mask_bytes_ = 0;
         mask_trie_ = &trie;
         survives_memo_.clear();
+        byte_reps_.clear();
     }
     auto it = masks_.find(state);
     if (it != masks_.end()) return it->second;
+    // A walk takes at most max_depth bytes: the state with its counts cut to one more
+    // than that (one more again: the next repeat's first byte) has the same mask.
+    if (const int32_t c = canonical(state, trie.all().max_depth + 2); c != state) {
+        auto m = mask(c, trie);
+        masks_.emplace(state, m);
+        ++stats_.cut;
+        return m;
+    }
     const size_t words = (static_cast<size_t>(trie.n_vocab()) + 63) / 64;
     if (mask_bytes_ + words * 8 > limits_.max_mask_cache_bytes) {
         masks_.clear();
@@ -192,11 +285,16 @@ std::shared_ptr<const std::vector<uint64_t>> Automaton::mask(int32_t state, cons
             // the bound on states, only the first round, with almost no new states.
             const int rounds = speculate() ? 2 : 1;
             const size_t new_states = speculate() ? 32 : 2;
+            const bool counted = in_counted(state);
             for (int round = 0; round < rounds && !use; ++round) {
                 for (const auto &slice : trie.slices()) {
                     if (slice.n_tokens == 0 || (round == 1 && slice.max_len) || slice.name == "json-key") continue;
-                    const size_t cap = slice.max_len ? 24 * slice.max_len : round == 0 ? 48 : 512;
-                    if (survives(state, slice, cap, new_states)) {
+                    const size_t cap = slice.max_len ? 32 * slice.max_len : round == 0 ? 48 : 512;
+                    // A counted string builds a state per character and per byte inside
+                    // one (~8 per character): the search of a bounded slice needs them
+                    // all, as a walk of the whole trie would build them.
+                    const bool wide = slice.max_len && counted && speculate();
+                    if (survives(state, slice, cap, wide ? 32 * slice.max_len : new_states)) {
                         use = &slice;
                         break;
                     }
@@ -337,10 +435,9 @@ bool Automaton::survives(int32_t state, const TokenTrie::Slice &slice, size_t ma
         const auto s = static_cast<int32_t>(k >> 8);
         const auto &row = slice.dfa[k & 0xFF];
         uint64_t last = ~uint64_t(0);
-        for (unsigned b = 0; b < 256; ++b) {
+        for (const uint8_t b : byte_reps(slice, static_cast<uint8_t>(k & 0xFF))) {
             const uint8_t q = row[b];
-            if (q == TokenTrie::kNoState) continue;
-            const int32_t t = step(s, static_cast<uint8_t>(b));
+            const int32_t t = step(s, b);
             if (t < kFirstLive || !has_stacks_[t]) return false;  // a slice token dies (or cannot go on)
             // The search builds states that no token may ever reach; past a budget
             // (an object's key in a large schema: a state per prefix of every

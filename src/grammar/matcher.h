@@ -41,6 +41,10 @@ struct MatcherLimits {
     // Token masks use the trie's slices where they provably apply (off: always
     // walk the whole trie; the tests compare the two).
     bool use_slices = true;
+    // Masks of states deep inside a counted repetition are computed once, for the state
+    // with the count cut to what the longest token can reach (off: each count its own
+    // walk; the tests compare the two).
+    bool cut_counts = true;
 };
 
 // What mask computations cost so far (for tests and benchmarks).
@@ -49,6 +53,7 @@ struct MaskStats {
     size_t sliced = 0;        // of which a slice's bitset plus its rest trie
     size_t nodes_walked = 0;  // trie nodes stepped through
     size_t covered = 0;       // subtrees of a walk whose slice tokens were set en bloc
+    size_t cut = 0;           // masks taken from the state with its counts cut (MatcherLimits::cut_counts)
     size_t states = 0;        // parser states built so far
     size_t expansions = 0;    // rule positions expanded so far (bounded by max_expansions)
 };
@@ -165,9 +170,21 @@ private:
     void walk(int32_t state, const TokenTrie::Layout &trie, std::vector<uint64_t> &bits,
               const std::vector<const TokenTrie::Slice *> *covers = nullptr);
     bool survives_cached(int32_t state, size_t cover, const TokenTrie::Slice &slice, uint8_t q);
+    // The bytes a search over a slice's DFA state q tries: one per byte class of the
+    // grammar and next DFA state (the rest lead to the same pairs), per slice.
+    const std::vector<uint8_t> &byte_reps(const TokenTrie::Slice &slice, uint8_t q);
     // Whether slice checks may build states speculatively (under 3/4 of the bound,
     // so that they never push a grammar that fits into the state limit).
     bool speculate() const { return states_.size() < limits_.max_states / 4 * 3; }
+    // A state whose counted repetitions with more than `level` repeats left are cut
+    // to `level` (see Rules::count_chains): it takes the same strings of fewer than
+    // level - 1 bytes, so for a trie of tokens that short it has the same mask. The
+    // positions of a counted string (maxLength 1024) then share one mask until its
+    // last characters, where each would be a new state with a walk of its own.
+    int32_t canonical(int32_t state, size_t level);
+    int32_t canonical_node(int32_t id);
+    // Whether a stack of the state is inside a counted repetition (its top or the frame below).
+    bool in_counted(int32_t state) const;
     int32_t intern_node(uint32_t pos, int32_t parent, bool &too_deep);
     int32_t intern_state(std::vector<int32_t> &stacks, bool accepting, bool too_deep);
     void expand(uint32_t pos, int32_t parent, bool &accepting, bool &too_deep);
@@ -207,6 +224,14 @@ private:
     std::vector<int32_t> out_;
     std::vector<std::pair<uint32_t, int32_t>> work_;
     IdMap visited_;
+    // canonical(): the position of each element of a counted rule (its chain, j,
+    // alternative, offset), and per stack node its cut for canon_level_ (-2: not yet).
+    struct CountPos {
+        uint32_t chain, j, alt, offset;
+    };
+    std::unordered_map<uint32_t, CountPos> count_pos_;
+    std::vector<int32_t> canon_node_;
+    size_t canon_level_ = 0;
     // mask cache
     const TokenTrie *mask_trie_ = nullptr;
     std::unordered_map<int32_t, std::shared_ptr<const std::vector<uint64_t>>> masks_;
@@ -219,6 +244,7 @@ private:
     uint32_t stamp_ = 0;
     // survives_cached(): per (state, cover slice, DFA state) of one trie's walks
     std::unordered_map<uint64_t, bool> survives_memo_;
+    std::unordered_map<const TokenTrie::Slice *, std::vector<std::vector<uint8_t>>> byte_reps_;
     std::vector<const TokenTrie::Slice *> covers_;
     MaskStats stats_;
 };

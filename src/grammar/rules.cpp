@@ -365,6 +365,15 @@ Rules RulesBuilder::finish(uint32_t root) {
             out.elems.insert(out.elems.end(), alt.begin(), alt.end());
             out.elems.push_back(kElemEnd);
         }
+    std::map<uint32_t, std::vector<uint32_t>> chains;  // x -> O_j by j
+    for (auto &[key, rule] : star_rules_) {
+        const auto [elem, j] = key;
+        if (j < 1 || elem_nullable(elem)) continue;
+        auto &c = chains[elem];
+        if (c.size() <= static_cast<size_t>(j)) c.resize(static_cast<size_t>(j) + 1, 0);
+        c[static_cast<size_t>(j)] = rule;
+    }
+    for (auto &[elem, c] : chains) out.count_chains.push_back(std::move(c));
     return out;
 }
 
