@@ -56,8 +56,11 @@ TokenTrie::TokenTrie(std::vector<std::string> pieces, std::vector<int32_t> eog)
     for (unsigned b = 0x20; b < 128; ++b) json_chars[b] = b != '"' && b != '\\';
     // Unbounded, for states that loop on the class (a free string); bounded, for
     // counted strings (maxLength), where only the next few characters matter. 16
-    // bytes hold 98.8% of qwen2's tokens of this class; longer ones are walked.
+    // bytes hold 98.8% of qwen2's tokens of this class, 32 bytes 99.8%; longer ones
+    // are walked (qwen2: the rest trie of the 16-byte slice has 33k nodes, of the
+    // 32-byte one 13k). The longer bound first: it needs that many characters left.
     add_slice("json-string", utf8_class_dfa(json_chars), 0, ids);
+    add_slice("json-string-32", utf8_class_dfa(json_chars), 32, ids);
     add_slice("json-string-16", utf8_class_dfa(json_chars), 16, ids);
     // An opening quote (after optional whitespace) and a string's characters: the
     // tokens that start an object's key ("na, "name, \n  "x). Used as a cover in
