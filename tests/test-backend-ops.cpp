@@ -998,6 +998,32 @@ TEST_CASE("CPU dispatch levels: detection, clamping and names") {
     }
 }
 
+TEST_CASE("F32 -> F16 rows (the KV cache writes) give fp32_to_fp16's bits at every level") {
+    LevelGuard guard;
+    // A sweep over the float bit patterns (every sign and exponent, many mantissas: ties,
+    // subnormal results, overflow to infinity, NaNs) plus odd lengths for the tails.
+    std::vector<float> x;
+    for (uint64_t bits = 0; bits < (uint64_t(1) << 32); bits += 4093) {
+        const auto b = static_cast<uint32_t>(bits);
+        float f;
+        std::memcpy(&f, &b, 4);
+        x.push_back(f);
+    }
+    for (float f : {65504.0f, 65520.0f, 65519.99f, 6.1035156e-05f, 5.9604645e-08f, 2.9802322e-08f, 1.0009766f})
+        x.push_back(f), x.push_back(-f);
+    for (cpu::CpuLevel l : levels()) {
+        cpu::set_cpu_level(l);
+        INFO(cpu::to_string(l));
+        for (const int64_t n : {int64_t(x.size()), int64_t(7), int64_t(13)}) {
+            std::vector<uint16_t> y(static_cast<size_t>(n));
+            cpu::fp32_to_fp16_row(x.data(), y.data(), n);
+            size_t differ = 0;
+            for (int64_t i = 0; i < n; ++i) differ += y[static_cast<size_t>(i)] != fp32_to_fp16(x[static_cast<size_t>(i)]);
+            CHECK(differ == 0);
+        }
+    }
+}
+
 // Timing, not a check (hidden: run with `test-backend-ops "[.bench]"`): decode attention over
 // a long cache at every level, the shapes of a 0.5B llama (14 heads, 2 kv heads) and of a
 // single-kv-head model (cells split across threads).

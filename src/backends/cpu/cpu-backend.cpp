@@ -330,7 +330,7 @@ private:
                 std::memcpy(d + static_cast<size_t>(cells[c]) * n0 * 4, s + c * n0, static_cast<size_t>(n0) * 4);
             } else {
                 auto *h = reinterpret_cast<uint16_t *>(d) + static_cast<size_t>(cells[c]) * n0;
-                for (int64_t i = 0; i < n0; ++i) h[i] = fp32_to_fp16(s[c * n0 + i]);
+                cpu::fp32_to_fp16_row(s + c * n0, h, n0);
             }
         }
     }

@@ -671,4 +671,16 @@ DotF32Fn dot_f32_kernel(CpuLevel level) {
     return scalar_dot_f32;
 }
 
+void fp32_to_fp16_row(const float *x, uint16_t *y, int64_t n) {
+    int64_t i = 0;
+#if defined(MUSE_HAVE_AVX2)
+    // F16C rounds to nearest even, NaNs quieted with their top payload bits: as fp32_to_fp16.
+    if (clamp_level(cpu_level()) != CpuLevel::scalar)
+        for (; i + 8 <= n; i += 8)
+            _mm_storeu_si128(reinterpret_cast<__m128i *>(y + i),
+                             _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+    for (; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
+}
+
 } // namespace muse::cpu

@@ -67,4 +67,7 @@ DotF32Fn dot_f32_kernel(CpuLevel level);
 inline DotF32Fn dot_f32_kernel() { return dot_f32_kernel(cpu_level()); }
 inline float dot_f32(const float *a, const float *b, int64_t n) { return dot_f32_kernel()(a, b, n); }
 
+// y[i] = fp32_to_fp16(x[i]) (core/ggml-types.h), bit for bit, with F16C where the level has it.
+void fp32_to_fp16_row(const float *x, uint16_t *y, int64_t n);
+
 } // namespace muse::cpu
