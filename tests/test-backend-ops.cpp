@@ -258,6 +258,18 @@ void int8_reference(const std::vector<double> &wd, const std::vector<float> &xs,
         }
 }
 
+// A random weight matrix of `type` (k x n_out), its values in double, random F32 inputs
+// (k x n_tok) and an F32 output, as tensors of the context's graph.
+struct MatmulOperands {
+    std::vector<uint8_t> wb;
+    std::vector<double> wd;
+    std::vector<float> xs;
+    Tensor w, x, y;
+    MatmulOperands(Ctx &c, GgmlType type, int64_t k, int64_t n_out, int64_t n_tok)
+        : wb(random_weights(c, type, k * n_out)), wd(dequant_d(type, wb, k * n_out)), xs(c.randn(k * n_tok)),
+          w(c.weights(type, wb, k, n_out)), x(c.f32(xs, k, n_tok)), y(c.empty(GgmlType::F32, n_out, n_tok)) {}
+};
+
 void add_matmul(std::vector<OpCase> &cases) {
     // matmul: F32 dot of length K, each product exact in double but the float sums
     // round K times: K * eps of sum |w x|. (The Vulkan shaders dequantize to core/dequant.cpp's
@@ -274,12 +286,10 @@ void add_matmul(std::vector<OpCase> &cases) {
             cases.push_back({"matmul " + std::string(type_traits(type).name) + " k" + std::to_string(s.k) + " out" +
                                  std::to_string(s.n_out) + " tok" + std::to_string(s.n_tok),
                              bound, [=](Ctx &c) {
-                                 const auto wb = random_weights(c, type, s.k * s.n_out);
-                                 const auto wd = dequant_d(type, wb, s.k * s.n_out);
-                                 const auto xs = c.randn(s.k * s.n_tok);
-                                 const Tensor w = c.weights(type, wb, s.k, s.n_out);
-                                 const Tensor x = c.f32(xs, s.k, s.n_tok);
-                                 const Tensor y = c.empty(GgmlType::F32, s.n_out, s.n_tok);
+                                 const MatmulOperands m(c, type, s.k, s.n_out, s.n_tok);
+                                 const auto &wd = m.wd;
+                                 const auto &xs = m.xs;
+                                 const Tensor &w = m.w, &x = m.x, &y = m.y;
                                  c.g.matmul(w, x, y);
                                  std::vector<double> ref, norm;
                                  if (w.layout == WeightLayout::rows16) {  // 8-bit activations
@@ -321,12 +331,10 @@ void add_matmul_bf16(std::vector<OpCase> &cases) {
             cases.push_back({"matmul bf16-allowed " + std::string(type_traits(type).name) + " k" + std::to_string(s.k) +
                                  " out" + std::to_string(s.n_out) + " tok" + std::to_string(s.n_tok),
                              static_cast<double>(s.k) * kEps, [=](Ctx &c) {
-                                 const auto wb = random_weights(c, type, s.k * s.n_out);
-                                 const auto wd = dequant_d(type, wb, s.k * s.n_out);
-                                 const auto xs = c.randn(s.k * s.n_tok);
-                                 const Tensor w = c.weights(type, wb, s.k, s.n_out);
-                                 const Tensor x = c.f32(xs, s.k, s.n_tok);
-                                 const Tensor y = c.empty(GgmlType::F32, s.n_out, s.n_tok);
+                                 const MatmulOperands m(c, type, s.k, s.n_out, s.n_tok);
+                                 const auto &wd = m.wd;
+                                 const auto &xs = m.xs;
+                                 const Tensor &w = m.w, &x = m.x, &y = m.y;
                                  c.g.allow_bf16(true);
                                  c.g.matmul(w, x, y);
                                  c.g.allow_bf16(false);
