@@ -109,7 +109,7 @@ void quantize_block_avx512(const float *x, int8_t *q, float *d, int32_t *s) {
     const __m512i q1 = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(x1, idv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     _mm_storeu_si128(reinterpret_cast<__m128i *>(q), _mm512_cvtepi32_epi8(q0));
     _mm_storeu_si128(reinterpret_cast<__m128i *>(q + 16), _mm512_cvtepi32_epi8(q1));
-    *d = f16_round(dd);
+    *d = _cvtsh_ss(_cvtss_sh(dd, _MM_FROUND_TO_NEAREST_INT));  // f16_round by F16C: the same bits
     *s = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
 }
 #endif
