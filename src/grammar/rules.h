@@ -49,9 +49,9 @@ struct Rules {
     uint32_t root = 0;
     // Counted repetitions: x{m,n} ends in a reference to O_(n-m), where O_j ::= x O_(j-1)
     // | (empty) and O_1 ::= x | (empty). count_chains[c][j] is O_j of chain c (index 0
-    // unused); a chain is listed only when x takes at least one byte, so that j
-    // bounds the bytes it may still take from below: O_j and O_k with j, k > L accept the same
-    // strings of at most L bytes (the matcher's token masks use this).
+    // unused). A chain is listed only when x cannot match the empty string: then every
+    // further x takes a byte, and O_j and O_k with j, k > L + 1 take the same strings of
+    // at most L bytes (the matcher's token masks use this).
     std::vector<std::vector<uint32_t>> count_chains;
 };
 
