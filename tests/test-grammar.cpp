@@ -279,6 +279,11 @@ TEST_CASE("Matcher: sliced masks equal whole-trie walks and brute force on rando
         {"root ::= \"<\" [^\"\\\\x]* \">\"", "<a"},
         {"root ::= \"\\\"\" [^\"\\\\\\x00-\\x1F]{0,40} \"\\\"\" | \"\\\"\" [a-z]* \"!\"", "\"a"},
         {read_file(fs::path(MUSE_TEST_GRAMMAR_DIR) / "tool-call.gbnf"), "<tool_call>\n{\"name\": \"f"},
+        // Keys outside the declared names and a pattern (key_outside).
+        {json_schema_to_gbnf(nlohmann::ordered_json::parse(
+             R"({"type": "object", "properties": {"name": {"type": "string"}, "xyz": {"type": "integer"}},
+                 "patternProperties": {"^x-": {"type": "integer"}}, "additionalProperties": {"type": "string"}})")),
+         "{\""},
         // Counted repetitions longer than any token: masks of the cut counts.
         {"root ::= \"\\\"\" [^\"\\\\\\x00-\\x1F]{0,500} \"\\\"\" [0-9]", "\"a"},
         {"root ::= ([a-z ] | \"\\u00e9\" | \"<b>\"){2,400} \"!\" [0-9]{3}", std::string(250, 'a')},

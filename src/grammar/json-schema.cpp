@@ -854,7 +854,9 @@ private:
             return c + "]";
         };
         const std::string quote = "\"\\\"\"";
-        const std::string free = base("rawchar") + "* " + quote;
+        // Past the automaton (no name or pattern can match any more): the shared rest of
+        // the name, by a tail call, as in key_not_in.
+        const std::string free = rule("key-free", base("rawchar") + "* " + quote);
         for (size_t k = 0; k < states.size(); ++k) {
             std::string body;
             auto add = [&](const std::string &e) { body += (body.empty() ? "" : " | ") + e; };
