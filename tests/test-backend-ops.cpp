@@ -287,9 +287,7 @@ void add_matmul(std::vector<OpCase> &cases) {
                                  std::to_string(s.n_out) + " tok" + std::to_string(s.n_tok),
                              bound, [=](Ctx &c) {
                                  const MatmulOperands m(c, type, s.k, s.n_out, s.n_tok);
-                                 const auto &wd = m.wd;
-                                 const auto &xs = m.xs;
-                                 const Tensor &w = m.w, &x = m.x, &y = m.y;
+                                 const auto &[wb, wd, xs, w, x, y] = m;
                                  c.g.matmul(w, x, y);
                                  std::vector<double> ref, norm;
                                  if (w.layout == WeightLayout::rows16) {  // 8-bit activations
@@ -332,9 +330,7 @@ void add_matmul_bf16(std::vector<OpCase> &cases) {
                                  " out" + std::to_string(s.n_out) + " tok" + std::to_string(s.n_tok),
                              static_cast<double>(s.k) * kEps, [=](Ctx &c) {
                                  const MatmulOperands m(c, type, s.k, s.n_out, s.n_tok);
-                                 const auto &wd = m.wd;
-                                 const auto &xs = m.xs;
-                                 const Tensor &w = m.w, &x = m.x, &y = m.y;
+                                 const auto &[wb, wd, xs, w, x, y] = m;
                                  c.g.allow_bf16(true);
                                  c.g.matmul(w, x, y);
                                  c.g.allow_bf16(false);
