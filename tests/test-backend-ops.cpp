@@ -6,6 +6,7 @@
 // backend the table runs once per dispatch level the machine has (MUSE_CPU_LEVEL caps it).
 #include "backends/backend.h"
 #include "backends/graph.h"
+#include "backends/cpu/cpu-amx-bf16-matmul.h"
 #include "backends/cpu/cpu-bf16-matmul.h"
 #include "backends/cpu/cpu-int8-matmul.h"
 #include "backends/cpu/cpu-kernels.h"
@@ -364,6 +365,84 @@ void add_matmul_bf16(std::vector<OpCase> &cases) {
                                  const bool bf16 = s.n_tok > 16 && cpu::bf16_matmul_available();
                                  if (c.be.name() == "cpu") return bf16 ? rr : re;
                                  return rr.err < re.err ? rr : re;
+                             }});
+        }
+}
+
+// Matmuls whose columns Graph::bf16_columns marks (a decoder's bulk prompt rows). Where the CPU
+// backend honours the marks (cpu-amx-bf16-matmul.h: repacked weights, AMX-BF16), a marked
+// column's weights are core/dequant.cpp's values rounded to BF16 and its activations rounded
+// to BF16; the products are exact in F32 and the tiles sum them in F32, so the reference
+// applies both roundings, sums exactly in double, and K * eps of sum |terms| bounds the rest.
+// Unmarked columns keep the integer kernels (int8_reference, the same bound). Marks come in
+// runs (every third column unmarked) so that both classes share a call. A backend that does
+// not honour the marks computes as usual: there the better reference must hold.
+void add_matmul_bf16_columns(std::vector<OpCase> &cases) {
+    struct Shape {
+        int64_t k, n_out, n_tok;
+    };
+    for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
+        for (const Shape s : {Shape{256, 33, 17}, Shape{512, 40, 40}, Shape{768, 70, 5}, Shape{1024, 16, 33}}) {
+            cases.push_back({"matmul bf16-columns " + std::string(type_traits(type).name) + " k" + std::to_string(s.k) +
+                                 " out" + std::to_string(s.n_out) + " tok" + std::to_string(s.n_tok),
+                             static_cast<double>(s.k) * kEps, [=](Ctx &c) {
+                                 const MatmulOperands m(c, type, s.k, s.n_out, s.n_tok);
+                                 const auto &[wb, wd, xs, w, x, y] = m;
+                                 std::vector<int32_t> marks(static_cast<size_t>(s.n_tok));
+                                 for (int64_t t = 0; t < s.n_tok; ++t) marks[static_cast<size_t>(t)] = t % 3 != 2;
+                                 c.g.bf16_columns(c.i32(marks));
+                                 c.g.matmul(w, x, y);
+                                 c.g.bf16_columns(Tensor());
+                                 const auto round = [](double v) {
+                                     uint16_t h;
+                                     const float f = static_cast<float>(v);
+                                     cpu::f32_to_bf16(&f, &h, 1);
+                                     return static_cast<double>(cpu::bf16_to_f32(h));
+                                 };
+                                 std::vector<double> exact, rounded, norm_e, norm_r, q8, norm_q;
+                                 int8_reference(wd, xs, s.k, s.n_out, s.n_tok, q8, norm_q);
+                                 for (int64_t t = 0; t < s.n_tok; ++t)
+                                     for (int64_t r = 0; r < s.n_out; ++r) {
+                                         double ae = 0.0, me = 0.0, ar = 0.0, mr = 0.0;
+                                         for (int64_t i = 0; i < s.k; ++i) {
+                                             const double wv = wd[static_cast<size_t>(r * s.k + i)];
+                                             const double xv = xs[static_cast<size_t>(t * s.k + i)];
+                                             ae += wv * xv;
+                                             me += std::fabs(wv * xv);
+                                             ar += round(wv) * round(xv);
+                                             mr += std::fabs(round(wv) * round(xv));
+                                         }
+                                         exact.push_back(ae);
+                                         norm_e.push_back(me);
+                                         rounded.push_back(ar);
+                                         norm_r.push_back(mr);
+                                     }
+                                 const std::vector<float> got = c.read(y);
+                                 // Each column against the reference of the path it should take.
+                                 const bool packed = w.layout == WeightLayout::rows16;
+                                 Result worst;
+                                 worst.err = 0.0;
+                                 for (int64_t t = 0; t < s.n_tok; ++t) {
+                                     const auto col = [&](const std::vector<double> &v) {
+                                         return std::vector<double>(v.begin() + t * s.n_out, v.begin() + (t + 1) * s.n_out);
+                                     };
+                                     const std::vector<float> g(got.begin() + t * s.n_out, got.begin() + (t + 1) * s.n_out);
+                                     Result r;
+                                     if (c.be.name() == "cpu" && packed)
+                                         r = marks[static_cast<size_t>(t)] && cpu::amx_bf16_available()
+                                                 ? compare(g, col(rounded), col(norm_r))
+                                                 : compare(g, col(q8), col(norm_q));
+                                     else if (c.be.name() == "cpu")
+                                         r = compare(g, col(exact), col(norm_e));
+                                     else {
+                                         const Result re = compare(g, col(exact), col(norm_e)),
+                                                      rr = compare(g, col(rounded), col(norm_r));
+                                         r = rr.err < re.err ? rr : re;
+                                     }
+                                     worst.finite = worst.finite && r.finite;
+                                     worst.err = std::max(worst.err, r.err);
+                                 }
+                                 return worst;
                              }});
         }
 }
@@ -807,6 +886,7 @@ std::vector<OpCase> op_table() {
     std::vector<OpCase> cases;
     add_matmul(cases);
     add_matmul_bf16(cases);
+    add_matmul_bf16_columns(cases);
     add_rows_ops(cases);
     add_norms(cases);
     add_elementwise(cases);
@@ -1120,6 +1200,58 @@ TEST_CASE("repacked Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K weights give the same bits 
             CHECK(std::memcmp(part.data() + t * 13, vnni.data() + t * n_out + 32, 13 * 4) == 0);
         CHECK_THROWS(w.rows(8, 16));
     }
+}
+
+TEST_CASE("BF16-marked matmul columns give the same bits alone, in any batch and beside unmarked ones") {
+    // A marked column (a bulk prompt row) takes AMX-BF16 tiles whatever else rides in its call:
+    // its bits must not depend on the call's size, the runs of marks around it or the thread
+    // split; unmarked columns keep the integer kernels' bits.
+    if (!cpu::amx_bf16_available()) {
+        SUCCEED("no AMX-BF16 here: marked columns take the integer kernels like the others");
+        return;
+    }
+    auto be = make_backend(MUSE_BACKEND_CPU, 2);
+    for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
+        for (const int64_t n_tok : {1, 13, 45, 100}) {
+            INFO(type_traits(type).name << ", " << n_tok << " tokens");
+            Ctx c(*be, 23);
+            const int64_t k = 512, n_out = 45;
+            const auto wb = random_weights(c, type, k * n_out);
+            const auto xs = c.randn(k * n_tok);
+            const Tensor w = c.weights(type, wb, k, n_out);
+            REQUIRE(w.layout == WeightLayout::rows16);
+            const Tensor x = c.f32(xs, k, n_tok);
+            auto run = [&](const std::vector<int32_t> &marks) {
+                const Tensor y = c.empty(GgmlType::F32, n_out, n_tok);
+                c.g.bf16_columns(c.i32(marks));
+                c.g.matmul(w, x, y);
+                c.g.bf16_columns(Tensor());
+                return c.read(y);
+            };
+            const std::vector<float> all = run(std::vector<int32_t>(static_cast<size_t>(n_tok), 1));
+            const std::vector<float> none = run(std::vector<int32_t>(static_cast<size_t>(n_tok), 0));
+            std::vector<int32_t> mixed(static_cast<size_t>(n_tok));
+            for (int64_t t = 0; t < n_tok; ++t) mixed[static_cast<size_t>(t)] = (t / 5) % 2 == 0;
+            const std::vector<float> both = run(mixed);
+            for (int64_t t = 0; t < n_tok; ++t) {
+                INFO("column " << t);
+                const float *want = (mixed[static_cast<size_t>(t)] ? all : none).data() + t * n_out;
+                CHECK(std::memcmp(both.data() + t * n_out, want, static_cast<size_t>(n_out) * 4) == 0);
+            }
+            // Marked columns alone (one-token calls) against the whole batch.
+            for (int64_t t = 0; t < n_tok; t += std::max<int64_t>(1, n_tok / 4)) {
+                const Tensor x1 = c.f32(std::vector<float>(xs.begin() + t * k, xs.begin() + (t + 1) * k), k, 1);
+                const Tensor y1 = c.empty(GgmlType::F32, n_out, 1);
+                c.g.bf16_columns(c.i32({1}));
+                c.g.matmul(w, x1, y1);
+                c.g.bf16_columns(Tensor());
+                const std::vector<float> one = c.read(y1);
+                INFO("column " << t << " alone");
+                CHECK(std::memcmp(one.data(), all.data() + t * n_out, static_cast<size_t>(n_out) * 4) == 0);
+            }
+            // And they differ from the integer kernels' (the marks were honoured).
+            CHECK(std::memcmp(all.data(), none.data(), all.size() * 4) != 0);
+        }
 }
 
 TEST_CASE("matmuls that share an input run as one job and give the bits of separate runs") {

@@ -9,6 +9,7 @@
 #include "model/model.h"
 
 #include "api/handles.h"
+#include "backends/cpu/cpu-amx-bf16-matmul.h"
 #include "muse/muse.h"
 
 #include <catch2/catch.hpp>
@@ -168,6 +169,59 @@ TEST_CASE("batch invariance: one decode of several sequences gives each its own 
             INFO(arch << " sequence " << i);
             CHECK(max_rel(together.output(i), alone.logits().data(), dec.hparams().n_vocab) < 1e-4f);
         }
+    }
+}
+
+TEST_CASE("batch invariance: bulk prompts (BF16 products where the CPU has AMX) equal each alone", "[engine]") {
+    // Q8_0 weights: repacked, so a bulk prompt's rows (>= kBulkPromptRows) take the AMX-BF16
+    // path where the CPU has it and the decoded rows the integer kernels. Small forward passes
+    // (n_batch 24) cut the prompts into chunks that differ between a sequence alone and
+    // sequences together; neither the chunking nor the neighbours may change a bit.
+    test::TinyDecoderSpec spec;
+    spec.arch = "qwen2";
+    spec.type = GgmlType::Q8_0;
+    auto l = load(spec);
+    const Decoder &dec = l.model->require_decoder();
+    const int64_t n_vocab = dec.hparams().n_vocab;
+    std::vector<Prompt> prompts;
+    for (int len : {40, 70, 6, 33}) {
+        Prompt p;
+        std::mt19937 rng(static_cast<uint32_t>(len));
+        for (int k = 0; k < len; ++k) p.mm.ids.push_back(static_cast<int32_t>(3 + rng() % (n_vocab - 3)));
+        prompts.push_back(p);
+    }
+    auto options = [](int n_seq) {
+        SessionOptions o = opts(n_seq);
+        o.n_batch = 24;
+        return o;
+    };
+    std::vector<GenerationResult> alone;
+    for (const Prompt &p : prompts) {
+        Session s(dec, options(1));
+        auto g = s.start(0, setup_for(p, 10));
+        s.run(*g);
+        alone.push_back(g->result());
+    }
+    Session s(dec, options(4));
+    std::vector<std::unique_ptr<Generation>> gens;
+    for (int i = 0; i < 4; ++i) gens.push_back(s.start(i, setup_for(prompts[static_cast<size_t>(i)], 10)));
+    while (s.step() > 0) {}
+    for (int i = 0; i < 4; ++i) {
+        INFO("sequence " << i);
+        const GenerationResult &a = alone[static_cast<size_t>(i)], &b = gens[static_cast<size_t>(i)]->result();
+        REQUIRE(a.tokens == b.tokens);
+        for (size_t k = 0; k < a.logprobs.size(); ++k)
+            for (size_t j = 0; j < a.logprobs[k].top.size(); ++j)
+                CHECK(a.logprobs[k].top[j].logprob == b.logprobs[k].top[j].logprob);  // bit for bit
+    }
+    // The bulk rows did take their own path: with it off, the first token's logprobs move.
+    if (cpu::amx_bf16_available()) {
+        cpu::amx_bf16_set_enabled(false);
+        Session off(dec, options(1));
+        auto g = off.start(0, setup_for(prompts[0], 1));
+        off.run(*g);
+        cpu::amx_bf16_set_enabled(true);
+        CHECK(g->result().logprobs[0].top[0].logprob != alone[0].logprobs[0].top[0].logprob);
     }
 }
 

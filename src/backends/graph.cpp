@@ -38,6 +38,7 @@ void Graph::clear() {
     staging_.clear();
     buffer_index_ = 0;
     buffer_used_ = 0;
+    bf16_columns_ = Tensor();
 }
 
 Tensor Graph::input_i32(const int32_t *data, int64_t n) {
@@ -95,6 +96,7 @@ void Graph::matmul(const Tensor &w, const Tensor &x, const Tensor &y) {
     n.bf16_ok = bf16_ok_;
     n.src[0] = w;
     n.src[1] = x;
+    if (bf16_columns_.valid() && bf16_columns_.ne[0] == x.n_rows()) n.src[2] = bf16_columns_;
 }
 
 void Graph::add(const Tensor &x, const Tensor &b) {

@@ -53,7 +53,8 @@ struct OpNode {
     Activation act = Activation::Silu;
     // MatMul, AttentionWindows: the products may be rounded to BF16 (sums stay F32). A hint the
     // vision towers give (Graph::allow_bf16); a backend may honour it where the hardware has fast
-    // BF16 and must otherwise compute as usual. Decoder ops never carry it.
+    // BF16 and must otherwise compute as usual. Decoder ops never carry it: their hint is per
+    // column, a MatMul's optional src[2] (Graph::bf16_columns).
     bool bf16_ok = false;
 };
 
@@ -75,6 +76,12 @@ public:
     // Matmuls and windowed attentions recorded from now on carry OpNode::bf16_ok: for passes
     // whose consumers tolerate BF16 products (the vision towers; see docs/PERFORMANCE.md).
     void allow_bf16(bool on) { bf16_ok_ = on; }
+    // Matmuls recorded from now on whose activations have flags.ne[0] columns carry flags
+    // (I32 [n]) as src[2]: nonzero where that column's products may be rounded to BF16 (a
+    // decoder's bulk prompt rows, Batch::bulk). The per-column form of allow_bf16, a hint a
+    // backend may honour; whether it does for a column may depend only on that column's flag
+    // and the weight, never on the other columns. An invalid tensor ends it.
+    void bf16_columns(const Tensor &flags) { bf16_columns_ = flags; }
     // Adds an op recorded elsewhere (a backend handing part of a pass to another one).
     void append(const OpNode &node) { nodes_.push_back(node); }
     const std::vector<OpNode> &nodes() const { return nodes_; }
@@ -162,6 +169,7 @@ private:
     std::vector<std::unique_ptr<Buffer>> input_buffers_;
     size_t buffer_index_ = 0, buffer_used_ = 0;  // bump position in input_buffers_
     bool bf16_ok_ = false;
+    Tensor bf16_columns_;
 };
 
 } // namespace muse

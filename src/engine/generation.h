@@ -199,6 +199,8 @@ private:
     // Scheduler hooks (Session::step).
     bool wants_rows() const { return phase_ == Phase::prefill || phase_ == Phase::feed; }
     int64_t prompt_left() const { return static_cast<int64_t>(setup_.prompt.ids.size() - prompt_at_); }
+    // Rows this round's prompt evaluates in all (those the cache did not already hold).
+    int64_t prompt_rows() const { return static_cast<int64_t>(setup_.prompt.ids.size() - setup_.cached); }
     void on_logits(const float *logits);
     void on_probe_done();
     void finish(const std::string &reason);

@@ -54,6 +54,8 @@ void Session::forward_chunk(const Batch &batch, size_t row0, size_t n, std::vect
         sub.embd.assign(batch.embd.begin() + static_cast<long>(row0), batch.embd.begin() + static_cast<long>(row0 + n));
     sub.pos.assign(batch.pos.begin() + static_cast<long>(row0), batch.pos.begin() + static_cast<long>(row0 + n));
     sub.seq.assign(batch.seq.begin() + static_cast<long>(row0), batch.seq.begin() + static_cast<long>(row0 + n));
+    if (!batch.bulk.empty())
+        sub.bulk.assign(batch.bulk.begin() + static_cast<long>(row0), batch.bulk.begin() + static_cast<long>(row0 + n));
     std::vector<size_t> slot;  // where each chunk output goes in outputs_
     for (size_t o = 0; o < batch.outputs.size(); ++o) {
         const size_t r = static_cast<size_t>(batch.outputs[o]);
@@ -83,7 +85,8 @@ void Session::decode(const Batch &batch) {
     const DecoderHParams &hp = decoder_.hparams();
     const size_t n = batch.tokens.size();
     if (n == 0) fail(MUSE_ERR_INVALID_ARGUMENT, "decode needs at least one row");
-    if (batch.pos.size() != n || batch.seq.size() != n || (!batch.embd.empty() && batch.embd.size() != n))
+    if (batch.pos.size() != n || batch.seq.size() != n || (!batch.embd.empty() && batch.embd.size() != n) ||
+        (!batch.bulk.empty() && batch.bulk.size() != n))
         fail(MUSE_ERR_INTERNAL, "batch arrays differ in length");
     std::vector<int32_t> next(static_cast<size_t>(cache_->n_seq_max()), -1), first(next.size(), -1);
     for (size_t i = 0; i < n; ++i) {
@@ -108,6 +111,21 @@ void Session::decode(const Batch &batch) {
         fail(MUSE_ERR_OUT_OF_RANGE, "context is full: ", n, " tokens do not fit in the ", cache_->n_free(),
              " free cells of n_ctx = ", cache_->n_ctx(), " (other sequences hold the rest; remove tokens first)");
 
+    // A batch from the caller (not the scheduler, which marks its prompts itself): the rows of
+    // a sequence that evaluates kBulkPromptRows or more in this call form a bulk prompt.
+    const Batch *run = &batch;
+    Batch marked;
+    if (batch.bulk.empty()) {
+        std::vector<int64_t> rows(next.size(), 0);
+        for (int32_t s : batch.seq) ++rows[static_cast<size_t>(s)];
+        if (std::any_of(rows.begin(), rows.end(), [](int64_t r) { return r >= kBulkPromptRows; })) {
+            marked = batch;
+            marked.bulk.resize(n);
+            for (size_t i = 0; i < n; ++i) marked.bulk[i] = rows[static_cast<size_t>(batch.seq[i])] >= kBulkPromptRows;
+            run = &marked;
+        }
+    }
+
     outputs_.resize(batch.outputs.size() * static_cast<size_t>(hp.n_vocab));
     n_outputs_ = 0;
     output_rows_.clear();
@@ -115,7 +133,7 @@ void Session::decode(const Batch &batch) {
     const size_t chunk = static_cast<size_t>(options_.n_batch);
     for (size_t r0 = 0; r0 < n; r0 += chunk) {
         try {
-            forward_chunk(batch, r0, std::min(chunk, n - r0), chunk_logits_);
+            forward_chunk(*run, r0, std::min(chunk, n - r0), chunk_logits_);
         } catch (const Error &e) {
             // Earlier chunks already sit in the cache: take them out again if the
             // sliding-window layers still hold what each sequence's start needs.
@@ -249,14 +267,16 @@ int Session::step() {
     };
     std::vector<Part> parts;
     std::vector<int32_t> next_pos(static_cast<size_t>(cache_->n_seq_max()), -1);
-    auto add_row = [&](Generation *g, int32_t token, const float *embd, bool output) {
+    auto add_row = [&](Generation *g, int32_t token, const float *embd, bool output, bool bulk) {
         int32_t &p = next_pos[static_cast<size_t>(g->seq())];
         if (p < 0) p = cache_->seq_next_pos(g->seq());
-        // batch.embd is empty until the first image row; from then on it has one entry per row
-        // (an image row may also be the batch's first).
+        // batch.embd and batch.bulk are empty until the first image / bulk row; from then on
+        // they have one entry per row (such a row may also be the batch's first).
         if (embd && batch.embd.empty()) batch.embd.assign(batch.tokens.size(), nullptr);
+        if (bulk && batch.bulk.empty()) batch.bulk.assign(batch.tokens.size(), 0);
         batch.tokens.push_back(token);
         if (embd || !batch.embd.empty()) batch.embd.push_back(embd);
+        if (bulk || !batch.bulk.empty()) batch.bulk.push_back(bulk ? 1 : 0);
         batch.pos.push_back(p++);
         batch.seq.push_back(g->seq());
         if (output) batch.outputs.push_back(static_cast<int32_t>(batch.tokens.size() - 1));
@@ -265,7 +285,7 @@ int Session::step() {
     int64_t budget = options_.n_batch;
     for (Generation *g : work) {
         if (!alive(g) || g->phase_ != Generation::Phase::feed || budget == 0) continue;
-        add_row(g, g->pending_, nullptr, true);
+        add_row(g, g->pending_, nullptr, true, false);
         parts.push_back({g, 1, static_cast<int32_t>(batch.outputs.size() - 1)});
         --budget;
     }
@@ -273,6 +293,7 @@ int Session::step() {
         if (!alive(g) || g->phase_ != Generation::Phase::prefill || budget == 0) continue;
         const MultimodalPrompt &p = g->setup_.prompt;
         const size_t k = static_cast<size_t>(std::min<int64_t>(g->prompt_left(), budget));
+        const bool bulk = g->prompt_rows() >= kBulkPromptRows;  // the whole prompt's rows, not this chunk's
         for (size_t i = g->prompt_at_; i < g->prompt_at_ + k; ++i) {
             const float *embd = nullptr;
             if (p.ids[i] < 0)
@@ -283,7 +304,7 @@ int Session::step() {
                 g->fail(MUSE_ERR_INTERNAL, "prompt row " + std::to_string(i) + " is an image row without embeddings");
                 break;
             }
-            add_row(g, p.ids[i], embd, i + 1 == p.ids.size());
+            add_row(g, p.ids[i], embd, i + 1 == p.ids.size(), bulk);
         }
         if (g->done()) continue;
         const bool last = g->prompt_at_ + k == p.ids.size();

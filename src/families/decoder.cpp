@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace muse {
@@ -147,7 +148,13 @@ void Decoder::forward(ForwardState &st, KvCache &cache, const Batch &batch, std:
             i = j;
         }
         prepare_input(g, x);
+        // Bulk prompt rows: the layers' matmuls may round their products to BF16.
+        if (std::any_of(batch.bulk.begin(), batch.bulk.end(), [](uint8_t b) { return b != 0; })) {
+            std::vector<int32_t> flags(batch.bulk.begin(), batch.bulk.end());
+            g.bf16_columns(g.input_i32(flags));
+        }
         forward_layers(st, x, batch, cache);
+        g.bf16_columns(Tensor());
 
         const int64_t n_out = static_cast<int64_t>(batch.outputs.size());
         logits.resize(static_cast<size_t>(n_out * hp_.n_vocab));

@@ -31,6 +31,9 @@ struct DecoderHParams {
     int64_t n_embd_kv() const { return head_dim * n_head_kv; }
 };
 
+// Rows a request evaluates at once from which on they count as a bulk prompt (Batch::bulk).
+constexpr int64_t kBulkPromptRows = 32;
+
 // One forward pass: rows of any sequences (tokens, or input embeddings for image
 // rows) with their positions, and which rows need logits.
 struct Batch {
@@ -38,9 +41,17 @@ struct Batch {
     std::vector<const float *> embd;  // empty, or n: the row's input embedding [n_embd] (nullptr: a token row)
     std::vector<int32_t> pos, seq;    // n each
     std::vector<int32_t> outputs;     // rows whose logits are returned, in this order
+    // Empty, or n: 1 where the row belongs to a bulk prompt -- a request that evaluates at
+    // least kBulkPromptRows rows at once (a generation's prompt, the rows of one sequence in a
+    // Session::decode call). Their matmuls may take BF16 products where the backend has a fast
+    // path for them (Graph::bf16_columns; on CPUs with AMX-BF16, several times the integer
+    // kernels' rate). The flag is a property of the request, never of the batch the row rides
+    // in or how its prompt is chunked, so batches stay invariant; decoded rows never carry it.
+    std::vector<uint8_t> bulk;
 
     int64_t size() const { return static_cast<int64_t>(tokens.size()); }
     bool is_embd(size_t i) const { return !embd.empty() && embd[i]; }
+    bool is_bulk(size_t i) const { return !bulk.empty() && bulk[i]; }
 };
 
 // Bump allocator of F32 activation tensors, reset at every forward pass.

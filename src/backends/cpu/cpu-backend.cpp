@@ -1,6 +1,7 @@
 #include "backends/cpu/cpu-backend.h"
 
 #include "backends/cpu/cpu-attention.h"
+#include "backends/cpu/cpu-amx-bf16-matmul.h"
 #include "backends/cpu/cpu-bf16-matmul.h"
 #include "backends/cpu/cpu-elementwise.h"
 #include "backends/cpu/cpu-int8-matmul.h"
@@ -192,6 +193,8 @@ private:
         if (xb.buffer != x.buffer || xb.offset != x.offset || xb.ne[0] != x.ne[0] || xb.n_rows() != x.n_rows())
             return false;
         if (!x.buffer || x.type != GgmlType::F32) return false;
+        const Tensor &fa = a.src[2], &fb = b.src[2];  // the same BF16 column flags, or none
+        if (fa.valid() != fb.valid() || (fa.valid() && (fa.buffer != fb.buffer || fa.offset != fb.offset))) return false;
         const bool packed = a.src[0].layout == WeightLayout::rows16;
         if ((b.src[0].layout == WeightLayout::rows16) != packed) return false;
         if (!packed && x.n_rows() >= kGemmMinTokens) return false;  // SGEMM panels: one weight at a time
@@ -204,45 +207,91 @@ private:
     // groups when repacked), concatenated; the activation is quantized once for all.
     void matmul_group(const OpNode *group, size_t count) {
         for (size_t k = 0; k < count; ++k) check_matmul(group[k].src[0], group[k].src[1], group[k].dst);
+        if (group[0].src[0].layout == WeightLayout::rows16) {
+            packed_matmuls(group, count);
+            return;
+        }
         const Tensor &x = group[0].src[1];
         const float *xs = x.f32();
         const int64_t n_tok = x.n_rows();
-        std::vector<int64_t> start(count + 1, 0);  // prefix sums of the parts' work items
-        const bool packed = group[0].src[0].layout == WeightLayout::rows16;
-        for (size_t k = 0; k < count; ++k) {
-            const int64_t rows = group[k].src[0].ne[1];
-            start[k + 1] = start[k] + (packed ? (rows + cpu::kInt8Rows - 1) / cpu::kInt8Rows : rows);
-        }
-        // Calls fn(part, begin, end) for the parts of [a, b) in order.
-        auto split = [&](int64_t a, int64_t b, auto &&fn) {
-            for (size_t k = 0; k < count && a < b; ++k) {
-                const int64_t lo = std::max(a, start[k]), hi = std::min(b, start[k + 1]);
-                if (lo < hi) fn(k, lo - start[k], hi - start[k]);
-            }
-        };
-        if (packed) {
-            const cpu::Int8Activations qx = quantize_activations(xs, x.ne[0], n_tok);
-            pool_.parallel_for(start[count], [&](int64_t a, int64_t b) {
-                split(a, b, [&](size_t k, int64_t g0, int64_t g1) {
-                    const Tensor &w = group[k].src[0];
-                    cpu::int8_matmul(w.type, static_cast<const uint8_t *>(w.raw()), w.ne[0], w.ne[1], g0, g1, qx,
-                                     group[k].dst.f32(), w.ne[1]);
-                });
-            }, 1);
-            return;
-        }
-        pool_.parallel_for(start[count], [&](int64_t a, int64_t b) {
-            split(a, b, [&](size_t k, int64_t r0, int64_t r1) {
+        const Parts parts(group, count, false);
+        pool_.parallel_for(parts.total(), [&](int64_t a, int64_t b) {
+            parts.split(a, b, [&](size_t k, int64_t r0, int64_t r1) {
                 decode_rows(group[k].src[0], xs, n_tok, group[k].dst.f32(), r0, r1);
             });
         }, 16);
+    }
+
+    // The work items of a group of matmuls (a weight's rows, or its row groups when
+    // repacked), concatenated.
+    struct Parts {
+        std::vector<int64_t> start;  // prefix sums of the parts' work items
+        Parts(const OpNode *group, size_t count, bool packed) : start(count + 1, 0) {
+            for (size_t k = 0; k < count; ++k) {
+                const int64_t rows = group[k].src[0].ne[1];
+                start[k + 1] = start[k] + (packed ? (rows + cpu::kInt8Rows - 1) / cpu::kInt8Rows : rows);
+            }
+        }
+        int64_t total() const { return start.back(); }
+        // Calls fn(part, begin, end) for the parts of [a, b) in order.
+        template <class F>
+        void split(int64_t a, int64_t b, F &&fn) const {
+            for (size_t k = 0; k + 1 < start.size() && a < b; ++k) {
+                const int64_t lo = std::max(a, start[k]), hi = std::min(b, start[k + 1]);
+                if (lo < hi) fn(k, lo - start[k], hi - start[k]);
+            }
+        }
+    };
+
+    // Repacked weights of one input: its columns in runs of one numerics class. Columns that
+    // the graph marks (Graph::bf16_columns) take AMX-BF16 tiles where the CPU has them, the
+    // others the integer kernels; a column's class depends on its own flag only.
+    void packed_matmuls(const OpNode *group, size_t count) {
+        const int64_t n_tok = group[0].src[1].n_rows();
+        const Tensor &marks = group[0].src[2];
+        const int32_t *flags = marks.valid() && marks.ne[0] == n_tok && cpu::amx_bf16_available() ? marks.i32() : nullptr;
+        for (int64_t c0 = 0; c0 < n_tok;) {
+            const bool bf16 = flags && flags[c0] != 0;
+            int64_t c1 = c0 + 1;
+            while (c1 < n_tok && (flags && flags[c1] != 0) == bf16) ++c1;
+            packed_columns(group, count, c0, c1, bf16);
+            c0 = c1;
+        }
+    }
+
+    // Columns [c0, c1) of repacked matmuls of one input: the activations are converted once
+    // (8-bit blocks, or BF16 tiles), then each thread takes a share of the row groups.
+    void packed_columns(const OpNode *group, size_t count, int64_t c0, int64_t c1, bool bf16) {
+        const Tensor &x = group[0].src[1];
+        const int64_t n_in = x.ne[0], n_tok = c1 - c0;
+        const float *xs = x.f32() + c0 * n_in;
+        const Parts parts(group, count, true);
+        auto each = [&](auto &&kernel) {
+            pool_.parallel_for(parts.total(), [&](int64_t a, int64_t b) {
+                parts.split(a, b, [&](size_t k, int64_t g0, int64_t g1) {
+                    const Tensor &w = group[k].src[0];
+                    kernel(w, static_cast<const uint8_t *>(w.raw()), g0, g1, group[k].dst.f32() + c0 * w.ne[1]);
+                });
+            }, 1);
+        };
+        if (bf16) {
+            const uint16_t *a = bf16_activations(xs, n_in, n_tok);
+            each([&](const Tensor &w, const uint8_t *packed, int64_t g0, int64_t g1, float *y) {
+                cpu::amx_bf16_matmul(w.type, packed, w.ne[0], w.ne[1], g0, g1, a, n_tok, y, w.ne[1]);
+            });
+            return;
+        }
+        const cpu::Int8Activations qx = quantize_activations(xs, n_in, n_tok);
+        each([&](const Tensor &w, const uint8_t *packed, int64_t g0, int64_t g1, float *y) {
+            cpu::int8_matmul(w.type, packed, w.ne[0], w.ne[1], g0, g1, qx, y, w.ne[1]);
+        });
     }
 
     void run(const OpNode &n) {
         const Tensor *s = n.src;
         switch (n.op) {
         case Op::GetRows: get_rows(s[0], s[1], n.dst); return;
-        case Op::MatMul: matmul(s[0], s[1], n.dst, n.bf16_ok); return;
+        case Op::MatMul: matmul(n); return;
         // Row-wise ops: implemented in cpu-elementwise.cpp.
         case Op::Add: cpu::add(pool_, n.dst, s[1]); return;
         case Op::MulRow: cpu::mul_row(pool_, n.dst, s[1]); return;
@@ -298,16 +347,17 @@ private:
                cpu::bf16_matmul_available();
     }
 
-    void matmul(const Tensor &w, const Tensor &x, const Tensor &y, bool bf16_ok = false) {
+    void matmul(const OpNode &n) {
+        const Tensor &w = n.src[0], &x = n.src[1], &y = n.dst;
         check_matmul(w, x, y);
         const int64_t n_tok = x.n_rows();
         const float *xs = x.f32();
         float *ys = y.f32();
         if (w.layout == WeightLayout::rows16) {
-            int8_matmul(w, xs, n_tok, ys);
+            packed_matmuls(&n, 1);
             return;
         }
-        if (bf16_ok && use_bf16(w, n_tok)) {
+        if (n.bf16_ok && use_bf16(w, n_tok)) {
             bf16_->matmul(pool_, w, xs, n_tok, ys);
             return;
         }
@@ -452,16 +502,14 @@ private:
         return {qp, dp, sp, n_tok, layout};
     }
 
-    // Repacked Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K weights, any number of tokens: the
-    // activations are quantized once per call, then each thread takes a share of the row groups.
-    void int8_matmul(const Tensor &w, const float *xs, int64_t n_tok, float *ys) {
-        const int64_t n_in = w.ne[0], n_out = w.ne[1];
-        const cpu::Int8Activations qx = quantize_activations(xs, n_in, n_tok);
-        const auto *packed = static_cast<const uint8_t *>(w.raw());
-        const int64_t groups = (n_out + cpu::kInt8Rows - 1) / cpu::kInt8Rows;
-        pool_.parallel_for(groups, [&](int64_t g0, int64_t g1) {
-            cpu::int8_matmul(w.type, packed, n_in, n_out, g0, g1, qx, ys, n_out);
-        }, 1);
+    // Activations as AMX-BF16 tiles (per-thread storage, valid until this thread converts again).
+    const uint16_t *bf16_activations(const float *xs, int64_t n_in, int64_t n_tok) {
+        thread_local std::vector<uint16_t> a;
+        a.resize(static_cast<size_t>(cpu::amx_bf16_panel_elements(n_in, n_tok)));
+        uint16_t *ap = a.data();
+        const int64_t n_pad = (n_tok + 15) / 16 * 16;
+        pool_.parallel_for(n_pad, [&](int64_t t0, int64_t t1) { cpu::amx_bf16_convert(xs, n_in, n_tok, t0, t1, ap); }, 16);
+        return ap;
     }
 
     ThreadPool pool_;
