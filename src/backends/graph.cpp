@@ -52,7 +52,7 @@ Tensor Graph::input_i32(const int32_t *data, int64_t n) {
         buffer_used_ = 0;
     }
     if (buffer_index_ == input_buffers_.size()) {
-        input_buffers_.push_back(backend_.alloc(std::max(aligned, kChunk)));
+        input_buffers_.push_back(backend_.alloc_scratch(std::max(aligned, kChunk)));
         buffer_used_ = 0;
     }
     Tensor t;

@@ -8,7 +8,7 @@
 namespace muse {
 
 void Workspace::reset(size_t bytes_needed) {
-    if (!buffer_ || buffer_->size() < bytes_needed) buffer_ = backend_.alloc(bytes_needed);
+    if (!buffer_ || buffer_->size() < bytes_needed) buffer_ = backend_.alloc_scratch(bytes_needed);
     used_ = 0;
 }
 

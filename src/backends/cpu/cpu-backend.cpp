@@ -135,6 +135,7 @@ public:
     }
 
     std::unique_ptr<Buffer> alloc(size_t bytes) override { return std::make_unique<HostBuffer>(bytes); }
+    std::unique_ptr<Buffer> alloc_scratch(size_t bytes) override { return std::make_unique<HostBuffer>(bytes, false); }
     std::unique_ptr<WeightBuffer> weight_buffer() override { return std::make_unique<CpuWeightBuffer>(pool_, bf16_); }
 
     void upload(const Tensor &dst, const void *src, size_t bytes) override {
