@@ -126,6 +126,16 @@ void group_scalar(GgmlType type, const Operands &o, int nt) {
 }
 
 #if defined(MUSE_HAVE_AVX512_VNNI)
+// A decode step streams every weight once, and the hardware prefetchers, which stop at each
+// 4 KB page, leave the memory bus idle between pages: the kernels ask for the bytes 32 KB
+// ahead into L2 as they go (the groups of a share lie back to back; a prefetch past the end
+// does not fault). Decode tg64, 2 threads, Q8_0: 0.5B 39 -> 45-47 t/s, Muse Glimmer slice
+// 19.1 -> 21.2-22.2; 8 / 16 KB ahead (T0 or T1) gained about half as much, 70-140 KB the same.
+constexpr size_t kStreamAhead = size_t(32) << 10;
+inline void stream_ahead(const uint8_t *p, size_t bytes) {
+    for (size_t l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char *>(p + kStreamAhead + l), _MM_HINT_T1);
+}
+
 inline __m512i dot4(__m512i acc, __m512i w, const int8_t *x) {
     int32_t x4;
     std::memcpy(&x4, x, 4);
@@ -140,6 +150,7 @@ void group_vnni(const Operands &o) {
     for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < o.nb; ++b) {
         const uint8_t *blk = o.group + static_cast<size_t>(b) * block_bytes;
+        stream_ahead(blk, block_bytes);
         __m512i isum[NT];
         for (int t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
         if constexpr (T == GgmlType::Q4_0) {
@@ -236,6 +247,7 @@ void q4k_group_vnni(const Operands &o) {
     for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
     for (int64_t u = 0; u < n_super; ++u) {
         const uint8_t *sb = o.group + static_cast<size_t>(u) * k4_group_bytes(kFive);
+        stream_ahead(sb, k4_group_bytes(kFive));
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb)));
         const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb + 32)));
         for (int i = 0; i < 4; ++i) {
@@ -340,6 +352,7 @@ void q6k_group_vnni(const Operands &o) {
     for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
     for (int64_t u = 0; u < n_super; ++u) {
         const uint8_t *sb = o.group + static_cast<size_t>(u) * kQ6KGroupBytes;
+        stream_ahead(sb, kQ6KGroupBytes);
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb)));
         for (int j = 0; j < 8; ++j) {
             const int64_t b = u * 8 + j;
