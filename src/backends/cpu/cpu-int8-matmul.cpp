@@ -551,12 +551,14 @@ inline void amx_scale_block(const Operands &o, const AmxPanel &p, const int32_t 
 }
 
 // Tile loads straight from the packed weights do not draw the hardware prefetchers along:
-// fetch a few blocks ahead (prefetches past the group's end do not fault).
+// fetch a few blocks ahead into L1, and the stream further ahead into L2 as the VNNI
+// kernels do (prefetches past the group's end do not fault).
 template <BTiles kB>
 inline void amx_prefetch_b(const uint8_t *tiles, int64_t b) {
     if constexpr (kB == BTiles::packed) {
         const uint8_t *next = tiles + static_cast<size_t>(b + 4) * kInt8GroupBlockBytes;
         for (int l = 0; l < 9; ++l) _mm_prefetch(reinterpret_cast<const char *>(next + 64 * l), _MM_HINT_T0);
+        stream_ahead(tiles + static_cast<size_t>(b) * kInt8GroupBlockBytes, kInt8GroupBlockBytes);
     }
 }
 
