@@ -128,12 +128,18 @@ void group_scalar(GgmlType type, const Operands &o, int nt) {
 #if defined(MUSE_HAVE_AVX512_VNNI)
 // A decode step streams every weight once, and the hardware prefetchers, which stop at each
 // 4 KB page, leave the memory bus idle between pages: the kernels ask for the bytes 32 KB
-// ahead into L2 as they go (the groups of a share lie back to back; a prefetch past the end
-// does not fault). Decode tg64, 2 threads, Q8_0: 0.5B 39 -> 45-47 t/s, Muse Glimmer slice
-// 19.1 -> 21.2-22.2; 8 / 16 KB ahead (T0 or T1) gained about half as much, 70-140 KB the same.
+// ahead into L2 as they go, one line per 64-byte chunk they read (the groups of a share lie
+// back to back; a prefetch past the end does not fault). One prefetch per chunk, among the
+// chunk's work: a burst of a whole block's lines at once left the Q4_K kernel 20% slower on
+// some builds (decode tg64, 2 threads, Muse Glimmer slice Q4_K 29 vs 35-36 t/s). Q8_0: 0.5B
+// 39 -> 45-49 t/s, Glimmer 19.1 -> 21-23; 8 / 16 KB ahead gained about half as much,
+// 70-140 KB the same.
 constexpr size_t kStreamAhead = size_t(32) << 10;
+inline void prefetch_ahead(const uint8_t *p) { _mm_prefetch(reinterpret_cast<const char *>(p + kStreamAhead), _MM_HINT_T1); }
+// The lines of [p, p + bytes) ahead, for bytes no chunk load covers (K-quant scales, the
+// AMX path's packed tiles).
 inline void stream_ahead(const uint8_t *p, size_t bytes) {
-    for (size_t l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char *>(p + kStreamAhead + l), _MM_HINT_T1);
+    for (size_t l = 0; l < bytes; l += 64) prefetch_ahead(p + l);
 }
 
 inline __m512i dot4(__m512i acc, __m512i w, const int8_t *x) {
@@ -150,12 +156,12 @@ void group_vnni(const Operands &o) {
     for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < o.nb; ++b) {
         const uint8_t *blk = o.group + static_cast<size_t>(b) * block_bytes;
-        stream_ahead(blk, block_bytes);
         __m512i isum[NT];
         for (int t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
         if constexpr (T == GgmlType::Q4_0) {
             const __m512i low = _mm512_set1_epi8(0x0F);
             for (int k = 0; k < 4; ++k) {
+                prefetch_ahead(blk + kScaleBytes + 64 * k);
                 const __m512i raw = _mm512_loadu_si512(blk + kScaleBytes + 64 * k);
                 const __m512i lo = _mm512_and_si512(raw, low), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
                 for (int t = 0; t < NT; ++t) {
@@ -165,6 +171,7 @@ void group_vnni(const Operands &o) {
             }
         } else {
             for (int k = 0; k < 8; ++k) {
+                prefetch_ahead(blk + kScaleBytes + 64 * k);
                 const __m512i w = _mm512_loadu_si512(blk + kScaleBytes + 64 * k);
                 for (int t = 0; t < NT; ++t) isum[t] = dot4(isum[t], w, o.qx(t, b) + 4 * k);
             }
@@ -247,16 +254,18 @@ void q4k_group_vnni(const Operands &o) {
     for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
     for (int64_t u = 0; u < n_super; ++u) {
         const uint8_t *sb = o.group + static_cast<size_t>(u) * k4_group_bytes(kFive);
-        stream_ahead(sb, k4_group_bytes(kFive));
+        stream_ahead(sb, kQ4KQuants);  // the scales; the quants (and Q5_K's masks) chunk by chunk below
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb)));
         const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb + 32)));
         for (int i = 0; i < 4; ++i) {
             __m512i lo_sum[NT], hi_sum[NT];
             for (int t = 0; t < NT; ++t) lo_sum[t] = hi_sum[t] = _mm512_setzero_si512();
             for (int k = 0; k < 8; ++k) {
+                prefetch_ahead(sb + kQ4KQuants + static_cast<size_t>((i * 8 + k) * 64));
                 const __m512i raw = _mm512_loadu_si512(sb + kQ4KQuants + static_cast<size_t>((i * 8 + k) * 64));
                 __m512i lo = _mm512_and_si512(raw, low), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
                 if constexpr (kFive) {
+                    if (k < 2) prefetch_ahead(sb + kQ5KHighBits + static_cast<size_t>(i * 128 + k * 64));
                     uint64_t m_lo, m_hi;
                     std::memcpy(&m_lo, sb + kQ5KHighBits + static_cast<size_t>((2 * i) * 8 + k) * 8, 8);
                     std::memcpy(&m_hi, sb + kQ5KHighBits + static_cast<size_t>((2 * i + 1) * 8 + k) * 8, 8);
@@ -352,7 +361,7 @@ void q6k_group_vnni(const Operands &o) {
     for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
     for (int64_t u = 0; u < n_super; ++u) {
         const uint8_t *sb = o.group + static_cast<size_t>(u) * kQ6KGroupBytes;
-        stream_ahead(sb, kQ6KGroupBytes);
+        stream_ahead(sb, kQ6KQuants);  // the scales; the quants chunk by chunk below
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb)));
         for (int j = 0; j < 8; ++j) {
             const int64_t b = u * 8 + j;
@@ -360,6 +369,8 @@ void q6k_group_vnni(const Operands &o) {
             for (int t = 0; t < NT; ++t) lo[t] = hi[t] = _mm512_setzero_si512();
             const uint8_t *qw = sb + kQ6KQuants + static_cast<size_t>(j) * 512;
             for (int k = 0; k < 4; ++k) {
+                prefetch_ahead(qw + 64 * k);
+                prefetch_ahead(qw + 64 * (k + 4));
                 const __m512i w0 = _mm512_loadu_si512(qw + 64 * k), w1 = _mm512_loadu_si512(qw + 64 * (k + 4));
                 for (int t = 0; t < NT; ++t) {
                     const int8_t *x = o.qx(t, b);
