@@ -82,6 +82,12 @@ def plot(rows, path):
     fig.savefig(path, dpi=110)
 
 
+def warm_page_cache(path):
+    with open(path, "rb") as f:
+        while f.read(16 << 20):
+            pass
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=str(ROOT / "build"))
@@ -116,6 +122,10 @@ def main():
             sh([str(build / "benchmarks" / "make-bench-model"), model, typ, str(path)])
         for threads in threads_list:
             for prompt in [int(p) for p in args.prompt.split(",")]:
+                # Both engines start from a file in the page cache: muse runs first, and a
+                # cold read of the 1.5 GB Glimmer slice (the previous model's runs evict it on
+                # this host) slowed its load 3-5x and its prefill by up to 40% in that run.
+                warm_page_cache(path)
                 common = ["--prompt", str(prompt), "--n", str(args.n), "--reps", str(args.reps),
                           "--threads", str(threads)]
                 m = json.loads(sh([str(build / "benchmarks" / "muse-bench"), str(path)] + common))

@@ -7,6 +7,7 @@
 #include "backends/backend.h"
 #include "backends/graph.h"
 #include "backends/cpu/cpu-amx-bf16-matmul.h"
+#include "backends/cpu/cpu-attention-amx.h"
 #include "backends/cpu/cpu-bf16-matmul.h"
 #include "backends/cpu/cpu-int8-matmul.h"
 #include "backends/cpu/cpu-kernels.h"
@@ -668,6 +669,91 @@ void ref_attend(const float *q, const std::vector<const double *> &ks, const std
         for (int64_t i = 0; i < hd; ++i) out[i] += s[c] / sum * vs[c][i];
 }
 
+// Attention rows marked by Graph::bf16_columns (bulk prompt rows): where the CPU backend honours
+// the marks (cpu-attention-amx.h) q scale, K and V are rounded to BF16, which the reference
+// applies (then exact in double); what it cannot apply is the rounding of each softmax weight to
+// BF16 for P V, 2^-9 relative per weight: at most 2^-9 of sum_c p_c |v_c| per output, the norm
+// each element is measured against. Unmarked rows (every other one) keep the F32 kernels, inside
+// the same bound. Elsewhere the marks are a hint and the F32 result meets it too.
+void add_attention_bf16_rows(std::vector<OpCase> &cases) {
+    struct Shape {
+        const char *what;
+        int64_t hd, n_head, n_head_kv, n_tok, n_cells;
+        bool window;  // a sliding window of 20: the rows' first cells differ
+    };
+    const Shape shapes[] = {{"prompt gqa", 64, 6, 2, 40, 40, false},     {"prompt after a prefix", 128, 4, 2, 21, 90, false},
+                            {"prompt windowed", 64, 4, 1, 33, 60, false}, {"hd 80 (F32 kernels)", 80, 2, 1, 18, 30, false},
+                            {"sliding window", 64, 4, 2, 30, 50, true}};
+    for (const Shape &s : shapes)
+        for (GgmlType ct : {GgmlType::F32, GgmlType::F16}) {
+            cases.push_back({std::string("attention bf16-rows ") + s.what + " cache " + type_traits(ct).name,
+                             1.0 / 512 + 1e-5, [=](Ctx &c) {
+                                 const int64_t kvw = s.hd * s.n_head_kv, group = s.n_head / s.n_head_kv;
+                                 const auto kb = random_weights(c, ct, kvw * s.n_cells);
+                                 const auto vb = random_weights(c, ct, kvw * s.n_cells);
+                                 const auto kd = dequant_d(ct, kb, kvw * s.n_cells), vd = dequant_d(ct, vb, kvw * s.n_cells);
+                                 const auto qs = c.randn(s.hd * s.n_head * s.n_tok, 0.6f);
+                                 std::vector<int32_t> cells(static_cast<size_t>(s.n_cells));
+                                 std::iota(cells.begin(), cells.end(), 0);
+                                 std::shuffle(cells.begin(), cells.end(), c.rng);
+                                 std::vector<int32_t> begin(static_cast<size_t>(s.n_tok)), end(begin.size()), marks(begin.size());
+                                 for (int64_t t = 0; t < s.n_tok; ++t) {
+                                     end[t] = static_cast<int32_t>(s.n_cells - s.n_tok + t + 1);
+                                     begin[t] = s.window ? std::max(0, end[t] - 20) : 0;
+                                     marks[t] = t % 2 == 0 || t > s.n_tok / 2;
+                                 }
+                                 const KvRanges kv{c.i32(cells), c.i32(begin), c.i32(end)};
+                                 const Tensor q = c.f32(qs, s.hd, s.n_head, s.n_tok);
+                                 const Tensor k = c.weights(ct, kb, kvw, s.n_cells), v = c.weights(ct, vb, kvw, s.n_cells);
+                                 const Tensor out = c.empty(GgmlType::F32, s.hd * s.n_head, s.n_tok);
+                                 const float scale = 1.0f / std::sqrt(static_cast<float>(s.hd));
+                                 c.g.bf16_columns(c.i32(marks));
+                                 c.g.attention(q, k, v, kv, static_cast<int>(s.n_head_kv), scale, out);
+                                 c.g.bf16_columns(Tensor());
+                                 const auto round = [](double x) {
+                                     uint16_t h;
+                                     const float f = static_cast<float>(x);
+                                     cpu::f32_to_bf16(&f, &h, 1);
+                                     return static_cast<double>(cpu::bf16_to_f32(h));
+                                 };
+                                 const bool bf16 = c.be.name() == "cpu" && cpu::amx_attention_takes(s.hd) &&
+                                                   cpu::cpu_level() == cpu::CpuLevel::avx512;
+                                 std::vector<double> ref(static_cast<size_t>(s.hd * s.n_head * s.n_tok)), norm(ref.size());
+                                 for (int64_t t = 0; t < s.n_tok; ++t)
+                                     for (int64_t h = 0; h < s.n_head; ++h) {
+                                         const bool r = bf16 && marks[static_cast<size_t>(t)];
+                                         const int64_t hk = h / group;
+                                         std::vector<double> sc;
+                                         double mx = -INFINITY;
+                                         for (int32_t i = begin[t]; i < end[t]; ++i) {
+                                             double d = 0.0;
+                                             for (int64_t e = 0; e < s.hd; ++e) {
+                                                 const double qv = qs[static_cast<size_t>((t * s.n_head + h) * s.hd + e)];
+                                                 const double kv_ = kd[static_cast<size_t>(cells[i] * kvw + hk * s.hd + e)];
+                                                 d += r ? round(qv * scale) * round(kv_) : qv * kv_ * scale;
+                                             }
+                                             sc.push_back(d);
+                                             mx = std::max(mx, d);
+                                         }
+                                         double sum = 0.0;
+                                         for (double &x : sc) sum += x = std::exp(x - mx);
+                                         for (int64_t e = 0; e < s.hd; ++e) {
+                                             double acc = 0.0, mag = 0.0;
+                                             for (int32_t i = begin[t]; i < end[t]; ++i) {
+                                                 const double vv = vd[static_cast<size_t>(cells[i] * kvw + hk * s.hd + e)];
+                                                 const double w = sc[static_cast<size_t>(i - begin[t])] / sum;
+                                                 acc += w * (r ? round(vv) : vv);
+                                                 mag += w * std::fabs(vv);
+                                             }
+                                             ref[static_cast<size_t>((t * s.n_head + h) * s.hd + e)] = acc;
+                                             norm[static_cast<size_t>((t * s.n_head + h) * s.hd + e)] = mag;
+                                         }
+                                     }
+                                 return compare(c.read(out), ref, norm);
+                             }});
+        }
+}
+
 void add_attention(std::vector<OpCase> &cases) {
     // attention: dots of length hd in float, the exp polynomial (2e-7 relative) and sums of
     // a few thousand weights in chunks: the 1e-5 of max |ref| every backend must meet.
@@ -891,6 +977,7 @@ std::vector<OpCase> op_table() {
     add_norms(cases);
     add_elementwise(cases);
     add_attention(cases);
+    add_attention_bf16_rows(cases);
     add_vision(cases);
     return cases;
 }
@@ -1252,6 +1339,43 @@ TEST_CASE("BF16-marked matmul columns give the same bits alone, in any batch and
             // And they differ from the integer kernels' (the marks were honoured).
             CHECK(std::memcmp(all.data(), none.data(), all.size() * 4) != 0);
         }
+}
+
+TEST_CASE("BF16-marked attention rows give the same bits whatever rows share their tiles") {
+    if (!cpu::amx_attention_takes(64)) {
+        SUCCEED("no AMX-BF16 here: marked attention rows take the F32 kernels like the others");
+        return;
+    }
+    auto be = make_backend(MUSE_BACKEND_CPU, 2);
+    Ctx c(*be, 31);
+    const int64_t hd = 64, n_head = 4, n_head_kv = 2, n_cells = 90, n_tok = 40, kvw = hd * n_head_kv;
+    const Tensor k = c.f32(c.randn(kvw * n_cells), kvw, n_cells), v = c.f32(c.randn(kvw * n_cells), kvw, n_cells);
+    const std::vector<float> qs = c.randn(hd * n_head * n_tok, 0.6f);
+    std::vector<int32_t> cells(static_cast<size_t>(n_cells));
+    std::iota(cells.begin(), cells.end(), 0);
+    std::shuffle(cells.begin(), cells.end(), c.rng);
+    // Tokens [t0, t1) of the prompt (the last 40 positions of the 90), marked or not.
+    auto run = [&](int64_t t0, int64_t t1, bool marked) {
+        std::vector<int32_t> begin, end;
+        for (int64_t t = t0; t < t1; ++t) {
+            begin.push_back(0);
+            end.push_back(static_cast<int32_t>(n_cells - n_tok + t + 1));
+        }
+        const int64_t n = t1 - t0;
+        const Tensor q = c.f32(std::vector<float>(qs.begin() + t0 * hd * n_head, qs.begin() + t1 * hd * n_head), hd, n_head, n);
+        const Tensor out = c.empty(GgmlType::F32, hd * n_head, n);
+        if (marked) c.g.bf16_columns(c.i32(std::vector<int32_t>(static_cast<size_t>(n), 1)));
+        c.g.attention(q, k, v, KvRanges{c.i32(cells), c.i32(begin), c.i32(end)}, static_cast<int>(n_head_kv), 0.125f, out);
+        c.g.bf16_columns(Tensor());
+        return c.read(out);
+    };
+    const std::vector<float> all = run(0, n_tok, true), plain = run(0, n_tok, false);
+    CHECK(std::memcmp(all.data(), plain.data(), all.size() * 4) != 0);  // the marks were honoured
+    for (const auto &[t0, t1] : {std::pair<int64_t, int64_t>{5, 20}, {17, 18}, {33, 40}}) {
+        INFO("tokens " << t0 << ".." << t1);
+        const std::vector<float> part = run(t0, t1, true);
+        CHECK(std::memcmp(part.data(), all.data() + t0 * hd * n_head, part.size() * 4) == 0);
+    }
 }
 
 TEST_CASE("matmuls that share an input run as one job and give the bits of separate runs") {

@@ -174,6 +174,7 @@ void Graph::attention(const Tensor &q, const Tensor &k, const Tensor &v, const K
     n.src[3] = kv.cells;
     n.src[4] = kv.begin;
     n.src[5] = kv.end;
+    if (bf16_columns_.valid() && bf16_columns_.ne[0] == q.ne[2]) n.src[6] = bf16_columns_;
     n.i = n_head_kv;
     n.f = scale;
 }

@@ -46,7 +46,7 @@ const char *op_name(Op op);
 struct OpNode {
     Op op = Op::Add;
     Tensor dst;
-    Tensor src[6];
+    Tensor src[7];
     float f = 0.0f;     // eps, scale, softcap, freq_base
     int32_t i = 0;      // patch size, n_head_kv
     RopeParams rope;    // Rope
@@ -76,11 +76,12 @@ public:
     // Matmuls and windowed attentions recorded from now on carry OpNode::bf16_ok: for passes
     // whose consumers tolerate BF16 products (the vision towers; see docs/PERFORMANCE.md).
     void allow_bf16(bool on) { bf16_ok_ = on; }
-    // Matmuls recorded from now on whose activations have flags.ne[0] columns carry flags
-    // (I32 [n]) as src[2]: nonzero where that column's products may be rounded to BF16 (a
-    // decoder's bulk prompt rows, Batch::bulk). The per-column form of allow_bf16, a hint a
-    // backend may honour; whether it does for a column may depend only on that column's flag
-    // and the weight, never on the other columns. An invalid tensor ends it.
+    // Matmuls and attentions recorded from now on whose activations (queries) have flags.ne[0]
+    // columns carry flags (I32 [n]) -- a MatMul as src[2], an Attention as src[6]: nonzero
+    // where that column's products may be rounded to BF16 (a decoder's bulk prompt rows,
+    // Batch::bulk). The per-column form of allow_bf16, a hint a backend may honour; whether it
+    // does for a column may depend only on that column's flag, its own operands and range,
+    // never on the other columns. An invalid tensor ends it.
     void bf16_columns(const Tensor &flags) { bf16_columns_ = flags; }
     // Adds an op recorded elsewhere (a backend handing part of a pass to another one).
     void append(const OpNode &node) { nodes_.push_back(node); }

@@ -10,6 +10,8 @@
 // merged: out = sum_s o_s e^(m_s - M) / sum_s l_s e^(m_s - M).
 #include "backends/cpu/cpu-attention.h"
 
+#include "backends/cpu/cpu-attention-amx.h"
+
 #include "backends/cpu/cpu-kernels.h"
 #include "backends/cpu/cpu-simd.h"
 #include "core/error.h"
@@ -353,11 +355,15 @@ void attend(const Shape &s, int64_t t, int64_t hk, int64_t c0, int64_t c1, const
     }
 }
 
+// The query tokens listed in `tokens` (all n_tok when empty).
 template <class Ops, class Chunk = ChunkGeneric<Ops>>
-void run(ThreadPool &pool, const Shape &s, const KvRangesHost &kv, int64_t n_tok, int64_t n_head_kv, float *out) {
-    const int64_t hd = s.hd, G = s.group, pairs = n_tok * n_head_kv;
+void run(ThreadPool &pool, const Shape &s, const KvRangesHost &kv, int64_t n_tok, int64_t n_head_kv, float *out,
+         const std::vector<int32_t> &tokens) {
+    const int64_t n_listed = tokens.empty() ? n_tok : static_cast<int64_t>(tokens.size());
+    auto token = [&](int64_t i) { return tokens.empty() ? i : static_cast<int64_t>(tokens[static_cast<size_t>(i)]); };
+    const int64_t hd = s.hd, G = s.group, pairs = n_listed * n_head_kv;
     int64_t longest = 0;
-    for (int64_t t = 0; t < n_tok; ++t) longest = std::max<int64_t>(longest, kv.end[t] - kv.begin[t]);
+    for (int64_t i = 0; i < n_listed; ++i) longest = std::max<int64_t>(longest, kv.end[token(i)] - kv.begin[token(i)]);
     int64_t splits = 1;
     if (pairs < pool.size())
         splits = std::clamp<int64_t>(longest / kMinSplitCells, 1, (pool.size() + pairs - 1) / pairs);
@@ -368,7 +374,7 @@ void run(ThreadPool &pool, const Shape &s, const KvRangesHost &kv, int64_t n_tok
             std::vector<float> m(static_cast<size_t>(G));
             std::vector<double> l(static_cast<size_t>(G));
             for (int64_t j = j0; j < j1; ++j) {
-                const int64_t t = j / n_head_kv, hk = j % n_head_kv;
+                const int64_t t = token(j / n_head_kv), hk = j % n_head_kv;
                 float *o = out + (t * s.n_head + hk * G) * hd;
                 attend<Ops, Chunk>(s, t, hk, kv.begin[t], std::max(kv.begin[t], kv.end[t]), {o, m.data(), l.data()},
                             scratch);
@@ -390,14 +396,14 @@ void run(ThreadPool &pool, const Shape &s, const KvRangesHost &kv, int64_t n_tok
         thread_local std::vector<float> scratch;
         for (int64_t j = j0; j < j1; ++j) {
             const int64_t pair = j / splits, part = j % splits;
-            const int64_t t = pair / n_head_kv, hk = pair % n_head_kv;
+            const int64_t t = token(pair / n_head_kv), hk = pair % n_head_kv;
             const int64_t b = kv.begin[t], len = std::max<int64_t>(kv.end[t] - b, 0);
             attend<Ops, Chunk>(s, t, hk, b + len * part / splits, b + len * (part + 1) / splits,
                         {po.data() + j * G * hd, pm.data() + j * G, pl.data() + j * G}, scratch);
         }
     });
     for (int64_t pair = 0; pair < pairs; ++pair) {
-        const int64_t t = pair / n_head_kv, hk = pair % n_head_kv;
+        const int64_t t = token(pair / n_head_kv), hk = pair % n_head_kv;
         for (int64_t g = 0; g < G; ++g) {
             float *o = out + (t * s.n_head + hk * G + g) * hd;
             std::fill(o, o + hd, 0.0f);
@@ -423,7 +429,7 @@ void run(ThreadPool &pool, const Shape &s, const KvRangesHost &kv, int64_t n_tok
 } // namespace
 
 void attention(ThreadPool &pool, const Tensor &q, const Tensor &k, const Tensor &v, const KvRangesHost &kv, int n_head_kv,
-               float scale, const Tensor &out) {
+               float scale, const Tensor &out, const int32_t *bulk) {
     const int64_t hd = q.ne[0], n_head = q.ne[1], n_tok = q.ne[2];
     if (q.type != GgmlType::F32 || n_head_kv <= 0 || n_head % n_head_kv != 0)
         fail(MUSE_ERR_INTERNAL, "attention: q must be F32 with a multiple of ", n_head_kv, " heads");
@@ -443,24 +449,33 @@ void attention(ThreadPool &pool, const Tensor &q, const Tensor &k, const Tensor 
                   scale,
                   kv.cells};
     float *o = out.f32();
+    // Bulk prompt rows on AMX-BF16 tiles where the CPU has them; the others (all when there are
+    // no marks) on the F32 kernels below.
+    std::vector<int32_t> rest;
+    if (bulk && cpu_level() == CpuLevel::avx512 && amx_attention_takes(hd)) {
+        std::vector<int32_t> marked;
+        for (int32_t t = 0; t < static_cast<int32_t>(n_tok); ++t) (bulk[t] ? marked : rest).push_back(t);
+        if (!marked.empty()) amx_attention(pool, q, k, v, kv, n_head_kv, scale, out, marked);
+        if (rest.empty()) return;
+    }
     switch (cpu_level()) {
 #if defined(MUSE_HAVE_AVX512)
     case CpuLevel::avx512:
         if (hd % 16 == 0)
-            run<OpsAvx512, ChunkAvx512>(pool, s, kv, n_tok, n_head_kv, o);
+            run<OpsAvx512, ChunkAvx512>(pool, s, kv, n_tok, n_head_kv, o, rest);
         else
-            run<OpsAvx512>(pool, s, kv, n_tok, n_head_kv, o);
+            run<OpsAvx512>(pool, s, kv, n_tok, n_head_kv, o, rest);
         return;
 #endif
 #if defined(MUSE_HAVE_AVX2)
     case CpuLevel::avx2:
         if (hd % 8 == 0)
-            run<OpsAvx2, ChunkAvx2>(pool, s, kv, n_tok, n_head_kv, o);
+            run<OpsAvx2, ChunkAvx2>(pool, s, kv, n_tok, n_head_kv, o, rest);
         else
-            run<OpsAvx2>(pool, s, kv, n_tok, n_head_kv, o);
+            run<OpsAvx2>(pool, s, kv, n_tok, n_head_kv, o, rest);
         return;
 #endif
-    default: run<OpsScalar>(pool, s, kv, n_tok, n_head_kv, o); return;
+    default: run<OpsScalar>(pool, s, kv, n_tok, n_head_kv, o, rest); return;
     }
 }
 

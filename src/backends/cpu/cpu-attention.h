@@ -11,7 +11,9 @@ struct KvRangesHost {
     const int32_t *cells, *begin, *end;
 };
 
+// bulk: nullptr, or per query token nonzero where the row may take BF16 products (Batch::bulk:
+// AMX-BF16 tiles where the CPU has them, cpu-attention-amx.h).
 void attention(ThreadPool &pool, const Tensor &q, const Tensor &k, const Tensor &v, const KvRangesHost &kv, int n_head_kv,
-               float scale, const Tensor &out);
+               float scale, const Tensor &out, const int32_t *bulk = nullptr);
 
 } // namespace muse::cpu

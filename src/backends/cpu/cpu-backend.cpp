@@ -156,7 +156,8 @@ public:
         case Op::SetColumns:
             return n.src[1].type == GgmlType::I32 && (n.dst.type == GgmlType::F32 || n.dst.type == GgmlType::F16);
         case Op::Attention:
-            return n.src[3].type == GgmlType::I32 && n.src[4].type == GgmlType::I32 && n.src[5].type == GgmlType::I32;
+            return n.src[3].type == GgmlType::I32 && n.src[4].type == GgmlType::I32 && n.src[5].type == GgmlType::I32 &&
+                   (!n.src[6].valid() || n.src[6].type == GgmlType::I32);
         case Op::Rope2d: return n.src[1].type == GgmlType::I32 && n.src[2].type == GgmlType::I32;
         case Op::AttentionWindows: return n.src[3].type == GgmlType::I32;
         default: return true;
@@ -306,7 +307,7 @@ private:
         case Op::SetColumns: set_columns(n.dst, s[0], s[1]); return;
         case Op::Attention:
             cpu::attention(pool_, s[0], s[1], s[2], cpu::KvRangesHost{s[3].i32(), s[4].i32(), s[5].i32()}, n.i, n.f,
-                           n.dst);
+                           n.dst, s[6].valid() ? s[6].i32() : nullptr);
             return;
         // Vision ops: implemented in cpu-vision-ops.cpp.
         case Op::Patches: cpu::patches(pool_, s[0], n.i, n.dst); return;
