@@ -7,8 +7,8 @@
 // the activations are rounded to BF16 once, and TDPBF16PS accumulates whole dot products
 // in F32 tiles: nothing is left to do per block.
 //
-// Numerics: a weight becomes BF16(w), w the float core/dequant.cpp gives (Q8_0, Q4_0 and
-// Q6_K exactly; Q4_K / Q5_K as fma(q, d sc, -dmin m), within an ulp), an activation BF16(x),
+// Numerics: a weight becomes BF16(w), w exactly the float core/dequant.cpp gives (one fma of
+// the quant with the row's scale and offset, each product exact in F32), an activation BF16(x),
 // both rounded to nearest even; the products are exact in F32 and the tiles sum them in a
 // fixed order per (row, token): 32 elements per multiply, blocks in ascending order. So a
 // token's result does not depend on the other tokens of its call, on the chunking of its
