@@ -313,6 +313,39 @@ void add_matmul(std::vector<OpCase> &cases) {
     }
 }
 
+// x rounded to BF16 (nearest even), as the BF16 paths round their operands.
+double bf16_round(double x) {
+    uint16_t h;
+    const float f = static_cast<float>(x);
+    cpu::f32_to_bf16(&f, &h, 1);
+    return static_cast<double>(cpu::bf16_to_f32(h));
+}
+
+// References of y = w x with the operands exact and with both rounded to BF16, each with its
+// sum of |terms| (double sums; w k x n_out, x k x n_tok, token-major results).
+struct Bf16References {
+    std::vector<double> exact, norm_e, rounded, norm_r;
+    Bf16References(const std::vector<double> &wd, const std::vector<float> &xs, int64_t k, int64_t n_out, int64_t n_tok) {
+        for (int64_t t = 0; t < n_tok; ++t)
+            for (int64_t r = 0; r < n_out; ++r) {
+                double ae = 0.0, me = 0.0, ar = 0.0, mr = 0.0;
+                for (int64_t i = 0; i < k; ++i) {
+                    const double wv = wd[static_cast<size_t>(r * k + i)];
+                    const double xv = xs[static_cast<size_t>(t * k + i)];
+                    ae += wv * xv;
+                    me += std::fabs(wv * xv);
+                    const double p = bf16_round(wv) * bf16_round(xv);
+                    ar += p;
+                    mr += std::fabs(p);
+                }
+                exact.push_back(ae);
+                norm_e.push_back(me);
+                rounded.push_back(ar);
+                norm_r.push_back(mr);
+            }
+    }
+};
+
 // Matmuls recorded with Graph::allow_bf16 (the vision towers'): where the CPU backend honours
 // the hint (cpu-bf16-matmul.h) both operands are rounded to BF16 and summed in F32. The
 // reference applies that rounding and sums the products exactly in double; a product of two
@@ -336,30 +369,8 @@ void add_matmul_bf16(std::vector<OpCase> &cases) {
                                  c.g.allow_bf16(true);
                                  c.g.matmul(w, x, y);
                                  c.g.allow_bf16(false);
-                                 const auto round = [](double v) {
-                                     uint16_t h;
-                                     const float f = static_cast<float>(v);
-                                     cpu::f32_to_bf16(&f, &h, 1);
-                                     return static_cast<double>(cpu::bf16_to_f32(h));
-                                 };
-                                 std::vector<double> exact, rounded, norm_e, norm_r;
-                                 for (int64_t t = 0; t < s.n_tok; ++t)
-                                     for (int64_t r = 0; r < s.n_out; ++r) {
-                                         double ae = 0.0, me = 0.0, ar = 0.0, mr = 0.0;
-                                         for (int64_t i = 0; i < s.k; ++i) {
-                                             const double wv = wd[static_cast<size_t>(r * s.k + i)];
-                                             const double xv = xs[static_cast<size_t>(t * s.k + i)];
-                                             ae += wv * xv;
-                                             me += std::fabs(wv * xv);
-                                             const double p = round(wv) * round(xv);
-                                             ar += p;
-                                             mr += std::fabs(p);
-                                         }
-                                         exact.push_back(ae);
-                                         norm_e.push_back(me);
-                                         rounded.push_back(ar);
-                                         norm_r.push_back(mr);
-                                     }
+                                 const Bf16References refs(wd, xs, s.k, s.n_out, s.n_tok);
+                                 const auto &[exact, norm_e, rounded, norm_r] = refs;
                                  const std::vector<float> got = c.read(y);
                                  const Result re = compare(got, exact, norm_e), rr = compare(got, rounded, norm_r);
                                  // Decode-sized batches (up to 16 tokens) keep the F32 kernels.
@@ -394,30 +405,10 @@ void add_matmul_bf16_columns(std::vector<OpCase> &cases) {
                                  c.g.bf16_columns(c.i32(marks));
                                  c.g.matmul(w, x, y);
                                  c.g.bf16_columns(Tensor());
-                                 const auto round = [](double v) {
-                                     uint16_t h;
-                                     const float f = static_cast<float>(v);
-                                     cpu::f32_to_bf16(&f, &h, 1);
-                                     return static_cast<double>(cpu::bf16_to_f32(h));
-                                 };
-                                 std::vector<double> exact, rounded, norm_e, norm_r, q8, norm_q;
+                                 const Bf16References refs(wd, xs, s.k, s.n_out, s.n_tok);
+                                 const auto &[exact, norm_e, rounded, norm_r] = refs;
+                                 std::vector<double> q8, norm_q;
                                  int8_reference(wd, xs, s.k, s.n_out, s.n_tok, q8, norm_q);
-                                 for (int64_t t = 0; t < s.n_tok; ++t)
-                                     for (int64_t r = 0; r < s.n_out; ++r) {
-                                         double ae = 0.0, me = 0.0, ar = 0.0, mr = 0.0;
-                                         for (int64_t i = 0; i < s.k; ++i) {
-                                             const double wv = wd[static_cast<size_t>(r * s.k + i)];
-                                             const double xv = xs[static_cast<size_t>(t * s.k + i)];
-                                             ae += wv * xv;
-                                             me += std::fabs(wv * xv);
-                                             ar += round(wv) * round(xv);
-                                             mr += std::fabs(round(wv) * round(xv));
-                                         }
-                                         exact.push_back(ae);
-                                         norm_e.push_back(me);
-                                         rounded.push_back(ar);
-                                         norm_r.push_back(mr);
-                                     }
                                  const std::vector<float> got = c.read(y);
                                  // Each column against the reference of the path it should take.
                                  const bool packed = w.layout == WeightLayout::rows16;
@@ -710,12 +701,6 @@ void add_attention_bf16_rows(std::vector<OpCase> &cases) {
                                  c.g.bf16_columns(c.i32(marks));
                                  c.g.attention(q, k, v, kv, static_cast<int>(s.n_head_kv), scale, out);
                                  c.g.bf16_columns(Tensor());
-                                 const auto round = [](double x) {
-                                     uint16_t h;
-                                     const float f = static_cast<float>(x);
-                                     cpu::f32_to_bf16(&f, &h, 1);
-                                     return static_cast<double>(cpu::bf16_to_f32(h));
-                                 };
                                  const bool bf16 = c.be.name() == "cpu" && cpu::amx_attention_takes(s.hd) &&
                                                    cpu::cpu_level() == cpu::CpuLevel::avx512;
                                  std::vector<double> ref(static_cast<size_t>(s.hd * s.n_head * s.n_tok)), norm(ref.size());
@@ -730,7 +715,7 @@ void add_attention_bf16_rows(std::vector<OpCase> &cases) {
                                              for (int64_t e = 0; e < s.hd; ++e) {
                                                  const double qv = qs[static_cast<size_t>((t * s.n_head + h) * s.hd + e)];
                                                  const double kv_ = kd[static_cast<size_t>(cells[i] * kvw + hk * s.hd + e)];
-                                                 d += r ? round(qv * scale) * round(kv_) : qv * kv_ * scale;
+                                                 d += r ? bf16_round(qv * scale) * bf16_round(kv_) : qv * kv_ * scale;
                                              }
                                              sc.push_back(d);
                                              mx = std::max(mx, d);
@@ -742,7 +727,7 @@ void add_attention_bf16_rows(std::vector<OpCase> &cases) {
                                              for (int32_t i = begin[t]; i < end[t]; ++i) {
                                                  const double vv = vd[static_cast<size_t>(cells[i] * kvw + hk * s.hd + e)];
                                                  const double w = sc[static_cast<size_t>(i - begin[t])] / sum;
-                                                 acc += w * (r ? round(vv) : vv);
+                                                 acc += w * (r ? bf16_round(vv) : vv);
                                                  mag += w * std::fabs(vv);
                                              }
                                              ref[static_cast<size_t>((t * s.n_head + h) * s.hd + e)] = acc;

@@ -1,5 +1,6 @@
 #include "backends/cpu/cpu-amx-bf16-matmul.h"
 
+#include "backends/cpu/cpu-amx-tiles.h"
 #include "backends/cpu/cpu-int8-layout.h"
 #include "backends/cpu/cpu-int8-matmul.h"
 #include "backends/cpu/cpu-simd.h"
@@ -43,20 +44,9 @@ bool cpu_has_amx_bf16() {
 
 constexpr int64_t kTileElems = 512;  // one tile: 16 rows of 64 bytes, as BF16
 
-struct alignas(64) TileConfig {
-    uint8_t palette = 1, start_row = 0, reserved[14] = {};
-    uint16_t colsb[16] = {};
-    uint8_t rows[16] = {};
-};
-
 // Tiles 0-3: C (16 tokens x 16 rows, F32); 4-5: A (16 tokens x 32 elements); 6-7: B (16
 // pairs of elements x 16 rows x 2). All eight are 16 x 64 bytes.
-constexpr TileConfig make_tile_config() {
-    TileConfig c;
-    for (int i = 0; i < 8; ++i) c.rows[i] = 16, c.colsb[i] = 64;
-    return c;
-}
-constexpr TileConfig kTileConfig = make_tile_config();
+constexpr TileConfig kTileConfig = full_tile_config();
 
 // ---- weights to B tiles
 //

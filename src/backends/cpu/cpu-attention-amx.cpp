@@ -1,6 +1,8 @@
 #include "backends/cpu/cpu-attention-amx.h"
 
 #include "backends/cpu/cpu-amx-bf16-matmul.h"
+#include "backends/cpu/cpu-amx-tiles.h"
+#include "backends/cpu/cpu-bf16-matmul.h"
 #include "backends/cpu/cpu-simd.h"
 #include "backends/cpu/thread-pool.h"
 #include "core/error.h"
@@ -22,27 +24,9 @@ namespace {
 constexpr int64_t kCells = 32;      // cells per chunk: the depth of one P tile
 constexpr int64_t kTileElems = 512;  // one tile: 16 rows of 64 bytes, as BF16
 
-struct alignas(64) TileConfig {
-    uint8_t palette = 1, start_row = 0, reserved[14] = {};
-    uint16_t colsb[16] = {};
-    uint8_t rows[16] = {};
-};
 // Tiles 0-1: S (16 queries x 16 cells each); 2: a Q tile; 3-4: two K tiles; 5: P; 6: a
 // P V product (16 queries x 16 dims); 7: a V tile. All 16 x 64 bytes.
-constexpr TileConfig make_tile_config() {
-    TileConfig c;
-    for (int i = 0; i < 8; ++i) c.rows[i] = 16, c.colsb[i] = 64;
-    return c;
-}
-constexpr TileConfig kTileConfig = make_tile_config();
-
-// Round to nearest even, as _mm512_cvtne2ps_pbh does.
-inline uint16_t to_bf16(float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // NaN stays NaN
-    return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
+constexpr TileConfig kTileConfig = full_tile_config();
 
 // The queries that share a first visible cell, and the cells [begin, end) any of them sees:
 // their K and V rows of one kv head, converted once into tiles.
@@ -90,9 +74,9 @@ void convert_kv(const Geometry &gm, const Group &g, int64_t hk, const Tensor &k,
                 continue;
             }
             cache_row(k, cells[i], hk, hd, row.data());
-            for (int64_t d = 0; d < hd; ++d) kr[d] = to_bf16(row[static_cast<size_t>(d)]);
+            f32_to_bf16(row.data(), kr, hd);
             cache_row(v, cells[i], hk, hd, row.data());
-            for (int64_t d = 0; d < hd; ++d) vr[d] = to_bf16(row[static_cast<size_t>(d)]);
+            f32_to_bf16(row.data(), vr, hd);
         }
         for (int64_t ks = 0; ks < nks; ++ks)
             for (int h = 0; h < 2; ++h) {

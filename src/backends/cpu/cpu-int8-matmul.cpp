@@ -1,5 +1,6 @@
 #include "backends/cpu/cpu-int8-matmul.h"
 
+#include "backends/cpu/cpu-amx-tiles.h"
 #include "backends/cpu/cpu-int8-layout.h"
 #include "backends/cpu/cpu-kernels.h"
 #include "backends/cpu/cpu-simd.h"
@@ -419,12 +420,6 @@ constexpr size_t kTileBytes = 512;  // one B tile: 32 elements x 16 rows
 // for a call's last partial tile from 8 tokens. Packed Q8_0 tiles serve calls of up to
 // kAmxPackedMaxTiles tiles; larger ones spread (see BTiles).
 constexpr int64_t kAmxMinTokens = 32, kAmxPackedMinTokens = 8, kAmxMinTileTokens = 8, kAmxPackedMaxTiles = 4;
-
-struct alignas(64) TileConfig {
-    uint8_t palette = 1, start_row = 0, reserved[14] = {};
-    uint16_t colsb[16] = {};
-    uint8_t rows[16] = {};
-};
 
 // Tiles 0-3: C (16 tokens x 16 int32); 4-5: A (16 tokens x 32 bytes); 6-7: B (8 x 64
 // bytes). The 2 x 2 kernel uses all eight; the single-tile one two sets of (C, A, B).
