@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -104,6 +105,18 @@ public:
     virtual Tensor add(GgmlType type, const int64_t ne[4], const void *host_data) = 0;
     // Ends loading: after this the tensors are usable by ops.
     virtual void commit() {}
+    // Called by a backend that copies host data in parts (repacking at load) for each part it
+    // is done with, so the loader can drop those file pages at once: otherwise the largest
+    // copied tensor (a tied 150 MB embedding table) is resident twice at the load's peak.
+    void on_host_data_done(std::function<void(const void *data, size_t n)> done) { host_data_done_ = std::move(done); }
+
+protected:
+    void host_data_done(const void *data, size_t n) const {
+        if (host_data_done_) host_data_done_(data, n);
+    }
+
+private:
+    std::function<void(const void *, size_t)> host_data_done_;
 };
 
 struct OpNode;

@@ -105,7 +105,10 @@ Tensor Decoder::tensor(const std::string &name, std::vector<int64_t> ne, bool re
         }
     }
     Tensor w = weights_->add(t->type, t->ne, file_.tensor_data(*t));
-    if (!w.mapped) file_.release_tensor_data(*t);  // the backend made its own copy: peak RSS stays ~ the file
+    if (!w.mapped) {  // the backend made its own copy: peak RSS stays ~ the file
+        file_.release_tensor_data(*t);
+        copied_.push_back(t);
+    }
     return w;
 }
 

@@ -91,14 +91,21 @@ public:
     void forward(ForwardState &st, KvCache &cache, const Batch &batch, std::vector<float> &logits) const;
     Backend &backend() const { return backend_; }
     // Ends loading (make_decoder calls it once the family has looked up its tensors).
-    void commit_weights() { weights_->commit(); }
+    // Ends loading. Faults while loading (reading a small tensor maps the page-cache folio
+    // around it) may have brought back pages of tensors the backend copied: drop them again.
+    void commit_weights() {
+        weights_->commit();
+        for (const gguf::TensorInfo *t : copied_) file_.release_tensor_data(*t);
+    }
 
     // Bytes of activations a batch of n tokens with n_out logits rows needs (Workspace sizing).
     virtual size_t workspace_bytes(int64_t n_tokens, int64_t n_out) const;
 
 protected:
     Decoder(const gguf::File &file, Backend &backend)
-        : file_(file), backend_(backend), weights_(backend.weight_buffer()) {}
+        : file_(file), backend_(backend), weights_(backend.weight_buffer()) {
+        weights_->on_host_data_done([this](const void *data, size_t n) { file_.release_data(data, n); });
+    }
 
     // Family hook: records, into st.graph, every layer run on the input embeddings x
     // [n_embd, n] (already looked up), leaving the final hidden states in x.
@@ -119,6 +126,7 @@ protected:
     const gguf::File &file_;
     Backend &backend_;
     std::unique_ptr<WeightBuffer> weights_;  // every tensor() of the model, committed once loaded
+    mutable std::vector<const gguf::TensorInfo *> copied_;  // tensors the backend keeps its own copy of (tensor() is const)
     DecoderHParams hp_;
     Tensor tok_embd_, output_norm_, output_;
 };

@@ -449,7 +449,15 @@ const uint8_t *File::tensor_data(const TensorInfo &t) const {
 }
 
 void File::release_tensor_data(const TensorInfo &t) const {
-    if (data_ && !owned_ && source_->data()) source_->release(data_offset_ + t.offset, t.n_bytes);
+    if (data_) release_data(data_ + t.offset, t.n_bytes);
+}
+
+void File::release_data(const void *data, size_t n) const {
+    const auto *p = static_cast<const uint8_t *>(data);
+    if (!data_ || owned_ || !source_->data() || p < data_) return;
+    const uint64_t offset = data_offset_ + static_cast<uint64_t>(p - data_);
+    if (offset > source_->size() || n > source_->size() - offset) return;  // not this file's bytes
+    source_->release(offset, n);
 }
 
 } // namespace muse::gguf

@@ -106,6 +106,8 @@ public:
     // The backend keeps its own copy of this tensor (e.g. repacked): a mapped file lets the
     // tensor's pages go (tensor_data stays valid; the pages come back from the file if read).
     void release_tensor_data(const TensorInfo &t) const;
+    // The same for any byte range of tensor data (whole pages inside it); others are ignored.
+    void release_data(const void *data, size_t n) const;
 
     File(const File &) = delete;
     File &operator=(const File &) = delete;

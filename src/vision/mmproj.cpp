@@ -66,7 +66,10 @@ Tensor MmprojReader::tensor(const std::string &name, const std::vector<int64_t> 
         }
     }
     Tensor w = weights_->add(t->type, t->ne, file_.tensor_data(*t));
-    if (!w.mapped) file_.release_tensor_data(*t);  // the backend made its own copy
+    if (!w.mapped) {  // the backend made its own copy: peak RSS stays ~ the file
+        file_.release_tensor_data(*t);
+        copied_.push_back(t);
+    }
     return w;
 }
 

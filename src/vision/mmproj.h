@@ -36,7 +36,9 @@ struct VisionHParams {
 class MmprojReader {
 public:
     MmprojReader(const gguf::File &file, Backend &backend)
-        : file_(file), backend_(backend), weights_(backend.weight_buffer()) {}
+        : file_(file), backend_(backend), weights_(backend.weight_buffer()) {
+        weights_->on_host_data_done([this](const void *data, size_t n) { file_.release_data(data, n); });
+    }
 
     const gguf::File &file() const { return file_; }
     Backend &backend() const { return backend_; }
@@ -57,12 +59,18 @@ public:
     // the CPU unless repacked).
     Tensor tensor(const std::string &name, const std::vector<int64_t> &ne, bool required = true) const;
     // Ends loading (VisionEncoder::load calls it once the family has its tensors).
-    void commit_weights() { weights_->commit(); }
+    // Ends loading. Faults while loading (reading a small tensor maps the page-cache folio
+    // around it) may have brought back pages of tensors the backend copied: drop them again.
+    void commit_weights() {
+        weights_->commit();
+        for (const gguf::TensorInfo *t : copied_) file_.release_tensor_data(*t);
+    }
 
 private:
     const gguf::File &file_;
     Backend &backend_;
     std::unique_ptr<WeightBuffer> weights_;  // tensor() adds to it while the family loads
+    mutable std::vector<const gguf::TensorInfo *> copied_;  // tensors the backend keeps its own copy of (tensor() is const)
 };
 
 // The keys every family reads (clip.vision.*): widths, heads, layers, eps, patch and

@@ -75,11 +75,31 @@ public:
             auto buf = std::make_unique<HostBuffer>(cpu::int8_packed_bytes(type, ne[0], ne[1]), false);  // int8_pack writes all
             auto *dst = static_cast<uint8_t *>(buf->host());
             const auto *src = static_cast<const uint8_t *>(host_data);
+            // In slices of about 16 MB of the file, each handed back once packed (groups are
+            // whole rows, so a slice is one contiguous range of the source).
             const int64_t groups = (ne[1] + cpu::kInt8Rows - 1) / cpu::kInt8Rows;
-            pool_.parallel_for(groups, [&](int64_t g0, int64_t g1) { cpu::int8_pack(type, src, ne[0], ne[1], g0, g1, dst); }, 8);
+            const size_t group_src_bytes = t.row_bytes() * static_cast<size_t>(cpu::kInt8Rows);
+            const int64_t slice = std::max<int64_t>(8, static_cast<int64_t>((size_t(16) << 20) / group_src_bytes));
+            for (int64_t s0 = 0; s0 < groups; s0 += slice) {
+                const int64_t s1 = std::min(groups, s0 + slice);
+                pool_.parallel_for(s1 - s0, [&](int64_t g0, int64_t g1) {
+                    cpu::int8_pack(type, src, ne[0], ne[1], s0 + g0, s0 + g1, dst);
+                }, 8);
+                const size_t end = std::min(static_cast<size_t>(s1) * group_src_bytes, t.n_bytes());
+                host_data_done(src + static_cast<size_t>(s0) * group_src_bytes, end - static_cast<size_t>(s0) * group_src_bytes);
+            }
             t.mapped = nullptr;
             t.buffer = buf.get();
             t.layout = WeightLayout::rows16;
+            packed_.push_back(std::move(buf));
+        } else if (t.n_bytes() <= kOwnedSmallBytes) {
+            // Norm weights and biases: a few KB between large tensors. Reading them in place at
+            // run time faults in the file's (large) page-cache folios around them, megabytes of
+            // neighbouring weights that already have their repacked copy (78 MB for the 0.5B Q8_0).
+            auto buf = std::make_unique<HostBuffer>(t.n_bytes(), false);
+            std::memcpy(buf->host(), host_data, t.n_bytes());
+            t.mapped = nullptr;
+            t.buffer = buf.get();
             packed_.push_back(std::move(buf));
         } else if (type == GgmlType::F32 || type == GgmlType::F16) {
             bf16_->remember(this, host_data, t.n_bytes());
@@ -88,9 +108,11 @@ public:
     }
 
 private:
+    static constexpr size_t kOwnedSmallBytes = 64 * 1024;
+
     ThreadPool &pool_;
     std::shared_ptr<cpu::Bf16Matmul> bf16_;
-    std::vector<std::unique_ptr<HostBuffer>> packed_;
+    std::vector<std::unique_ptr<HostBuffer>> packed_;  // repacked matrices and copied small tensors
 };
 
 // The processor's marketing name (/proc/cpuinfo "model name"), or "cpu" where there is none.
