@@ -107,7 +107,7 @@ public:
     virtual void commit() {}
     // Called by a backend that copies host data in parts (repacking at load) for each part it
     // is done with, so the loader can drop those file pages at once: otherwise the largest
-    // copied tensor (a tied 150 MB embedding table) is resident twice at the load's peak.
+    // copied tensor (a 150 MB embedding table) is resident twice at the load's peak.
     void on_host_data_done(std::function<void(const void *data, size_t n)> done) { host_data_done_ = std::move(done); }
 
 protected:

@@ -90,9 +90,9 @@ public:
     // On failure the batch's cells are released again, so the cache is unchanged.
     void forward(ForwardState &st, KvCache &cache, const Batch &batch, std::vector<float> &logits) const;
     Backend &backend() const { return backend_; }
-    // Ends loading (make_decoder calls it once the family has looked up its tensors).
-    // Ends loading. Faults while loading (reading a small tensor maps the page-cache folio
-    // around it) may have brought back pages of tensors the backend copied: drop them again.
+    // Ends loading (make_decoder calls it once the family has looked up its tensors). Faults
+    // while loading (reading a small tensor maps the page-cache folio around it) may have
+    // brought back pages of tensors the backend copied: they are dropped again.
     void commit_weights() {
         weights_->commit();
         for (const gguf::TensorInfo *t : copied_) file_.release_tensor_data(*t);
