@@ -58,9 +58,9 @@ public:
     // invalid when absent. They go into the encoder's one WeightBuffer (mapped in place on
     // the CPU unless repacked).
     Tensor tensor(const std::string &name, const std::vector<int64_t> &ne, bool required = true) const;
-    // Ends loading (VisionEncoder::load calls it once the family has its tensors).
-    // Ends loading. Faults while loading (reading a small tensor maps the page-cache folio
-    // around it) may have brought back pages of tensors the backend copied: drop them again.
+    // Ends loading (VisionEncoder::load calls it once the family has its tensors). Faults
+    // while loading may have brought back pages of tensors the backend copied: they are
+    // dropped again (Decoder::commit_weights says how).
     void commit_weights() {
         weights_->commit();
         for (const gguf::TensorInfo *t : copied_) file_.release_tensor_data(*t);
