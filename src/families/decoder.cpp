@@ -105,10 +105,9 @@ Tensor Decoder::tensor(const std::string &name, std::vector<int64_t> ne, bool re
         }
     }
     Tensor w = weights_->add(t->type, t->ne, file_.tensor_data(*t));
-    if (!w.mapped) {  // the backend made its own copy: peak RSS stays ~ the file
-        file_.release_tensor_data(*t);
-        copied_.push_back(t);
-    }
+    // The backend made its own copy: its file pages go at commit (a device backend uploads
+    // from them until then; the CPU backend hands back what it repacked as it goes).
+    if (!w.mapped) copied_.push_back(t);
     return w;
 }
 
