@@ -87,30 +87,6 @@ void Decoder::load_common_hparams() {
     output_norm_ = tensor("output_norm.weight", {hp_.n_embd});
 }
 
-Tensor Decoder::tensor(const std::string &name, std::vector<int64_t> ne, bool required) const {
-    const gguf::TensorInfo *t = file_.find_tensor(name);
-    if (!t) {
-        if (required) fail(MUSE_ERR_FORMAT, "model is missing tensor '", name, "'");
-        return Tensor{};
-    }
-    for (size_t d = 0; d < 4; ++d) {
-        const int64_t want = d < ne.size() ? ne[d] : 1;
-        if (want >= 0 && t->ne[d] != want) {
-            std::string got, exp;
-            for (size_t k = 0; k < 4; ++k) {
-                got += (k ? "," : "") + std::to_string(t->ne[k]);
-                exp += (k ? "," : "") + (k < ne.size() ? std::to_string(ne[k]) : std::string("1"));
-            }
-            fail(MUSE_ERR_FORMAT, "tensor '", name, "' has shape [", got, "], expected [", exp, "]");
-        }
-    }
-    Tensor w = weights_->add(t->type, t->ne, file_.tensor_data(*t));
-    // The backend made its own copy: its file pages go at commit (a device backend uploads
-    // from them until then; the CPU backend hands back what it repacked as it goes).
-    if (!w.mapped) copied_.push_back(t);
-    return w;
-}
-
 void Decoder::attend(ForwardState &st, int layer, const Tensor &q, const Tensor &k, const Tensor &v, KvCache &cache,
                      const Tensor &out) const {
     const KvCache::Pool pool = cache.layer_pool(layer);

@@ -7,6 +7,7 @@
 #include "backends/graph.h"
 #include "engine/kv-cache.h"
 #include "gguf/gguf-file.h"
+#include "model/model-weights.h"
 
 #include <functional>
 #include <memory>
@@ -90,22 +91,14 @@ public:
     // On failure the batch's cells are released again, so the cache is unchanged.
     void forward(ForwardState &st, KvCache &cache, const Batch &batch, std::vector<float> &logits) const;
     Backend &backend() const { return backend_; }
-    // Ends loading (make_decoder calls it once the family has looked up its tensors). Faults
-    // while loading (reading a small tensor maps the page-cache folio around it) may have
-    // brought back pages of tensors the backend copied: they are dropped again.
-    void commit_weights() {
-        weights_->commit();
-        for (const gguf::TensorInfo *t : copied_) file_.release_tensor_data(*t);
-    }
+    // Ends loading (make_decoder calls it once the family has looked up its tensors).
+    void commit_weights() { weights_.commit(); }
 
     // Bytes of activations a batch of n tokens with n_out logits rows needs (Workspace sizing).
     virtual size_t workspace_bytes(int64_t n_tokens, int64_t n_out) const;
 
 protected:
-    Decoder(const gguf::File &file, Backend &backend)
-        : file_(file), backend_(backend), weights_(backend.weight_buffer()) {
-        weights_->on_host_data_done([this](const void *data, size_t n) { file_.release_data(data, n); });
-    }
+    Decoder(const gguf::File &file, Backend &backend) : file_(file), backend_(backend), weights_(file, backend, "model") {}
 
     // Family hook: records, into st.graph, every layer run on the input embeddings x
     // [n_embd, n] (already looked up), leaving the final hidden states in x.
@@ -116,7 +109,9 @@ protected:
     // Reads the generic hyperparameters of llama.cpp's loader for hp_.arch.
     void load_common_hparams();
     // Tensor lookup with shape checks (ggml order); optional ones return an invalid Tensor.
-    Tensor tensor(const std::string &name, std::vector<int64_t> ne, bool required = true) const;
+    Tensor tensor(const std::string &name, const std::vector<int64_t> &ne, bool required = true) const {
+        return weights_.get(name, ne, required);
+    }
     // Standard attention with the KV cache: q [hd, n_head, n], k/v [hd*n_head_kv, n]
     // already projected (and roped); stores k/v in the layer's cells (its pool:
     // full or sliding-window), writes out [hd*n_head, n].
@@ -125,8 +120,7 @@ protected:
 
     const gguf::File &file_;
     Backend &backend_;
-    std::unique_ptr<WeightBuffer> weights_;  // every tensor() of the model, committed once loaded
-    mutable std::vector<const gguf::TensorInfo *> copied_;  // tensors the backend keeps its own copy of (tensor() is const)
+    mutable ModelWeights weights_;  // every tensor() of the model, committed once loaded (tensor() is const)
     DecoderHParams hp_;
     Tensor tok_embd_, output_norm_, output_;
 };

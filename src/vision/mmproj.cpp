@@ -2,7 +2,6 @@
 
 #include "core/error.h"
 
-#include <sstream>
 
 namespace muse {
 
@@ -42,34 +41,6 @@ std::optional<std::vector<int64_t>> MmprojReader::int_array(const std::string &k
     std::vector<int64_t> out;
     for (uint64_t i = 0; i < v->length; ++i) out.push_back(v->element(i).i);
     return out;
-}
-
-Tensor MmprojReader::tensor(const std::string &name, const std::vector<int64_t> &ne, bool required) const {
-    const gguf::TensorInfo *t = file_.find_tensor(name);
-    if (!t) {
-        if (required) fail(MUSE_ERR_FORMAT, "mmproj: missing tensor '", name, "'");
-        return Tensor{};
-    }
-    for (size_t d = 0; d < 4; ++d) {
-        const int64_t want = d < ne.size() ? ne[d] : 1;
-        if (want >= 0 && t->ne[d] != want) {
-            std::ostringstream got, exp;
-            for (size_t k = 0; k < 4; ++k) {
-                got << (k ? "," : "") << t->ne[k];
-                exp << (k ? "," : "");
-                if (k >= ne.size()) exp << 1;
-                else if (ne[k] < 0) exp << "*";
-                else exp << ne[k];
-            }
-            fail(MUSE_ERR_FORMAT, "mmproj: tensor '", name, "' has shape [", got.str(), "], expected [", exp.str(),
-                 "]");
-        }
-    }
-    Tensor w = weights_->add(t->type, t->ne, file_.tensor_data(*t));
-    // The backend made its own copy: its file pages go at commit (a device backend uploads
-    // from them until then; the CPU backend hands back what it repacked as it goes).
-    if (!w.mapped) copied_.push_back(t);
-    return w;
 }
 
 std::string read_projector_type(const gguf::File &file) {

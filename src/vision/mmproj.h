@@ -6,6 +6,7 @@
 
 #include "backends/backend.h"
 #include "gguf/gguf-file.h"
+#include "model/model-weights.h"
 
 #include <memory>
 #include <optional>
@@ -35,10 +36,7 @@ struct VisionHParams {
 
 class MmprojReader {
 public:
-    MmprojReader(const gguf::File &file, Backend &backend)
-        : file_(file), backend_(backend), weights_(backend.weight_buffer()) {
-        weights_->on_host_data_done([this](const void *data, size_t n) { file_.release_data(data, n); });
-    }
+    MmprojReader(const gguf::File &file, Backend &backend) : file_(file), backend_(backend), weights_(file, backend, "mmproj") {}
 
     const gguf::File &file() const { return file_; }
     Backend &backend() const { return backend_; }
@@ -57,20 +55,16 @@ public:
     // A weight with its ggml shape checked (-1: any extent); optional ones come back
     // invalid when absent. They go into the encoder's one WeightBuffer (mapped in place on
     // the CPU unless repacked).
-    Tensor tensor(const std::string &name, const std::vector<int64_t> &ne, bool required = true) const;
-    // Ends loading (VisionEncoder::load calls it once the family has its tensors). Faults
-    // while loading may have brought back pages of tensors the backend copied: they are
-    // dropped again (Decoder::commit_weights says how).
-    void commit_weights() {
-        weights_->commit();
-        for (const gguf::TensorInfo *t : copied_) file_.release_tensor_data(*t);
+    Tensor tensor(const std::string &name, const std::vector<int64_t> &ne, bool required = true) const {
+        return weights_.get(name, ne, required);
     }
+    // Ends loading (VisionEncoder::load calls it once the family has its tensors).
+    void commit_weights() { weights_.commit(); }
 
 private:
     const gguf::File &file_;
     Backend &backend_;
-    std::unique_ptr<WeightBuffer> weights_;  // tensor() adds to it while the family loads
-    mutable std::vector<const gguf::TensorInfo *> copied_;  // tensors the backend keeps its own copy of (tensor() is const)
+    mutable ModelWeights weights_;  // tensor() adds to it while the family loads (tensor() is const)
 };
 
 // The keys every family reads (clip.vision.*): widths, heads, layers, eps, patch and
