@@ -216,14 +216,15 @@ void amx_attention(ThreadPool &pool, const Tensor &q, const Tensor &k, const Ten
         k_at[i + 1] = k_at[i] + static_cast<size_t>(gm.k_elems(groups[i]) * n_head_kv);
         v_at[i + 1] = v_at[i] + static_cast<size_t>(gm.v_elems(groups[i]) * n_head_kv);
     }
-    std::vector<uint16_t> kt(k_at.back()), vt(v_at.back());
+    std::vector<CacheLine> k_store, v_store;
+    uint16_t *kt = cache_lines_for<uint16_t>(k_store, k_at.back()), *vt = cache_lines_for<uint16_t>(v_store, v_at.back());
     const int64_t n_groups = static_cast<int64_t>(groups.size());
     pool.parallel_for(n_groups * n_head_kv, [&](int64_t a, int64_t b) {
         for (int64_t j = a; j < b; ++j) {
             const Group &g = groups[static_cast<size_t>(j / n_head_kv)];
             const int64_t hk = j % n_head_kv, gi = j / n_head_kv;
-            convert_kv(gm, g, hk, k, v, kv.cells, kt.data() + k_at[static_cast<size_t>(gi)] + hk * gm.k_elems(g),
-                       vt.data() + v_at[static_cast<size_t>(gi)] + hk * gm.v_elems(g));
+            convert_kv(gm, g, hk, k, v, kv.cells, kt + k_at[static_cast<size_t>(gi)] + hk * gm.k_elems(g),
+                       vt + v_at[static_cast<size_t>(gi)] + hk * gm.v_elems(g));
         }
     });
     // Work items: a tile of up to 16 queries of a group and one kv head (its query heads).
@@ -242,8 +243,8 @@ void amx_attention(ThreadPool &pool, const Tensor &q, const Tensor &k, const Ten
         for (int64_t j = a; j < b; ++j) {
             const Item &it = items[static_cast<size_t>(j)];
             const Group &g = groups[static_cast<size_t>(it.group)];
-            const uint16_t *kg = kt.data() + k_at[static_cast<size_t>(it.group)] + it.hk * gm.k_elems(g);
-            const uint16_t *vg = vt.data() + v_at[static_cast<size_t>(it.group)] + it.hk * gm.v_elems(g);
+            const uint16_t *kg = kt + k_at[static_cast<size_t>(it.group)] + it.hk * gm.k_elems(g);
+            const uint16_t *vg = vt + v_at[static_cast<size_t>(it.group)] + it.hk * gm.v_elems(g);
             for (int64_t hq = 0; hq < gm.group; ++hq)
                 attend_tile(gm, g, g.tokens.data() + it.first, it.n, it.hk * gm.group + hq, qd, scale, kv.end, kg, vg, od);
         }

@@ -2,6 +2,7 @@
 
 #include "backends/cpu/cpu-attention.h"
 #include "backends/cpu/cpu-amx-bf16-matmul.h"
+#include "backends/cpu/cpu-amx-tiles.h"
 #include "backends/cpu/cpu-bf16-matmul.h"
 #include "backends/cpu/cpu-elementwise.h"
 #include "backends/cpu/cpu-int8-matmul.h"
@@ -33,18 +34,6 @@ extern "C" void omp_set_num_threads(int);
 
 namespace muse {
 namespace {
-
-// Per-thread scratch in whole cache lines: activations laid out as AMX tiles are read 64
-// bytes per tile row, and a row that straddles two lines costs two loads (std::vector's
-// large allocations start 16 bytes into a page).
-struct alignas(64) CacheLine {
-    uint8_t bytes[64];
-};
-template <class T>
-T *lines_for(std::vector<CacheLine> &store, size_t n) {
-    store.resize((n * sizeof(T) + 63) / 64);
-    return reinterpret_cast<T *>(store.data());
-}
 
 class HostBuffer final : public Buffer {
 public:
@@ -520,10 +509,10 @@ private:
         const int64_t nb = n_in / 32;
         const cpu::Int8Layout layout = cpu::int8_layout(n_tok);
         const int64_t n_pad = cpu::int8_padded_tokens(layout, n_tok);
-        thread_local std::vector<CacheLine> q, d, s;
-        int8_t *qp = lines_for<int8_t>(q, static_cast<size_t>(n_pad * n_in));
-        float *dp = lines_for<float>(d, static_cast<size_t>(n_pad * nb));
-        int32_t *sp = lines_for<int32_t>(s, static_cast<size_t>(n_pad * nb));
+        thread_local std::vector<cpu::CacheLine> q, d, s;
+        int8_t *qp = cpu::cache_lines_for<int8_t>(q, static_cast<size_t>(n_pad * n_in));
+        float *dp = cpu::cache_lines_for<float>(d, static_cast<size_t>(n_pad * nb));
+        int32_t *sp = cpu::cache_lines_for<int32_t>(s, static_cast<size_t>(n_pad * nb));
         if (n_tok >= 8)  // prompts: in parallel over tokens
             pool_.parallel_for(n_pad, [&](int64_t t0, int64_t t1) {
                 cpu::int8_quantize_rows(xs, n_in, n_tok, t0, t1, layout, qp, dp, sp);
@@ -535,8 +524,8 @@ private:
 
     // Activations as AMX-BF16 tiles (per-thread storage, valid until this thread converts again).
     const uint16_t *bf16_activations(const float *xs, int64_t n_in, int64_t n_tok) {
-        thread_local std::vector<CacheLine> a;
-        uint16_t *ap = lines_for<uint16_t>(a, static_cast<size_t>(cpu::amx_bf16_panel_elements(n_in, n_tok)));
+        thread_local std::vector<cpu::CacheLine> a;
+        uint16_t *ap = cpu::cache_lines_for<uint16_t>(a, static_cast<size_t>(cpu::amx_bf16_panel_elements(n_in, n_tok)));
         const int64_t n_pad = (n_tok + 15) / 16 * 16;
         pool_.parallel_for(n_pad, [&](int64_t t0, int64_t t1) { cpu::amx_bf16_convert(xs, n_in, n_tok, t0, t1, ap); }, 16);
         return ap;
