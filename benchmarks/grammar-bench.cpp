@@ -12,6 +12,7 @@
 #include "gguf/gguf-file.h"
 #include "grammar/grammar.h"
 #include "tokenizer/tokenizer.h"
+#include "python-json.h"
 
 #include <algorithm>
 #include <array>
@@ -28,6 +29,7 @@ using namespace muse;
 using namespace muse::grammar;
 using ojson = nlohmann::ordered_json;
 namespace fs = std::filesystem;
+using test::py_dumps;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -37,25 +39,6 @@ std::string read_file(const fs::path &p) {
     std::stringstream ss;
     ss << f.rdbuf();
     return ss.str();
-}
-
-// Python's json.dumps(data, ensure_ascii=False): ", " and ": " separators.
-std::string py_dumps(const ojson &v) {
-    if (v.is_object()) {
-        std::string out = "{";
-        bool first = true;
-        for (auto &[k, x] : v.items()) {
-            out += (first ? "" : ", ") + ojson(k).dump() + ": " + py_dumps(x);
-            first = false;
-        }
-        return out + "}";
-    }
-    if (v.is_array()) {
-        std::string out = "[";
-        for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + py_dumps(v[i]);
-        return out + "]";
-    }
-    return v.dump();
 }
 
 std::string hex(const std::string &s) {

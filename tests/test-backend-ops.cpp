@@ -394,7 +394,10 @@ void add_matmul_bf16_columns(std::vector<OpCase> &cases) {
         int64_t k, n_out, n_tok;
     };
     for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
-        for (const Shape s : {Shape{256, 33, 17}, Shape{512, 40, 40}, Shape{768, 70, 5}, Shape{1024, 16, 33}}) {
+        // k2304: three slices of K (32 + 32 + 8 blocks), so the next slice's tiles are spread while
+        // the current one multiplies.
+        for (const Shape s : {Shape{256, 33, 17}, Shape{512, 40, 40}, Shape{768, 70, 5}, Shape{1024, 16, 33},
+                              Shape{2304, 48, 20}}) {
             cases.push_back({"matmul bf16-columns " + std::string(type_traits(type).name) + " k" + std::to_string(s.k) +
                                  " out" + std::to_string(s.n_out) + " tok" + std::to_string(s.n_tok),
                              static_cast<double>(s.k) * kEps, [=](Ctx &c) {

@@ -7,6 +7,7 @@
 #include "gguf/gguf-file.h"
 #include "grammar/grammar-stage.h"
 #include "grammar/grammar.h"
+#include "python-json.h"
 #include "tokenizer/tokenizer.h"
 
 #include <catch2/catch.hpp>
@@ -25,6 +26,7 @@
 using namespace muse;
 using namespace muse::grammar;
 namespace fs = std::filesystem;
+using test::py_dumps;
 
 namespace {
 
@@ -368,25 +370,6 @@ TEST_CASE("GrammarStage: the sampler chain's grammar slot", "[grammar]") {
 namespace {
 
 using ojson = nlohmann::ordered_json;
-
-// Python's json.dumps(data, ensure_ascii=False): ", " and ": " separators.
-std::string py_dumps(const ojson &v) {
-    if (v.is_object()) {
-        std::string out = "{";
-        bool first = true;
-        for (auto &[k, x] : v.items()) {
-            out += (first ? "" : ", ") + ojson(k).dump() + ": " + py_dumps(x);
-            first = false;
-        }
-        return out + "}";
-    }
-    if (v.is_array()) {
-        std::string out = "[";
-        for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + py_dumps(v[i]);
-        return out + "]";
-    }
-    return v.dump();
-}
 
 std::string schema_error(const ojson &schema, JsonSchemaOptions o = {}) {
     try {
