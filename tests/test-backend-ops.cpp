@@ -272,6 +272,28 @@ struct MatmulOperands {
           w(c.weights(type, wb, k, n_out)), x(c.f32(xs, k, n_tok)), y(c.empty(GgmlType::F32, n_out, n_tok)) {}
 };
 
+// The operands of an attention case: a KV pool of n_cells cells in the cache type (K and V,
+// with their exact values), queries, and the cells of positions 0.. in a shuffled order of the
+// pool, so that no kernel can get away with reading cells in order.
+struct AttentionOperands {
+    std::vector<uint8_t> kb, vb;
+    std::vector<double> kd, vd;
+    std::vector<float> qs;
+    std::vector<int32_t> cells;
+    Tensor q, k, v;
+    AttentionOperands(Ctx &c, GgmlType cache, int64_t hd, int64_t n_head, int64_t n_head_kv, int64_t n_tok,
+                      int64_t n_cells)
+        : kb(random_weights(c, cache, hd * n_head_kv * n_cells)), vb(random_weights(c, cache, hd * n_head_kv * n_cells)),
+          kd(dequant_d(cache, kb, hd * n_head_kv * n_cells)), vd(dequant_d(cache, vb, hd * n_head_kv * n_cells)),
+          qs(c.randn(hd * n_head * n_tok, 0.6f)), cells(static_cast<size_t>(n_cells)) {
+        std::iota(cells.begin(), cells.end(), 0);
+        std::shuffle(cells.begin(), cells.end(), c.rng);
+        q = c.f32(qs, hd, n_head, n_tok);
+        k = c.weights(cache, kb, hd * n_head_kv, n_cells);
+        v = c.weights(cache, vb, hd * n_head_kv, n_cells);
+    }
+};
+
 void add_matmul(std::vector<OpCase> &cases) {
     // matmul: F32 dot of length K, each product exact in double but the float sums
     // round K times: K * eps of sum |w x|. (The Vulkan shaders dequantize to core/dequant.cpp's
@@ -683,13 +705,8 @@ void add_attention_bf16_rows(std::vector<OpCase> &cases) {
             cases.push_back({std::string("attention bf16-rows ") + s.what + " cache " + type_traits(ct).name,
                              1.0 / 512 + 1e-5, [=](Ctx &c) {
                                  const int64_t kvw = s.hd * s.n_head_kv, group = s.n_head / s.n_head_kv;
-                                 const auto kb = random_weights(c, ct, kvw * s.n_cells);
-                                 const auto vb = random_weights(c, ct, kvw * s.n_cells);
-                                 const auto kd = dequant_d(ct, kb, kvw * s.n_cells), vd = dequant_d(ct, vb, kvw * s.n_cells);
-                                 const auto qs = c.randn(s.hd * s.n_head * s.n_tok, 0.6f);
-                                 std::vector<int32_t> cells(static_cast<size_t>(s.n_cells));
-                                 std::iota(cells.begin(), cells.end(), 0);
-                                 std::shuffle(cells.begin(), cells.end(), c.rng);
+                                 const AttentionOperands ops(c, ct, s.hd, s.n_head, s.n_head_kv, s.n_tok, s.n_cells);
+                                 const auto &[kb, vb, kd, vd, qs, cells, q, k, v] = ops;
                                  std::vector<int32_t> begin(static_cast<size_t>(s.n_tok)), end(begin.size()), marks(begin.size());
                                  for (int64_t t = 0; t < s.n_tok; ++t) {
                                      end[t] = static_cast<int32_t>(s.n_cells - s.n_tok + t + 1);
@@ -697,8 +714,6 @@ void add_attention_bf16_rows(std::vector<OpCase> &cases) {
                                      marks[t] = t % 2 == 0 || t > s.n_tok / 2;
                                  }
                                  const KvRanges kv{c.i32(cells), c.i32(begin), c.i32(end)};
-                                 const Tensor q = c.f32(qs, s.hd, s.n_head, s.n_tok);
-                                 const Tensor k = c.weights(ct, kb, kvw, s.n_cells), v = c.weights(ct, vb, kvw, s.n_cells);
                                  const Tensor out = c.empty(GgmlType::F32, s.hd * s.n_head, s.n_tok);
                                  const float scale = 1.0f / std::sqrt(static_cast<float>(s.hd));
                                  c.g.bf16_columns(c.i32(marks));
@@ -763,14 +778,8 @@ void add_attention(std::vector<OpCase> &cases) {
         for (GgmlType ct : {GgmlType::F32, GgmlType::F16}) {
             cases.push_back({std::string("attention ") + s.what + " cache " + type_traits(ct).name, 1e-5, [=](Ctx &c) {
                                  const int64_t kvw = s.hd * s.n_head_kv, group = s.n_head / s.n_head_kv;
-                                 const auto kb = random_weights(c, ct, kvw * s.n_cells);
-                                 const auto vb = random_weights(c, ct, kvw * s.n_cells);
-                                 const auto kd = dequant_d(ct, kb, kvw * s.n_cells), vd = dequant_d(ct, vb, kvw * s.n_cells);
-                                 const auto qs = c.randn(s.hd * s.n_head * s.n_tok, 0.6f);
-                                 // The cells of positions 0.. in a shuffled order of the pool.
-                                 std::vector<int32_t> cells(static_cast<size_t>(s.n_cells));
-                                 std::iota(cells.begin(), cells.end(), 0);
-                                 std::shuffle(cells.begin(), cells.end(), c.rng);
+                                 const AttentionOperands ops(c, ct, s.hd, s.n_head, s.n_head_kv, s.n_tok, s.n_cells);
+                                 const auto &[kb, vb, kd, vd, qs, cells, q, k, v] = ops;
                                  std::vector<int32_t> begin(static_cast<size_t>(s.n_tok)), end(begin.size());
                                  for (int64_t t = 0; t < s.n_tok; ++t) {
                                      const int32_t last = static_cast<int32_t>(s.n_cells - s.n_tok + t + 1);  // causal
@@ -780,8 +789,6 @@ void add_attention(std::vector<OpCase> &cases) {
                                      if (s.mode == 4 && t == 0) end[t] = begin[t] = 0;
                                  }
                                  const KvRanges kv{c.i32(cells), c.i32(begin), c.i32(end)};
-                                 const Tensor q = c.f32(qs, s.hd, s.n_head, s.n_tok);
-                                 const Tensor k = c.weights(ct, kb, kvw, s.n_cells), v = c.weights(ct, vb, kvw, s.n_cells);
                                  const Tensor out = c.empty(GgmlType::F32, s.hd * s.n_head, s.n_tok);
                                  const float scale = 1.0f / std::sqrt(static_cast<float>(s.hd));
                                  c.g.attention(q, k, v, kv, static_cast<int>(s.n_head_kv), scale, out);
