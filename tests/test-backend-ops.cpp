@@ -416,8 +416,8 @@ void add_matmul_bf16_columns(std::vector<OpCase> &cases) {
         int64_t k, n_out, n_tok;
     };
     for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
-        // k2304: three slices of K (32 + 32 + 8 blocks), so the next slice's tiles are spread while
-        // the current one multiplies.
+        // k2304: three slices of K in the AMX-BF16 kernel (32 + 32 + 8 blocks), so partial sums
+        // go back to y and are reloaded between slices, and the last slice is a short one.
         for (const Shape s : {Shape{256, 33, 17}, Shape{512, 40, 40}, Shape{768, 70, 5}, Shape{1024, 16, 33},
                               Shape{2304, 48, 20}}) {
             cases.push_back({"matmul bf16-columns " + std::string(type_traits(type).name) + " k" + std::to_string(s.k) +
