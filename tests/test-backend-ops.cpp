@@ -1098,9 +1098,11 @@ TEST_CASE("matmul columns of a decode batch are bit-identical to single-token ca
         cpu::set_cpu_level(level);
         auto be = make_backend(MUSE_BACKEND_CPU, 2);
         for (GgmlType type : weight_types()) {
-            for (int64_t k : {256, 512}) {
+            // 200 rows: 13 groups, so each of the two threads streams several at once (one
+            // token's kernel reads four groups block by block, and the rest one at a time).
+            for (const auto [k, n_out] : {std::pair<int64_t, int64_t>{256, 45}, {512, 45}, {512, 200}}) {
                 Ctx c(*be, 7);
-                const int64_t n_out = 45, n_tok = 16;
+                const int64_t n_tok = 16;
                 const auto wb = random_weights(c, type, k * n_out);
                 const auto xs = c.randn(k * n_tok);
                 const Tensor w = c.weights(type, wb, k, n_out);
