@@ -10,7 +10,7 @@ llama.cpp runs through ../shared/peers/llamacpp: the prebuilt libraries (install
 .peers/llamacpp) and, when it exists, a local build in .peers/llamacpp-native (its README says how
 to make one). Every build runs each figure; muse is compared with the best of them, figure by
 figure, and the table names the build that was best. Each figure is the best of --reps rounds
-in which the engines take turns, one repetition each.
+in which the engines take turns, one process (two repetitions) each.
 The roofline is bytes read per decoded token / the read bandwidth that
 BUILD/benchmarks/stream-probe measures with the same number of threads.
 """
@@ -143,14 +143,17 @@ def main():
             sh([str(build / "benchmarks" / "make-bench-model"), model, typ, str(path)])
         for threads in threads_list:
             for prompt in [int(p) for p in args.prompt.split(",")]:
-                # Rounds alternate the engines (muse, then each llama.cpp build, one repetition
+                # Rounds alternate the engines (muse, then each llama.cpp build, one process
                 # each) and every figure is the best of its rounds: this host's memory bandwidth
                 # drifts by a third over minutes, and back-to-back blocks of repetitions gave
                 # one engine a slow spell the other did not see (0.5B Q8_0 decode: 38 t/s in
                 # such a block, 47-48 in muse-bench runs just after). Each run starts from a file
                 # in the page cache: a cold read of the 1.5 GB Glimmer slice (the previous runs
                 # evict it on this host) slowed its load 3-5x and its prefill by up to 40%.
-                common = ["--prompt", str(prompt), "--n", str(args.n), "--reps", "1", "--threads", str(threads)]
+                # Two repetitions per process, the better one kept: a process's first prompt
+                # also pays the page faults of its activation memory (muse: 650 MB at 512 tokens
+                # of the Glimmer slice, prefill 537 t/s against 800 on the next prompt).
+                common = ["--prompt", str(prompt), "--n", str(args.n), "--reps", "2", "--threads", str(threads)]
                 muse_runs, peer_runs = [], {ref: [] for ref in refs}
                 for _ in range(args.reps):
                     warm_page_cache(path)

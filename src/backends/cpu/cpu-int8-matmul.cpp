@@ -192,7 +192,7 @@ void group_vnni(const Operands &o) {
 // weights from a different part of the thread's share. The hardware prefetchers follow
 // several streams at a time, and one stream leaves the memory bus idle part of the time: a
 // read probe on the 2-core Xeon moved 25-27 GB/s from one stream per thread (with the
-// software prefetch the kernels use) and 35 GB/s from eight. Decode tg64, 2 threads, best of
+// software prefetch the kernels use) and 35 GB/s from eight. Decode tg64, 2 threads, median of
 // 3 interleaved runs per variant: Muse Glimmer slice Q8_0 21.0 t/s with one stream, 21.1 / 23.4
 // / 23.6 / 21.7 / 21.9 with 2 / 3 / 4 / 5 / 6 streams, 22.2 with 8; the 0.5B shape 47.7 with
 // one, 53.4 with 4. (The software prefetch of the one-stream kernels added nothing here.)
