@@ -149,86 +149,75 @@ inline __m512i dot4(__m512i acc, __m512i w, const int8_t *x) {
     return _mm512_dpbusd_epi32(acc, w, _mm512_set1_epi32(x4));
 }
 
+// Block b of one group into acc (NT tokens).
 template <GgmlType T, int NT>
-void group_vnni(const Operands &o) {
+inline void group_vnni_step(const Operands &o, int64_t b, __m512 *acc) {
     constexpr size_t block_bytes = group_block_bytes(T);
     constexpr int32_t offset = weight_offset(T);
-    __m512 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < o.nb; ++b) {
-        const uint8_t *blk = o.group + static_cast<size_t>(b) * block_bytes;
-        __m512i isum[NT];
-        for (int t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
-        if constexpr (T == GgmlType::Q4_0) {
-            const __m512i low = _mm512_set1_epi8(0x0F);
-            for (int k = 0; k < 4; ++k) {
-                prefetch_ahead(blk + kScaleBytes + 64 * k);
-                const __m512i raw = _mm512_loadu_si512(blk + kScaleBytes + 64 * k);
-                const __m512i lo = _mm512_and_si512(raw, low), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
-                for (int t = 0; t < NT; ++t) {
-                    const int8_t *x = o.qx(t, b);
-                    isum[t] = dot4(dot4(isum[t], lo, x + 4 * k), hi, x + 16 + 4 * k);
-                }
-            }
-        } else {
-            for (int k = 0; k < 8; ++k) {
-                prefetch_ahead(blk + kScaleBytes + 64 * k);
-                const __m512i w = _mm512_loadu_si512(blk + kScaleBytes + 64 * k);
-                for (int t = 0; t < NT; ++t) isum[t] = dot4(isum[t], w, o.qx(t, b) + 4 * k);
+    const uint8_t *blk = o.group + static_cast<size_t>(b) * block_bytes;
+    __m512i isum[NT];
+    for (int t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
+    if constexpr (T == GgmlType::Q4_0) {
+        const __m512i low = _mm512_set1_epi8(0x0F);
+        for (int k = 0; k < 4; ++k) {
+            prefetch_ahead(blk + kScaleBytes + 64 * k);
+            const __m512i raw = _mm512_loadu_si512(blk + kScaleBytes + 64 * k);
+            const __m512i lo = _mm512_and_si512(raw, low), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+            for (int t = 0; t < NT; ++t) {
+                const int8_t *x = o.qx(t, b);
+                isum[t] = dot4(dot4(isum[t], lo, x + 4 * k), hi, x + 16 + 4 * k);
             }
         }
-        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk)));
-        for (int t = 0; t < NT; ++t) {
-            const __m512i exact = _mm512_sub_epi32(isum[t], _mm512_set1_epi32(offset * o.sx(t, b)));
-            const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(o.dx(t, b)));
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), scale, acc[t]);
+    } else {
+        for (int k = 0; k < 8; ++k) {
+            prefetch_ahead(blk + kScaleBytes + 64 * k);
+            const __m512i w = _mm512_loadu_si512(blk + kScaleBytes + 64 * k);
+            for (int t = 0; t < NT; ++t) isum[t] = dot4(isum[t], w, o.qx(t, b) + 4 * k);
         }
     }
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk)));
+    for (int t = 0; t < NT; ++t) {
+        const __m512i exact = _mm512_sub_epi32(isum[t], _mm512_set1_epi32(offset * o.sx(t, b)));
+        const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(o.dx(t, b)));
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), scale, acc[t]);
+    }
+}
+
+// One group: its steps in order (blocks, or super-blocks of the K-quants), then the stores.
+template <int NT, class Step>
+void group_steps(const Operands &o, int64_t n_steps, Step step) {
+    __m512 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t u = 0; u < n_steps; ++u) step(o, u, acc);
     const __mmask16 keep = static_cast<__mmask16>((1u << o.rows) - 1u);
     for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(o.y + t * o.ldy, keep, acc[t]);
 }
 
-// One token against kStreams groups at once, block by block: each group is its own stream of
+// One token against kStreams groups at once, step by step: each group is its own stream of
 // weights from a different part of the thread's share. The hardware prefetchers follow
 // several streams at a time, and one stream leaves the memory bus idle part of the time: a
 // read probe on the 2-core Xeon moved 25-27 GB/s from one stream per thread (with the
 // software prefetch the kernels use) and 35 GB/s from eight. Decode tg64, 2 threads, median of
 // 3 interleaved runs per variant: Muse Glimmer slice Q8_0 21.0 t/s with one stream, 21.1 / 23.4
 // / 23.6 / 21.7 / 21.9 with 2 / 3 / 4 / 5 / 6 streams, 22.2 with 8; the 0.5B shape 47.7 with
-// one, 53.4 with 4. (The software prefetch of the one-stream kernels added nothing here.)
-// Each group's float steps are group_vnni's, in the same order: the bits do not change.
+// one, 53.4 with 4; K-quants (super-block steps) 0.5B Q4_K 90.2 -> 95.6, the Glimmer slice's
+// Q4_K unchanged at 40. Each group's float steps are group_steps', in the same order: the bits
+// do not change.
 constexpr int kStreams = 4;
 
-template <GgmlType T>
-void groups_vnni_1(const Operands *o) {
-    constexpr size_t block_bytes = group_block_bytes(T);
-    constexpr int32_t offset = weight_offset(T);
+template <class Step>
+void groups_streamed(const Operands *o, int64_t n_steps, Step step) {
     __m512 acc[kStreams];
     for (auto &a : acc) a = _mm512_setzero_ps();
-    for (int64_t b = 0; b < o[0].nb; ++b) {
-        const int8_t *x = o[0].qx(0, b);  // the token's block: the same for every group
-        const float dx = o[0].dx(0, b);
-        const int32_t sx = o[0].sx(0, b);
-        for (int s = 0; s < kStreams; ++s) {
-            const uint8_t *blk = o[s].group + static_cast<size_t>(b) * block_bytes;
-            __m512i isum = _mm512_setzero_si512();
-            if constexpr (T == GgmlType::Q4_0) {
-                const __m512i low = _mm512_set1_epi8(0x0F);
-                for (int k = 0; k < 4; ++k) {
-                    const __m512i raw = _mm512_loadu_si512(blk + kScaleBytes + 64 * k);
-                    const __m512i lo = _mm512_and_si512(raw, low), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
-                    isum = dot4(dot4(isum, lo, x + 4 * k), hi, x + 16 + 4 * k);
-                }
-            } else {
-                for (int k = 0; k < 8; ++k) isum = dot4(isum, _mm512_loadu_si512(blk + kScaleBytes + 64 * k), x + 4 * k);
-            }
-            const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk)));
-            const __m512i exact = _mm512_sub_epi32(isum, _mm512_set1_epi32(offset * sx));
-            acc[s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), _mm512_mul_ps(dw, _mm512_set1_ps(dx)), acc[s]);
-        }
-    }
+    for (int64_t u = 0; u < n_steps; ++u)
+        for (int s = 0; s < kStreams; ++s) step(o[s], u, &acc[s]);
     for (int s = 0; s < kStreams; ++s)
         _mm512_mask_storeu_ps(o[s].y, static_cast<__mmask16>((1u << o[s].rows) - 1u), acc[s]);
+}
+
+template <GgmlType T, int NT>
+void group_vnni(const Operands &o) {
+    group_steps<NT>(o, o.nb, [](const Operands &g, int64_t b, __m512 *acc) { group_vnni_step<T, NT>(g, b, acc); });
 }
 
 // Calls f(std::integral_constant<int, N>) for N = nt tokens (1..8; more take 8).
@@ -290,58 +279,57 @@ void q4k_group_scalar(const Operands &o, int nt) {
 }
 
 #if defined(MUSE_HAVE_AVX512_VNNI)
+// Super-block u of one group into acc (NT tokens).
 template <bool kFive, int NT>
-void q4k_group_vnni(const Operands &o) {
-    const int64_t n_super = o.nb / 8;
+inline void q4k_group_vnni_step(const Operands &o, int64_t u, __m512 *acc) {
     const __m512i low = _mm512_set1_epi8(0x0F);
-    __m512 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
-    for (int64_t u = 0; u < n_super; ++u) {
-        const uint8_t *sb = o.group + static_cast<size_t>(u) * k4_group_bytes(kFive);
-        stream_ahead(sb, kQ4KQuants);  // the scales; the quants (and Q5_K's masks) chunk by chunk below
-        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb)));
-        const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb + 32)));
-        for (int i = 0; i < 4; ++i) {
-            __m512i lo_sum[NT], hi_sum[NT];
-            for (int t = 0; t < NT; ++t) lo_sum[t] = hi_sum[t] = _mm512_setzero_si512();
-            for (int k = 0; k < 8; ++k) {
-                prefetch_ahead(sb + kQ4KQuants + static_cast<size_t>((i * 8 + k) * 64));
-                const __m512i raw = _mm512_loadu_si512(sb + kQ4KQuants + static_cast<size_t>((i * 8 + k) * 64));
-                __m512i lo = _mm512_and_si512(raw, low), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
-                if constexpr (kFive) {
-                    if (k < 2) prefetch_ahead(sb + kQ5KHighBits + static_cast<size_t>(i * 128 + k * 64));
-                    uint64_t m_lo, m_hi;
-                    std::memcpy(&m_lo, sb + kQ5KHighBits + static_cast<size_t>((2 * i) * 8 + k) * 8, 8);
-                    std::memcpy(&m_hi, sb + kQ5KHighBits + static_cast<size_t>((2 * i + 1) * 8 + k) * 8, 8);
-                    const __m512i sixteen = _mm512_set1_epi8(16);
-                    lo = _mm512_mask_add_epi8(lo, _cvtu64_mask64(m_lo), lo, sixteen);
-                    hi = _mm512_mask_add_epi8(hi, _cvtu64_mask64(m_hi), hi, sixteen);
-                }
-                for (int t = 0; t < NT; ++t) {
-                    lo_sum[t] = dot4(lo_sum[t], lo, o.qx(t, u * 8 + 2 * i) + 4 * k);
-                    hi_sum[t] = dot4(hi_sum[t], hi, o.qx(t, u * 8 + 2 * i + 1) + 4 * k);
-                }
+    const uint8_t *sb = o.group + static_cast<size_t>(u) * k4_group_bytes(kFive);
+    stream_ahead(sb, kQ4KQuants);  // the scales; the quants (and Q5_K's masks) chunk by chunk below
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb)));
+    const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb + 32)));
+    for (int i = 0; i < 4; ++i) {
+        __m512i lo_sum[NT], hi_sum[NT];
+        for (int t = 0; t < NT; ++t) lo_sum[t] = hi_sum[t] = _mm512_setzero_si512();
+        for (int k = 0; k < 8; ++k) {
+            prefetch_ahead(sb + kQ4KQuants + static_cast<size_t>((i * 8 + k) * 64));
+            const __m512i raw = _mm512_loadu_si512(sb + kQ4KQuants + static_cast<size_t>((i * 8 + k) * 64));
+            __m512i lo = _mm512_and_si512(raw, low), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+            if constexpr (kFive) {
+                if (k < 2) prefetch_ahead(sb + kQ5KHighBits + static_cast<size_t>(i * 128 + k * 64));
+                uint64_t m_lo, m_hi;
+                std::memcpy(&m_lo, sb + kQ5KHighBits + static_cast<size_t>((2 * i) * 8 + k) * 8, 8);
+                std::memcpy(&m_hi, sb + kQ5KHighBits + static_cast<size_t>((2 * i + 1) * 8 + k) * 8, 8);
+                const __m512i sixteen = _mm512_set1_epi8(16);
+                lo = _mm512_mask_add_epi8(lo, _cvtu64_mask64(m_lo), lo, sixteen);
+                hi = _mm512_mask_add_epi8(hi, _cvtu64_mask64(m_hi), hi, sixteen);
             }
-            for (int h = 0; h < 2; ++h) {
-                const int j = 2 * i + h;
-                const int64_t b = u * 8 + j;
-                const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
-                    _mm_loadu_si128(reinterpret_cast<const __m128i *>(sb + kQ4KScales + 16 * j))));
-                const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
-                    _mm_loadu_si128(reinterpret_cast<const __m128i *>(sb + kQ4KMins + 16 * j))));
-                const __m512 d1 = _mm512_mul_ps(d, sc), m1 = _mm512_mul_ps(dmin, mn);
-                for (int t = 0; t < NT; ++t) {
-                    const __m512 dx = _mm512_set1_ps(o.dx(t, b));
-                    const __m512i isum = h ? hi_sum[t] : lo_sum[t];
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d1, dx), acc[t]);
-                    acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(m1, dx), _mm512_set1_ps(static_cast<float>(o.sx(t, b))),
-                                              acc[t]);
-                }
+            for (int t = 0; t < NT; ++t) {
+                lo_sum[t] = dot4(lo_sum[t], lo, o.qx(t, u * 8 + 2 * i) + 4 * k);
+                hi_sum[t] = dot4(hi_sum[t], hi, o.qx(t, u * 8 + 2 * i + 1) + 4 * k);
+            }
+        }
+        for (int h = 0; h < 2; ++h) {
+            const int j = 2 * i + h;
+            const int64_t b = u * 8 + j;
+            const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+                _mm_loadu_si128(reinterpret_cast<const __m128i *>(sb + kQ4KScales + 16 * j))));
+            const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+                _mm_loadu_si128(reinterpret_cast<const __m128i *>(sb + kQ4KMins + 16 * j))));
+            const __m512 d1 = _mm512_mul_ps(d, sc), m1 = _mm512_mul_ps(dmin, mn);
+            for (int t = 0; t < NT; ++t) {
+                const __m512 dx = _mm512_set1_ps(o.dx(t, b));
+                const __m512i isum = h ? hi_sum[t] : lo_sum[t];
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d1, dx), acc[t]);
+                acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(m1, dx), _mm512_set1_ps(static_cast<float>(o.sx(t, b))),
+                                          acc[t]);
             }
         }
     }
-    const __mmask16 keep = static_cast<__mmask16>((1u << o.rows) - 1u);
-    for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(o.y + t * o.ldy, keep, acc[t]);
+}
+
+template <bool kFive, int NT>
+void q4k_group_vnni(const Operands &o) {
+    group_steps<NT>(o, o.nb / 8, [](const Operands &g, int64_t u, __m512 *acc) { q4k_group_vnni_step<kFive, NT>(g, u, acc); });
 }
 
 template <bool kFive>
@@ -398,51 +386,63 @@ inline int32_t half_sum(const int8_t *x) {
     return _mm_cvtsi128_si32(sad) + _mm_extract_epi32(sad, 2) - 16 * 128;
 }
 
+// Super-block u of one group into acc (NT tokens).
 template <int NT>
-void q6k_group_vnni(const Operands &o) {
-    const int64_t n_super = o.nb / 8;
-    __m512 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
-    for (int64_t u = 0; u < n_super; ++u) {
-        const uint8_t *sb = o.group + static_cast<size_t>(u) * kQ6KGroupBytes;
-        stream_ahead(sb, kQ6KQuants);  // the scales; the quants chunk by chunk below
-        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb)));
-        for (int j = 0; j < 8; ++j) {
-            const int64_t b = u * 8 + j;
-            __m512i lo[NT], hi[NT];
-            for (int t = 0; t < NT; ++t) lo[t] = hi[t] = _mm512_setzero_si512();
-            const uint8_t *qw = sb + kQ6KQuants + static_cast<size_t>(j) * 512;
-            for (int k = 0; k < 4; ++k) {
-                prefetch_ahead(qw + 64 * k);
-                prefetch_ahead(qw + 64 * (k + 4));
-                const __m512i w0 = _mm512_loadu_si512(qw + 64 * k), w1 = _mm512_loadu_si512(qw + 64 * (k + 4));
-                for (int t = 0; t < NT; ++t) {
-                    const int8_t *x = o.qx(t, b);
-                    lo[t] = dot4(lo[t], w0, x + 4 * k);
-                    hi[t] = dot4(hi[t], w1, x + 16 + 4 * k);
-                }
-            }
-            const __m512 d_lo = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
-                                                     _mm_loadu_si128(reinterpret_cast<const __m128i *>(sb + kQ6KScales + 32 * j)))));
-            const __m512 d_hi = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
-                                                     _mm_loadu_si128(reinterpret_cast<const __m128i *>(sb + kQ6KScales + 32 * j + 16)))));
+inline void q6k_group_vnni_step(const Operands &o, int64_t u, __m512 *acc) {
+    const uint8_t *sb = o.group + static_cast<size_t>(u) * kQ6KGroupBytes;
+    stream_ahead(sb, kQ6KQuants);  // the scales; the quants chunk by chunk below
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(sb)));
+    for (int j = 0; j < 8; ++j) {
+        const int64_t b = u * 8 + j;
+        __m512i lo[NT], hi[NT];
+        for (int t = 0; t < NT; ++t) lo[t] = hi[t] = _mm512_setzero_si512();
+        const uint8_t *qw = sb + kQ6KQuants + static_cast<size_t>(j) * 512;
+        for (int k = 0; k < 4; ++k) {
+            prefetch_ahead(qw + 64 * k);
+            prefetch_ahead(qw + 64 * (k + 4));
+            const __m512i w0 = _mm512_loadu_si512(qw + 64 * k), w1 = _mm512_loadu_si512(qw + 64 * (k + 4));
             for (int t = 0; t < NT; ++t) {
                 const int8_t *x = o.qx(t, b);
-                const int32_t s_lo = half_sum(x), s_hi = o.sx(t, b) - s_lo;
-                const __m512 dx = _mm512_set1_ps(o.dx(t, b));
-                const __m512i e_lo = _mm512_sub_epi32(lo[t], _mm512_set1_epi32(32 * s_lo));
-                const __m512i e_hi = _mm512_sub_epi32(hi[t], _mm512_set1_epi32(32 * s_hi));
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(e_lo), _mm512_mul_ps(d_lo, dx), acc[t]);
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(e_hi), _mm512_mul_ps(d_hi, dx), acc[t]);
+                lo[t] = dot4(lo[t], w0, x + 4 * k);
+                hi[t] = dot4(hi[t], w1, x + 16 + 4 * k);
             }
         }
+        const __m512 d_lo = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                                 _mm_loadu_si128(reinterpret_cast<const __m128i *>(sb + kQ6KScales + 32 * j)))));
+        const __m512 d_hi = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                                 _mm_loadu_si128(reinterpret_cast<const __m128i *>(sb + kQ6KScales + 32 * j + 16)))));
+        for (int t = 0; t < NT; ++t) {
+            const int8_t *x = o.qx(t, b);
+            const int32_t s_lo = half_sum(x), s_hi = o.sx(t, b) - s_lo;
+            const __m512 dx = _mm512_set1_ps(o.dx(t, b));
+            const __m512i e_lo = _mm512_sub_epi32(lo[t], _mm512_set1_epi32(32 * s_lo));
+            const __m512i e_hi = _mm512_sub_epi32(hi[t], _mm512_set1_epi32(32 * s_hi));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(e_lo), _mm512_mul_ps(d_lo, dx), acc[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(e_hi), _mm512_mul_ps(d_hi, dx), acc[t]);
+        }
     }
-    const __mmask16 keep = static_cast<__mmask16>((1u << o.rows) - 1u);
-    for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(o.y + t * o.ldy, keep, acc[t]);
+}
+
+template <int NT>
+void q6k_group_vnni(const Operands &o) {
+    group_steps<NT>(o, o.nb / 8, [](const Operands &g, int64_t u, __m512 *acc) { q6k_group_vnni_step<NT>(g, u, acc); });
 }
 
 void q6k_group_vnni_n(const Operands &o, int nt) {
     with_tile_tokens(nt, [&](auto n) { q6k_group_vnni<decltype(n)::value>(o); });
+}
+
+// Calls f(step, steps per group) with the type's one-token step (a block for Q8_0 / Q4_0, a
+// super-block for the K-quants).
+template <class F>
+void with_one_token_step(GgmlType type, int64_t nb, F f) {
+    switch (type) {
+    case GgmlType::Q8_0: f([](const Operands &o, int64_t b, __m512 *acc) { group_vnni_step<GgmlType::Q8_0, 1>(o, b, acc); }, nb); break;
+    case GgmlType::Q4_0: f([](const Operands &o, int64_t b, __m512 *acc) { group_vnni_step<GgmlType::Q4_0, 1>(o, b, acc); }, nb); break;
+    case GgmlType::Q4_K: f([](const Operands &o, int64_t u, __m512 *acc) { q4k_group_vnni_step<false, 1>(o, u, acc); }, nb / 8); break;
+    case GgmlType::Q5_K: f([](const Operands &o, int64_t u, __m512 *acc) { q4k_group_vnni_step<true, 1>(o, u, acc); }, nb / 8); break;
+    default: f([](const Operands &o, int64_t u, __m512 *acc) { q6k_group_vnni_step<1>(o, u, acc); }, nb / 8); break;
+    }
 }
 #endif
 
@@ -1093,20 +1093,18 @@ void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_o
 #endif
 #if defined(MUSE_HAVE_AVX512_VNNI)
         // One token (a decode step): the share as kStreams streams of groups, a quarter apart.
-        if (vnni && t1 - t_vnni == 1 && (type == GgmlType::Q8_0 || type == GgmlType::Q4_0)) {
+        if (vnni && t1 - t_vnni == 1) {
             const int64_t len = (g1 - g0 + kStreams - 1) / kStreams;
             for (int64_t i = 0; i < len; ++i) {
                 Operands os[kStreams];
                 int m = 0;
                 for (int s = 0; s < kStreams; ++s)
                     if (g0 + s * len + i < g1) os[m++] = operands(g0 + s * len + i, t_vnni);
-                if (m == kStreams && type == GgmlType::Q8_0) groups_vnni_1<GgmlType::Q8_0>(os);
-                else if (m == kStreams) groups_vnni_1<GgmlType::Q4_0>(os);
-                else
-                    for (int j = 0; j < m; ++j) {
-                        if (type == GgmlType::Q8_0) group_vnni<GgmlType::Q8_0, 1>(os[j]);
-                        else group_vnni<GgmlType::Q4_0, 1>(os[j]);
-                    }
+                with_one_token_step(type, nb, [&](auto step, int64_t n_steps) {
+                    if (m == kStreams) groups_streamed(os, n_steps, step);
+                    else
+                        for (int j = 0; j < m; ++j) group_steps<1>(os[j], n_steps, step);
+                });
             }
             continue;
         }
