@@ -151,8 +151,8 @@ def main():
                 # in the page cache: a cold read of the 1.5 GB Glimmer slice (the previous runs
                 # evict it on this host) slowed its load 3-5x and its prefill by up to 40%.
                 # Two repetitions per process, the better one kept: a process's first prompt
-                # also pays the page faults of its activation memory (muse: 650 MB at 512 tokens
-                # of the Glimmer slice, prefill 537 t/s against 800 on the next prompt).
+                # runs slower (muse, Glimmer slice, 512 tokens: 537 t/s against 800 on the next
+                # prompt; see docs/PERFORMANCE.md, session 12).
                 common = ["--prompt", str(prompt), "--n", str(args.n), "--reps", "2", "--threads", str(threads)]
                 muse_runs, peer_runs = [], {ref: [] for ref in refs}
                 for _ in range(args.reps):
