@@ -17,6 +17,9 @@ class ModelWeights {
 public:
     // `what` prefixes load errors ("model", "mmproj") so they say which file is wrong.
     ModelWeights(const gguf::File &file, Backend &backend, std::string what);
+    // The weight buffer calls back into this object (handing file pages back): it stays put.
+    ModelWeights(const ModelWeights &) = delete;
+    ModelWeights &operator=(const ModelWeights &) = delete;
 
     // The tensor `name` with its ggml shape checked (-1: any extent; missing trailing
     // extents: 1). A missing optional tensor comes back invalid; a missing required one or
