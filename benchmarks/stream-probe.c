@@ -1,6 +1,6 @@
-/* Memory bandwidth, STREAM-style: each of T threads streams its own array of 256 MiB
- * (far past any cache). "read" sums it as 8 interleaved streams (what a decode step does
- * with the weights);
+/* Memory bandwidth, STREAM-style: each of T threads streams its own array of --mib MiB
+ * (256 by default; run.py asks for 512, past the 480 MB L3 one host reports). "read" sums it
+ * as 8 interleaved streams (what a decode step does with the weights);
  * "triad" is STREAM's a[i] = b[i] + s * c[i] (bytes counted: 3 per element moved,
  * the write-allocate read not counted, as STREAM does). Best of R passes, GB/s.
  *   usage: stream-probe [--threads T] [--mib M] [--reps R]
