@@ -215,11 +215,6 @@ void groups_streamed(const Operands *o, int64_t n_steps, Step step) {
         _mm512_mask_storeu_ps(o[s].y, static_cast<__mmask16>((1u << o[s].rows) - 1u), acc[s]);
 }
 
-template <GgmlType T, int NT>
-void group_vnni(const Operands &o) {
-    group_steps<NT>(o, o.nb, [](const Operands &g, int64_t b, __m512 *acc) { group_vnni_step<T, NT>(g, b, acc); });
-}
-
 // Calls f(std::integral_constant<int, N>) for N = nt tokens (1..8; more take 8).
 template <class F>
 void with_tile_tokens(int nt, F f) {
@@ -233,11 +228,6 @@ void with_tile_tokens(int nt, F f) {
     case 7: f(std::integral_constant<int, 7>{}); break;
     default: f(std::integral_constant<int, 8>{}); break;
     }
-}
-
-template <GgmlType T>
-void group_vnni_n(const Operands &o, int nt) {
-    with_tile_tokens(nt, [&](auto n) { group_vnni<T, decltype(n)::value>(o); });
 }
 #endif
 
@@ -326,16 +316,6 @@ inline void q4k_group_vnni_step(const Operands &o, int64_t u, __m512 *acc) {
         }
     }
 }
-
-template <bool kFive, int NT>
-void q4k_group_vnni(const Operands &o) {
-    group_steps<NT>(o, o.nb / 8, [](const Operands &g, int64_t u, __m512 *acc) { q4k_group_vnni_step<kFive, NT>(g, u, acc); });
-}
-
-template <bool kFive>
-void q4k_group_vnni_n(const Operands &o, int nt) {
-    with_tile_tokens(nt, [&](auto n) { q4k_group_vnni<kFive, decltype(n)::value>(o); });
-}
 #endif
 
 
@@ -423,25 +403,17 @@ inline void q6k_group_vnni_step(const Operands &o, int64_t u, __m512 *acc) {
     }
 }
 
-template <int NT>
-void q6k_group_vnni(const Operands &o) {
-    group_steps<NT>(o, o.nb / 8, [](const Operands &g, int64_t u, __m512 *acc) { q6k_group_vnni_step<NT>(g, u, acc); });
-}
-
-void q6k_group_vnni_n(const Operands &o, int nt) {
-    with_tile_tokens(nt, [&](auto n) { q6k_group_vnni<decltype(n)::value>(o); });
-}
-
-// Calls f(step, steps per group) with the type's one-token step (a block for Q8_0 / Q4_0, a
-// super-block for the K-quants).
-template <class F>
-void with_one_token_step(GgmlType type, int64_t nb, F f) {
+// Calls f(step, steps per group) with the type's step kernel for NT tokens (a block for Q8_0 /
+// Q4_0, a super-block for the K-quants): group_steps runs it over one group,
+// groups_streamed over kStreams.
+template <int NT, class F>
+void with_vnni_step(GgmlType type, int64_t nb, F f) {
     switch (type) {
-    case GgmlType::Q8_0: f([](const Operands &o, int64_t b, __m512 *acc) { group_vnni_step<GgmlType::Q8_0, 1>(o, b, acc); }, nb); break;
-    case GgmlType::Q4_0: f([](const Operands &o, int64_t b, __m512 *acc) { group_vnni_step<GgmlType::Q4_0, 1>(o, b, acc); }, nb); break;
-    case GgmlType::Q4_K: f([](const Operands &o, int64_t u, __m512 *acc) { q4k_group_vnni_step<false, 1>(o, u, acc); }, nb / 8); break;
-    case GgmlType::Q5_K: f([](const Operands &o, int64_t u, __m512 *acc) { q4k_group_vnni_step<true, 1>(o, u, acc); }, nb / 8); break;
-    default: f([](const Operands &o, int64_t u, __m512 *acc) { q6k_group_vnni_step<1>(o, u, acc); }, nb / 8); break;
+    case GgmlType::Q8_0: f([](const Operands &o, int64_t b, __m512 *acc) { group_vnni_step<GgmlType::Q8_0, NT>(o, b, acc); }, nb); break;
+    case GgmlType::Q4_0: f([](const Operands &o, int64_t b, __m512 *acc) { group_vnni_step<GgmlType::Q4_0, NT>(o, b, acc); }, nb); break;
+    case GgmlType::Q4_K: f([](const Operands &o, int64_t u, __m512 *acc) { q4k_group_vnni_step<false, NT>(o, u, acc); }, nb / 8); break;
+    case GgmlType::Q5_K: f([](const Operands &o, int64_t u, __m512 *acc) { q4k_group_vnni_step<true, NT>(o, u, acc); }, nb / 8); break;
+    default: f([](const Operands &o, int64_t u, __m512 *acc) { q6k_group_vnni_step<NT>(o, u, acc); }, nb / 8); break;
     }
 }
 #endif
@@ -563,7 +535,7 @@ struct AmxPanel {
 };
 
 // Adds block b's products (16 x 16 int32 at c, token-major; the first NT tokens) into acc,
-// as group_vnni and q4k_group_vnni scale them.
+// as group_vnni_step and q4k_group_vnni_step scale them.
 template <GgmlType T, BTiles kB, int NT = 16>
 inline void amx_scale_block(const Operands &o, const AmxPanel &p, const int32_t *c, int64_t b, __m512 *acc) {
     const float *dx = p.d + 16 * b;
@@ -1100,7 +1072,7 @@ void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_o
                 int m = 0;
                 for (int s = 0; s < kStreams; ++s)
                     if (g0 + s * len + i < g1) os[m++] = operands(g0 + s * len + i, t_vnni);
-                with_one_token_step(type, nb, [&](auto step, int64_t n_steps) {
+                with_vnni_step<1>(type, nb, [&](auto step, int64_t n_steps) {
                     if (m == kStreams) groups_streamed(os, n_steps, step);
                     else
                         for (int j = 0; j < m; ++j) group_steps<1>(os[j], n_steps, step);
@@ -1115,11 +1087,10 @@ void int8_matmul(GgmlType type, const uint8_t *packed, int64_t n_in, int64_t n_o
                 const Operands o = operands(g, t);
 #if defined(MUSE_HAVE_AVX512_VNNI)
                 if (vnni) {
-                    if (type == GgmlType::Q6_K) q6k_group_vnni_n(o, nt);
-                    else if (type == GgmlType::Q4_K) q4k_group_vnni_n<false>(o, nt);
-                    else if (type == GgmlType::Q5_K) q4k_group_vnni_n<true>(o, nt);
-                    else if (type == GgmlType::Q4_0) group_vnni_n<GgmlType::Q4_0>(o, nt);
-                    else group_vnni_n<GgmlType::Q8_0>(o, nt);
+                    with_tile_tokens(nt, [&](auto n) {
+                        with_vnni_step<decltype(n)::value>(
+                            type, nb, [&](auto step, int64_t n_steps) { group_steps<decltype(n)::value>(o, n_steps, step); });
+                    });
                     continue;
                 }
 #endif
